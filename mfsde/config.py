@@ -1,0 +1,268 @@
+"""Plain, serialisable configs that build models by registry names, and the named presets.
+
+A :class:`Config` round-trips through ``dict``/JSON/TOML (:meth:`Config.to_dict`,
+:meth:`Config.from_dict`, :meth:`Config.save`, :meth:`Config.load`) and builds the model with
+:func:`mfsde.build_model`. Unknown keys, unknown registry names and bad values raise errors
+that list what exists.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Component:
+    """A registry name plus keyword options, e.g. ``Component("attention", {"heads": 2})``."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_any(cls, value: Any, what: str) -> "Component":
+        if isinstance(value, Component):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, dict):
+            value = dict(value)
+            if "name" not in value:
+                raise ValueError(f"{what} needs a 'name' key, got keys {sorted(value)}")
+            name = value.pop("name")
+            options = value.pop("options", {})
+            options.update(value)
+            return cls(name, options)
+        raise TypeError(f"{what} must be a name, a dict with 'name', or a Component; got {value!r}")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.options}
+
+
+@dataclass
+class ModelConfig:
+    """The mean-field SDE: dx = (f_intra + f_inter) dt + σ dW, integrated by ``solver``."""
+
+    dim: int = 50
+    intra: Component = field(default_factory=lambda: Component("mlp", {"width": 256, "depth": 2}))
+    inter: Component = field(default_factory=lambda: Component("attention", {"heads": 2, "dropout": 0.1}))
+    sigma: float | list[float] = 0.1
+    solver: str = "euler_maruyama"
+    dt: float = 0.1
+
+
+@dataclass
+class LossConfig:
+    """Distribution loss at every training time plus ``energy_weight`` × path energy."""
+
+    fit: Component = field(default_factory=lambda: Component("sinkhorn", {"p": 2, "blur": 0.1, "scaling": 0.7}))
+    fit_weight: float = 1.0
+    energy_weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """scIMF's recipe (see ../shared/docs/scimf.md); every field can be overridden."""
+
+    iterations: int = 3000
+    n_particles: int = 512
+    lr: float = 1e-3
+    lr_step: int = 100
+    lr_gamma: float = 0.9
+    clip_grad_norm: float | None = 0.1
+    n_targets: int | None = 1000
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int | None = None
+
+
+@dataclass
+class EvalConfig:
+    n_particles: int = 2000
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    """Everything that defines a run: model, loss, training and evaluation settings."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    preset: str | None = None
+
+    # -- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["model"]["intra"] = self.model.intra.to_dict()
+        out["model"]["inter"] = self.model.inter.to_dict()
+        out["loss"]["fit"] = self.loss.fit.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        if not isinstance(data, dict):
+            raise TypeError(f"config must be a dict, got {type(data).__name__}")
+        data = copy.deepcopy(data)
+        _check_keys(data, cls, "config")
+        model = data.get("model", {})
+        _check_keys(model, ModelConfig, "config.model")
+        for key in ("intra", "inter"):
+            if key in model:
+                model[key] = Component.from_any(model[key], f"config.model.{key}")
+        loss = data.get("loss", {})
+        _check_keys(loss, LossConfig, "config.loss")
+        if "fit" in loss:
+            loss["fit"] = Component.from_any(loss["fit"], "config.loss.fit")
+        train, ev = data.get("train", {}), data.get("eval", {})
+        _check_keys(train, TrainConfig, "config.train")
+        _check_keys(ev, EvalConfig, "config.eval")
+        cfg = cls(ModelConfig(**model), LossConfig(**loss), TrainConfig(**train), EvalConfig(**ev), data.get("preset"))
+        cfg.validate()
+        return cfg
+
+    def save(self, path: str | Path) -> Path:
+        """Write JSON (``.json``) or TOML (``.toml``)."""
+        path = Path(path)
+        if path.suffix == ".toml":
+            import tomli_w
+
+            path.write_bytes(tomli_w.dumps(_drop_none(self.to_dict())).encode())
+        elif path.suffix == ".json":
+            path.write_text(json.dumps(self.to_dict(), indent=2))
+        else:
+            raise ValueError(f"config path must end in .json or .toml, got {path.name!r}")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            data = json.loads(path.read_text())
+        else:
+            raise ValueError(f"config path must end in .json or .toml, got {path.name!r}")
+        base = preset(data["preset"]).to_dict() if data.get("preset") else cls().to_dict()
+        return cls.from_dict(merge(base, data))
+
+    def override(self, **dotted: Any) -> "Config":
+        """A copy with ``{"train.iterations": 10, "model.inter.heads": 5}``-style overrides."""
+        data = self.to_dict()
+        for key, value in dotted.items():
+            node, parts = data, key.split(".")
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise KeyError(f"unknown config section {key!r}")
+                node = node[p]
+            node[parts[-1]] = value
+        return Config.from_dict(data)
+
+    def validate(self) -> None:
+        """Check registry names and values now, before anything is trained."""
+        from .drifts import INTRA_DRIFTS
+        from .interactions import INTERACTIONS
+        from .losses import LOSSES
+        from .registry import check_options
+        from .solvers import SOLVERS
+
+        m = self.model
+        if not isinstance(m.dim, int) or m.dim < 1:
+            raise ValueError(f"model.dim must be a positive int, got {m.dim!r}")
+        check_options(INTRA_DRIFTS.get(m.intra.name), {"dim": m.dim, **m.intra.options}, f"intra drift {m.intra.name!r}")
+        check_options(INTERACTIONS.get(m.inter.name), {"dim": m.dim, **m.inter.options}, f"interaction {m.inter.name!r}")
+        check_options(LOSSES.get(self.loss.fit.name), self.loss.fit.options, f"loss {self.loss.fit.name!r}")
+        SOLVERS.get(m.solver)
+        if not m.dt > 0:
+            raise ValueError(f"model.dt must be > 0, got {m.dt!r}")
+        t = self.train
+        for name in ("iterations", "n_particles", "lr_step"):
+            if not isinstance(getattr(t, name), int) or getattr(t, name) < 1:
+                raise ValueError(f"train.{name} must be a positive int, got {getattr(t, name)!r}")
+        if not t.lr > 0:
+            raise ValueError(f"train.lr must be > 0, got {t.lr!r}")
+
+
+def _check_keys(data: dict, cls, where: str) -> None:
+    if not isinstance(data, dict):
+        raise TypeError(f"{where} must be a table/dict, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    bad = sorted(set(data) - known)
+    if bad:
+        raise KeyError(f"{where} has unknown key(s) {bad}; known: {sorted(known)}")
+
+
+def _drop_none(d):
+    if isinstance(d, dict):
+        return {k: _drop_none(v) for k, v in d.items() if v is not None}
+    return d
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive dict merge (``update`` wins); component tables are replaced when renamed."""
+    out = copy.deepcopy(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and v.get("name", out[k].get("name")) == out[k].get("name"):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# -- presets --------------------------------------------------------------------------------
+def _scimf(dim: int) -> Config:
+    return Config(model=ModelConfig(dim=dim), preset="scimf")
+
+
+def _ito(dim: int) -> Config:
+    cfg = _scimf(dim)
+    cfg.model.inter = Component("none")
+    cfg.preset = "ito"
+    return cfg
+
+
+def _symmetric_qk(dim: int) -> Config:
+    cfg = _scimf(dim)
+    cfg.model.inter.options["tie_qk"] = True
+    cfg.preset = "symmetric_qk"
+    return cfg
+
+
+def _rbf(dim: int) -> Config:
+    cfg = _scimf(dim)
+    cfg.model.inter = Component("rbf", {"n_kernels": 3, "bandwidth": 1.0})
+    cfg.preset = "rbf"
+    return cfg
+
+
+def _pairwise_mlp(dim: int) -> Config:
+    cfg = _scimf(dim)
+    cfg.model.inter = Component("pairwise_mlp", {"width": 64, "depth": 2})
+    cfg.preset = "pairwise_mlp"
+    return cfg
+
+
+PRESETS = {"scimf": _scimf, "ito": _ito, "symmetric_qk": _symmetric_qk, "rbf": _rbf, "pairwise_mlp": _pairwise_mlp}
+
+
+def preset(name: str, dim: int = 50) -> Config:
+    """The named preset for particles of dimension ``dim``: ``scimf`` (the paper's
+    hyper-parameters), ``ito`` (no interaction), ``symmetric_qk`` (W_Q = W_K), ``rbf``,
+    ``pairwise_mlp``."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+    cfg = PRESETS[name](dim)
+    cfg.validate()
+    return cfg
+
+
+def replace(cfg: Config, **kw) -> Config:
+    return dataclasses.replace(cfg, **kw)

@@ -1,0 +1,30 @@
+"""Interaction kernels f_inter: ``(..., N, d) → (..., N, d)``, chosen by name.
+
+>>> from mfsde.interactions import INTERACTIONS, build_interaction
+>>> kernel = build_interaction("attention", dim=50, heads=2)
+>>> INTERACTIONS.names()
+['attention', 'none', 'pairwise_mlp', 'rbf']
+"""
+from ..registry import Registry
+from .attention import AttentionInteraction
+from .base import Interaction
+from .none import NoInteraction
+from .pairwise_mlp import PairwiseMLPInteraction
+from .rbf import RBFInteraction
+
+INTERACTIONS = Registry("interaction")
+INTERACTIONS.register("attention", AttentionInteraction)
+INTERACTIONS.register("rbf", RBFInteraction)
+INTERACTIONS.register("pairwise_mlp", PairwiseMLPInteraction)
+INTERACTIONS.register("none", NoInteraction)
+
+
+def build_interaction(name: str, /, dim: int, **options) -> Interaction:
+    """Build the interaction registered as ``name`` for particles of dimension ``dim``."""
+    return INTERACTIONS.build(name, dim=dim, **options)
+
+
+__all__ = [
+    "INTERACTIONS", "build_interaction", "Interaction", "AttentionInteraction",
+    "RBFInteraction", "PairwiseMLPInteraction", "NoInteraction",
+]

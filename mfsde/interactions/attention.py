@@ -1,0 +1,135 @@
+"""Transformer self-attention across particles (scIMF's f_inter)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .base import Interaction, auto_chunk, off_diagonal_mask, query_chunks
+
+STYLES = ("code", "paper")
+
+
+class AttentionInteraction(Interaction):
+    """One transformer-encoder block in which every particle is a token.
+
+    ``scores = Q Kᵀ / √d_k`` with ``Q = X W_Q``, ``K = X W_K``, ``V = X W_V``; the diagonal is
+    masked before the softmax, so particle i never attends to itself (score (i, j) is the
+    influence of j on i). Heads are concatenated, optionally projected by ``W_O``, then passed
+    through a feed-forward network ``d → ffn_mult·d → d`` (LeakyReLU 0.01).
+
+    Args:
+        dim: particle dimension d (= d_model).
+        heads: number of heads; ``dim`` must be divisible by it (d_k = dim / heads).
+        dropout: dropout on the attention probabilities (training mode only).
+        tie_qk: use one matrix for W_Q and W_K, which makes the scores symmetric.
+        style: ``"code"`` (scIMF's public code: LayerNorm on queries/keys, a separate one on
+            values, LayerNorm before the FFN, no W_O) or ``"paper"`` (no LayerNorm, W_O).
+        layer_norm, out_proj: override the style's choice of LayerNorms / W_O.
+        residual: standard residual connections ``h = x + attn; out = h + FFN(h)`` (off in both
+            styles; with it on, x_i reaches its own output, so ``self_excluding`` is False).
+        chunk_size: query rows per fused attention call; ``None`` picks one that keeps the
+            temporaries of a chunk under ~256 MiB, so memory is O(N·chunk), never N×N.
+
+    Shapes: ``x`` ``(..., N, d)`` → ``(..., N, d)``; :meth:`pair_weights` ``(..., H, N, N)``.
+    """
+
+    has_weights = True
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 2,
+        dropout: float = 0.1,
+        tie_qk: bool = False,
+        style: str = "code",
+        layer_norm: bool | None = None,
+        out_proj: bool | None = None,
+        residual: bool = False,
+        ffn_mult: int = 4,
+        chunk_size: int | None = None,
+    ):
+        super().__init__(dim)
+        if not isinstance(heads, int) or heads < 1 or dim % heads:
+            raise ValueError(f"heads must be a positive int dividing dim={dim}, got {heads!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+        self.heads, self.head_dim = heads, dim // heads
+        self.dropout, self.tie_qk, self.style = float(dropout), bool(tie_qk), style
+        self.symmetric = self.tie_qk
+        self.layer_norm = (style == "code") if layer_norm is None else bool(layer_norm)
+        self.use_out_proj = (style == "paper") if out_proj is None else bool(out_proj)
+        self.residual, self.chunk_size = bool(residual), chunk_size
+        self.self_excluding = not self.residual  # a residual feeds x_i back into its own output
+
+        self.w_q = nn.Linear(dim, dim, bias=False)
+        self.w_k = self.w_q if tie_qk else nn.Linear(dim, dim, bias=False)
+        self.w_v = nn.Linear(dim, dim, bias=False)
+        self.w_o = nn.Linear(dim, dim) if self.use_out_proj else nn.Identity()
+        self.norm_qk = nn.LayerNorm(dim) if self.layer_norm else nn.Identity()
+        self.norm_v = nn.LayerNorm(dim) if self.layer_norm else nn.Identity()
+        self.norm_ffn = nn.LayerNorm(dim) if self.layer_norm else nn.Identity()
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn_mult * dim), nn.LeakyReLU(0.01), nn.Linear(ffn_mult * dim, dim)
+        )
+
+    # -- pieces ---------------------------------------------------------------------------
+    def _qkv(self, x: torch.Tensor):
+        xqk = self.norm_qk(x)
+        split = lambda z: rearrange(z, "... n (h e) -> ... h n e", h=self.heads)  # noqa: E731
+        q = split(self.w_q(xqk))
+        k = q if self.tie_qk else split(self.w_k(xqk))
+        v = split(self.w_v(self.norm_v(x)))
+        return q, k, v
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax scores ``Q Kᵀ / √d_k`` of shape ``(..., H, N, N)`` (diagonal not masked)."""
+        q, k, _ = self._qkv(self.check(x))
+        return q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
+
+    def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention probabilities ``(..., H, N, N)`` (rows i sum to 1 over j ≠ i; zero diagonal)."""
+        s = self.scores(x)
+        n = s.shape[-1]
+        if n == 1:
+            return torch.zeros_like(s)
+        eye = torch.eye(n, dtype=torch.bool, device=s.device)
+        return torch.softmax(s.masked_fill(eye, float("-inf")), dim=-1)
+
+    def _post(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        h = self.w_o(h)
+        if self.residual:  # pre-LN encoder block: x + attn, then + FFN
+            h = h + x
+            return h + self.ffn(self.norm_ffn(h))
+        return self.ffn(self.norm_ffn(h))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.check(x)
+        n = x.shape[-2]
+        if n == 1:
+            return torch.zeros_like(x)
+        lead = x.shape[:-2]
+        q, k, v = self._qkv(x.reshape(-1, n, self.dim))  # (B, H, N, e)
+        p = self.dropout if self.training else 0.0
+        chunk = self.chunk_size or auto_chunk(n, n * self.heads * q.element_size() * 4)
+        outs = [
+            F.scaled_dot_product_attention(
+                q[..., rows, :], k, v, attn_mask=off_diagonal_mask(rows, n, x.device), dropout_p=p
+            )
+            for rows in query_chunks(n, chunk)
+        ]
+        h = rearrange(torch.cat(outs, dim=-2) if len(outs) > 1 else outs[0], "b h n e -> b n (h e)")
+        return self._post(h, x.reshape(-1, n, self.dim)).reshape(*lead, n, self.dim)
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, heads={self.heads}, dropout={self.dropout}, tie_qk={self.tie_qk}, "
+            f"style={self.style!r}, layer_norm={self.layer_norm}, out_proj={self.use_out_proj}"
+        )

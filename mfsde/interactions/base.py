@@ -1,0 +1,70 @@
+"""Base class of interaction kernels: ``(..., N, d) → (..., N, d)``."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._checks import check_population
+
+
+class Interaction(nn.Module):
+    """An interaction drift f_inter(x, ρ) evaluated at every particle of a population.
+
+    ``forward(x, t=None)`` maps a population ``x`` of shape ``(..., N, d)`` (particles on
+    dim −2, any leading batch of independent populations) to the interaction drift of the
+    same shape. With ``N = 1`` there is nobody to interact with and every kernel returns
+    exact zeros.
+
+    Each kernel declares its properties as class attributes; ``tests/`` check them:
+
+    - ``equivariant``: permuting the particles permutes the output the same way.
+    - ``symmetric``: the pairwise weights satisfy w(i, j) = w(j, i) (for attention: the
+      scores before the softmax).
+    - ``self_excluding``: particle i's own state enters f_inter(x)_i only as the receiver,
+      never as a source (no self-attention, j ≠ i in every sum).
+    - ``has_weights``: :meth:`pair_weights` returns an interpretable ``(..., H, N, N)``
+      matrix (rows = receivers i, columns = sources j).
+    """
+
+    equivariant: bool = True
+    symmetric: bool = False
+    self_excluding: bool = True
+    has_weights: bool = False
+
+    def __init__(self, dim: int):
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        self.dim = dim
+
+    def check(self, x: torch.Tensor) -> torch.Tensor:
+        return check_population(x, "x", self.dim)
+
+    def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Pairwise influence weights ``(..., H, N, N)``: entry (i, j) is the influence of j on i."""
+        raise NotImplementedError(f"{type(self).__name__} has no pairwise weights")
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+def query_chunks(n: int, chunk_size: int | None):
+    """Yield ``slice`` objects covering ``range(n)`` in blocks of ``chunk_size`` (all if None)."""
+    if chunk_size is None or chunk_size >= n:
+        yield slice(0, n)
+        return
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    for start in range(0, n, chunk_size):
+        yield slice(start, min(start + chunk_size, n))
+
+
+def auto_chunk(n: int, per_row_bytes: int, budget_bytes: int = 256 * 2**20) -> int:
+    """Rows per chunk so that one chunk's temporaries stay under ``budget_bytes``."""
+    return max(1, min(n, budget_bytes // max(per_row_bytes, 1)))
+
+
+def off_diagonal_mask(rows: slice, n: int, device: torch.device) -> torch.Tensor:
+    """Boolean ``(len(rows), n)`` mask, False where the column equals the row's global index."""
+    r = torch.arange(rows.start, rows.stop, device=device)
+    return r[:, None] != torch.arange(n, device=device)[None, :]

@@ -1,0 +1,21 @@
+"""The zero interaction: the Itô-SDE ablation."""
+from __future__ import annotations
+
+import torch
+
+from .base import Interaction
+
+
+class NoInteraction(Interaction):
+    """f_inter ≡ 0 (exact zeros), so the mean-field SDE reduces to a plain Itô SDE."""
+
+    symmetric = True
+    has_weights = True
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.zeros_like(self.check(x))
+
+    def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.check(x)
+        n = x.shape[-2]
+        return x.new_zeros(*x.shape[:-2], 1, n, n)

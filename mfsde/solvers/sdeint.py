@@ -1,0 +1,171 @@
+"""Particle-coupled SDE integration: the whole population moves at once, step by step."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from .._checks import check_population
+from .diffusion import SigmaLike, as_diffusion
+from .grid import check_times, step_counts
+from .steppers import SOLVERS
+
+BrownianFn = Callable[[float, float], torch.Tensor]
+
+
+@dataclass
+class Solution:
+    """Result of :func:`sdeint`.
+
+    Attributes:
+        ts: ``(T,)`` output times.
+        xs: ``(T, ..., N, d)`` populations at the output times (``xs[0]`` is ``x0``).
+        energy: ``(T, ...)`` cumulative path energy ∫_{t_0}^{t_k} mean_i ‖f(x_i, ρ)‖² dt per
+            population (left-point rule on the solver grid), or ``None`` if not requested.
+        n_steps: number of solver steps taken.
+        n_drift_evals: number of population drift evaluations (steps × evals per step).
+        method: solver name.
+    """
+
+    ts: torch.Tensor
+    xs: torch.Tensor
+    energy: torch.Tensor | None
+    n_steps: int
+    n_drift_evals: int
+    method: str
+
+    def at(self, t: float) -> torch.Tensor:
+        """Population at output time ``t`` (must be one of ``ts``)."""
+        hit = torch.isclose(self.ts, torch.as_tensor(t, dtype=self.ts.dtype), rtol=0, atol=1e-9).nonzero()
+        if hit.numel() == 0:
+            raise KeyError(f"t={t} is not an output time; ts = {self.ts.tolist()}")
+        return self.xs[int(hit[0, 0])]
+
+
+def _random_batch_drift(drift, perm: torch.Tensor, batch: int):
+    """Wrap ``drift`` so that particles interact only within groups of ``batch`` given by ``perm``."""
+    inv = torch.argsort(perm)
+
+    def f(x, t):
+        n = x.shape[-2]
+        xp = x[..., perm, :]
+        full = (n // batch) * batch
+        parts = []
+        if full:
+            groups = xp[..., :full, :].reshape(*x.shape[:-2], n // batch, batch, x.shape[-1])
+            parts.append(drift(groups, t).reshape(*x.shape[:-2], full, x.shape[-1]))
+        if full < n:  # the last, smaller group
+            parts.append(drift(xp[..., full:, :], t))
+        out = torch.cat(parts, dim=-2) if len(parts) > 1 else parts[0]
+        return out[..., inv, :]
+
+    return f
+
+
+def sdeint(
+    drift: Callable[[torch.Tensor, float], torch.Tensor],
+    x0: torch.Tensor,
+    ts,
+    *,
+    sigma: SigmaLike = 0.1,
+    dt: float = 0.1,
+    method: str = "euler_maruyama",
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    bm: BrownianFn | None = None,
+    energy: bool = False,
+    random_batch: int | None = None,
+    checkpoint_every: int | None = None,
+) -> Solution:
+    """Integrate the mean-field SDE ``dx = f(x, ρ_t, t) dt + g(x, t) dW`` for a particle population.
+
+    Args:
+        drift: ``drift(x, t)`` mapping ``(..., N, d)`` to ``(..., N, d)``; it sees the whole
+            population at every evaluation, in the order given (the solver never resizes or
+            re-orders it, except with ``random_batch``).
+        x0: initial population ``(..., N, d)``; leading dims are independent populations.
+        ts: increasing output times ``(T,)``; ``ts[0]`` is the time of ``x0``. Each interval is
+            split into ⌈Δ/dt⌉ equal steps, so the solver lands exactly on every output time.
+        sigma: diffusion — a number, a ``(d,)`` tensor, a callable ``g(x, t)`` or a
+            :class:`~mfsde.solvers.Diffusion`.
+        dt: largest step size.
+        method: a name in ``SOLVERS`` (``"euler_maruyama"``, ``"heun"``).
+        generator / seed: source of the Brownian increments (``seed`` builds a fresh
+            ``torch.Generator``); neither: torch's global RNG.
+        bm: optional ``bm(t_a, t_b)`` returning the Brownian increment over [t_a, t_b] with the
+            shape of ``x0`` (to share noise with torchsde or another run); overrides the generator.
+        energy: also accumulate the path energy ∫ mean_i ‖f‖² dt (see :class:`Solution`).
+        random_batch: random batch method (Jin, Li & Liu 2020): at every step particles are
+            shuffled into groups of this size and interact only within their group (O(N·B)).
+        checkpoint_every: recompute the forward pass of blocks of this many steps during
+            backward (``torch.utils.checkpoint``) to trade compute for memory.
+
+    Returns:
+        :class:`Solution` with ``xs`` of shape ``(T, ..., N, d)``.
+    """
+    x0 = check_population(x0, "x0")
+    ts = check_times(ts).to(device=x0.device)
+    stepper = SOLVERS.build(method)
+    diffusion = as_diffusion(sigma).to(x0.device)
+    stepper.check(diffusion)
+    grid = step_counts(ts, dt)
+    if generator is not None and seed is not None:
+        raise ValueError("pass either generator or seed, not both")
+    if seed is not None:
+        generator = torch.Generator(device=x0.device).manual_seed(int(seed))
+    n = x0.shape[-2]
+    if random_batch is not None and (not isinstance(random_batch, int) or random_batch < 1):
+        raise ValueError(f"random_batch must be a positive int or None, got {random_batch!r}")
+    if random_batch is not None and random_batch >= n:
+        random_batch = None  # one group holding everybody: the exact mean-field drift
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
+        raise ValueError(f"checkpoint_every must be a positive int or None, got {checkpoint_every!r}")
+
+    def noise(t: float, h: float) -> torch.Tensor:
+        if bm is not None:
+            return bm(t, t + h).reshape(x0.shape).to(x0.dtype)
+        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device) * math.sqrt(h)
+
+    def perm() -> torch.Tensor | None:
+        if random_batch is None:
+            return None
+        return torch.randperm(n, generator=generator, device=x0.device)
+
+    def run(x, e, times, h, dWs, perms):
+        for t, dW, p in zip(times, dWs, perms):
+            f_eval = drift if p is None else _random_batch_drift(drift, p, random_batch)
+            x, f = stepper.step(f_eval, diffusion, x, t, h, dW)
+            if e is not None:
+                e = e + h * f.pow(2).sum(-1).mean(-1)
+        return x, e
+
+    use_ckpt = checkpoint_every is not None and torch.is_grad_enabled()
+    x = x0
+    e = x0.new_zeros(x0.shape[:-2]) if energy else None
+    xs, es = [x0], [e]
+    for k, (n_k, h) in enumerate(grid):
+        t_k = float(ts[k])
+        times = [t_k + i * h for i in range(n_k)]
+        block = checkpoint_every if use_ckpt else n_k
+        for b in range(0, n_k, block):
+            tb = times[b : b + block]
+            dWs = [noise(t, h) for t in tb]  # drawn outside any checkpoint: replays are exact
+            perms = [perm() for _ in tb]
+            if use_ckpt:
+                x, e = checkpoint(run, x, e, tb, h, dWs, perms, use_reentrant=False)
+            else:
+                x, e = run(x, e, tb, h, dWs, perms)
+        xs.append(x)
+        es.append(e)
+    n_steps = sum(c for c, _ in grid)
+    return Solution(
+        ts=ts,
+        xs=torch.stack(xs),
+        energy=torch.stack(es) if energy else None,
+        n_steps=n_steps,
+        n_drift_evals=n_steps * stepper.drift_evals_per_step,
+        method=method,
+    )

@@ -1,0 +1,53 @@
+"""One-step maps of the particle solvers, chosen by name (registry ``SOLVERS``).
+
+A stepper advances the whole population ``x`` ``(..., N, d)`` by one step of size ``h`` from
+time ``t`` given the Brownian increment ``dW`` (same shape as ``x``) and returns the new state
+and the drift evaluated at ``(x, t)`` (used for the path energy).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..registry import Registry
+from .diffusion import Diffusion
+
+DriftFn = Callable[[torch.Tensor, float], torch.Tensor]
+
+SOLVERS = Registry("solver")
+
+
+@SOLVERS.register("euler_maruyama")
+class EulerMaruyama:
+    """x ← x + f(x, t) h + g(x, t) ⊙ dW. Itô; strong order 1/2 (1 for additive noise), weak order 1."""
+
+    drift_evals_per_step = 1
+    sde_type = "ito"
+
+    def check(self, diffusion: Diffusion) -> None:
+        pass
+
+    def step(self, drift: DriftFn, diffusion: Diffusion, x, t: float, h: float, dW):
+        f = drift(x, t)
+        return x + f * h + diffusion(x, t) * dW, f
+
+
+@SOLVERS.register("heun")
+class StochasticHeun:
+    """Predictor–corrector (stochastic Heun) for additive noise: x̃ = x + f h + σ dW,
+    x ← x + (f(x, t) + f(x̃, t + h)) h / 2 + σ dW. Weak order 2 for additive noise; two drift
+    evaluations per step. State-dependent noise is refused (it would converge to Stratonovich)."""
+
+    drift_evals_per_step = 2
+    sde_type = "ito"
+
+    def check(self, diffusion: Diffusion) -> None:
+        if not diffusion.additive:
+            raise ValueError("method 'heun' supports additive (constant) noise only; use 'euler_maruyama'")
+
+    def step(self, drift: DriftFn, diffusion: Diffusion, x, t: float, h: float, dW):
+        f = drift(x, t)
+        noise = diffusion(x, t) * dW
+        pred = x + f * h + noise
+        return x + (f + drift(pred, t + h)) * (h / 2) + noise, f
