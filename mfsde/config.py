@@ -177,6 +177,8 @@ class Config:
         m = self.model
         if not isinstance(m.dim, int) or m.dim < 1:
             raise ValueError(f"model.dim must be a positive int, got {m.dim!r}")
+        if isinstance(m.sigma, (list, tuple)) and len(m.sigma) != m.dim:
+            raise ValueError(f"model.sigma has {len(m.sigma)} entries but model.dim = {m.dim}")
         check_options(INTRA_DRIFTS.get(m.intra.name), {"dim": m.dim, **m.intra.options}, f"intra drift {m.intra.name!r}")
         check_options(INTERACTIONS.get(m.inter.name), {"dim": m.dim, **m.inter.options}, f"interaction {m.inter.name!r}")
         check_options(LOSSES.get(self.loss.fit.name), self.loss.fit.options, f"loss {self.loss.fit.name!r}")

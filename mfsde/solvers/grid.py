@@ -28,9 +28,13 @@ def step_counts(ts: torch.Tensor, dt: float) -> list[tuple[int, float]]:
     """
     if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive finite number, got {dt!r}")
+    # round-off allowance: times stored in float32 (e.g. a list converted with the default
+    # dtype) are off by up to an ulp of |t|, which must not add a step
+    eps = torch.finfo(ts.dtype).eps if ts.is_floating_point() else 0.0
     out = []
     for a, b in zip(ts[:-1].tolist(), ts[1:].tolist()):
         delta = b - a
-        n = max(1, math.ceil(delta / dt - 1e-9))
+        tol = 1e-9 + 4 * eps * max(abs(a), abs(b)) / dt
+        n = max(1, math.ceil(delta / dt - tol))
         out.append((n, delta / n))
     return out

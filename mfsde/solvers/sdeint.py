@@ -107,6 +107,8 @@ def sdeint(
         :class:`Solution` with ``xs`` of shape ``(T, ..., N, d)``.
     """
     x0 = check_population(x0, "x0")
+    if not isinstance(ts, torch.Tensor):  # Python numbers: keep x0's precision, not the default dtype
+        ts = torch.as_tensor(ts, dtype=x0.dtype)
     ts = check_times(ts).to(device=x0.device)
     stepper = SOLVERS.build(method)
     diffusion = as_diffusion(sigma).to(x0.device)
@@ -152,8 +154,10 @@ def sdeint(
         block = checkpoint_every if use_ckpt else n_k
         for b in range(0, n_k, block):
             tb = times[b : b + block]
-            dWs = [noise(t, h) for t in tb]  # drawn outside any checkpoint: replays are exact
-            perms = [perm() for _ in tb]
+            # drawn outside any checkpoint (replays are exact), step by step (noise, then
+            # permutation) so that the RNG stream does not depend on checkpoint_every
+            draws = [(noise(t, h), perm()) for t in tb]
+            dWs, perms = [d for d, _ in draws], [q for _, q in draws]
             if use_ckpt:
                 x, e = checkpoint(run, x, e, tb, h, dWs, perms, use_reentrant=False)
             else:

@@ -81,6 +81,8 @@ def torchsde_sdeint(
     import torchsde
 
     x0 = check_population(x0, "x0")
+    if not isinstance(ts, torch.Tensor):  # Python numbers straight to x0's dtype (no float32 round trip)
+        ts = torch.as_tensor(ts, dtype=x0.dtype)
     ts = check_times(ts).to(device=x0.device, dtype=x0.dtype)
     sde = TorchsdeSDE(drift, sigma, x0.shape[-2:])
     lead = x0.shape[:-2]

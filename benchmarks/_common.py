@@ -1,0 +1,180 @@
+"""Shared helpers for the benchmark scripts: timing, environment info, JSON results, tables.
+
+Not part of the ``mfsde`` package; the scripts import it as a sibling module
+(``python benchmarks/solver_speed.py`` puts ``benchmarks/`` on ``sys.path``).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Sequence
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- timing -------------------------------------------------------------------------------------
+def summarize(times: Sequence[float], cpu_times: Sequence[float] | None = None) -> dict:
+    """Median (the number to quote), min, mean, inter-quartile range and all samples (seconds);
+    with ``cpu_times`` also the median process CPU time (all threads) per sample."""
+    ts = sorted(times)
+    q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0], ts[0], ts[0]]
+    return {
+        "median_s": statistics.median(ts),
+        "min_s": ts[0],
+        "mean_s": statistics.fmean(ts),
+        "iqr_s": q[2] - q[0],
+        "n": len(ts),
+        "samples_s": list(times),
+        **({"cpu_median_s": statistics.median(cpu_times)} if cpu_times else {}),
+    }
+
+
+def _timed_call(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()  # like timeit: no collector pauses inside a sample
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        return time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def time_fn(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 10) -> dict:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` timed samples; :func:`summarize`."""
+    for _ in range(warmup):
+        fn()
+    wall, cpu = zip(*(_timed_call(fn) for _ in range(repeats)))
+    return summarize(wall, cpu)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], *, warmup: int = 2, repeats: int = 10) -> dict[str, dict]:
+    """Time several variants round-robin (A B C, B C A, C A B, …) so that load changes on a
+    shared machine hit every variant alike; per-variant :func:`summarize`."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            samples[name].append(_timed_call(fns[name]))
+    return {name: summarize(*zip(*s)) for name, s in samples.items()}
+
+
+# -- environment --------------------------------------------------------------------------------
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def env_info() -> dict:
+    """Package versions, torch threads, CPU model/count, load average, git commit, timestamp."""
+    import torch
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = None
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {p: _version(p) for p in ("mfsde", "torch", "torchsde", "numpy", "einops", "geomloss", "POT")},
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+        "torch_config_parallel": torch.__config__.parallel_info().splitlines()[:6],
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": affinity,
+        "loadavg_1_5_15": load,
+        "git_commit": _git_commit(),
+        "argv": sys.argv,
+    }
+
+
+# -- output -------------------------------------------------------------------------------------
+def write_json(name: str, payload: dict) -> Path:
+    """Write ``benchmarks/results/<name>.json`` atomically (via a ``.tmp`` file) and return the path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-markdown table; numbers right-aligned, everything else left-aligned."""
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h)) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) if rows else False for i in range(len(headers))]
+
+    def line(values):
+        return "| " + " | ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if num else (":" + "-" * (w + 1)) for w, num in zip(widths, numeric)) + "|"
+    return "\n".join([line([str(h) for h in headers]), sep, *(line(r) for r in cells)])
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1e3

@@ -1,0 +1,579 @@
+"""Command-line interface: ``mfsde fit | evaluate | compare | explain | demo``.
+
+Also reachable as ``python -m mfsde``. Every subcommand has ``--help`` with examples. Errors in
+the inputs (a missing file, an unknown preset, task or config key, a bad value) print one
+line ``mfsde: error: …`` to stderr and exit with status 2; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Sequence
+
+DATA_SPEC_FILE = "data.json"  # written by `mfsde fit` into the run directory
+
+_MAIN_DESCRIPTION = """\
+mfsde: mean-field (McKean–Vlasov) neural SDEs for time-series snapshot data.
+
+Fit a model (scIMF by default: an MLP single-cell drift plus transformer attention between
+cells) to cells observed at a few time points, evaluate it on held-out time points by exact
+W1/W2, compare presets over seeds, and draw what it learned (cell-wise and cell-type
+interaction matrices, velocities)."""
+
+_MAIN_EPILOG = """\
+examples:
+  mfsde demo                                        # 2-3 minute tour on a simulated system
+  mfsde fit --data cells.csv --task interpolate:2 --preset scimf --out runs/a
+  mfsde evaluate --run runs/a
+  mfsde explain --run runs/a
+  mfsde compare --data cells.csv --task interpolate:2 --presets scimf ito --seeds 0 1 2 --out runs/cmp
+
+presets: {presets}
+tasks (time points are indexed from 0; index 0 is always trained): interpolate:2,3 (hold out
+  those), extrapolate:M (hold out the last M), loo:K (leave K out), heldout:2,5, all (no
+  held-out time), and scIMF's zb_easy|medium|hard, mef_easy|medium|hard, panc_loo_2..7.
+Run `mfsde SUBCOMMAND --help` for the options of each subcommand."""
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=30, width=min(100, _term_width()))
+
+
+def _fill(text: str) -> str:
+    return textwrap.fill(" ".join(text.split()), width=min(92, _term_width() - 2))
+
+
+def _term_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+# -- argument groups ------------------------------------------------------------------------------
+def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", nargs="+", metavar="PATH", required=required, default=None,
+                   help="snapshot data: one .csv (a time column + feature columns), one .h5ad, or "
+                        "several .npy files (one (n_k, d) array per time point, in time order)"
+                        + ("" if required else "; default: the data the run was fitted on"))
+    g.add_argument("--time-col", default=None, metavar="COL",
+                   help="CSV/h5ad column holding the time point of each cell (default: 'samples' for CSV)")
+    g.add_argument("--label-col", default=None, metavar="COL",
+                   help="column holding a cell-type label per cell (used by `explain`)")
+    g.add_argument("--times", nargs="+", type=float, default=None, metavar="T",
+                   help="time values of the time points (default: from the data, or 0, 1, 2, ...)")
+    g.add_argument("--task", default=None, metavar="NAME",
+                   help="which time points are held out, e.g. interpolate:2, extrapolate:1, loo:3"
+                        + (" (default: interpolate at the middle time point)" if required else
+                           "; default: the run's task"))
+
+
+def _add_config_args(p: argparse.ArgumentParser, presets: bool = False) -> None:
+    from .config import PRESETS
+
+    g = p.add_argument_group("model and training configuration")
+    if not presets:
+        src = g.add_mutually_exclusive_group()
+        src.add_argument("--preset", default=None, metavar="NAME",
+                         help=f"named configuration: {', '.join(PRESETS)} (default: scimf)")
+        src.add_argument("--config", default=None, metavar="FILE",
+                         help="a .toml or .json config file (mfsde.Config format)")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config entry by dotted key; VALUE is a TOML/JSON literal, e.g. "
+                        "--set train.lr=3e-4 --set model.inter.heads=1 --set 'loss.fit={name=\"mmd\"}' "
+                        "(repeatable)")
+    g.add_argument("--iterations", type=int, default=None, metavar="N", help="shortcut for --set train.iterations=N")
+    g.add_argument("--n-particles", type=int, default=None, metavar="N",
+                   help="shortcut for --set train.n_particles=N (simulated cells per training iteration)")
+    if not presets:
+        g.add_argument("--seed", type=int, default=None, metavar="S", help="shortcut for --set train.seed=S")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import PRESETS
+
+    parser = argparse.ArgumentParser(
+        prog="mfsde", description=_MAIN_DESCRIPTION, formatter_class=_Formatter,
+        epilog=_MAIN_EPILOG.format(presets=", ".join(PRESETS)),
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"mfsde {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    # fit
+    p = sub.add_parser(
+        "fit", help="train a model and write a run directory", formatter_class=_Formatter,
+        description=_fill("Train a mean-field SDE on the training time points of a task and write a run "
+                    "directory (config.json, meta.json, history.jsonl, checkpoint.pt, data.json)."),
+        epilog=textwrap.dedent("""\
+            examples:
+              mfsde fit --data ../shared/data/emt/emt.csv --task interpolate:2 --out runs/emt-scimf
+              mfsde fit --data day0.npy day1.npy day2.npy --times 0 1 3 --task extrapolate:1 \\
+                        --preset ito --iterations 500 --seed 1 --out runs/ito
+              mfsde fit --data cells.h5ad --time-col day --label-col cell_type --config my.toml \\
+                        --set model.inter.heads=1 --set train.lr=3e-4 --out runs/custom
+              mfsde fit --resume runs/emt-scimf --iterations 5000   # continue a run
+            """))
+    _add_data_args(p, required=False)
+    _add_config_args(p)
+    p.add_argument("--out", default=None, metavar="DIR", help="run directory (default: runs/<preset>-seed<seed>)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run in DIR (its config, data and task; only --iterations may change)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
+    p.set_defaults(func=cmd_fit)
+
+    # evaluate
+    p = sub.add_parser(
+        "evaluate", help="W1/W2 of a fitted run at the held-out time points", formatter_class=_Formatter,
+        description=_fill("Simulate cells from the first time point with a fitted run and measure exact W1 "
+                    "and W2 (POT) against all observed cells at each held-out time point (scIMF's "
+                    "protocol). Prints a table and writes eval.json."),
+        epilog=textwrap.dedent("""\
+            examples:
+              mfsde evaluate --run runs/emt-scimf
+              mfsde evaluate --run runs/emt-scimf --task extrapolate:1 --n-particles 500
+              mfsde evaluate --run runs/a --at 1 2 3   # specific time indices, e.g. training ones
+            """))
+    p.add_argument("--run", required=True, metavar="DIR", help="run directory written by `mfsde fit`")
+    _add_data_args(p, required=False)
+    p.add_argument("--at", nargs="+", type=int, default=None, metavar="K",
+                   help="evaluate at these time indices instead of the task's held-out ones")
+    p.add_argument("--n-particles", type=int, default=None, metavar="N", help="simulated cells (default: the config's eval.n_particles)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="simulation seed (default: the config's eval.seed)")
+    p.add_argument("--out", default=None, metavar="FILE", help="where to write the JSON result (default: RUN/eval.json)")
+    p.set_defaults(func=cmd_evaluate)
+
+    # compare
+    p = sub.add_parser(
+        "compare", help="train presets over seeds and tabulate held-out W1/W2", formatter_class=_Formatter,
+        description=_fill("Train every preset with every seed on a task, evaluate each on the held-out "
+                    "time points and print mean ± std over seeds as a Markdown table. Writes "
+                    "results.csv (one row per run), summary.csv, summary.md and every run directory."),
+        epilog=textwrap.dedent("""\
+            examples:
+              mfsde compare --data ../shared/data/emt/emt.csv --task interpolate:2 \\
+                            --presets scimf ito symmetric_qk --seeds 0 1 2 --iterations 500 --out runs/cmp
+              mfsde compare --data cells.csv --task loo:3 --presets scimf rbf --seeds 0 --set model.dt=0.05
+            """))
+    _add_data_args(p, required=True)
+    p.add_argument("--presets", nargs="+", required=True, metavar="NAME", help=f"presets to compare: {', '.join(PRESETS)}")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="training seeds (default: 0)")
+    _add_config_args(p, presets=True)
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/compare-<task>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compare)
+
+    # explain
+    p = sub.add_parser(
+        "explain", help="interaction matrices, velocities and figures of a fitted run", formatter_class=_Formatter,
+        description=_fill("Interpretation outputs of a fitted run (scIMF's 'interpretation'): per time "
+                    "point the cell-wise interaction matrix of the observed cells (rows = receivers, "
+                    "columns = sources, ordered by label), the cell-type-wise matrix with its "
+                    "asymmetry index and a directed cell-type graph (with --label-col), the drift "
+                    "f(x, ρ) at the observed cells drawn on a 2-D PCA embedding next to simulated "
+                    "vs observed cells, and the training-loss curve. Writes .npz arrays, "
+                    "summary.json and PNG figures."),
+        epilog=textwrap.dedent("""\
+            examples:
+              mfsde explain --run runs/emt-scimf
+              mfsde explain --run runs/a --data cells.csv --label-col cell_type --time-index 0 3 --n-cells 600
+            """))
+    p.add_argument("--run", required=True, metavar="DIR", help="run directory written by `mfsde fit`")
+    _add_data_args(p, required=False)
+    p.add_argument("--time-index", nargs="+", type=int, default=None, metavar="K",
+                   help="time points (indices) for the interaction matrices (default: all)")
+    p.add_argument("--n-cells", type=int, default=400, metavar="N",
+                   help="cells per interaction matrix (random subset; the matrix is N×N; default: %(default)s)")
+    p.add_argument("--n-particles", type=int, default=1000, metavar="N", help="simulated cells for the predicted-vs-observed panel (default: %(default)s)")
+    p.add_argument("--clusters", type=int, default=None, metavar="K",
+                   help="for data without labels: use K k-means clusters of the observed cells as "
+                        "pseudo cell types (gives the cell-type matrix and graph)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of cell subsets and simulation (default: %(default)s)")
+    p.add_argument("--no-figures", action="store_true", help="write arrays and summary.json only")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN/explain)")
+    p.set_defaults(func=cmd_explain)
+
+    # demo
+    p = sub.add_parser(
+        "demo", help="a 2-3 minute tour: scIMF vs Itô SDE on a simulated interacting system",
+        formatter_class=_Formatter,
+        description=_fill("Simulate a small 2-D interacting particle system (mfsde.systems.demo_dataset), "
+                    "hold out its middle time point, fit the `scimf` preset (attention interaction) "
+                    "and the `ito` preset (no interaction) briefly, and print the held-out W1/W2 of "
+                    "both. With --out, the runs and the interpretation figures of the scimf fit are "
+                    "written there."),
+        epilog=textwrap.dedent("""\
+            examples:
+              mfsde demo
+              mfsde demo --iterations 400 --seed 1 --out runs/demo
+            """))
+    from .demo import DEFAULT_ITERATIONS
+
+    p.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS, metavar="N", help="training iterations per model (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of data, training and evaluation (default: %(default)s)")
+    p.add_argument("--out", default=None, metavar="DIR", help="also write runs, results and figures here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``,
+    ``{name = "rbf"}``), else JSON (``null`` → None, ``{"a": 1}``), else the raw string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CLIError(f"--set expects KEY=VALUE (e.g. train.lr=1e-3), got {item!r}")
+        out[key] = parse_value(value.strip())
+    return out
+
+
+def _shortcut_overrides(args) -> dict[str, Any]:
+    out = parse_overrides(getattr(args, "overrides", []) or [])
+    for flag, key in (("iterations", "train.iterations"), ("n_particles", "train.n_particles"), ("seed", "train.seed")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            out[key] = v
+    return out
+
+
+def build_config(args, dim: int):
+    """The config of ``fit``: ``--config`` or ``--preset`` (default scimf) for data of dimension
+    ``dim`` (a config file without ``model.dim`` gets the data's), then ``--set`` and shortcuts."""
+    from .config import Config, preset
+
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if not path.is_file():
+            raise CLIError(f"config file {str(path)!r} does not exist")
+        cfg = Config.load(path)
+        raw = _read_raw_config(path)
+        if "dim" not in (raw.get("model") or {}):
+            cfg = cfg.override(**{"model.dim": dim})
+    else:
+        cfg = preset(getattr(args, "preset", None) or "scimf", dim=dim)
+    overrides = _shortcut_overrides(args)
+    return cfg.override(**overrides) if overrides else cfg
+
+
+def _read_raw_config(path: Path) -> dict:
+    if path.suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(path.read_text())
+    return json.loads(path.read_text())
+
+
+def _check_paths(paths: Sequence[str]) -> None:
+    for p in paths:
+        if "*" not in p and "{" not in p and not Path(p).exists():
+            raise CLIError(f"data file {p!r} does not exist")
+
+
+def data_spec(args) -> dict:
+    """The data options of the command line as a JSON-able dict (absolute paths)."""
+    return {
+        "paths": [p if ("*" in p or "{" in p) else str(Path(p).resolve()) for p in args.data],
+        "time_col": args.time_col, "label_col": args.label_col, "times": args.times,
+    }
+
+
+def load_data(spec: dict):
+    """Load snapshots from a :func:`data_spec` dict through :func:`mfsde.data.load`: ``times``
+    becomes ``times=`` for .npy inputs and ``time_values=`` (the time of the k-th distinct raw
+    time value) for .csv/.h5ad."""
+    from . import data as mdata
+
+    paths = list(spec["paths"])
+    _check_paths(paths)
+    tabular = len(paths) == 1 and Path(paths[0]).suffix.lower() in (".csv", ".h5ad")
+    kw: dict[str, Any] = {}
+    if tabular:
+        for key in ("time_col", "label_col"):
+            if spec.get(key) is not None:
+                kw[key] = spec[key]
+        if spec.get("times") is not None:
+            kw["time_values"] = list(spec["times"])
+        if Path(paths[0]).suffix.lower() == ".h5ad" and "time_col" not in kw:
+            raise CLIError("an .h5ad input needs --time-col (the obs column with each cell's time)")
+    else:
+        for key in ("time_col", "label_col"):
+            if spec.get(key) is not None:
+                raise CLIError(f"--{key.replace('_', '-')} applies to .csv/.h5ad data only")
+        if spec.get("times") is not None:
+            kw["times"] = list(spec["times"])
+    return mdata.load(paths if len(paths) > 1 else paths[0], **kw)
+
+
+def _default_task(n_times: int) -> str:
+    if n_times < 3:
+        raise CLIError(f"the data have {n_times} time points; a held-out task needs at least 3 (pass --task)")
+    return f"interpolate:{n_times // 2}"
+
+
+def get_task(name: str, n_times: int):
+    from .data.tasks import get_task as _get
+
+    return _get(name, n_times)
+
+
+def _run_dir(path: str) -> Path:
+    d = Path(path)
+    if not d.is_dir():
+        raise CLIError(f"run directory {path!r} does not exist")
+    if not (d / "checkpoint.pt").is_file():
+        raise CLIError(f"{path!r} is not a run directory (no checkpoint.pt; write one with `mfsde fit`)")
+    return d
+
+
+def _run_data_and_task(args, run: Path):
+    """Data and task for evaluate/explain: the command line's, else those recorded in the run."""
+    spec_file = run / DATA_SPEC_FILE
+    saved = json.loads(spec_file.read_text()) if spec_file.is_file() else {}
+    if args.data:
+        spec = data_spec(args)
+    elif saved.get("paths"):
+        spec = saved
+        for k in ("time_col", "label_col", "times"):  # explicit flags still win
+            if getattr(args, k, None) is not None:
+                spec[k] = getattr(args, k)
+    else:
+        raise CLIError(f"the run {str(run)!r} records no data; pass --data")
+    snaps = load_data(spec)
+    task = None
+    if args.task:
+        task = get_task(args.task, snaps.n_times)
+    else:
+        meta_file = run / "meta.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        t = meta.get("task") or {}
+        if t.get("name"):
+            try:
+                task = get_task(t["name"], snaps.n_times)
+            except (KeyError, ValueError):
+                task = None
+        if task is None and "heldout" in t:
+            from .data.tasks import Task
+
+            task = Task(t.get("name") or "custom", list(t.get("train", [])), list(t.get("heldout", [])))
+        if task is None:
+            task = get_task(saved.get("task") or _default_task(snaps.n_times), snaps.n_times)
+    return snaps, task
+
+
+def _print_eval(ev: dict, title: str = "") -> None:
+    if title:
+        print(title)
+    print("| time index | time | observed cells | W1 | W2 |")
+    print("|---|---|---|---|---|")
+    for r in ev["per_time"]:
+        print(f"| {r['index']} | {r['time']:g} | {r['n_observed']} | {r.get('w1', float('nan')):.4f} | {r.get('w2', float('nan')):.4f} |")
+    print(f"| mean | | | {ev.get('w1', float('nan')):.4f} | {ev.get('w2', float('nan')):.4f} |")
+
+
+# -- commands -----------------------------------------------------------------------------------------
+def cmd_fit(args) -> int:
+    from .config import Config
+    from .evaluation import evaluate
+    from .training import fit
+
+    if args.resume:
+        run = _run_dir(args.resume)
+        snaps, task = _run_data_and_task(args, run)
+        cfg = Config.load(run / "config.json")
+        overrides = _shortcut_overrides(args)
+        if overrides:
+            cfg = cfg.override(**overrides)
+        out = Path(args.out) if args.out else run
+        spec = json.loads((run / DATA_SPEC_FILE).read_text()) if (run / DATA_SPEC_FILE).is_file() else None
+        res = fit(cfg, snaps, task, out_dir=out, resume=run, progress=not args.quiet)
+    else:
+        if not args.data:
+            raise CLIError("fit needs --data PATH [PATH ...] (or --resume DIR)")
+        spec = data_spec(args)
+        snaps = load_data(spec)
+        task = get_task(args.task or _default_task(snaps.n_times), snaps.n_times)
+        cfg = build_config(args, snaps.dim)
+        out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset or 'custom'}-seed{cfg.train.seed}"
+        spec["task"] = task.name
+        print(f"fitting {cfg.preset or 'custom config'} on {getattr(snaps, 'name', None) or spec['paths'][0]} "
+              f"({snaps.n_times} time points, dim {snaps.dim}); task {task.name}: train {list(task.train)}, "
+              f"held out {list(task.heldout)}; {cfg.train.iterations} iterations → {out}")
+        res = fit(cfg, snaps, task, out_dir=out, progress=not args.quiet)
+    if spec is not None:
+        (Path(out) / DATA_SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    last = res.history[-1] if res.history else {}
+    print(f"done in {res.elapsed:.1f} s: final loss {last.get('loss', float('nan')):.4g} "
+          f"(fit {last.get('fit', float('nan')):.4g}, energy {last.get('energy', float('nan')):.4g}); run directory {out}")
+    if not args.no_eval and list(task.heldout):
+        ev = evaluate(res.model, snaps, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed)
+        (Path(out) / "eval.json").write_text(json.dumps(ev, indent=2))
+        _print_eval(ev, f"held-out evaluation ({ev['n_particles']} simulated cells):")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate
+    from .runs import load_run
+
+    run = _run_dir(args.run)
+    model, cfg = load_run(run)
+    snaps, task = _run_data_and_task(args, run)
+    n = args.n_particles or cfg.eval.n_particles
+    seed = cfg.eval.seed if args.seed is None else args.seed
+    ev = evaluate(model, snaps, task, n_particles=n, seed=seed, times=args.at)
+    out = Path(args.out) if args.out else run / "eval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(ev, indent=2))
+    where = f"time indices {args.at}" if args.at else f"held-out times of task {ev.get('task')}"
+    _print_eval(ev, f"{run}: {where}, {n} simulated cells, seed {seed}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .config import preset
+    from .evaluation import compare, summarise, to_csv, to_markdown
+
+    spec = data_spec(args)
+    snaps = load_data(spec)
+    task = get_task(args.task or _default_task(snaps.n_times), snaps.n_times)
+    overrides = _shortcut_overrides(args)
+    if "train.seed" in overrides:
+        raise CLIError("set seeds with --seeds, not --set train.seed")
+    for name in args.presets:  # fail fast, before any training
+        preset(name, dim=snaps.dim).override(**overrides) if overrides else preset(name, dim=snaps.dim)
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{task.name.replace(':', '')}"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"comparing {', '.join(args.presets)} × seeds {args.seeds} on task {task.name} "
+          f"(train {list(task.train)}, held out {list(task.heldout)}) → {out}")
+    rows = compare(args.presets, snaps, task, args.seeds, overrides=overrides, out_dir=out, progress=not args.quiet)
+    for r in rows:
+        if r.get("out_dir"):
+            (Path(r["out_dir"]) / DATA_SPEC_FILE).write_text(json.dumps({**spec, "task": task.name}, indent=2))
+    summary = summarise(rows)
+    md = to_markdown(summary)
+    to_csv(rows, out / "results.csv")
+    to_csv(summary, out / "summary.csv")
+    header = f"held-out W1/W2 (mean ± std over seeds {args.seeds}), task {task.name}\n\n"
+    (out / "summary.md").write_text(header + md)
+    print()
+    print(header + md)
+    print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'summary.md'}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .explain import explain
+    from .runs import load_run, read_history
+
+    run = _run_dir(args.run)
+    model, cfg = load_run(run)
+    snaps, task = _run_data_and_task(args, run)
+    try:
+        history = read_history(run)
+    except FileNotFoundError:
+        history = None
+    out = Path(args.out) if args.out else run / "explain"
+    summary = explain(model, snaps, out, time_indices=args.time_index, n_cells=args.n_cells,
+                      n_particles=args.n_particles, seed=args.seed, history=history,
+                      heldout=list(task.heldout), figures=not args.no_figures, clusters=args.clusters)
+    print_explain_summary(summary, out)
+    return 0
+
+
+def print_explain_summary(summary: dict, out: Path) -> None:
+    print(f"interaction kernel: {summary['kernel']}")
+    for note in summary.get("notes", []):
+        print(f"note: {note}")
+    for a in summary.get("attention") or []:
+        line = f"t = {a['time']:g} (index {a['time_index']}): {a['n_cells']} cells, cell-wise asymmetry {a['asymmetry']:.3f}"
+        if "label_asymmetry" in a:
+            line += f", cell-type asymmetry {a['label_asymmetry']:.3f}"
+        print(line)
+    if summary.get("attention") and "label_names" in summary["attention"][0]:
+        a = summary["attention"][-1]
+        names = a["label_names"]
+        print(f"cell-type matrix at t = {a['time']:g} (rows = receiver type, columns = source type):")
+        w = max(8, max(len(n) for n in names) + 1)
+        print(" " * w + "".join(f"{n:>{w}}" for n in names))
+        for n, row in zip(names, a["label_matrix"]):
+            print(f"{n:<{w}}" + "".join(f"{'–' if v is None else format(v, '.3g'):>{w}}" for v in row))
+    print(f"wrote {len(summary['files'])} files to {out}")
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(iterations=args.iterations, seed=args.seed, out=args.out, progress=not args.quiet)
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------------
+_USER_ERRORS = (CLIError, FileNotFoundError, KeyError, ValueError, TypeError, ImportError)
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str):
+        msg = e.args[0]
+    else:
+        msg = str(e) or type(e).__name__
+    msg = " ".join(msg.split())  # one line
+    if isinstance(e, FileNotFoundError) and getattr(e, "filename", None) and e.filename not in msg:
+        msg = f"{msg}: {e.filename}"
+    return msg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status
+    (0 ok, 2 bad input). Used by the ``mfsde`` script and ``python -m mfsde``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 on bad usage
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except _USER_ERRORS as e:
+        if args.debug:
+            raise
+        print(f"mfsde {args.command}: error: {_message(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mfsde: interrupted", file=sys.stderr)
+        return 130
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Evaluation on held-out time points (scIMF's protocol) and preset × seed comparisons.
+
+:func:`evaluate` simulates ``n_particles`` cells from the first snapshot (eval mode, no
+gradients) to every held-out time and measures exact W1 and W2 (POT, uniform weights) against
+*all* observed cells there. :func:`compare` trains and evaluates presets over seeds;
+:func:`summarise` gives mean ± std over seeds; :func:`to_markdown` / :func:`to_csv` write tables.
+
+>>> rows = compare(["scimf", "ito"], snaps, "interpolate:2", seeds=[0, 1, 2],
+...                overrides={"train.iterations": 500})
+>>> print(to_markdown(summarise(rows)))
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .losses import w1, w2
+from .training import check_inputs, draw_initial, fit, resolve_task, time_axis
+
+
+def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
+    p = next(iter(model.parameters()), None)
+    if p is None:
+        return torch.device("cpu"), torch.get_default_dtype()
+    return p.device, p.dtype
+
+
+def simulate(model, snapshots, indices: Sequence[int], *, n_particles: int = 2000, seed: int = 0) -> dict[int, torch.Tensor]:
+    """Simulate ``n_particles`` cells drawn from snapshot 0 (without replacement when there are
+    enough) through every snapshot time up to ``max(indices)``, in eval mode without gradients.
+
+    The draw of the initial cells and the Brownian increments come from one
+    ``torch.Generator`` seeded with ``seed``. Returns ``{k: (n_particles, d) tensor}`` for k in
+    ``indices``.
+    """
+    if not isinstance(n_particles, int) or n_particles < 1:
+        raise ValueError(f"n_particles must be a positive int, got {n_particles!r}")
+    indices = sorted({int(k) for k in indices})
+    if not indices:
+        raise ValueError("no time indices to simulate")
+    n_times = len(snapshots.data)
+    if indices[0] < 0 or indices[-1] >= n_times:
+        raise ValueError(f"time indices {indices} out of range for {n_times} snapshots")
+    device, dtype = _model_device_dtype(model)
+    x0_cells = torch.as_tensor(np.asarray(snapshots.data[0]), dtype=dtype, device=device)
+    if getattr(model, "dim", x0_cells.shape[-1]) != x0_cells.shape[-1]:
+        raise ValueError(f"the model has dim {model.dim} but the data have dim {x0_cells.shape[-1]}")
+    ts = time_axis(snapshots, indices[-1], dtype, device)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x0 = draw_initial(x0_cells, n_particles, gen)
+            if indices[-1] == 0:
+                xs = x0.unsqueeze(0)
+            else:
+                xs = model(x0, ts, generator=gen).xs
+    finally:
+        model.train(was_training)
+    return {k: xs[k] for k in indices}
+
+
+def evaluate(model, snapshots, task, *, n_particles: int = 2000, seed: int = 0,
+             times: Sequence[int] | None = None, metrics: Sequence[str] = ("w1", "w2")) -> dict:
+    """Exact W1/W2 between simulated and observed cells at the held-out times of ``task``.
+
+    Args:
+        model: a trained :class:`~mfsde.MeanFieldSDE`.
+        snapshots: the data (all observed cells of a time point are the reference).
+        task: a Task (its ``heldout`` indices) or a task name.
+        n_particles, seed: simulated cells and the seed of their draw and noise.
+        times: evaluate at these snapshot indices instead of ``task.heldout`` (e.g. the training
+            times, to measure the fit).
+        metrics: subset of ``("w1", "w2")``.
+
+    Returns:
+        ``{"task", "n_particles", "seed", "per_time": [{"index", "time", "n_observed", "w1",
+        "w2"}, …], "w1": mean over times, "w2": mean over times}``.
+    """
+    task = resolve_task(task, snapshots)
+    check_inputs(snapshots, task, getattr(model, "dim", None), need_train=False)
+    idx = sorted(int(k) for k in (task.heldout if times is None else times))
+    if not idx:
+        raise ValueError(f"task {getattr(task, 'name', task)!r} has no held-out time to evaluate; pass times=[...]")
+    bad = [m for m in metrics if m not in ("w1", "w2")]
+    if bad:
+        raise ValueError(f"unknown metric(s) {bad}; available: w1, w2")
+    sims = simulate(model, snapshots, idx, n_particles=n_particles, seed=seed)
+    fns = {"w1": w1, "w2": w2}
+    per_time = []
+    for k in idx:
+        x = sims[k].double().cpu().numpy()
+        y = np.asarray(snapshots.data[k], dtype=np.float64)
+        rec = {"index": k, "time": float(np.asarray(snapshots.times)[k]), "n_observed": int(y.shape[0])}
+        for m in metrics:
+            rec[m] = fns[m](x, y)
+        per_time.append(rec)
+    out = {"task": getattr(task, "name", None), "n_particles": n_particles, "seed": seed, "per_time": per_time}
+    for m in metrics:
+        out[m] = float(np.mean([r[m] for r in per_time]))
+    return out
+
+
+# -- comparisons -----------------------------------------------------------------------------
+def _flatten_eval(ev: dict) -> dict:
+    row = {m: ev[m] for m in ("w1", "w2") if m in ev}
+    for r in ev["per_time"]:
+        for m in ("w1", "w2"):
+            if m in r:
+                row[f"{m}@{r['index']}"] = r[m]
+    return row
+
+
+def compare(
+    presets: Sequence[str],
+    snapshots,
+    task,
+    seeds: Iterable[int],
+    *,
+    overrides: dict | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Train every preset with every seed on ``task`` and evaluate it on the held-out times.
+
+    Each config is ``preset(name, dim=snapshots.dim)`` with the dotted ``overrides`` (e.g.
+    ``{"train.iterations": 200, "model.inter.heads": 5}``) and ``train.seed = seed``; evaluation
+    uses ``config.eval.n_particles`` and ``config.eval.seed``. With ``out_dir`` each run is
+    written to ``out_dir/<preset>-seed<seed>/`` (plus its ``eval.json``), and rows are appended
+    to ``out_dir/results.jsonl``.
+
+    Returns one row per run: ``preset``, ``seed``, ``task``, ``w1``, ``w2``, ``w1@k``/``w2@k`` per
+    held-out index k, ``final_loss``, ``train_seconds``, ``out_dir``.
+    """
+    from .config import preset as get_preset
+
+    if isinstance(presets, str):
+        presets = [presets]
+    seeds = [int(s) for s in seeds]
+    if not presets or not seeds:
+        raise ValueError("compare needs at least one preset and one seed")
+    task = resolve_task(task, snapshots)
+    check_inputs(snapshots, task)
+    if not list(task.heldout):
+        raise ValueError(f"task {task.name!r} has no held-out time to evaluate")
+    out_dir = Path(out_dir) if out_dir is not None else None
+    overrides = dict(overrides or {})
+    if "train.seed" in overrides:
+        raise ValueError("set seeds with the `seeds` argument, not overrides['train.seed']")
+    configs = {p: get_preset(p, dim=snapshots.dim).override(**overrides) for p in presets}  # fail fast
+    rows = []
+    for name in presets:
+        for seed in seeds:
+            cfg = configs[name].override(**{"train.seed": seed})
+            run_dir = out_dir / f"{name}-seed{seed}" if out_dir is not None else None
+            res = fit(cfg, snapshots, task, out_dir=run_dir, progress=progress)
+            ev = evaluate(res.model, snapshots, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed)
+            row = {"preset": name, "seed": seed, "task": task.name, **_flatten_eval(ev),
+                   "final_loss": res.history[-1]["loss"] if res.history else float("nan"),
+                   "train_seconds": res.elapsed, "out_dir": str(run_dir) if run_dir is not None else None}
+            rows.append(row)
+            if run_dir is not None:
+                (run_dir / "eval.json").write_text(json.dumps(ev, indent=2))
+                with open(out_dir / "results.jsonl", "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    return rows
+
+
+_GROUP_KEYS = ("task", "preset")
+_NOT_METRICS = {"seed"}
+
+
+def summarise(rows: Sequence[dict], metrics: Sequence[str] | None = None) -> list[dict]:
+    """Mean ± std over seeds per (task, preset), in order of first appearance.
+
+    ``metrics`` defaults to every numeric column except ``seed``. The std is the sample
+    standard deviation (ddof = 1; NaN for a single seed). Output rows: ``task``, ``preset``,
+    ``n_seeds``, ``seeds`` and ``<metric>_mean``, ``<metric>_std`` per metric.
+    """
+    if not rows:
+        return []
+    if metrics is None:
+        metrics = []
+        for r in rows:
+            for k, v in r.items():
+                if k not in _GROUP_KEYS and k not in _NOT_METRICS and k not in metrics \
+                        and isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+                    metrics.append(k)
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in _GROUP_KEYS), []).append(r)
+    out = []
+    for key, rs in groups.items():
+        s = dict(zip(_GROUP_KEYS, key))
+        s["n_seeds"] = len(rs)
+        s["seeds"] = [r.get("seed") for r in rs]
+        for m in metrics:
+            vals = np.array([r[m] for r in rs if r.get(m) is not None], dtype=np.float64)
+            s[f"{m}_mean"] = float(vals.mean()) if vals.size else float("nan")
+            s[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else float("nan")
+        out.append(s)
+    return out
+
+
+def _fmt(v, digits: int) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def to_markdown(summary: Sequence[dict], metrics: Sequence[str] = ("w1", "w2"), digits: int = 2) -> str:
+    """A Markdown table: one row per (task, preset), a ``mean ± std`` cell per metric.
+
+    Works on :func:`summarise` output (``<m>_mean``/``<m>_std``) and on raw rows (``<m>``)."""
+    if not summary:
+        return ""
+    raw = not any(f"{m}_mean" in r for r in summary for m in metrics)
+    lead = [k for k in ("task", "preset") if any(k in r for r in summary)] + (["seed"] if raw else ["n_seeds"])
+    header = lead + [m.upper() for m in metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in summary:
+        cells = [_fmt(r.get(k), digits) for k in lead]
+        for m in metrics:
+            if raw:
+                cells.append(_fmt(r.get(m), digits))
+            else:
+                mean, std = r.get(f"{m}_mean"), r.get(f"{m}_std")
+                cell = _fmt(mean, digits)
+                if std is not None and not (isinstance(std, float) and math.isnan(std)):
+                    cell += f" ± {_fmt(std, digits)}"
+                cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: Sequence[dict], path: str | Path | None = None) -> str:
+    """CSV text of ``rows`` (columns in order of first appearance; lists joined by ``;``);
+    also written to ``path`` when given."""
+    columns: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in r.items()})
+    text = buf.getvalue()
+    if path is not None:
+        Path(path).write_text(text)
+    return text

@@ -1,0 +1,188 @@
+"""Run directories: config, metadata, checkpoints and reloading a trained model.
+
+A run directory written by :func:`mfsde.training.fit` holds
+
+- ``config.json``: the full :class:`~mfsde.config.Config` (reload with :meth:`Config.load`),
+- ``meta.json``: seed, package versions, Python, platform, start time (:func:`write_meta`),
+- ``history.jsonl``: one JSON object per training iteration (loss parts, lr, grad norm),
+- ``checkpoint.pt``: model, optimiser, scheduler, config, iteration, history and every RNG
+  state (torch global, the training generator, numpy, python), enough to resume bit-identically.
+
+>>> model, config = load_run("runs/scimf-seed0")
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import Config
+
+CONFIG_FILE = "config.json"
+META_FILE = "meta.json"
+HISTORY_FILE = "history.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+# distribution name → import name, for the versions recorded in meta.json
+_PACKAGES = {"torch": "torch", "torchsde": "torchsde", "geomloss": "geomloss", "POT": "ot", "numpy": "numpy", "mfsde": "mfsde"}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of torch, torchsde, geomloss, POT, numpy and mfsde (``None`` if not installed)."""
+    out: dict[str, str | None] = {}
+    for dist, mod in _PACKAGES.items():
+        version = None
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            m = sys.modules.get(mod)
+            if m is None:
+                try:
+                    m = __import__(mod)
+                except ImportError:
+                    m = None
+            version = getattr(m, "__version__", None) if m is not None else None
+        out[dist] = version
+    return out
+
+
+def environment() -> dict[str, Any]:
+    """Python version, platform, torch thread count and whether CUDA is available."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def write_config(out_dir: str | Path, config: Config) -> Path:
+    """Write ``config.json`` into ``out_dir`` (created if needed)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return config.save(out_dir / CONFIG_FILE)
+
+
+def write_meta(out_dir: str | Path, config: Config, extra: dict | None = None) -> Path:
+    """Write ``meta.json``: seed, preset, package versions, python, platform, start time (UTC,
+    ISO 8601) and whatever ``extra`` holds (e.g. the data set and task). Returns its path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "seed": config.train.seed,
+        "preset": config.preset,
+        "start_time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "packages": package_versions(),
+        **environment(),
+        "argv": list(sys.argv),
+        "pid": os.getpid(),
+    }
+    meta.update(extra or {})
+    path = out_dir / META_FILE
+    path.write_text(json.dumps(_jsonable(meta), indent=2))
+    return path
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# -- RNG states -------------------------------------------------------------------------------
+def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Every RNG state a training run draws from: torch (CPU and CUDA), ``generator``, numpy, python."""
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["torch_cuda"] = torch.cuda.get_rng_state_all()
+    if generator is not None:
+        states["generator"] = generator.get_state()
+    return states
+
+
+def set_rng_states(states: dict[str, Any], generator: torch.Generator | None = None) -> None:
+    """Restore what :func:`rng_states` returned (``generator`` gets ``states["generator"]``)."""
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "torch_cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch_cuda"])
+    if generator is not None:
+        if "generator" not in states:
+            raise KeyError("the checkpoint holds no generator state")
+        generator.set_state(states["generator"])
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+def save_checkpoint(path: str | Path, **state: Any) -> Path:
+    """``torch.save`` ``state`` atomically (write to a temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`mfsde.training.fit`; ``path`` is the file or its run
+    directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
+    # the checkpoint holds numpy/python RNG states (tuples, arrays), so weights_only=False
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def read_history(out_dir: str | Path) -> list[dict]:
+    """The per-iteration records of ``history.jsonl`` in ``out_dir``."""
+    path = Path(out_dir) / HISTORY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {HISTORY_FILE} in {str(out_dir)!r}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_run(out_dir: str | Path, device: str | torch.device | None = None):
+    """Rebuild the trained model of a run directory: ``(model, config)``.
+
+    The config comes from ``config.json`` (falling back to the checkpoint's copy) and the weights
+    from ``checkpoint.pt``. The model is returned in eval mode.
+    """
+    from .model import build_model
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise FileNotFoundError(f"run directory {str(out_dir)!r} does not exist")
+    ckpt = load_checkpoint(out_dir / CHECKPOINT_FILE)
+    cfg_path = out_dir / CONFIG_FILE
+    config = Config.load(cfg_path) if cfg_path.is_file() else Config.from_dict(ckpt["config"])
+    model = build_model(config)
+    model.load_state_dict(ckpt["model"])
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return model, config

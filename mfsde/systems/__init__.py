@@ -1,0 +1,27 @@
+"""Ground-truth interacting particle systems (McKean–Vlasov) that produce snapshot datasets.
+
+Every system is simulated with mfsde's own :func:`~mfsde.solvers.sdeint` from a known drift
+(``system.drift``: a :class:`~mfsde.drifts.MeanFieldDrift` whose ``.intra`` / ``.inter`` parts
+can be evaluated at any population), so learned drifts and interactions can be compared with
+the truth.
+
+>>> from mfsde.systems import get_system, snapshots, SYSTEMS
+>>> SYSTEMS.names()
+['cucker_smale', 'kuramoto', 'morse', 'morse_control', 'opinion', 'ou', 'ou_control']
+>>> ds = snapshots(get_system("kuramoto", K=2.0), times=[0, 1, 2, 4], n_per_time=500, seed=0)
+"""
+from .base import SYSTEMS, NonInteracting, ParticleSystem, get_system
+from .flocking import CuckerSmale, VelocityAlignment, velocity_variance
+from .kuramoto import NoisyKuramoto, order_parameter, stationary_order_parameter
+from .morse import HarmonicConfinement, MorseAggregation, MorseInteraction, morse_control
+from .opinion import BoundedConfidence, OpinionDynamics, bump
+from .ou import MeanFieldOU, MeanReversion, ou_control
+from .dataset import demo_dataset, simulate_snapshots, snapshots
+
+__all__ = [
+    "SYSTEMS", "get_system", "ParticleSystem", "NonInteracting", "snapshots", "simulate_snapshots",
+    "demo_dataset", "MeanFieldOU", "MeanReversion", "ou_control", "NoisyKuramoto", "order_parameter",
+    "stationary_order_parameter", "CuckerSmale", "VelocityAlignment", "velocity_variance",
+    "OpinionDynamics", "BoundedConfidence", "bump", "MorseAggregation", "MorseInteraction",
+    "HarmonicConfinement", "morse_control",
+]

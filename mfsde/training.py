@@ -1,0 +1,428 @@
+"""Training a mean-field SDE on snapshot data: scIMF's recipe (see ../shared/docs/scimf.md).
+
+One iteration (all settings from the :class:`~mfsde.config.Config`):
+
+1. draw ``train.n_particles`` cells from the first snapshot (without replacement, or with
+   replacement when there are fewer cells) using a seeded ``torch.Generator``;
+2. simulate them with the model through every snapshot time up to the last *training* time
+   (time axis: snapshot times minus ``times[0]``), accumulating the path energy;
+3. loss = ``loss.fit_weight`` × mean over the training times l ≥ 1 of the distribution loss
+   (``loss.fit`` by registry name, comparing with ``train.n_targets`` observed cells drawn
+   afresh each iteration by the same generator; ``None`` = all cells) +
+   ``loss.energy_weight`` × path energy / last training time. Held-out times are never used;
+4. Adam(``train.lr``) step after gradient-norm clipping (``train.clip_grad_norm``), then
+   ``StepLR(train.lr_step, train.lr_gamma)``.
+
+Runs are reproducible on CPU under ``train.seed`` (torch's global RNG, which drives weight
+initialisation and dropout, is seeded too) and can be resumed bit-identically from
+``checkpoint.pt`` (:func:`fit` with ``resume=``).
+
+>>> from mfsde import preset
+>>> from mfsde.training import fit
+>>> result = fit(preset("scimf", dim=snaps.dim), snaps, "interpolate:2", out_dir="runs/a")
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import runs
+from .config import Config
+from .losses import LOSSES, path_energy, subsample
+from .model import MeanFieldSDE, build_model
+
+# config fields that may differ between a checkpoint and the config passed to resume it
+RESUMABLE_CHANGES = ("train.iterations", "train.checkpoint_every", "train.log_every")
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        model: the trained model (in eval mode).
+        history: one dict per iteration: ``iteration`` (1-based), ``loss``, ``fit``, ``energy``,
+            ``fit@k`` (distribution loss at snapshot index k), ``lr``, ``grad_norm`` (before
+            clipping), ``seconds`` (wall time of the iteration).
+        config: the config trained with.
+        out_dir: the run directory, or ``None``.
+        elapsed: wall-clock seconds of this call (not counting earlier runs that were resumed).
+        iteration: iterations completed (``config.train.iterations`` unless a callback stopped early).
+    """
+
+    model: MeanFieldSDE
+    history: list[dict]
+    config: Config
+    out_dir: Path | None
+    elapsed: float
+    iteration: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+# -- input checks ----------------------------------------------------------------------------
+def resolve_task(task, snapshots):
+    """``task`` as a Task object (a string like ``"interpolate:2"`` goes through
+    :func:`mfsde.data.tasks.get_task`)."""
+    if isinstance(task, str):
+        from .data.tasks import get_task
+
+        return get_task(task, snapshots.n_times)
+    return task
+
+
+def check_inputs(snapshots, task, dim: int | None = None, *, need_train: bool = True) -> None:
+    """Raise clear errors when ``task`` does not fit ``snapshots`` or ``dim`` differs from the data."""
+    times = np.asarray(snapshots.times, dtype=np.float64)
+    n_times = len(snapshots.data)
+    if times.ndim != 1 or len(times) != n_times:
+        raise ValueError(f"snapshots have {n_times} data arrays but times of shape {times.shape}")
+    if n_times < 2:
+        raise ValueError(f"need at least 2 snapshots, got {n_times}")
+    if not np.isfinite(times).all() or not (np.diff(times) > 0).all():
+        raise ValueError(f"snapshot times must be finite and strictly increasing, got {times.tolist()}")
+    data_dim = snapshots.dim
+    for k, a in enumerate(snapshots.data):
+        if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] != data_dim:
+            raise ValueError(f"snapshot {k} must have shape (n_k ≥ 1, {data_dim}), got {tuple(a.shape)}")
+    if dim is not None and dim != data_dim:
+        raise ValueError(
+            f"the model has dim {dim} (config.model.dim) but the data have dim {data_dim}; build the "
+            f"config with preset(name, dim={data_dim}) or override model.dim"
+        )
+    name = getattr(task, "name", repr(task))
+    for what in ("train", "heldout"):
+        idx = list(getattr(task, what))
+        bad = [i for i in idx if not isinstance(i, (int, np.integer)) or not 0 <= i < n_times]
+        if bad:
+            raise ValueError(
+                f"task {name!r} has {what} time index(es) {bad} out of range for {n_times} snapshots "
+                f"(valid: 0..{n_times - 1})"
+            )
+    train, heldout = set(task.train), set(task.heldout)
+    if 0 not in train:
+        raise ValueError(f"task {name!r}: time index 0 (the initial snapshot) must be a training time")
+    if need_train and len(train) < 2:
+        raise ValueError(f"task {name!r} has no training time after t_0 to fit (train = {sorted(train)})")
+    if train & heldout:
+        raise ValueError(f"task {name!r}: time index(es) {sorted(train & heldout)} are both train and held out")
+
+
+def time_axis(snapshots, last: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Output times of a simulation through snapshot ``last``: ``times[:last+1] - times[0]``."""
+    times = np.asarray(snapshots.times, dtype=np.float64)
+    return torch.as_tensor(times[: last + 1] - times[0], dtype=dtype, device=device)
+
+
+def draw_initial(x0_cells: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` rows of ``x0_cells`` ``(M, d)``: without replacement when M ≥ n, else with replacement."""
+    m = x0_cells.shape[0]
+    dev = generator.device
+    if m >= n:
+        idx = torch.randperm(m, generator=generator, device=dev)[:n]
+    else:
+        idx = torch.randint(0, m, (n,), generator=generator, device=dev)
+    return x0_cells[idx.to(x0_cells.device)]
+
+
+def _derived_seed(seed: int, stream: int) -> int:
+    """A seed for an independent stream (so the training generator does not replay the
+    numbers that initialised the weights)."""
+    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's global RNG (weights, dropout), numpy's and python's."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+class FitLoss:
+    """The distribution loss of a config with ``train.n_targets`` target sub-sampling.
+
+    The loss is built by registry name from ``config.loss.fit``; ``train.n_targets`` is passed
+    as its ``n_targets`` option unless the loss options set one themselves. A registered loss
+    without an ``n_targets`` option gets its targets sub-sampled here. The generator is passed
+    to the loss when its ``forward`` accepts one.
+    """
+
+    def __init__(self, config: Config):
+        comp = config.loss.fit
+        cls = LOSSES.get(comp.name)
+        options = dict(comp.options)
+        accepted = inspect.signature(cls).parameters
+        self.n_targets = options.get("n_targets", config.train.n_targets)
+        self.external = "n_targets" not in accepted
+        if not self.external:
+            options.setdefault("n_targets", config.train.n_targets)
+        self.loss = LOSSES.build(comp.name, **options)
+        fwd = getattr(self.loss, "forward", self.loss)
+        try:
+            self.takes_generator = "generator" in inspect.signature(fwd).parameters
+        except (TypeError, ValueError):
+            self.takes_generator = False
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.external:
+            y = subsample(y, self.n_targets, generator)
+        if self.takes_generator:
+            return self.loss(x, y, generator=generator)
+        return self.loss(x, y)
+
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        key = f"{prefix}{k}"
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, key + ".")
+        elif va != vb:
+            out.append(key)
+    return out
+
+
+def _task_dict(task) -> dict:
+    return {"name": getattr(task, "name", None), "train": [int(i) for i in task.train],
+            "heldout": [int(i) for i in task.heldout]}
+
+
+# -- training --------------------------------------------------------------------------------
+def default_simulate(model: MeanFieldSDE, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator):
+    """The training simulation: ``model(x0, ts, generator=generator, energy=True)`` (a
+    :class:`~mfsde.solvers.Solution` with ``xs`` and ``energy``)."""
+    return model(x0, ts, generator=generator, energy=True)
+
+
+class Trainer:
+    """One training run, advanced one iteration at a time by :meth:`step` (:func:`fit` drives it).
+
+    Builds the model (torch's global RNG seeded with ``train.seed`` first), Adam, StepLR, the
+    fit loss and a ``torch.Generator`` for cell draws, Brownian increments and target
+    sub-sampling. Each trainer keeps its own copy of torch's global RNG state (used by dropout)
+    and swaps it in for its steps, so several trainers can be stepped in turn (as the
+    benchmarks do) without changing each other's results.
+
+    Args:
+        config, snapshots, task, device: as for :func:`fit`.
+        simulate: ``simulate(model, x0, ts, generator)`` returning an object with ``xs``
+            ``(T, N, d)`` and ``energy`` ``(T,)`` and ``ts`` (default :func:`default_simulate`);
+            lets benchmarks swap the solver (e.g. torchsde) while keeping the recipe.
+
+    Attributes:
+        model, optimiser, scheduler, generator, iteration (completed), history (records).
+    """
+
+    def __init__(self, config: Config, snapshots, task, *, device: str | torch.device | None = None,
+                 simulate: Callable | None = None):
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be an mfsde.Config, got {type(config).__name__}")
+        config.validate()
+        task = resolve_task(task, snapshots)
+        check_inputs(snapshots, task, config.model.dim)
+        self.config, self.task, self.snapshots = config, task, snapshots
+        tc = config.train
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        dtype = torch.get_default_dtype()
+        self.data = snapshots.tensors(dtype, self.device)
+        train_idx = sorted(int(i) for i in task.train)
+        self.fit_idx = [i for i in train_idx if i >= 1]
+        self.ts = time_axis(snapshots, train_idx[-1], dtype, self.device)
+
+        seed_everything(tc.seed)
+        self.model = build_model(config).to(self.device)
+        self.model.train()
+        self.generator = torch.Generator(device=self.device).manual_seed(_derived_seed(tc.seed, 1))
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimiser = torch.optim.Adam(self.params, lr=tc.lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=tc.lr_step, gamma=tc.lr_gamma)
+        self.loss_fn = FitLoss(config)
+        self.simulate = simulate or default_simulate
+        self.iteration, self.history = 0, []
+        self._torch_rng = self._global_rng()
+
+    # -- RNG of this run ----------------------------------------------------------------------
+    def _global_rng(self):
+        state = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_global_rng(self, state) -> None:
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
+    # -- one iteration ------------------------------------------------------------------------
+    def loss(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw cells, simulate and return ``(loss, fit term, energy term, fits per time)``."""
+        tc = self.config.train
+        x0 = draw_initial(self.data[0], tc.n_particles, self.generator)
+        sol = self.simulate(self.model, x0, self.ts, self.generator)
+        fits = torch.stack([self.loss_fn(sol.xs[k], self.data[k], self.generator) for k in self.fit_idx])
+        fit_term = fits.mean()
+        energy = path_energy(sol)
+        loss = float(self.config.loss.fit_weight) * fit_term + float(self.config.loss.energy_weight) * energy
+        return loss, fit_term, energy, fits
+
+    def step(self) -> dict:
+        """One training iteration; returns (and appends to :attr:`history`) its record."""
+        t0 = time.perf_counter()
+        self._set_global_rng(self._torch_rng)
+        try:
+            lr = self.optimiser.param_groups[0]["lr"]
+            loss, fit_term, energy, fits = self.loss()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite loss at iteration {self.iteration + 1}: fit={fit_term.item()}, "
+                    f"energy={energy.item()}; try a smaller train.lr or model.dt")
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            clip = self.config.train.clip_grad_norm
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
+            self.optimiser.step()
+            self.scheduler.step()
+        finally:
+            self._torch_rng = self._global_rng()
+        self.iteration += 1
+        rec = {"iteration": self.iteration, "loss": loss.item(), "fit": fit_term.item(), "energy": energy.item(),
+               **{f"fit@{k}": v for k, v in zip(self.fit_idx, fits.detach().tolist())},
+               "lr": lr, "grad_norm": float(grad_norm), "seconds": time.perf_counter() - t0}
+        self.history.append(rec)
+        return rec
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-identically (what ``checkpoint.pt`` holds)."""
+        rng = runs.rng_states(self.generator)
+        rng["torch"] = self._torch_rng["cpu"]
+        if "cuda" in self._torch_rng:
+            rng["torch_cuda_device"] = self._torch_rng["cuda"]
+        return {
+            "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "config": self.config.to_dict(),
+            "iteration": self.iteration, "history": list(self.history), "rng": rng,
+            "task": _task_dict(self.task), "versions": runs.package_versions(),
+        }
+
+    def load_state_dict(self, ckpt: dict, source: str = "checkpoint") -> None:
+        """Restore :meth:`state_dict` output after checking that config and task match."""
+        diff = [k for k in _config_diff(ckpt["config"], self.config.to_dict()) if k not in RESUMABLE_CHANGES]
+        if diff:
+            raise ValueError(f"cannot resume {source!r}: config differs from the checkpoint's in {diff}")
+        mine = _task_dict(self.task)
+        if ckpt["task"]["train"] != mine["train"] or ckpt["task"]["heldout"] != mine["heldout"]:
+            raise ValueError(f"cannot resume {source!r}: checkpoint task {ckpt['task']} differs from {mine}")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimiser.load_state_dict(ckpt["optimiser"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        runs.set_rng_states(ckpt["rng"], self.generator)
+        self._torch_rng = {"cpu": ckpt["rng"]["torch"]}
+        if "torch_cuda_device" in ckpt["rng"] and self.device.type == "cuda":
+            self._torch_rng["cuda"] = ckpt["rng"]["torch_cuda_device"]
+        self.iteration, self.history = int(ckpt["iteration"]), list(ckpt["history"])
+
+
+def fit(
+    config: Config,
+    snapshots,
+    task,
+    *,
+    out_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    callback: Callable[[dict, MeanFieldSDE], Any] | None = None,
+    device: str | torch.device | None = None,
+) -> FitResult:
+    """Train ``build_model(config)`` on the training times of ``task`` (see the module docstring).
+
+    Args:
+        config: model, loss and training settings; ``config.model.dim`` must equal ``snapshots.dim``.
+        snapshots: a :class:`mfsde.data.Snapshots` (``times``, ``data``, ``dim``, ``tensors()``).
+        task: a :class:`mfsde.data.tasks.Task` (``train``/``heldout`` time indices) or its name.
+        out_dir: run directory; gets ``config.json``, ``meta.json``, ``history.jsonl`` and
+            ``checkpoint.pt`` (every ``train.checkpoint_every`` iterations and at the end).
+            ``None``: nothing is written (with ``resume``: the checkpoint's directory).
+        resume: a ``checkpoint.pt`` (or its run directory) to continue from; the result is
+            bit-identical to an uninterrupted run. Only ``train.iterations``,
+            ``train.checkpoint_every`` and ``train.log_every`` may differ from the checkpoint's config.
+        progress: show a tqdm bar with running losses.
+        callback: ``callback(record, model)`` after every iteration; returning ``True`` stops
+            training (a final checkpoint is still written).
+        device: torch device for model and data (default CPU).
+
+    Returns:
+        :class:`FitResult`.
+    """
+    from tqdm.auto import tqdm
+
+    trainer = Trainer(config, snapshots, task, device=device)
+    task, tc = trainer.task, config.train
+    if resume is not None:
+        trainer.load_state_dict(runs.load_checkpoint(resume), source=str(resume))
+        if out_dir is None:
+            resume_path = Path(resume)
+            out_dir = resume_path if resume_path.is_dir() else resume_path.parent
+    out_dir = Path(out_dir) if out_dir is not None else None
+    start = trainer.iteration
+
+    hist_file = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        runs.write_config(out_dir, config)
+        meta_path = out_dir / runs.META_FILE
+        if resume is not None and meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            meta.setdefault("resumes", []).append(
+                {"from_iteration": start, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": str(resume)})
+            meta_path.write_text(json.dumps(meta, indent=2))
+        else:
+            extra = {"task": _task_dict(task), "data": getattr(snapshots, "name", None),
+                     "n_cells": [int(a.shape[0]) for a in snapshots.data], "device": str(trainer.device)}
+            runs.write_meta(out_dir, config, extra)
+        # the log holds exactly the iterations behind the model: rewrite what the checkpoint knows
+        hist_file = open(out_dir / runs.HISTORY_FILE, "w")
+        for rec in trainer.history:
+            hist_file.write(json.dumps(rec) + "\n")
+        hist_file.flush()
+
+    def save() -> None:
+        if out_dir is not None:
+            runs.save_checkpoint(out_dir / runs.CHECKPOINT_FILE, **trainer.state_dict())
+
+    t_start = time.perf_counter()
+    bar = tqdm(total=tc.iterations, initial=min(start, tc.iterations), disable=not progress,
+               desc=f"fit {config.preset or 'model'} seed {tc.seed}", dynamic_ncols=True)
+    try:
+        while trainer.iteration < tc.iterations:
+            rec = trainer.step()
+            it = trainer.iteration
+            if hist_file is not None:
+                hist_file.write(json.dumps(rec) + "\n")
+                hist_file.flush()
+            bar.update(1)
+            if progress and (it % max(1, tc.log_every) == 0 or it == tc.iterations):
+                bar.set_postfix(loss=f"{rec['loss']:.4g}", fit=f"{rec['fit']:.4g}", energy=f"{rec['energy']:.3g}")
+            stop = bool(callback(rec, trainer.model)) if callback is not None else False
+            if stop:
+                break
+            if tc.checkpoint_every and it % tc.checkpoint_every == 0 and it < tc.iterations:
+                save()
+        save()
+    finally:
+        bar.close()
+        if hist_file is not None:
+            hist_file.close()
+    trainer.model.eval()
+    return FitResult(model=trainer.model, history=trainer.history, config=config, out_dir=out_dir,
+                     elapsed=time.perf_counter() - t_start, iteration=trainer.iteration)

@@ -1,0 +1,180 @@
+"""Interpretation outputs: attention maps, label aggregation, asymmetry, velocities, figures."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import mfsde
+from mfsde.data import from_arrays
+from mfsde.explain import (
+    NoInteractionWeights, asymmetry_index, attention_maps, cluster_labels, explain, label_attention,
+    pca_embedding, velocities,
+)
+
+
+def _snapshots(dim=4, n=(30, 24, 27), labelled=True, seed=0):
+    rng = np.random.default_rng(seed)
+    data, labels = [], []
+    for k, m in enumerate(n):
+        lab = rng.choice(["T", "B", "NK"], m)
+        shift = {"T": 0.0, "B": 2.0, "NK": -2.0}
+        x = rng.normal(size=(m, dim)) + np.array([shift[s] for s in lab])[:, None] + 0.3 * k
+        data.append(x.astype(np.float32))
+        labels.append(lab)
+    return from_arrays(data, times=[0.0, 1.0, 2.5][: len(n)], labels=labels if labelled else None)
+
+
+def _model(name="scimf", dim=4, **over):
+    torch.manual_seed(0)
+    cfg = mfsde.preset(name, dim=dim)
+    if over:
+        cfg = cfg.override(**over)
+    return mfsde.build_model(cfg)
+
+
+def test_attention_rows_sum_to_one_off_diagonal_and_cells_ordered_by_label():
+    snaps, model = _snapshots(), _model()
+    maps = attention_maps(model, snaps)
+    assert [m.time_index for m in maps] == [0, 1, 2]
+    for m, x, lab in zip(maps, snaps.data, snaps.labels):
+        n = len(x)
+        assert m.weights.shape == (n, n) and m.heads.shape == (2, n, n)
+        np.testing.assert_allclose(np.diag(m.weights), 0.0, atol=1e-12)
+        np.testing.assert_allclose(m.weights.sum(1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(m.heads.sum(-1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(m.weights, m.heads.mean(0))
+        # cells are a permutation of the snapshot, grouped into contiguous sorted label blocks
+        assert sorted(m.cells.tolist()) == list(range(n))
+        assert list(m.labels) == sorted(m.labels) and (m.labels == lab[m.cells]).all()
+        # ordering is a relabelling: the matrix equals pair_weights at the re-ordered cells
+        direct = model.drift.inter.pair_weights(torch.as_tensor(x[m.cells])).mean(-3).detach().double().numpy()
+        np.testing.assert_allclose(m.weights, direct, atol=1e-6)
+        assert m.label is not None and m.label.names == ["B", "NK", "T"]
+        # each receiver's row sums to 1, so the counts-weighted label rows sum to ≈ 1 as well
+        assert 0 <= m.asymmetry <= 1 / np.sqrt(2) + 1e-9
+
+
+def test_attention_maps_subsample_and_time_indices():
+    snaps, model = _snapshots(), _model()
+    maps = attention_maps(model, snaps, time_indices=[-1], n_cells=10, seed=3)
+    assert len(maps) == 1 and maps[0].time_index == 2 and maps[0].weights.shape == (10, 10)
+    again = attention_maps(model, snaps, time_indices=[2], n_cells=10, seed=3)[0]
+    np.testing.assert_array_equal(maps[0].cells, again.cells)
+    with pytest.raises(IndexError):
+        attention_maps(model, snaps, time_indices=[5])
+
+
+def test_label_attention_on_a_hand_built_matrix():
+    w = np.array([
+        [0.0, 1.0, 2.0, 3.0],
+        [4.0, 0.0, 5.0, 6.0],
+        [7.0, 8.0, 0.0, 9.0],
+        [1.0, 1.0, 1.0, 0.0],
+    ])
+    labels = np.array(["a", "a", "b", "c"])
+    lab = label_attention(w, labels)
+    assert lab.names == ["a", "b", "c"] and lab.counts.tolist() == [2, 1, 1]
+    expected = np.array([
+        [(1.0 + 4.0) / 2, (2.0 + 5.0) / 2, (3.0 + 6.0) / 2],  # receivers a: pairs i≠j only
+        [(7.0 + 8.0) / 2, np.nan, 9.0],  # b has one cell: no b←b pair
+        [(1.0 + 1.0) / 2, 1.0, np.nan],
+    ])
+    np.testing.assert_allclose(lab.matrix, expected, equal_nan=True)
+    np.testing.assert_allclose(lab.net, expected - expected.T, equal_nan=True)
+    # including the (zero) diagonal divides by all n_a·n_b pairs
+    incl = label_attention(w, labels, exclude_self=False)
+    assert incl.matrix[0, 0] == pytest.approx(5.0 / 4) and incl.matrix[1, 1] == 0.0
+    # a head axis is averaged first; an explicit order is kept
+    lab2 = label_attention(np.stack([w, 3 * w]), labels, names=["c", "b", "a"])
+    assert lab2.matrix[2, 0] == pytest.approx(2 * 4.5)
+    with pytest.raises(ValueError):
+        label_attention(w, labels[:3])
+
+
+def test_asymmetry_index():
+    rng = np.random.default_rng(0)
+    a = rng.random((6, 6))
+    sym = a + a.T
+    assert asymmetry_index(sym) == 0.0
+    assert asymmetry_index(np.zeros((3, 3))) == 0.0
+    assert asymmetry_index(a - a.T) == pytest.approx(1.0)
+    one_way = np.triu(a, 1)  # every pair interacts in one direction only
+    assert asymmetry_index(one_way) == pytest.approx(1 / np.sqrt(2))
+    assert asymmetry_index(5 * a) == pytest.approx(asymmetry_index(a))
+    perm = rng.permutation(6)
+    assert asymmetry_index(a[perm][:, perm]) == pytest.approx(asymmetry_index(a))
+    with pytest.raises(ValueError):
+        asymmetry_index(np.ones((2, 3)))
+
+
+def test_symmetric_kernel_gives_symmetric_label_matrix():
+    snaps, model = _snapshots(), _model("rbf")
+    m = attention_maps(model, snaps, time_indices=[0])[0]
+    assert m.asymmetry == pytest.approx(0.0, abs=1e-6)
+    assert m.label.asymmetry == pytest.approx(0.0, abs=1e-6)
+    assert m.heads.shape[0] == 3  # one "head" per bandwidth
+
+
+def test_no_interaction_is_reported_not_raised(tmp_path):
+    snaps, model = _snapshots(), _model("ito")
+    with pytest.raises(NoInteractionWeights, match="no interaction"):
+        attention_maps(model, snaps)
+    summary = explain(model, snaps, tmp_path, n_particles=20, figures=False)
+    assert summary["attention"] is None and "no interaction" in summary["notes"][0]
+    assert (tmp_path / "velocities.npz").is_file() and not list(tmp_path.glob("attention_*"))
+
+
+def test_velocities_are_the_drift_and_its_parts():
+    snaps, model = _snapshots(), _model()
+    x = snaps.data[1]
+    v = velocities(model, x, t=1.0)
+    assert set(v) == {"intra", "inter", "total"} and v["total"].shape == x.shape
+    np.testing.assert_allclose(v["total"], v["intra"] + v["inter"], atol=1e-5)
+    model.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(v["total"], model.velocity(torch.as_tensor(x)).numpy(), atol=1e-5)
+    assert model.training is False  # eval restored to what it was
+    ito = velocities(_model("ito"), x)
+    assert np.all(ito["inter"] == 0)
+
+
+def test_pca_embedding_and_clusters():
+    snaps = _snapshots()
+    emb = pca_embedding(np.concatenate(snaps.data))
+    assert emb["components"].shape == (2, 4)
+    np.testing.assert_allclose(emb["components"] @ emb["components"].T, np.eye(2), atol=1e-8)
+    assert bool(pca_embedding(np.zeros((5, 2)))["identity"])
+    labels = cluster_labels(snaps, 3, seed=0)
+    assert [len(l) for l in labels] == [len(x) for x in snaps.data]
+    assert set(np.concatenate(labels)) <= {"c1", "c2", "c3"}
+
+
+def test_explain_writes_arrays_summary_and_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
+    snaps, model = _snapshots(), _model()
+    history = [{"iteration": i, "loss": 1.0 / i, "fit": 0.8 / i, "energy": 0.2, "fit@1": 0.5 / i, "lr": 1e-3,
+                "seconds": 0.1} for i in range(1, 30)]
+    summary = explain(model, snaps, tmp_path, time_indices=[0], n_cells=20, n_particles=50, history=history, heldout=[1])
+    for name in ("attention_cells_t0.png", "attention_labels_t0.png", "attention_graph_t0.png",
+                 "velocities.png", "loss.png"):
+        path = tmp_path / name
+        assert path.is_file() and path.stat().st_size > 5000, name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    arrays = np.load(tmp_path / "attention_t0.npz")
+    assert arrays["weights"].shape == (20, 20) and arrays["label_matrix"].shape == (3, 3)
+    vel = np.load(tmp_path / "velocities.npz")
+    assert vel["v_t1"].shape == snaps.data[1].shape and vel["pred_t2"].shape == (50, 4)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["attention"][0]["label_names"] == ["B", "NK", "T"]
+    assert set(summary["files"]) >= {"attention_t0.npz", "velocities.npz", "summary.json", "loss.png"}
+
+
+def test_explain_unlabelled_data_with_clusters(tmp_path):
+    snaps, model = _snapshots(labelled=False), _model()
+    plain = explain(model, snaps, tmp_path / "plain", time_indices=[0], n_particles=0, figures=False)
+    assert "label_names" not in plain["attention"][0] and any("no cell labels" in n for n in plain["notes"])
+    clustered = explain(model, snaps, tmp_path / "k", time_indices=[0], n_particles=0, figures=False, clusters=2)
+    assert clustered["attention"][0]["label_names"] == ["c1", "c2"]

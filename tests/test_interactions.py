@@ -1,0 +1,268 @@
+"""Interaction kernels: masking, permutation equivariance, symmetry, agreement with naive
+per-pair loops, chunking, N = 1, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import mfsde
+from mfsde.interactions import INTERACTIONS, AttentionInteraction, build_interaction
+
+from conftest import KERNEL_CASES, KERNEL_IDS, make_kernel, reference
+
+ATOL, RTOL = 1e-10, 1e-8
+
+
+@st.composite
+def populations(draw, min_n=2, max_n=6, max_d=4, lead=((), (2,), (2, 2))):
+    """A float64 population ``(..., N, d)``; values from a small grid-free float range, so
+    coincident particles and zero coordinates do occur."""
+    n = draw(st.integers(min_n, max_n))
+    d = draw(st.integers(1, max_d))
+    shape = (*draw(st.sampled_from(lead)), n, d)
+    arr = draw(arrays(np.float64, shape, elements=st.floats(-3, 3, allow_nan=False, width=64)))
+    return torch.from_numpy(arr.copy())
+
+
+def _perm_x(x, perm):
+    return x[..., perm, :]
+
+
+def _perm_w(w, perm):
+    return w[..., perm, :][..., :, perm]
+
+
+# -- masking -----------------------------------------------------------------------------------
+@settings(max_examples=15)
+@given(x=populations(), style=st.sampled_from(["code", "paper"]), tie=st.booleans())
+def test_attention_pair_weights_zero_diagonal_rows_sum_to_one(x, style, tie):
+    k = make_kernel("attention", x.shape[-1], style=style, tie_qk=tie)
+    w = k.pair_weights(x)
+    n = x.shape[-2]
+    assert w.shape == (*x.shape[:-2], k.heads, n, n)
+    assert torch.all(torch.diagonal(w, dim1=-2, dim2=-1) == 0)
+    assert torch.all(w >= 0)
+    torch.testing.assert_close(w.sum(-1), torch.ones_like(w.sum(-1)), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("style", ["code", "paper"])
+def test_attention_with_zero_wq_ignores_own_state(style):
+    """With W_Q = 0 every receiver attends uniformly to j ≠ i, so f_inter(x)_i must not depend
+    on x_i at all (x_i is never a source)."""
+    d, n = 4, 5
+    k = make_kernel("attention", d, style=style, dropout=0.3)
+    assert not k.training  # eval mode: dropout off
+    with torch.no_grad():
+        k.w_q.weight.zero_()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, n, d, generator=g, dtype=torch.float64)
+    base = k(x)
+    for i in range(n):
+        moved = x.clone()
+        moved[..., i, :] += 3.0 * torch.randn(2, d, generator=g, dtype=torch.float64)
+        out = k(moved)
+        torch.testing.assert_close(out[..., i, :], base[..., i, :], atol=1e-12, rtol=0)
+        others = [j for j in range(n) if j != i]
+        assert not torch.allclose(out[..., others, :], base[..., others, :])  # x_i is a source for them
+
+
+@pytest.mark.parametrize("style", ["code", "paper"])
+def test_attention_with_queries_depends_on_own_state(style):
+    """Contrast: with W_Q ≠ 0, x_i changes its own attention pattern (as the receiver)."""
+    k = make_kernel("attention", 4, style=style)
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    moved = x.clone()
+    moved[0] += torch.tensor([1.0, -0.5, 0.0, 2.0], dtype=torch.float64)  # not along (1, …, 1): LayerNorm
+    assert not torch.allclose(k(moved)[0], k(x)[0])
+
+
+def test_attention_dropout_only_in_training_mode():
+    k = make_kernel("attention", 4, dropout=0.5)
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(k(x), k(x), atol=0, rtol=0)
+    k.train()
+    torch.manual_seed(0)
+    a = k(x)
+    assert not torch.allclose(a, k.eval()(x))
+
+
+# -- permutation equivariance -------------------------------------------------------------------
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
+@settings(max_examples=10)
+@given(data=st.data())
+def test_every_kernel_is_permutation_equivariant(case, data):
+    _, name, options = case
+    x = data.draw(populations(max_n=7))
+    perm = torch.tensor(data.draw(st.permutations(range(x.shape[-2]))))
+    k = make_kernel(name, x.shape[-1], **options)
+    assert k.equivariant
+    torch.testing.assert_close(k(_perm_x(x, perm)), _perm_x(k(x), perm), atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(k.pair_weights(_perm_x(x, perm)), _perm_w(k.pair_weights(x), perm), atol=ATOL, rtol=RTOL)
+
+
+# -- symmetry ------------------------------------------------------------------------------------
+@settings(max_examples=10)
+@given(x=populations(min_n=3))
+def test_tied_qk_scores_symmetric_untied_not(x):
+    d = x.shape[-1]
+    tied = make_kernel("attention", d, tie_qk=True)
+    assert tied.symmetric and tied.w_k is tied.w_q
+    s = tied.scores(x)
+    torch.testing.assert_close(s, s.transpose(-1, -2), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("style", ["code", "paper"])
+def test_untied_scores_are_asymmetric(style):
+    k = make_kernel("attention", 4, style=style)
+    assert not k.symmetric
+    x = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    s = k.scores(x)
+    assert (s - s.transpose(-1, -2)).abs().max() > 1e-2
+
+
+@settings(max_examples=10)
+@given(x=populations(min_n=2))
+def test_rbf_pair_weights_symmetric(x):
+    for scalar in (False, True):
+        k = make_kernel("rbf", x.shape[-1], scalar_force=scalar)
+        assert k.symmetric
+        w = k.pair_weights(x)
+        assert w.shape == (*x.shape[:-2], k.n_kernels, x.shape[-2], x.shape[-2])
+        torch.testing.assert_close(w, w.transpose(-1, -2), atol=1e-14, rtol=0)
+        assert torch.all(torch.diagonal(w, dim1=-2, dim2=-1) == 0)
+
+
+def test_rbf_scalar_force_is_newtonian():
+    """a_m I amplitudes: f_{i←j} = −f_{j←i}, so the (N−1)-scaled forces sum to zero."""
+    k = make_kernel("rbf", 3, scalar_force=True)
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    torch.testing.assert_close(k(x).sum(-2), torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+# -- vectorised / chunked == naive loop ---------------------------------------------------------
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
+@settings(max_examples=8)
+@given(data=st.data())
+def test_kernel_matches_naive_pair_loop(case, data):
+    _, name, options = case
+    x = data.draw(populations(max_n=5, max_d=4))
+    chunk = data.draw(st.sampled_from([None, 1, 2, 3]))
+    if name != "none":
+        options = {**options, "chunk_size": chunk}
+    k = make_kernel(name, x.shape[-1], **options)
+    want, want_w = reference(name, k, x)
+    torch.testing.assert_close(k(x), want, atol=ATOL, rtol=RTOL)
+    got_w = k.pair_weights(x)
+    if name == "none":
+        assert torch.all(got_w == 0)
+    else:
+        torch.testing.assert_close(got_w, want_w, atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize("case", [c for c in KERNEL_CASES if c[1] != "none"], ids=[i for i in KERNEL_IDS if i != "none"])
+def test_chunk_sizes_agree(case):
+    _, name, options = case
+    x = torch.randn(2, 9, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    outs = []
+    for chunk in (1, 2, 4, None):
+        k = make_kernel(name, 4, **options, chunk_size=chunk)
+        outs.append(k(x))
+    for o in outs[1:]:
+        torch.testing.assert_close(o, outs[0], atol=1e-12, rtol=1e-10)
+
+
+# -- N = 1 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
+@pytest.mark.parametrize("lead", [(), (3,)])
+def test_single_particle_gives_zeros_and_finite_gradients(case, lead):
+    _, name, options = case
+    d = 4
+    k = make_kernel(name, d, **options)
+    x = torch.randn(*lead, 1, d, dtype=torch.float64, requires_grad=True)
+    out = k(x)
+    assert out.shape == x.shape
+    assert torch.equal(out, torch.zeros_like(out))
+    w = k.pair_weights(x)
+    assert torch.isfinite(w).all() and torch.all(w == 0)
+    intra = mfsde.build_intra("mlp", dim=d, width=8).double()
+    drift = mfsde.MeanFieldDrift(intra, k)
+    drift(x).pow(2).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    for p in drift.parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
+def test_coincident_particles_finite_gradients(case):
+    """Two particles at the same place (r = 0): no NaN in values or gradients."""
+    _, name, options = case
+    k = make_kernel(name, 2, **options)
+    x = torch.tensor([[0.5, -1.0], [0.5, -1.0], [2.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    out = k(x)
+    (out.pow(2).sum() + x.sum()).backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    for p in k.parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all()
+
+
+# -- registry, properties, bad input ------------------------------------------------------------
+def test_registry_lists_all_kernels():
+    assert INTERACTIONS.names() == ["attention", "none", "pairwise_mlp", "rbf"]
+    assert isinstance(build_interaction("attention", dim=4, heads=2), AttentionInteraction)
+
+
+def test_residual_attention_is_not_self_excluding():
+    assert make_kernel("attention", 4).self_excluding
+    assert not make_kernel("attention", 4, residual=True).self_excluding
+
+
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
+def test_bad_population_input(case):
+    _, name, options = case
+    k = make_kernel(name, 3, **options)
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., N, d\)"):
+        k(torch.randn(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x has d = 2 .* built for d = 3"):
+        k(torch.randn(4, 2, dtype=torch.float64))
+    bad = torch.randn(4, 3, dtype=torch.float64)
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"x contains 1 NaN/Inf"):
+        k(bad)
+    bad[1, 2] = float("inf")
+    with pytest.raises(ValueError, match=r"x contains 1 NaN/Inf"):
+        k(bad)
+    with pytest.raises(TypeError, match=r"x must be a floating-point tensor"):
+        k(torch.ones(4, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"x must be a torch.Tensor"):
+        k([[0.0, 1.0, 2.0]])
+
+
+@pytest.mark.parametrize(
+    "name, options, match",
+    [
+        ("attention", {"heads": 3}, "heads must be a positive int dividing dim=4"),
+        ("attention", {"dropout": 1.0}, "dropout must be in"),
+        ("attention", {"style": "paperish"}, "style must be one of"),
+        ("attention", {"chunk_size": 0}, "chunk_size must be a positive int"),
+        ("rbf", {"n_kernels": 0}, "n_kernels must be a positive int"),
+        ("rbf", {"bandwidth": 0.0}, "bandwidth must be > 0"),
+        ("pairwise_mlp", {"width": 0}, "width must be a positive int"),
+        ("pairwise_mlp", {"depth": 0}, "depth must be a positive int"),
+    ],
+)
+def test_bad_kernel_options(name, options, match):
+    with pytest.raises(ValueError, match=match):
+        build_interaction(name, dim=4, **options)
+
+
+def test_unknown_kernel_name_and_option():
+    with pytest.raises(KeyError, match=r"unknown interaction 'transformer'; available: attention, none, pairwise_mlp, rbf"):
+        build_interaction("transformer", dim=4)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['head'\]; accepted: .*'heads'"):
+        build_interaction("attention", dim=4, head=2)
+    with pytest.raises(ValueError, match="dim must be a positive int"):
+        build_interaction("rbf", dim=0)

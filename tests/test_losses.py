@@ -1,0 +1,240 @@
+"""Losses and metrics: Sinkhorn (geomloss), exact W1/W2 (POT), MMD / energy distance,
+path energy, registry. Closed-form cases: Diracs, translations, permutations."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import mfsde
+from mfsde.losses import (
+    LOSSES, MMDLoss, SinkhornLoss, build_loss, energy_distance, path_energy, sinkhorn, subsample, w1, w2,
+)
+from mfsde.solvers import sdeint
+
+F64 = torch.float64
+
+
+def _randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+@st.composite
+def clouds(draw, min_n=1, max_n=8, max_d=3):
+    n, d = draw(st.integers(min_n, max_n)), draw(st.integers(1, max_d))
+    return draw(arrays(np.float64, (n, d), elements=st.floats(-5, 5, allow_nan=False, width=64)))
+
+
+shifts = st.lists(st.floats(-3, 3, allow_nan=False), min_size=3, max_size=3)
+
+
+# -- Sinkhorn --------------------------------------------------------------------------------------
+def test_sinkhorn_zero_for_identical_positive_otherwise():
+    x = _randn(30, 3)
+    loss = SinkhornLoss()
+    assert abs(loss(x, x).item()) < 1e-10
+    assert abs(loss(x, x[torch.randperm(30, generator=torch.Generator().manual_seed(1))]).item()) < 1e-8
+    assert loss(x, _randn(40, 3, seed=2) + 0.5).item() > 0.05
+
+
+def test_sinkhorn_dirac_and_translation_closed_forms():
+    """geomloss's p = 2 cost is ‖x − y‖²/2: for two Diracs, and for a cloud and its translate
+    (for any blur: the linear terms of the cost integrate to zero), S = ‖shift‖²/2 = W2²/2."""
+    a, b = torch.tensor([[1.0, 2.0]], dtype=F64), torch.tensor([[0.0, -1.0]], dtype=F64)
+    assert SinkhornLoss()(a, b).item() == pytest.approx(5.0, rel=1e-9)
+    assert SinkhornLoss()(a, b).item() == pytest.approx(w2(a, b) ** 2 / 2, rel=1e-9)
+    assert SinkhornLoss()(a.expand(5, 2), b.expand(7, 2)).item() == pytest.approx(5.0, rel=1e-9)  # repeated points
+    x, s = _randn(20, 3), torch.tensor([0.7, -0.2, 0.4], dtype=F64)
+    for blur in (0.05, 0.5):
+        value = SinkhornLoss(blur=blur)(x, x + s).item()
+        assert value == pytest.approx(0.5 * (s @ s).item(), rel=1e-5)
+        assert value == pytest.approx(w2(x, x + s) ** 2 / 2, rel=1e-5)
+    # p = 1: cost ‖x − y‖
+    assert SinkhornLoss(p=1)(a, b).item() == pytest.approx(math.sqrt(10), rel=1e-3)
+
+
+def test_sinkhorn_batched_leading_dims():
+    x, y = _randn(2, 3, 10, 2), _randn(2, 3, 12, 2, seed=1)
+    loss = SinkhornLoss()
+    out = loss(x, y)
+    assert out.shape == (2, 3)
+    # geomloss sizes its ε-schedule from the diameter of the whole batch, so a batched value
+    # matches the single-population one to ~1e-3, not to round-off
+    for i in range(2):
+        for j in range(3):
+            assert out[i, j].item() == pytest.approx(loss(x[i, j], y[i, j]).item(), rel=2e-3)
+    shared = loss(x, y[0, 0])  # targets without the leading dims are shared
+    assert shared.shape == (2, 3)
+    assert shared[1, 2].item() == pytest.approx(loss(x[1, 2], y[0, 0]).item(), rel=2e-3)
+    assert not torch.allclose(out[0], out[1])
+    with pytest.raises(ValueError, match=r"x has leading dims \(2, 3\) but y has \(3,\)"):
+        loss(x, y[0])
+
+
+def test_sinkhorn_is_differentiable():
+    x = _randn(8, 2).requires_grad_(True)
+    SinkhornLoss()(x, _randn(9, 2, seed=1)).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_sinkhorn_subsamples_targets_reproducibly():
+    x, y = _randn(10, 2), _randn(50, 2, seed=1)
+    loss = SinkhornLoss(n_targets=12)
+    a = loss(x, y, generator=torch.Generator().manual_seed(0))
+    b = loss(x, y, generator=torch.Generator().manual_seed(0))
+    assert a.item() == b.item()
+    assert subsample(y, 12, torch.Generator().manual_seed(0)).shape == (12, 2)
+    assert subsample(y, None) is y and subsample(y, 80) is y
+    with pytest.raises(ValueError, match="n_targets must be a positive int"):
+        subsample(y, 0)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [({"p": 3}, "p must be 1 or 2"), ({"blur": 0.0}, "blur must be > 0"), ({"scaling": 1.0}, r"scaling must be in \(0, 1\)")],
+)
+def test_sinkhorn_bad_options(options, match):
+    with pytest.raises(ValueError, match=match):
+        SinkhornLoss(**options)
+
+
+def test_sinkhorn_keops_backend_needs_pykeops():
+    try:
+        import pykeops  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="needs pykeops; use backend='tensorized'"):
+            SinkhornLoss(backend="auto")
+    else:  # pragma: no cover - depends on the environment
+        SinkhornLoss(backend="auto")
+
+
+def test_sinkhorn_bad_inputs():
+    loss = SinkhornLoss()
+    with pytest.raises(ValueError, match=r"x must have shape"):
+        loss(torch.zeros(4, dtype=F64), torch.zeros(4, 2, dtype=F64))
+    with pytest.raises(ValueError, match=r"y has d = 3 .* built for d = 2"):
+        loss(torch.zeros(4, 2, dtype=F64), torch.zeros(4, 3, dtype=F64))
+    with pytest.raises(ValueError, match=r"y contains 1 NaN/Inf"):
+        loss(torch.zeros(4, 2, dtype=F64), torch.tensor([[0.0, float("nan")]], dtype=F64))
+
+
+# -- exact OT (POT) ------------------------------------------------------------------------------------
+@settings(max_examples=20)
+@given(a=st.lists(st.floats(-5, 5), min_size=2, max_size=2), b=st.lists(st.floats(-5, 5), min_size=2, max_size=2))
+def test_w1_w2_of_two_diracs_is_their_distance(a, b):
+    dist = math.dist(a, b)
+    assert w2([a], [b]) == pytest.approx(dist, rel=1e-9, abs=1e-9)
+    assert w1([a], [b]) == pytest.approx(dist, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=20)
+@given(x=clouds(), data=st.data())
+def test_w1_w2_zero_on_permuted_identical_sets(x, data):
+    perm = data.draw(st.permutations(range(len(x))))
+    assert w2(x, x[perm]) == pytest.approx(0.0, abs=1e-7)
+    assert w1(x, x[perm]) == pytest.approx(0.0, abs=1e-9)
+    assert w2(torch.from_numpy(x), torch.from_numpy(x[perm])) == pytest.approx(0.0, abs=1e-7)  # tensors too
+
+
+@settings(max_examples=20)
+@given(x=clouds(max_d=3), s=shifts)
+def test_w_shift_equals_shift_norm(x, s):
+    s = np.asarray(s[: x.shape[1]])
+    norm = float(np.linalg.norm(s))
+    assert w2(x, x + s) == pytest.approx(norm, rel=1e-6, abs=1e-6)
+    assert w1(x, x + s) == pytest.approx(norm, rel=1e-6, abs=1e-6)
+
+
+def test_w2_is_sqrt_of_squared_cost_and_symmetric():
+    x, y = np.random.default_rng(0).normal(size=(7, 2)), np.random.default_rng(1).normal(size=(9, 2)) + 1.0
+    assert w2(x, y) == pytest.approx(w2(y, x), rel=1e-9)
+    assert w1(x, y) <= w2(x, y) + 1e-12  # Jensen
+
+
+def test_pot_non_convergence_raises():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + 1.0
+    with pytest.raises(RuntimeError, match="did not converge"):
+        w2(x, y, num_iter_max=1)
+    with pytest.raises(RuntimeError, match="did not converge"):
+        w1(x, y, num_iter_max=1)
+    assert w2(x, y) > 0
+
+
+@pytest.mark.parametrize(
+    "x, y, match",
+    [
+        (np.zeros(3), np.zeros((3, 2)), r"x must be a 2-D array"),
+        (np.zeros((3, 2)), np.zeros((0, 2)), r"y must be a 2-D array \(n, d\) with n ≥ 1"),
+        (np.zeros((3, 2)), np.zeros((3, 3)), r"x has d = 2 but y has d = 3"),
+        (np.array([[0.0, np.nan]]), np.zeros((3, 2)), r"x contains NaN/Inf"),
+    ],
+)
+def test_wasserstein_bad_input(x, y, match):
+    with pytest.raises(ValueError, match=match):
+        w2(x, y)
+    with pytest.raises(ValueError, match="p must be 1 or 2"):
+        mfsde.losses.wasserstein(np.zeros((2, 2)), np.zeros((2, 2)), p=3)
+
+
+# -- MMD / energy distance --------------------------------------------------------------------------------
+@settings(max_examples=20)
+@given(x=clouds(max_d=2), y=clouds(max_d=2), data=st.data())
+def test_energy_distance_nonnegative_and_zero_on_identical(x, y, data):
+    if x.shape[1] != y.shape[1]:
+        y = np.resize(y, (y.shape[0], x.shape[1]))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    assert energy_distance(xt, yt).item() >= -1e-6
+    assert energy_distance(xt, xt).item() == pytest.approx(0.0, abs=1e-9)
+    perm = data.draw(st.permutations(range(len(x))))
+    assert energy_distance(xt, xt[perm]).item() == pytest.approx(0.0, abs=1e-6)
+    assert MMDLoss("gaussian")(xt, yt).item() >= -1e-9
+
+
+def test_mmd_positive_for_different_clouds_and_batched():
+    x, y = _randn(2, 20, 2), _randn(2, 25, 2, seed=1) + 1.0
+    for kernel in ("energy", "gaussian"):
+        out = MMDLoss(kernel)(x, y)
+        assert out.shape == (2,) and (out > 0.05).all()
+        assert out[1].item() == pytest.approx(MMDLoss(kernel)(x[1], y[1]).item(), rel=1e-12)
+    # energy distance of two Diracs: 2‖a − b‖
+    assert energy_distance(x[0, :1], y[0, :1]).item() == pytest.approx(2 * (x[0, 0] - y[0, 0]).norm().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="kernel must be 'energy' or 'gaussian'"):
+        MMDLoss("laplace")
+
+
+# -- path energy ------------------------------------------------------------------------------------------
+def test_path_energy():
+    c = torch.tensor([1.0, 2.0], dtype=F64)  # ‖c‖² = 5
+    sol = sdeint(lambda x, t: c.expand_as(x), _randn(3, 4, 2), [0.0, 0.5, 2.0], dt=0.1, seed=0, energy=True)
+    torch.testing.assert_close(path_energy(sol), torch.full((3,), 5.0, dtype=F64))  # normalised by 2.0
+    torch.testing.assert_close(path_energy(sol, normalise=False), torch.full((3,), 10.0, dtype=F64))
+    torch.testing.assert_close(path_energy(sol, t_end=0.5, normalise=False), torch.full((3,), 2.5, dtype=F64))
+    torch.testing.assert_close(path_energy(sol, t_end=0.5), torch.full((3,), 5.0, dtype=F64))
+    with pytest.raises(ValueError, match="carries no energy"):
+        path_energy(sdeint(lambda x, t: x, _randn(3, 2), [0.0, 0.1], seed=0))
+
+
+def test_path_energy_gradient():
+    w = torch.tensor(0.5, dtype=F64, requires_grad=True)
+    sol = sdeint(lambda x, t: w * torch.ones_like(x), _randn(4, 2), [0.0, 1.0], dt=0.25, seed=0, energy=True)
+    path_energy(sol).backward()  # = d w² ⇒ gradient 2 d w
+    assert w.grad.item() == pytest.approx(2 * 2 * 0.5, rel=1e-12)
+
+
+# -- registry ---------------------------------------------------------------------------------------------
+def test_loss_registry():
+    assert LOSSES.names() == ["mmd", "sinkhorn"]
+    loss = build_loss("sinkhorn", blur=0.05)
+    assert isinstance(loss, SinkhornLoss) and loss.blur == 0.05
+    x, y = _randn(6, 2), _randn(7, 2, seed=1)
+    assert sinkhorn(x, y, blur=0.05).item() == pytest.approx(loss(x, y).item(), rel=1e-12)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['blurr'\]; accepted: \['p', 'blur'"):
+        build_loss("sinkhorn", blurr=0.05)
+    with pytest.raises(KeyError, match=r"unknown loss 'w3'; available: mmd, sinkhorn"):
+        build_loss("w3")

@@ -1,0 +1,185 @@
+"""mfsde.training.fit and mfsde.runs: learning, determinism, bit-identical resume, run files."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import mfsde
+from mfsde.config import Config
+from mfsde.data import from_arrays
+from mfsde.runs import load_checkpoint, load_run, package_versions, read_history
+from mfsde.training import FitResult, fit
+
+D = 2
+
+
+def tiny_config(preset: str = "scimf", **overrides) -> Config:
+    base = {
+        "model.intra.width": 16,
+        "model.inter.heads": 1,  # keeps dropout 0.1 in the attention: the global RNG matters
+        "model.dt": 0.25,
+        "loss.fit.blur": 0.3,
+        "train.n_particles": 32,
+        "train.n_targets": 48,
+        "train.iterations": 6,
+        "train.lr": 1e-2,
+        "train.clip_grad_norm": 1.0,
+    }
+    if mfsde.preset(preset, dim=D).model.inter.name != "attention":
+        del base["model.inter.heads"]
+    base.update(overrides)
+    return mfsde.preset(preset, dim=D).override(**base)
+
+
+def shifted_snapshots(n: int = 80, shift: float = 1.5, seed: int = 0):
+    """Cells drifting along x by ``shift`` per time unit: a drift the model can learn."""
+    rng = np.random.default_rng(seed)
+    arrays = [(0.3 * rng.normal(size=(n + 7 * k, D)) + np.array([shift * k, 0.0])).astype(np.float32)
+              for k in range(4)]
+    return from_arrays(arrays, times=[0.0, 1.0, 2.0, 3.0])
+
+
+def task(train=(0, 1, 3), heldout=(2,), name="t"):
+    return SimpleNamespace(name=name, train=list(train), heldout=list(heldout))
+
+
+def strip(history):
+    """History without wall times (the only field allowed to differ between identical runs)."""
+    return [{k: v for k, v in rec.items() if k != "seconds"} for rec in history]
+
+
+def same_params(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(scope="module")
+def snaps():
+    return shifted_snapshots()
+
+
+def test_fit_learns_a_shift(snaps):
+    cfg = tiny_config("ito", **{"train.iterations": 40, "train.lr": 3e-2, "train.lr_step": 1000})
+    res = fit(cfg, snaps, task(), progress=False)
+    assert isinstance(res, FitResult) and res.iteration == 40 and len(res.history) == 40
+    fits = [h["fit"] for h in res.history]
+    assert np.isfinite(fits).all()
+    first, last = np.mean(fits[:5]), np.mean(fits[-5:])
+    assert last < 0.5 * first, (first, last)
+    rec = res.history[0]
+    assert {"iteration", "loss", "fit", "energy", "fit@1", "fit@3", "lr", "grad_norm", "seconds"} <= set(rec)
+    assert "fit@2" not in rec  # held-out time never supervised
+    assert rec["loss"] == pytest.approx(rec["fit"] + rec["energy"], rel=1e-5)
+    assert rec["fit"] == pytest.approx((rec["fit@1"] + rec["fit@3"]) / 2, rel=1e-5)
+    assert not res.model.training
+
+
+def test_same_seed_same_history_different_seed_differs(snaps):
+    cfg = tiny_config()
+    a = fit(cfg, snaps, task(), progress=False)
+    b = fit(cfg, snaps, task(), progress=False)
+    assert strip(a.history) == strip(b.history)
+    assert same_params(a.model, b.model)
+    c = fit(cfg.override(**{"train.seed": 1}), snaps, task(), progress=False)
+    assert strip(c.history) != strip(a.history)
+
+
+def test_heldout_data_are_never_read(snaps):
+    """Replacing the held-out snapshot changes nothing in training."""
+    other = from_arrays([a if k != 2 else a * 0 + 100.0 for k, a in enumerate(snaps.data)], times=snaps.times)
+    cfg = tiny_config(**{"train.iterations": 3})
+    assert strip(fit(cfg, snaps, task(), progress=False).history) == strip(fit(cfg, other, task(), progress=False).history)
+
+
+def test_resume_is_bit_identical(snaps, tmp_path):
+    cfg = tiny_config(**{"train.iterations": 6, "train.lr_step": 2, "train.lr_gamma": 0.5})
+    full = fit(cfg, snaps, task(), out_dir=tmp_path / "full", progress=False)
+    half = fit(cfg.override(**{"train.iterations": 3}), snaps, task(), out_dir=tmp_path / "half", progress=False)
+    assert half.iteration == 3
+    resumed = fit(cfg, snaps, task(), resume=tmp_path / "half" / "checkpoint.pt", progress=False)
+    assert resumed.out_dir == tmp_path / "half"
+    assert strip(resumed.history) == strip(full.history)
+    assert same_params(resumed.model, full.model)
+    assert [h["iteration"] for h in read_history(tmp_path / "half")] == list(range(1, 7))
+    assert load_checkpoint(tmp_path / "half")["iteration"] == 6
+    # the learning-rate schedule went on where it stopped
+    assert [h["lr"] for h in resumed.history] == [h["lr"] for h in full.history]
+    assert resumed.history[-1]["lr"] < resumed.history[0]["lr"]
+
+
+def test_resume_from_periodic_checkpoint(snaps, tmp_path):
+    """A run stopped (by its callback) after a periodic checkpoint resumes bit-identically."""
+    cfg = tiny_config(**{"train.iterations": 5, "train.checkpoint_every": 2})
+    full = fit(cfg, snaps, task(), progress=False)
+    seen = []
+    stopped = fit(cfg, snaps, task(), out_dir=tmp_path, progress=False,
+                  callback=lambda rec, model: seen.append(rec["iteration"]) or rec["iteration"] == 2)
+    assert stopped.iteration == 2 and seen == [1, 2]
+    resumed = fit(cfg, snaps, task(), resume=tmp_path, progress=False)
+    assert strip(resumed.history) == strip(full.history)
+    assert same_params(resumed.model, full.model)
+
+
+def test_resume_refuses_a_different_config(snaps, tmp_path):
+    cfg = tiny_config(**{"train.iterations": 2})
+    fit(cfg, snaps, task(), out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="train.lr"):
+        fit(cfg.override(**{"train.lr": 0.5}), snaps, task(), resume=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="task"):
+        fit(cfg, snaps, task(train=(0, 1), heldout=(2, 3)), resume=tmp_path, progress=False)
+
+
+def test_run_directory_files(snaps, tmp_path):
+    cfg = tiny_config(**{"train.iterations": 4, "train.checkpoint_every": 2})
+    res = fit(cfg, snaps, task(), out_dir=tmp_path, progress=False)
+    for name in ("config.json", "meta.json", "history.jsonl", "checkpoint.pt"):
+        assert (tmp_path / name).is_file(), name
+    assert Config.load(tmp_path / "config.json").to_dict() == cfg.to_dict()
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["seed"] == 0 and meta["task"]["heldout"] == [2]
+    assert {"torch", "torchsde", "geomloss", "POT", "numpy", "mfsde"} <= set(meta["packages"])
+    assert meta["packages"]["torch"] == package_versions()["torch"] and "python" in meta and "start_time" in meta
+    hist = read_history(tmp_path)
+    assert strip(hist) == strip(res.history)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert {"model", "optimiser", "scheduler", "config", "iteration", "rng", "history"} <= set(ckpt)
+    assert {"torch", "generator", "numpy", "python"} <= set(ckpt["rng"])
+    model, config = load_run(tmp_path)
+    assert config.to_dict() == cfg.to_dict() and same_params(model, res.model)
+
+
+def test_fewer_cells_than_particles_draws_with_replacement():
+    s = shifted_snapshots(n=10)
+    res = fit(tiny_config(**{"train.iterations": 2, "train.n_targets": None}), s, task(), progress=False)
+    assert np.isfinite([h["loss"] for h in res.history]).all()
+
+
+@pytest.mark.parametrize(
+    "bad_task, match",
+    [
+        (task(train=(0, 1, 7), heldout=(2,)), "out of range"),
+        (task(train=(0, 1), heldout=(4,)), "out of range"),
+        (task(train=(1, 3), heldout=(2,)), "index 0"),
+        (task(train=(0,), heldout=(1, 2)), "no training time"),
+        (task(train=(0, 1, 2), heldout=(2,)), "both train and held out"),
+    ],
+)
+def test_bad_task_raises(snaps, bad_task, match):
+    with pytest.raises(ValueError, match=match):
+        fit(tiny_config(), snaps, bad_task, progress=False)
+
+
+def test_dim_mismatch_raises(snaps):
+    cfg = mfsde.preset("ito", dim=3).override(**{"model.intra.width": 8})
+    with pytest.raises(ValueError, match="dim"):
+        fit(cfg, snaps, task(), progress=False)
+
+
+def test_non_finite_loss_raises(snaps):
+    cfg = tiny_config("ito", **{"train.iterations": 1, "loss.fit_weight": float("nan")})
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        fit(cfg, snaps, task(), progress=False)
