@@ -34,8 +34,11 @@ Drifts:
 Targets (issue): torchsde/mfsde >= 1.3 on scimf (train), >= 10 on linear, mfsde/floor <= 1.15.
 
     python benchmarks/solver_speed.py [--repeats 21] [--warmup 3] [--quick] [--profile]
+                                      [--threads T] [--n N] [--cases linear ...]
 
-Writes ``benchmarks/results/solver_speed.json``.
+Writes ``benchmarks/results/solver_speed.json``; runs with ``--n``, ``--cases``, ``--threads`` or
+``--quick`` write ``solver_speed[_n<N>][_<case>...][_t<T>][_quick].json`` instead, so a partial
+run never overwrites the full one.
 """
 from __future__ import annotations
 
@@ -153,6 +156,10 @@ def bench_case(name: str, drift: nn.Module, x0: torch.Tensor, warmup: int, repea
         "torchsde_over_mfsde": med["torchsde"] / med["mfsde"],
         "mfsde_over_floor": med["mfsde"] / med["floor"],
         "torchsde_over_floor": med["torchsde"] / med["floor"],
+        "cpu_torchsde_over_mfsde": stats["torchsde"]["cpu_median_s"] / stats["mfsde"]["cpu_median_s"],
+        "cpu_mfsde_over_floor": stats["mfsde"]["cpu_median_s"] / stats["floor"]["cpu_median_s"],
+        "min_torchsde_over_mfsde": stats["torchsde"]["min_s"] / stats["mfsde"]["min_s"],
+        "min_mfsde_over_floor": stats["mfsde"]["min_s"] / stats["floor"]["min_s"],
     }
 
 
@@ -190,15 +197,20 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up (smoke test; noisy)")
     ap.add_argument("--cases", nargs="*", default=None, help="subset of: scimf/train scimf/eval linear")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler tables per variant")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads (default: leave torch's default, one per core)")
+    ap.add_argument("--n", type=int, default=N, help=f"particles (default {N}; the targets refer to {N})")
     ap.add_argument("--no-write", action="store_true", help="do not write the JSON file")
     args = ap.parse_args(argv)
     if args.quick:
         args.repeats, args.warmup = 3, 1
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     drifts = build_drifts()
     names = args.cases or list(drifts)
     torch.manual_seed(0)
-    x0 = torch.randn(N, D)
+    x0 = torch.randn(args.n, D)
 
     cases = {}
     for name in names:
@@ -212,18 +224,19 @@ def main(argv=None) -> int:
         t = c["timings"]
         rows.append([
             name, ms(t["mfsde"]["median_s"]), ms(t["torchsde"]["median_s"]), ms(t["floor"]["median_s"]),
-            c["torchsde_over_mfsde"], c["mfsde_over_floor"],
+            c["torchsde_over_mfsde"], c["mfsde_over_floor"], c["torchsde_over_floor"],
+            c["cpu_torchsde_over_mfsde"], c["cpu_mfsde_over_floor"],
             "/".join(str(c["drift_calls_forward"][v]) for v in VARIANTS),
-            f"±{ms(t['mfsde']['iqr_s'] / 2):.2g}/±{ms(t['torchsde']['iqr_s'] / 2):.2g}/±{ms(t['floor']['iqr_s'] / 2):.2g}",
         ])
     headers = ["drift", "mfsde ms", "torchsde ms", "floor ms", "torchsde/mfsde", "mfsde/floor",
-               "drift calls m/t/f", "IQR/2 ms m/t/f"]
-    print(f"\nN={N}, d={D}, {N_STEPS} Euler-Maruyama steps (dt={DT}), forward+backward, median of "
-          f"{args.repeats}; torch threads = {torch.get_num_threads()}\n")
+               "torchsde/floor", "CPU-time torchsde/mfsde", "CPU-time mfsde/floor", "drift calls m/t/f"]
+    print(f"\nN={args.n}, d={D}, {N_STEPS} Euler-Maruyama steps (dt={DT}), forward+backward; wall-clock medians of "
+          f"{args.repeats} interleaved repeats (CPU-time columns: process CPU time, all threads); "
+          f"torch threads = {torch.get_num_threads()}\n")
     table = markdown_table(headers, rows)
     print(table)
 
-    targets = check_targets({k: v for k, v in cases.items()})  if set(TARGETS["torchsde_over_mfsde"]) <= set(cases) else {}
+    targets = check_targets(cases) if set(TARGETS["torchsde_over_mfsde"]) <= set(cases) and args.n == N else {}
     if targets:
         print("\nTargets:")
         for k, v in targets.items():
@@ -231,7 +244,7 @@ def main(argv=None) -> int:
 
     payload = {
         "benchmark": "solver_speed",
-        "setup": {"N": N, "d": D, "dt": DT, "sigma": SIGMA, "ts": TS, "n_steps": N_STEPS,
+        "setup": {"N": args.n, "d": D, "torch_threads": torch.get_num_threads(), "dt": DT, "sigma": SIGMA, "ts": TS, "n_steps": N_STEPS,
                   "loss": "xs[1:].square().mean(), backward", "repeats": args.repeats, "warmup": args.warmup,
                   "order": "variants interleaved round-robin within each repeat"},
         "env": env_info(),
@@ -240,7 +253,12 @@ def main(argv=None) -> int:
         "table_markdown": table,
     }
     if not args.no_write:
-        print(f"\nwrote {write_json('solver_speed', payload)}")
+        name = "solver_speed"
+        name += f"_n{args.n}" if args.n != N else ""
+        name += "".join("_" + c.replace("/", "-") for c in args.cases or [])
+        name += f"_t{args.threads}" if args.threads is not None else ""
+        name += "_quick" if args.quick else ""
+        print(f"\nwrote {write_json(name, payload)}")
     return 0
 
 

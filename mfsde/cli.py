@@ -469,7 +469,7 @@ def cmd_compare(args) -> int:
     if "train.seed" in overrides:
         raise CLIError("set seeds with --seeds, not --set train.seed")
     for name in args.presets:  # fail fast, before any training
-        preset(name, dim=snaps.dim).override(**overrides) if overrides else preset(name, dim=snaps.dim)
+        preset(name, dim=snaps.dim).override(**overrides)
     out = Path(args.out) if args.out else Path("runs") / f"compare-{task.name.replace(':', '')}"
     out.mkdir(parents=True, exist_ok=True)
     print(f"comparing {', '.join(args.presets)} × seeds {args.seeds} on task {task.name} "
@@ -537,7 +537,8 @@ def cmd_demo(args) -> int:
 
 
 # -- entry point --------------------------------------------------------------------------------------
-_USER_ERRORS = (CLIError, FileNotFoundError, KeyError, ValueError, TypeError, ImportError)
+_USER_ERRORS = (CLIError, FileNotFoundError, NotADirectoryError, KeyError, ValueError, TypeError, ImportError,
+                FloatingPointError)
 
 
 def _message(e: BaseException) -> str:

@@ -131,7 +131,12 @@ class Config:
         if path.suffix == ".toml":
             import tomli_w
 
-            path.write_bytes(tomli_w.dumps(_drop_none(self.to_dict())).encode())
+            data = self.to_dict()
+            unset = _none_paths(data)  # TOML has no null: list the None-valued keys instead
+            body = _drop_none(data)
+            if unset:
+                body["unset"] = unset
+            path.write_bytes(tomli_w.dumps(body).encode())
         elif path.suffix == ".json":
             path.write_text(json.dumps(self.to_dict(), indent=2))
         else:
@@ -151,8 +156,12 @@ class Config:
             data = json.loads(path.read_text())
         else:
             raise ValueError(f"config path must end in .json or .toml, got {path.name!r}")
+        unset = data.pop("unset", [])
+        if not isinstance(unset, list) or not all(isinstance(k, str) for k in unset):
+            raise ValueError(f"'unset' in {str(path)!r} must be a list of dotted keys, got {unset!r}")
         base = preset(data["preset"]).to_dict() if data.get("preset") else cls().to_dict()
-        return cls.from_dict(merge(base, data))
+        cfg = cls.from_dict(merge(base, data))
+        return cfg.override(**{k: None for k in unset}) if unset else cfg
 
     def override(self, **dotted: Any) -> "Config":
         """A copy with ``{"train.iterations": 10, "model.inter.heads": 5}``-style overrides."""
@@ -200,6 +209,16 @@ def _check_keys(data: dict, cls, where: str) -> None:
     bad = sorted(set(data) - known)
     if bad:
         raise KeyError(f"{where} has unknown key(s) {bad}; known: {sorted(known)}")
+
+
+def _none_paths(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        if v is None:
+            out.append(prefix + k)
+        elif isinstance(v, dict):
+            out += _none_paths(v, f"{prefix}{k}.")
+    return out
 
 
 def _drop_none(d):

@@ -21,11 +21,11 @@ import numpy as np
 
 __all__ = ["run_demo", "DEFAULT_ITERATIONS", "DEMO_OVERRIDES"]
 
-DEFAULT_ITERATIONS = 300
+DEFAULT_ITERATIONS = 250
 # the demo's training settings (everything else is the preset's): fewer simulated cells per
 # iteration, a faster learning-rate decay for the short run, all 300 observed cells as targets
 DEMO_OVERRIDES = {
-    "train.n_particles": 256,
+    "train.n_particles": 128,
     "train.n_targets": None,
     "train.lr_step": 50,
     "train.log_every": 10,
@@ -52,13 +52,46 @@ def _floor(snaps, task, n_particles: int, seed: int, sim_seed: int) -> dict[int,
                 w2(xs[i + 1].double().numpy(), snaps.data[k].astype(np.float64))) for i, k in enumerate(idx)}
 
 
+def _record_data(snaps, task, out: Path, run_dir: Path) -> None:
+    """Write the demo data as ``out/demo_data.csv`` (once) and point the run at it, so that
+    ``mfsde evaluate --run`` / ``mfsde explain --run`` work on demo runs without ``--data``."""
+    from .cli import DATA_SPEC_FILE
+
+    csv = out / "demo_data.csv"
+    if not csv.is_file():
+        names = list(getattr(snaps, "feature_names", None) or [f"x{i + 1}" for i in range(snaps.dim)])
+        rows = ["samples," + ",".join(names)]
+        for t, x in zip(snaps.times, snaps.data):
+            rows += [f"{t:g}," + ",".join(f"{v:.7g}" for v in row) for row in x]
+        csv.write_text("\n".join(rows) + "\n")
+    spec = {"paths": [str(csv.resolve())], "time_col": None, "label_col": None, "times": None, "task": task.name}
+    (run_dir / DATA_SPEC_FILE).write_text(json.dumps(spec, indent=2))
+
+
 def run_demo(iterations: int = DEFAULT_ITERATIONS, seed: int = 0, out: str | Path | None = None,
-             progress: bool = True, presets=("scimf", "ito")) -> list[dict]:
+             progress: bool = True, presets=("scimf", "ito"), threads: int | None = 1) -> list[dict]:
     """Fit ``presets`` on the demo data set with its middle time point held out; print and
     return one row per preset: ``preset``, ``w1``, ``w2`` (held-out, mean over held-out times),
     ``final_loss``, ``train_seconds``. With ``out``, runs go to ``out/<preset>/``, the table to
-    ``out/results.md`` / ``results.json`` and the interpretation figures of the first preset
-    to ``out/<preset>/explain/``."""
+    ``out/results.md`` / ``results.json``, the data to ``out/demo_data.csv`` (so that
+    ``mfsde explain --run out/scimf`` works) and the interpretation figures of the first preset
+    to ``out/<preset>/explain/``.
+
+    ``threads`` sets torch's intra-op threads for the duration of the demo (restored after):
+    its tensors are tiny (128 particles in 2-D), so one thread avoids threading overhead and
+    over-subscription on a busy machine; ``None`` keeps torch's setting."""
+    import torch
+
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run_demo(iterations, seed, out, progress, presets)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run_demo(iterations, seed, out, progress, presets) -> list[dict]:
     from .config import preset
     from .data.tasks import get_task
     from .evaluation import evaluate
@@ -77,7 +110,7 @@ def run_demo(iterations: int = DEFAULT_ITERATIONS, seed: int = 0, out: str | Pat
     rows = []
     models = {}
     for name in presets:
-        cfg = preset(name, dim=snaps.dim).override(**DEMO_OVERRIDES, **{"train.iterations": iterations, "train.seed": seed})
+        cfg = preset(name, dim=snaps.dim).override(**{**DEMO_OVERRIDES, "train.iterations": iterations, "train.seed": seed})
         run_dir = out / name if out is not None else None
         res = fit(cfg, snaps, task, out_dir=run_dir, progress=progress)
         ev = evaluate(res.model, snaps, task, n_particles=EVAL_PARTICLES, seed=seed)
@@ -87,6 +120,7 @@ def run_demo(iterations: int = DEFAULT_ITERATIONS, seed: int = 0, out: str | Pat
                      "train_seconds": res.elapsed})
         if run_dir is not None:
             (run_dir / "eval.json").write_text(json.dumps(ev, indent=2))
+            _record_data(snaps, task, out, run_dir)
     try:
         floor = _floor(snaps, task, EVAL_PARTICLES, seed, sim_seed=seed + 12345)
         f1 = float(np.mean([v[0] for v in floor.values()]))

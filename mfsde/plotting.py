@@ -66,22 +66,28 @@ def _blocks(labels: np.ndarray) -> list[tuple[str, int, int]]:
 def plot_cell_attention(amap, path, *, head: int | None = None, title: str | None = None, quantile: float = 0.99) -> Path:
     """Heat map of an :class:`~mfsde.explain.AttentionMap` (mean over heads, or ``head``).
 
-    Rows are receivers (targets) i, columns sources j. The colour scale is clipped at the
-    ``quantile`` of the off-diagonal weights so that a few large entries do not wash out the
-    rest. Label blocks are outlined and named on both axes, with a colour strip.
+    Rows are receivers (targets) i, columns sources j. The colour scale spans the
+    ``1 − quantile`` to ``quantile`` quantiles of the off-diagonal weights so that a few extreme
+    entries do not wash out the rest; the (self-excluded) diagonal is grey. Label blocks are
+    outlined and named on both axes, with a colour strip.
     """
     plt = _plt()
     from matplotlib.patches import Rectangle
 
     w = amap.weights if head is None else amap.heads[head]
     n = w.shape[0]
-    off = w[~np.eye(n, dtype=bool)] if n > 1 else w.ravel()
+    diag = np.eye(n, dtype=bool)
+    off = w[~diag] if n > 1 else w.ravel()
+    vmin = float(np.quantile(off, 1 - quantile)) if off.size else 0.0
     vmax = float(np.quantile(off, quantile)) if off.size else 1.0
-    vmax = vmax if vmax > 0 else float(w.max() or 1.0)
+    if not vmax > vmin:
+        vmin, vmax = min(vmin, 0.0), max(vmax, vmin + 1e-12)
+    cmap = plt.get_cmap("magma").with_extremes(bad="0.75")
     fig, ax = plt.subplots(figsize=(6.8, 5.8))
-    im = ax.imshow(w, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest", aspect="equal")
+    im = ax.imshow(np.ma.masked_array(w, diag), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="equal")
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    cb.set_label(f"weight (colour clipped at the {quantile:.0%} quantile)")
+    uniform = f"; uniform = 1/(N−1) = {1 / max(n - 1, 1):.3g}" if "Attention" in str(getattr(amap, "kernel", "")) else ""
+    cb.set_label(f"weight (colour range: {1 - quantile:.0%}–{quantile:.0%} quantiles{uniform})", fontsize=8)
     if amap.labels is not None:
         blocks = _blocks(np.asarray(amap.labels))
         colors = _label_colors(sorted({b[0] for b in blocks}))
@@ -139,9 +145,11 @@ def plot_label_attention(lab, path, *, title: str | None = None) -> Path:
 
 def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float = 0.0) -> Path:
     """Directed cell-type graph: nodes = labels (size ∝ cell count), an arrow from source
-    type b to receiver type a with width and opacity ∝ ``matrix[a, b]``; a ring around a node
-    shows the within-type weight. Arrows below ``min_fraction`` × the largest weight are
-    left out. Opposite arrows are drawn as separate arcs so non-reciprocal pairs stand out."""
+    type b to receiver type a with width and opacity ∝ ``matrix[a, b]``; a halo around a node
+    shows the within-type weight. When all weights are within a factor 2 of each other (the
+    usual case for attention, ≈ 1/(N−1) everywhere) widths are stretched over [min, max] and
+    the title says so. Arrows below ``min_fraction`` × the largest weight are left out.
+    Opposite arrows are separate arcs, so non-reciprocal pairs stand out."""
     plt = _plt()
     from matplotlib.patches import Circle, FancyArrowPatch
 
@@ -152,31 +160,46 @@ def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float
     pos = np.stack([np.cos(ang), np.sin(ang)], 1) if n > 1 else np.zeros((1, 2))
     counts = np.asarray(lab.counts, dtype=float)
     radius = 0.09 + 0.09 * np.sqrt(counts / max(counts.max(), 1))
-    wmax = m.max() if m.size and m.max() > 0 else 1.0
-    fig, ax = plt.subplots(figsize=(6.2, 6.2))
+    off = m[~np.eye(n, dtype=bool)] if n > 1 else m.ravel()
+    hi = float(max(m.max(), 0.0)) if m.size else 0.0
+    lo_off = float(off.min()) if off.size else 0.0
+    # nearly uniform weights (attention is ≈ 1/(N−1) everywhere): stretch widths over [min, max]
+    lo = lo_off if hi > 0 and lo_off > 0.5 * hi else 0.0
+    span = hi - lo if hi > lo else 1.0
+    fig, ax = plt.subplots(figsize=(6.6, 6.4))
     for a in range(n):  # receiver
         for b in range(n):  # source
-            frac = m[a, b] / wmax
-            if a == b or frac <= min_fraction or frac <= 0:
+            frac = (m[a, b] - lo) / span
+            if a == b or m[a, b] <= 0 or m[a, b] / (hi or 1.0) <= min_fraction:
                 continue
+            frac = float(np.clip(frac, 0.0, 1.0))
             arrow = FancyArrowPatch(
                 pos[b], pos[a], connectionstyle="arc3,rad=0.18", arrowstyle="-|>",
-                mutation_scale=10 + 14 * frac, lw=0.6 + 6 * frac, color=colors[lab.names[b]],
-                alpha=0.25 + 0.7 * frac, shrinkA=radius[b] * 72 * 2.2, shrinkB=radius[a] * 72 * 2.2, zorder=1,
+                mutation_scale=9 + 14 * frac, lw=0.4 + 6 * frac, color=colors[lab.names[b]],
+                alpha=0.3 + 0.65 * frac, shrinkA=radius[b] * 72 * 2.2, shrinkB=radius[a] * 72 * 2.2, zorder=1,
             )
             ax.add_patch(arrow)
     for i, name in enumerate(lab.names):
-        self_w = m[i, i] / wmax
-        ax.add_patch(Circle(pos[i], radius[i] + 0.02 + 0.05 * self_w, color=colors[name], alpha=0.25, zorder=2, lw=0))
+        self_frac = float(np.clip((m[i, i] - lo) / span, 0.0, 1.0))
+        ax.add_patch(Circle(pos[i], radius[i] + 0.02 + 0.06 * self_frac, color=colors[name], alpha=0.25, zorder=2, lw=0))
         ax.add_patch(Circle(pos[i], radius[i], color=colors[name], zorder=3, ec="black", lw=0.8))
-        off = pos[i] * (1 + radius[i] + 0.22)
-        ax.text(*off, f"{name}\n(n={int(counts[i])}, self {m[i, i]:.3g})", ha="center", va="center", fontsize=9, zorder=4)
-    ax.set_xlim(-1.75, 1.75)
-    ax.set_ylim(-1.75, 1.75)
+        text = f"{name}\n(n={int(counts[i])}, self {m[i, i]:.3g})"
+        x, y = pos[i]
+        gap = radius[i] + 0.1
+        if x > 0.3:
+            ax.text(x + gap, y, text, ha="left", va="center", fontsize=9, zorder=4)
+        elif x < -0.3:
+            ax.text(x - gap, y, text, ha="right", va="center", fontsize=9, zorder=4)
+        else:
+            ax.text(x, y + (gap if y >= 0 else -gap), text, ha="center", va="bottom" if y >= 0 else "top",
+                    fontsize=9, zorder=4)
+    ax.set_xlim(-2.1, 2.1)
+    ax.set_ylim(-1.7, 1.7)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"{title or 'directed cell-type interaction'}\narrow b → a: source b influences receiver a "
-                 f"(width ∝ weight); asymmetry {lab.asymmetry:.3f}", fontsize=10)
+    width_note = (f"width ∝ weight − {lo:.3g} (weights span {lo:.3g}–{hi:.3g})" if lo > 0 else "width ∝ weight")
+    ax.set_title(f"{title or 'directed cell-type interaction'}\narrow b → a: source type b influences receiver "
+                 f"type a; {width_note}\nasymmetry index {lab.asymmetry:.3f}", fontsize=9)
     return _save(fig, path)
 
 
@@ -197,13 +220,15 @@ def plot_velocities(
     feature_names: Sequence[str] | None = None,
     title: str | None = None,
 ) -> Path:
-    """Left: observed cells (coloured by time, or by label when given) with drift arrows f(x, ρ)
-    at up to ``max_arrows`` cells per time point; right (with ``predicted``): simulated
-    particles vs observed cells at each time point (held-out times marked "held out").
+    """Left: observed cells (coloured by label when given, else by time) with drift arrows
+    f(x, ρ) at up to ``max_arrows`` cells per time point (arrows coloured by time). Right (with
+    ``predicted``): one small panel per time point, observed cells (grey) vs particles simulated
+    from t₀ (coloured); held-out time points are titled in red.
 
     Everything is projected by ``embedding`` (from :func:`mfsde.explain.pca_embedding`;
     default: fitted here on the observed cells). Arrows are the linear projection of the
-    drift, so their length is the drift's speed within the embedding plane.
+    drift, so their length is the drift's speed within the embedding plane (scaled so that a
+    95th-percentile arrow spans 6 % of the plot).
     """
     plt = _plt()
     from .explain import pca_embedding
@@ -220,59 +245,78 @@ def plot_velocities(
         axis_names = ["x1", "x2"]
     else:
         ev = np.asarray(emb.get("explained", [np.nan, np.nan]))
-        axis_names = [f"PC{i + 1}" + ("" if np.isnan(ev[i]) else f" ({ev[i]:.0%})") for i in range(2)]
+        axis_names = [f"PC{i + 1}" + ("" if np.isnan(ev[i]) else f" ({ev[i]:.0%} var.)") for i in range(2)]
     heldout = set(int(k) for k in (heldout or []))
+    T = len(times)
     cmap = plt.get_cmap("viridis")
-    tcol = [cmap(i / max(len(times) - 1, 1)) for i in range(len(times))]
+    tcol = [cmap(0.9 * i / max(T - 1, 1)) for i in range(T)]
     have_labels = labels is not None and all(lab is not None for lab in labels)
     lab_colors = _label_colors(sorted({str(v) for lab in labels for v in np.asarray(lab)})) if have_labels else {}
 
-    ncol = 2 if predicted is not None else 1
-    fig, axes = plt.subplots(1, ncol, figsize=(6.2 * ncol, 5.4), squeeze=False, sharex=True, sharey=True)
-    ax = axes[0, 0]
+    ex = [proj(x) for x in xs]
+    all_x = np.concatenate(ex + ([proj(p) for p in predicted] if predicted is not None else []))
+    lo, hi = np.quantile(all_x, 0.002, axis=0), np.quantile(all_x, 0.998, axis=0)
+    pad = 0.05 * (hi - lo + 1e-12)
+    xlim, ylim = (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
+
+    if predicted is not None:
+        ncols = int(np.ceil(np.sqrt(T)))
+        nrows = int(np.ceil(T / ncols))
+        fig = plt.figure(figsize=(6.0 + 2.6 * ncols, max(5.6, 2.5 * nrows + 0.6)))
+        left, right = fig.subfigures(1, 2, width_ratios=[6.0, 2.6 * ncols], wspace=0.02)
+        ax = left.subplots()
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 5.6))
     all_v = np.concatenate([vproj(v) for v in vs])
-    all_x = np.concatenate([proj(x) for x in xs])
-    span = np.ptp(all_x, axis=0).max() or 1.0
+    span = max(xlim[1] - xlim[0], ylim[1] - ylim[0]) or 1.0
     speed = np.quantile(np.linalg.norm(all_v, axis=1), 0.95) or 1.0
-    scale = speed / (0.06 * span)  # a 95th-percentile arrow is 6 % of the plot's width
-    for k, (x, v) in enumerate(zip(xs, vs)):
-        e, ve = proj(x), vproj(v)
+    scale = speed / (0.06 * span)
+    for k, (e, v) in enumerate(zip(ex, vs)):
+        ve = vproj(v)
         pick = rng.choice(len(e), min(max_points, len(e)), replace=False)
         if have_labels:
             lab = np.asarray(labels[k]).astype(str)
-            ax.scatter(e[pick, 0], e[pick, 1], s=4, c=[lab_colors[s] for s in lab[pick]], alpha=0.35, lw=0)
+            ax.scatter(e[pick, 0], e[pick, 1], s=6, c=[lab_colors[s] for s in lab[pick]], alpha=0.5, lw=0)
         else:
-            ax.scatter(e[pick, 0], e[pick, 1], s=4, color=tcol[k], alpha=0.35, lw=0, label=f"t = {times[k]:g}")
+            ax.scatter(e[pick, 0], e[pick, 1], s=5, color=tcol[k], alpha=0.3, lw=0)
         arrows = pick[: min(max_arrows, len(pick))]
         ax.quiver(e[arrows, 0], e[arrows, 1], ve[arrows, 0], ve[arrows, 1], angles="xy", scale_units="xy",
-                  scale=scale, width=0.0035, color=tcol[k], alpha=0.9, headwidth=3.5, headlength=4)
+                  scale=scale, width=0.003, color=tcol[k], alpha=0.85, headwidth=3.5, headlength=4)
+    handles = []
     if have_labels:
-        for name, c in lab_colors.items():
-            ax.scatter([], [], s=20, color=c, label=name)
-        for k in range(len(times)):
-            ax.plot([], [], color=tcol[k], label=f"arrows t = {times[k]:g}")
-    ax.legend(fontsize=7, markerscale=2.5, loc="best", framealpha=0.8)
-    ax.set_title("drift f(x, ρ) at observed cells", fontsize=10)
+        handles += [ax.scatter([], [], s=25, color=c, label=name) for name, c in lab_colors.items()]
+    handles += [ax.plot([], [], color=tcol[k], lw=2, label=f"t = {times[k]:g}" + (" (held out)" if k in heldout else ""))[0]
+                for k in range(T)]
+    ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.85, title="cells / arrows by time" if have_labels
+              else "arrows by time", title_fontsize=7)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_title("drift f(x, ρ) at the observed cells", fontsize=10)
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
 
     if predicted is not None:
-        ax = axes[0, 1]
-        for k, (x, p) in enumerate(zip(xs, predicted)):
-            e, pe = proj(x), proj(p)
+        axes = np.atleast_1d(right.subplots(nrows, ncols, sharex=True, sharey=True)).ravel()
+        for k in range(T):
+            a = axes[k]
+            e, pe = ex[k], proj(predicted[k])
             pick = rng.choice(len(e), min(max_points, len(e)), replace=False)
             ppick = rng.choice(len(pe), min(max_points, len(pe)), replace=False)
-            tag = " (held out)" if k in heldout else ""
-            ax.scatter(e[pick, 0], e[pick, 1], s=5, color=tcol[k], alpha=0.25, lw=0,
-                       label=f"observed t = {times[k]:g}{tag}")
-            ax.scatter(pe[ppick, 0], pe[ppick, 1], s=9, marker="x", color=tcol[k], alpha=0.7, lw=0.7,
-                       label=f"predicted t = {times[k]:g}{tag}")
-        ax.legend(fontsize=7, markerscale=1.8, loc="best", framealpha=0.8, ncol=1 if len(times) <= 5 else 2)
-        ax.set_title("predicted (×, simulated from t₀) vs observed (•)", fontsize=10)
-        ax.set_xlabel(axis_names[0])
+            a.scatter(e[pick, 0], e[pick, 1], s=4, color="0.55", alpha=0.45, lw=0)
+            a.scatter(pe[ppick, 0], pe[ppick, 1], s=4, color=tcol[k], alpha=0.6, lw=0)
+            held = k in heldout
+            a.set_title(f"t = {times[k]:g}" + (" (held out)" if held else ""), fontsize=8,
+                        color="tab:red" if held else "black")
+            a.tick_params(labelsize=6)
+            a.set_xlim(*xlim)
+            a.set_ylim(*ylim)
+        for a in axes[T:]:
+            a.axis("off")
+        right.suptitle("observed (grey) vs simulated from t₀ (colour)", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    if predicted is None:
+        fig.tight_layout()
     return _save(fig, path)
 
 
@@ -362,7 +406,12 @@ def plot_loss(history, path, *, title: str | None = None, log_scale: bool | None
     ax.set_xlabel(step_key or "logged step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, names = ax.get_legend_handles_labels()
+    if lr_key:
+        handles.append(ax2.get_lines()[0])
+        names.append("learning rate (right axis)")
+    ax.legend(handles, names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(4, len(names)),
+              frameon=False)
     ax.set_title(title or ("training loss" + (f" (moving average over {window} iterations)" if window > 1 else "")),
                  fontsize=10)
     return _save(fig, path)

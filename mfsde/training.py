@@ -28,7 +28,7 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,7 +65,6 @@ class FitResult:
     out_dir: Path | None
     elapsed: float
     iteration: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 # -- input checks ----------------------------------------------------------------------------

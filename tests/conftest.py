@@ -197,15 +197,6 @@ def registry_cleanup():
         r._table.update(table)
 
 
-@pytest.fixture
-def f64():
-    """Run a test with float64 as the default dtype."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def small_drift(dim: int = 2, inter: str = "attention", seed: int = 0, width: int = 8, **options):
     """A float64 eval-mode MeanFieldDrift (MLP intra + a kernel) with random parameters."""
     intra = randomize_(mfsde.build_intra("mlp", dim=dim, width=width).double(), seed + 100, 0.3)

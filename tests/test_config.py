@@ -81,8 +81,6 @@ def test_per_dimension_sigma_round_trips_and_builds(tmp_path):
     torch.testing.assert_close(model.diffusion.constant(), torch.tensor([0.1, 0.2, 0.3]))
 
 
-@pytest.mark.xfail(strict=True, reason="TOML has no null: a None that differs from the preset's value is "
-                   "dropped on save and the preset's value comes back on load")
 def test_explicit_none_round_trips_through_toml(tmp_path):
     cfg = preset("scimf").override(**{"train.clip_grad_norm": None})
     assert Config.load(cfg.save(tmp_path / "c.toml")) == cfg

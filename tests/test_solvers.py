@@ -17,7 +17,7 @@ from mfsde.solvers import (
 )
 from mfsde.solvers.grid import check_times
 
-from conftest import make_kernel, small_drift
+from conftest import small_drift
 
 F64 = torch.float64
 METHODS = ["euler_maruyama", "heun"]
