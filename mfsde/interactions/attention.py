@@ -7,10 +7,17 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from .base import Interaction, auto_chunk, off_diagonal_mask, query_chunks
+from .base import Interaction, auto_chunk, diagonal_bias, query_chunks
 
 STYLES = ("code", "paper")
+
+
+def _attend_rows(q, k, v, start: int, stop: int, p: float):
+    """Attention of query rows ``start:stop`` over all keys except each row's own index."""
+    mask = diagonal_bias(slice(start, stop), k.shape[-2], q.dtype, q.device)
+    return F.scaled_dot_product_attention(q[..., start:stop, :], k, v, attn_mask=mask, dropout_p=p)
 
 
 class AttentionInteraction(Interaction):
@@ -119,11 +126,14 @@ class AttentionInteraction(Interaction):
         q, k, v = self._qkv(x.reshape(-1, n, self.dim))  # (B, H, N, e)
         p = self.dropout if self.training else 0.0
         chunk = self.chunk_size or auto_chunk(n, n * self.heads * q.element_size() * 4)
+        chunks = list(query_chunks(n, chunk))
+        # With autograd on, SDPA keeps every chunk's (chunk, N) mask (and, with dropout, its
+        # probabilities) for the backward: N x N over all chunks. Recompute them instead.
+        recompute = len(chunks) > 1 and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
         outs = [
-            F.scaled_dot_product_attention(
-                q[..., rows, :], k, v, attn_mask=off_diagonal_mask(rows, n, x.device), dropout_p=p
-            )
-            for rows in query_chunks(n, chunk)
+            checkpoint(_attend_rows, q, k, v, r.start, r.stop, p, use_reentrant=False)
+            if recompute else _attend_rows(q, k, v, r.start, r.stop, p)
+            for r in chunks
         ]
         h = rearrange(torch.cat(outs, dim=-2) if len(outs) > 1 else outs[0], "b h n e -> b n (h e)")
         return self._post(h, x.reshape(-1, n, self.dim)).reshape(*lead, n, self.dim)

@@ -64,6 +64,14 @@ def auto_chunk(n: int, per_row_bytes: int, budget_bytes: int = 256 * 2**20) -> i
     return max(1, min(n, budget_bytes // max(per_row_bytes, 1)))
 
 
+def diagonal_bias(rows: slice, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Additive attention mask ``(len(rows), n)``: 0 everywhere, −inf where the column equals the
+    row's global index. SDPA takes it as is (a boolean mask is converted to this on every call)."""
+    m = torch.zeros(rows.stop - rows.start, n, dtype=dtype, device=device)
+    m.diagonal(offset=rows.start).fill_(float("-inf"))
+    return m
+
+
 def off_diagonal_mask(rows: slice, n: int, device: torch.device) -> torch.Tensor:
     """Boolean ``(len(rows), n)`` mask, False where the column equals the row's global index."""
     r = torch.arange(rows.start, rows.stop, device=device)

@@ -129,7 +129,7 @@ def sdeint(
     def noise(t: float, h: float) -> torch.Tensor:
         if bm is not None:
             return bm(t, t + h).reshape(x0.shape).to(x0.dtype)
-        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device) * math.sqrt(h)
+        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device).mul_(math.sqrt(h))
 
     def perm() -> torch.Tensor | None:
         if random_batch is None:
@@ -137,9 +137,11 @@ def sdeint(
         return torch.randperm(n, generator=generator, device=x0.device)
 
     def run(x, e, times, h, dWs, perms):
+        # constant noise: evaluate g once per block instead of once per step (it stays in the graph)
+        g = diffusion(x, times[0]) if diffusion.additive else diffusion
         for t, dW, p in zip(times, dWs, perms):
             f_eval = drift if p is None else _random_batch_drift(drift, p, random_batch)
-            x, f = stepper.step(f_eval, diffusion, x, t, h, dW)
+            x, f = stepper.step(f_eval, g, x, t, h, dW)
             if e is not None:
                 e = e + h * f.pow(2).sum(-1).mean(-1)
         return x, e

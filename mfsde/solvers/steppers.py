@@ -18,6 +18,11 @@ DriftFn = Callable[[torch.Tensor, float], torch.Tensor]
 SOLVERS = Registry("solver")
 
 
+def _g(diffusion, x, t):
+    """g(x, t); :func:`~mfsde.solvers.sdeint` passes constant noise already evaluated (a tensor)."""
+    return diffusion if isinstance(diffusion, torch.Tensor) else diffusion(x, t)
+
+
 @SOLVERS.register("euler_maruyama")
 class EulerMaruyama:
     """x ← x + f(x, t) h + g(x, t) ⊙ dW. Itô; strong order 1/2 (1 for additive noise), weak order 1."""
@@ -30,7 +35,8 @@ class EulerMaruyama:
 
     def step(self, drift: DriftFn, diffusion: Diffusion, x, t: float, h: float, dW):
         f = drift(x, t)
-        return x + f * h + diffusion(x, t) * dW, f
+        # x + h f in one fused op; the noise added in place (add's backward does not need its output)
+        return torch.add(x, f, alpha=h).add_(_g(diffusion, x, t) * dW), f
 
 
 @SOLVERS.register("heun")
@@ -48,6 +54,6 @@ class StochasticHeun:
 
     def step(self, drift: DriftFn, diffusion: Diffusion, x, t: float, h: float, dW):
         f = drift(x, t)
-        noise = diffusion(x, t) * dW
+        noise = _g(diffusion, x, t) * dW
         pred = x + f * h + noise
         return x + (f + drift(pred, t + h)) * (h / 2) + noise, f
