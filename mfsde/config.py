@@ -8,7 +8,6 @@ that list what exists.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -283,7 +282,3 @@ def preset(name: str, dim: int = 50) -> Config:
     cfg = PRESETS[name](dim)
     cfg.validate()
     return cfg
-
-
-def replace(cfg: Config, **kw) -> Config:
-    return dataclasses.replace(cfg, **kw)

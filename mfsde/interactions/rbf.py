@@ -29,7 +29,7 @@ class RBFInteraction(Interaction):
         scalar_force: use scalar amplitudes a_m instead of d×d matrices A_m.
         chunk_size: receiver rows per block (None: automatic, O(N·chunk) memory).
 
-    :meth:`pair_weights` returns the kernel matrix Σ_m exp(−‖x_i−x_j‖²/2h_m²) (diagonal zeroed)
+    :meth:`pair_weights` returns the kernel values exp(−‖x_i−x_j‖²/2h_m²) (diagonal zeroed)
     as ``(..., M, N, N)``, one "head" per bandwidth.
     """
 
