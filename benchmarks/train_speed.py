@@ -37,29 +37,17 @@ Parts (all in one process):
 ``--quick``: 2 iterations, 2 fidelity repeats, 1000 evaluation particles (a smoke run).
 Writes ``benchmarks/results/train_speed.json`` (``--out`` to change).
 
-Measured (2-core CPU shared with other jobs, load 1-5, so seconds are ±2x; torch 2.13 CPU):
+Measured (torch 2.13 CPU, 2 threads; ``--iterations 4 --repeats 3``, see the README for the table):
 
-* per iteration: paper recipe 99-145 s, mfsde defaults 9-19 s (5-17x). The all-target
-  debiased Sinkhorn is almost all of the paper's cost (~107-151 s for the two times: geomloss
-  solves the M x M target-target problem, 8485^2 entries, at every iteration); the simulation
-  of 512 cells over 20 steps takes ~0.4-5 s forward and ~1.3-2.6 s backward.
-* held-out day-7 W1 after 2-3 iterations: equal within noise (61.4 vs 61.9; the model has
-  barely moved from its initialisation), i.e. this part checks the pipeline, not accuracy.
-* why ``TrainConfig.n_targets = 1000`` (fidelity part, 2-5 draws per size; three runs):
-
-  | n_targets | loss s | loss bias | param-grad cosine | (SGD noise: cosine of two iterations) |
-  |---|---|---|---|---|
-  | 200  | 2.0-2.4 | +9 to +13 % | 0.953-0.988 | 0.968-0.990 |
-  | 500  | 1.3-3.6 | +2 to +4 %  | 0.979-0.995 | |
-  | 1000 | 2.1-12.6 | +2 to +3.4 % | 0.991-0.998 | |
-  | 2000 | 2.7-13.6 | +0.6 to +1.5 % | 0.996-0.999 | |
-  | all  | 107-151 | 0 | 1 | |
-
-  At 1000 targets the gradient's deviation from the all-target gradient (1 - cosine,
-  0.002-0.009) is about a quarter of the noise every iteration has anyway (other cells, other
-  Brownian paths: 0.010-0.032) and the loss is biased by ~2 %; 200 targets is as noisy as
-  SGD itself with a ~10 % bias, 500 halves the margin, 2000 gains little for up to 2x the loss
-  time. 1000 costs ~1/50-1/70 of the all-target loss.
+* per iteration: paper recipe 47.7 s (46-54 s; the first two on an idle machine), mfsde
+  defaults 1.42 s (1.0-1.6 s): 33.6x. The all-target debiased Sinkhorn is almost all of the
+  paper's cost (geomloss solves the M x M target-target problem, 8485^2 entries, at every
+  iteration, although it carries no gradient); an mfsde iteration is ~75 % Sinkhorn (profiled).
+* held-out day-7 W1 after 4 iterations: 60.8 (paper) vs 62.0 (mfsde), +2.0 %.
+* ``TrainConfig.n_targets = 1000``: loss bias +2.4 %, parameter-gradient cosine to the
+  all-target gradient 0.988, against 0.955 between two independent all-target iterations (SGD
+  noise); 200 targets: +9.9 % and 0.928 (as noisy as SGD itself); 2000 targets gains little for
+  2.3x the loss time. 1000 costs ~1/30 of the all-target loss.
 """
 from __future__ import annotations
 

@@ -93,6 +93,9 @@ def _add_config_args(p: argparse.ArgumentParser, presets: bool = False) -> None:
     g.add_argument("--iterations", type=int, default=None, metavar="N", help="shortcut for --set train.iterations=N")
     g.add_argument("--n-particles", type=int, default=None, metavar="N",
                    help="shortcut for --set train.n_particles=N (simulated cells per training iteration)")
+    g.add_argument("--populations", type=int, default=None, metavar="P",
+                   help="shortcut for --set train.populations=P (independent populations per iteration, "
+                        "over all ranks under torchrun; must be divisible by the number of processes)")
     if not presets:
         g.add_argument("--seed", type=int, default=None, metavar="S", help="shortcut for --set train.seed=S")
 
@@ -123,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
               mfsde fit --data cells.h5ad --time-col day --label-col cell_type --config my.toml \\
                         --set model.inter.heads=1 --set train.lr=3e-4 --out runs/custom
               mfsde fit --resume runs/emt-scimf --iterations 5000   # continue a run
+              torchrun --standalone --nproc_per_node=4 -m mfsde fit --data cells.csv \\
+                        --populations 4 --out runs/ddp   # data-parallel: one population per process
+
+            under torchrun (WORLD_SIZE > 1) fit joins the process group (NCCL on GPUs, else gloo);
+            rank 0 prints, writes the run directory and evaluates; see docs/distributed.md.
             """))
     _add_data_args(p, required=False)
     _add_config_args(p)
@@ -257,7 +265,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 def _shortcut_overrides(args) -> dict[str, Any]:
     out = parse_overrides(getattr(args, "overrides", []) or [])
-    for flag, key in (("iterations", "train.iterations"), ("n_particles", "train.n_particles"), ("seed", "train.seed")):
+    for flag, key in (("iterations", "train.iterations"), ("n_particles", "train.n_particles"),
+                      ("populations", "train.populations"), ("seed", "train.seed")):
         v = getattr(args, flag, None)
         if v is not None:
             out[key] = v
@@ -400,10 +409,25 @@ def _print_eval(ev: dict, title: str = "") -> None:
 
 # -- commands -----------------------------------------------------------------------------------------
 def cmd_fit(args) -> int:
+    """``mfsde fit``; under torchrun (``WORLD_SIZE`` > 1) it joins the process group first (and
+    leaves it at the end; a group initialised by the caller is used and kept) and only rank 0
+    prints, writes ``data.json``/``eval.json`` and evaluates."""
+    from . import distributed
+
+    started = not distributed.is_distributed() and distributed.init_from_env()  # a group of its own
+    try:
+        return _fit(args, main=distributed.is_main())
+    finally:
+        if started:
+            distributed.cleanup()
+
+
+def _fit(args, main: bool = True) -> int:
     from .config import Config
     from .evaluation import evaluate
     from .training import fit
 
+    say = print if main else (lambda *a, **k: None)
     if args.resume:
         run = _run_dir(args.resume)
         snaps, task = _run_data_and_task(args, run)
@@ -413,7 +437,7 @@ def cmd_fit(args) -> int:
             cfg = cfg.override(**overrides)
         out = Path(args.out) if args.out else run
         spec = json.loads((run / DATA_SPEC_FILE).read_text()) if (run / DATA_SPEC_FILE).is_file() else None
-        res = fit(cfg, snaps, task, out_dir=out, resume=run, progress=not args.quiet)
+        res = fit(cfg, snaps, task, out_dir=out, resume=run, progress=not args.quiet and main)
     else:
         if not args.data:
             raise CLIError("fit needs --data PATH [PATH ...] (or --resume DIR)")
@@ -423,10 +447,12 @@ def cmd_fit(args) -> int:
         cfg = build_config(args, snaps.dim)
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset or 'custom'}-seed{cfg.train.seed}"
         spec["task"] = task.name
-        print(f"fitting {cfg.preset or 'custom config'} on {getattr(snaps, 'name', None) or spec['paths'][0]} "
-              f"({snaps.n_times} time points, dim {snaps.dim}); task {task.name}: train {list(task.train)}, "
-              f"held out {list(task.heldout)}; {cfg.train.iterations} iterations → {out}")
-        res = fit(cfg, snaps, task, out_dir=out, progress=not args.quiet)
+        say(f"fitting {cfg.preset or 'custom config'} on {getattr(snaps, 'name', None) or spec['paths'][0]} "
+            f"({snaps.n_times} time points, dim {snaps.dim}); task {task.name}: train {list(task.train)}, "
+            f"held out {list(task.heldout)}; {cfg.train.iterations} iterations → {out}")
+        res = fit(cfg, snaps, task, out_dir=out, progress=not args.quiet and main)
+    if not main:
+        return 0
     if spec is not None:
         (Path(out) / DATA_SPEC_FILE).write_text(json.dumps(spec, indent=2))
     last = res.history[-1] if res.history else {}

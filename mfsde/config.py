@@ -73,6 +73,9 @@ class TrainConfig:
     lr_gamma: float = 0.9
     clip_grad_norm: float | None = 0.1
     n_targets: int | None = 1000
+    #: independent populations of ``n_particles`` simulated per iteration (over all ranks of a
+    #: data-parallel job); the loss is their mean. Must be divisible by the world size.
+    populations: int = 1
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int | None = None
@@ -194,7 +197,7 @@ class Config:
         if not m.dt > 0:
             raise ValueError(f"model.dt must be > 0, got {m.dt!r}")
         t = self.train
-        for name in ("iterations", "n_particles", "lr_step"):
+        for name in ("iterations", "n_particles", "lr_step", "populations"):
             if not isinstance(getattr(t, name), int) or getattr(t, name) < 1:
                 raise ValueError(f"train.{name} must be a positive int, got {getattr(t, name)!r}")
         if not t.lr > 0:

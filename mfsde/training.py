@@ -13,6 +13,14 @@ One iteration (all settings from the :class:`~mfsde.config.Config`):
 4. Adam(``train.lr``) step after gradient-norm clipping (``train.clip_grad_norm``), then
    ``StepLR(train.lr_step, train.lr_gamma)``.
 
+With ``train.populations = P > 1`` steps 1–3 are done for P independent populations, each with
+its own random streams (derived from ``(train.seed, p)``), and the loss, fit and energy terms
+are their means. Under ``torch.distributed`` (e.g. ``torchrun``, see docs/distributed.md and
+:mod:`mfsde.distributed`) rank r simulates populations r, r + W, r + 2W, … of a world of W
+processes, the model is wrapped in ``DistributedDataParallel`` (which averages the gradients,
+so the update is that of one process simulating all P populations), every rank logs the same
+all-reduced numbers, and only rank 0 writes the run directory.
+
 Runs are reproducible on CPU under ``train.seed`` (torch's global RNG, which drives weight
 initialisation and dropout, is seeded too) and can be resumed bit-identically from
 ``checkpoint.pt`` (:func:`fit` with ``resume=``).
@@ -23,6 +31,7 @@ initialisation and dropout, is seeded too) and can be resumed bit-identically fr
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -35,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import runs
+from . import distributed, runs
 from .config import Config
 from .losses import LOSSES, path_energy, subsample
 from .model import MeanFieldSDE, build_model
@@ -138,6 +147,16 @@ def _derived_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def population_seed(seed: int, stream: int, population: int) -> int:
+    """The seed of random ``stream`` (1: cell draws and noise, 2: target sub-samples off the
+    CPU, 3: torch's global RNG, i.e. dropout) of population ``population``. Population 0 uses
+    the streams of a single-population run, so ``train.populations = 1`` trains as before."""
+    if population == 0:
+        return _derived_seed(seed, stream)
+    state = np.random.SeedSequence([int(seed), stream, int(population)]).generate_state(1, dtype=np.uint64)[0]
+    return int(state >> 1)
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch's global RNG (weights, dropout), numpy's and python's."""
     torch.manual_seed(seed)
@@ -197,6 +216,25 @@ def _task_dict(task) -> dict:
 
 
 # -- training --------------------------------------------------------------------------------
+@dataclass
+class Population:
+    """The random streams of one simulated population (one per population on this rank).
+
+    Attributes:
+        index: the population's global index p (0 ≤ p < ``train.populations``).
+        generator: cell draws and Brownian increments (on the training device).
+        target_generator: target sub-sampling (a CPU generator; ``generator`` itself on the CPU).
+        torch_rng: this population's copy of torch's global RNG state (``{"cpu": …, "cuda": …}``),
+            swapped in while it is simulated, so dropout masks do not depend on which rank
+            simulates it or in which order.
+    """
+
+    index: int
+    generator: torch.Generator
+    target_generator: torch.Generator
+    torch_rng: dict
+
+
 def default_simulate(model: MeanFieldSDE, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator):
     """The training simulation: ``model(x0, ts, generator=generator, energy=True)`` (a
     :class:`~mfsde.solvers.Solution` with ``xs`` and ``energy``)."""
@@ -207,19 +245,30 @@ class Trainer:
     """One training run, advanced one iteration at a time by :meth:`step` (:func:`fit` drives it).
 
     Builds the model (torch's global RNG seeded with ``train.seed`` first), Adam, StepLR, the
-    fit loss and a ``torch.Generator`` for cell draws, Brownian increments and target
-    sub-sampling (on a GPU a second, CPU generator draws the target sub-samples). Each trainer keeps its own copy of torch's global RNG state (used by dropout)
-    and swaps it in for its steps, so several trainers can be stepped in turn (as the
+    fit loss and, per population simulated here, a ``torch.Generator`` for cell draws, Brownian
+    increments and target sub-sampling (on a GPU a second, CPU generator draws the target
+    sub-samples) and a copy of torch's global RNG state (used by dropout), swapped in while
+    that population is simulated; so several trainers can be stepped in turn (as the
     benchmarks do) without changing each other's results.
 
+    When a ``torch.distributed`` process group is initialised the trainer simulates only the
+    populations of its rank (``train.populations`` must be divisible by the world size) and
+    wraps the model in ``DistributedDataParallel``; :meth:`step` and :meth:`state_dict` are
+    then collective: every rank must call them.
+
     Args:
-        config, snapshots, task, device: as for :func:`fit`.
+        config, snapshots, task, device: as for :func:`fit` (``device=None``: the CPU, or this
+            rank's GPU under an NCCL process group).
         simulate: ``simulate(model, x0, ts, generator)`` returning an object with ``xs``
             ``(T, N, d)`` and ``energy`` ``(T,)`` and ``ts`` (default :func:`default_simulate`);
-            lets benchmarks swap the solver (e.g. torchsde) while keeping the recipe.
+            lets benchmarks swap the solver (e.g. torchsde) while keeping the recipe. Under DDP
+            ``model`` is the ``DistributedDataParallel`` wrapper and must be called (its forward)
+            for the gradients to be averaged.
 
     Attributes:
-        model, optimiser, scheduler, generator, iteration (completed), history (records).
+        model (the plain module, also under DDP), optimiser, scheduler, populations (this
+        rank's :class:`Population` list), generator (that of the first one), iteration
+        (completed), history (records, identical on every rank up to ``seconds``).
     """
 
     def __init__(self, config: Config, snapshots, task, *, device: str | torch.device | None = None,
@@ -231,7 +280,10 @@ class Trainer:
         check_inputs(snapshots, task, config.model.dim)
         self.config, self.task, self.snapshots = config, task, snapshots
         tc = config.train
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        # before anything collective: every rank raises the same error
+        self.world_size, self.rank = distributed.world_size(), distributed.rank()
+        indices = distributed.local_populations(tc.populations, self.rank, self.world_size)
+        self.device = torch.device(device) if device is not None else distributed.default_device()
         dtype = torch.get_default_dtype()
         self.data = snapshots.tensors(dtype, self.device)
         train_idx = sorted(int(i) for i in task.train)
@@ -241,19 +293,46 @@ class Trainer:
         seed_everything(tc.seed)
         self.model = build_model(config).to(self.device)
         self.model.train()
-        self.generator = torch.Generator(device=self.device).manual_seed(_derived_seed(tc.seed, 1))
-        # target sub-sampling draws its permutations on the CPU: off the CPU it needs a CPU generator
-        self.target_generator = (self.generator if self.device.type == "cpu"
-                                 else torch.Generator().manual_seed(_derived_seed(tc.seed, 2)))
+        self.populations = [self._population(p) for p in indices]
+        self.generator = self.populations[0].generator
+        self.target_generator = self.populations[0].target_generator
+        self.forward_model = self._wrap(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimiser = torch.optim.Adam(self.params, lr=tc.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=tc.lr_step, gamma=tc.lr_gamma)
         self.loss_fn = FitLoss(config)
         self.simulate = simulate or default_simulate
         self.iteration, self.history = 0, []
-        self._torch_rng = self._global_rng()
+
+    def _wrap(self, model: MeanFieldSDE) -> torch.nn.Module:
+        """``model`` itself, or its ``DistributedDataParallel`` wrapper under a process group
+        (which checks that every rank has the same parameter shapes and broadcasts rank 0's)."""
+        if not distributed.is_distributed():
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        if self.device.type == "cuda":
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            return DistributedDataParallel(model, device_ids=[index], output_device=index)
+        return DistributedDataParallel(model)
 
     # -- RNG of this run ----------------------------------------------------------------------
+    def _population(self, p: int) -> Population:
+        """The streams of population ``p`` (population 0: those of a single-population run; its
+        global RNG state is the current one, right after the model was built)."""
+        seed = self.config.train.seed
+        gen = torch.Generator(device=self.device).manual_seed(population_seed(seed, 1, p))
+        # target sub-sampling draws its permutations on the CPU: off the CPU it needs a CPU generator
+        target = gen if self.device.type == "cpu" else torch.Generator().manual_seed(population_seed(seed, 2, p))
+        if p == 0:
+            rng = self._global_rng()
+        else:  # the states torch.manual_seed would give, without touching the global RNG
+            s = population_seed(seed, 3, p)
+            rng = {"cpu": torch.Generator().manual_seed(s).get_state()}
+            if self.device.type == "cuda":
+                rng["cuda"] = torch.Generator(device=self.device).manual_seed(s).get_state()
+        return Population(p, gen, target, rng)
+
     def _global_rng(self):
         state = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
@@ -266,52 +345,114 @@ class Trainer:
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
     # -- one iteration ------------------------------------------------------------------------
-    def loss(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Draw cells, simulate and return ``(loss, fit term, energy term, fits per time)``."""
+    def population_loss(self, pop: Population) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw cells, simulate population ``pop`` with its own streams and return
+        ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor)."""
         tc = self.config.train
-        x0 = draw_initial(self.data[0], tc.n_particles, self.generator)
-        sol = self.simulate(self.model, x0, self.ts, self.generator)
-        fits = torch.stack([self.loss_fn(sol.xs[k], self.data[k], self.target_generator) for k in self.fit_idx])
+        self._set_global_rng(pop.torch_rng)
+        try:
+            x0 = draw_initial(self.data[0], tc.n_particles, pop.generator)
+            sol = self.simulate(self.forward_model, x0, self.ts, pop.generator)
+            fits = torch.stack([self.loss_fn(sol.xs[k], self.data[k], pop.target_generator) for k in self.fit_idx])
+        finally:
+            pop.torch_rng = self._global_rng()
         fit_term = fits.mean()
         energy = path_energy(sol)
         loss = float(self.config.loss.fit_weight) * fit_term + float(self.config.loss.energy_weight) * energy
         return loss, fit_term, energy, fits
 
+    def loss(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`population_loss` averaged over this rank's populations (all of them in a
+        single process): ``(loss, fit term, energy term, fits per time)``. (:meth:`step`
+        back-propagates population by population instead, holding one graph at a time.)"""
+        parts = [self.population_loss(pop) for pop in self.populations]
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(torch.stack(terms).mean(0) for terms in zip(*parts))
+
+    def _backward_populations(self) -> torch.Tensor:
+        """Simulate this rank's populations one at a time and accumulate the gradient of
+        loss_p / n_local into ``.grad`` (one graph alive at a time). Under DDP only the last
+        backward all-reduces (the others run under ``no_sync``), and DDP divides by the world
+        size, so every rank ends with the gradient of the mean loss over all populations (bit for
+        bit that of one process running them all when each rank has one population and the
+        world size is a power of two; otherwise up to the order of summation). Returns the
+        ``(3 + K,)`` sum over the local populations of (loss, fit, energy, fits per time),
+        detached."""
+        n = len(self.populations)
+        total = None
+        for i, pop in enumerate(self.populations):
+            sync = n == 1 or i == n - 1 or self.forward_model is self.model
+            with contextlib.nullcontext() if sync else self.forward_model.no_sync():
+                loss, fit_term, energy, fits = self.population_loss(pop)
+                (loss if n == 1 else loss / n).backward()
+            stats = torch.cat([loss.detach().reshape(1), fit_term.detach().reshape(1),
+                               energy.detach().reshape(1), fits.detach().reshape(-1)])
+            total = stats if total is None else total + stats
+        return total
+
+    def global_stats(self, local_sum: torch.Tensor) -> torch.Tensor:
+        """The mean over all ``train.populations`` of a per-population ``local_sum`` (summed over
+        this rank's populations; all-reduced over the ranks, so every rank gets the same numbers)."""
+        total = distributed.all_reduce_sum(local_sum) if self.world_size > 1 else local_sum
+        populations = self.config.train.populations
+        return total if populations == 1 else total / populations
+
     def step(self) -> dict:
-        """One training iteration; returns (and appends to :attr:`history`) its record."""
+        """One training iteration; returns (and appends to :attr:`history`) its record.
+
+        Under DDP the backward passes average the gradients over the ranks, so clipping and the
+        Adam step see the gradient of the mean loss over all populations."""
         t0 = time.perf_counter()
-        self._set_global_rng(self._torch_rng)
-        try:
-            lr = self.optimiser.param_groups[0]["lr"]
-            loss, fit_term, energy, fits = self.loss()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite loss at iteration {self.iteration + 1}: fit={fit_term.item()}, "
-                    f"energy={energy.item()}; try a smaller train.lr or model.dt")
-            self.optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            clip = self.config.train.clip_grad_norm
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
-            self.optimiser.step()
-            self.scheduler.step()
-        finally:
-            self._torch_rng = self._global_rng()
+        lr = self.optimiser.param_groups[0]["lr"]
+        self.optimiser.zero_grad(set_to_none=True)
+        stats = self.global_stats(self._backward_populations())
+        if not torch.isfinite(stats[0]):  # the same decision on every rank, before any update
+            raise FloatingPointError(
+                f"non-finite loss at iteration {self.iteration + 1}: fit={stats[1].item()}, "
+                f"energy={stats[2].item()}; try a smaller train.lr or model.dt")
+        clip = self.config.train.clip_grad_norm
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
+        self.optimiser.step()
+        self.scheduler.step()
         self.iteration += 1
-        rec = {"iteration": self.iteration, "loss": loss.item(), "fit": fit_term.item(), "energy": energy.item(),
-               **{f"fit@{k}": v for k, v in zip(self.fit_idx, fits.detach().tolist())},
+        values = stats.tolist()
+        rec = {"iteration": self.iteration, "loss": values[0], "fit": values[1], "energy": values[2],
+               **{f"fit@{k}": v for k, v in zip(self.fit_idx, values[3:])},
                "lr": lr, "grad_norm": float(grad_norm), "seconds": time.perf_counter() - t0}
         self.history.append(rec)
         return rec
 
     # -- checkpoints --------------------------------------------------------------------------
+    @staticmethod
+    def _population_rng(pop: Population) -> dict:
+        out = {"generator": pop.generator.get_state(), "torch": pop.torch_rng["cpu"]}
+        if "cuda" in pop.torch_rng:
+            out["torch_cuda_device"] = pop.torch_rng["cuda"]
+        if pop.target_generator is not pop.generator:
+            out["target_generator"] = pop.target_generator.get_state()
+        return out
+
+    def _set_population_rng(self, pop: Population, state: dict) -> None:
+        pop.generator.set_state(state["generator"])
+        pop.torch_rng = {"cpu": state["torch"]}
+        if "torch_cuda_device" in state and self.device.type == "cuda":
+            pop.torch_rng["cuda"] = state["torch_cuda_device"]
+        if pop.target_generator is not pop.generator and "target_generator" in state:
+            pop.target_generator.set_state(state["target_generator"])
+
     def state_dict(self) -> dict:
-        """Everything needed to continue bit-identically (what ``checkpoint.pt`` holds)."""
-        rng = runs.rng_states(self.generator)
-        rng["torch"] = self._torch_rng["cpu"]
-        if "cuda" in self._torch_rng:
-            rng["torch_cuda_device"] = self._torch_rng["cuda"]
-        if self.target_generator is not self.generator:
-            rng["target_generator"] = self.target_generator.get_state()
+        """Everything needed to continue bit-identically (what ``checkpoint.pt`` holds).
+
+        ``rng["populations"]`` holds the streams of every population (gathered from all
+        ranks: collective under DDP); the top-level ``rng`` keys are population 0's. The
+        model's entries are the plain module's, so the checkpoint loads in a single process."""
+        gathered: dict[int, dict] = {}
+        for part in distributed.all_gather_objects({pop.index: self._population_rng(pop) for pop in self.populations}):
+            gathered.update(part)
+        rng = runs.rng_states()
+        rng.update(gathered[self.populations[0].index])
+        rng["populations"] = [gathered[p] for p in range(self.config.train.populations)]
         return {
             "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
             "scheduler": self.scheduler.state_dict(), "config": self.config.to_dict(),
@@ -321,7 +462,8 @@ class Trainer:
 
     def load_state_dict(self, ckpt: dict, source: str = "checkpoint") -> None:
         """Restore :meth:`state_dict` output after checking that config and task match."""
-        diff = [k for k in _config_diff(ckpt["config"], self.config.to_dict()) if k not in RESUMABLE_CHANGES]
+        saved = Config.from_dict(ckpt["config"]).to_dict()  # fields added since get their defaults
+        diff = [k for k in _config_diff(saved, self.config.to_dict()) if k not in RESUMABLE_CHANGES]
         if diff:
             raise ValueError(f"cannot resume {source!r}: config differs from the checkpoint's in {diff}")
         mine = _task_dict(self.task)
@@ -330,12 +472,11 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimiser.load_state_dict(ckpt["optimiser"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        runs.set_rng_states(ckpt["rng"], self.generator)
-        self._torch_rng = {"cpu": ckpt["rng"]["torch"]}
-        if "torch_cuda_device" in ckpt["rng"] and self.device.type == "cuda":
-            self._torch_rng["cuda"] = ckpt["rng"]["torch_cuda_device"]
-        if self.target_generator is not self.generator and "target_generator" in ckpt["rng"]:
-            self.target_generator.set_state(ckpt["rng"]["target_generator"])
+        rng = ckpt["rng"]
+        runs.set_rng_states(rng)
+        states = rng.get("populations") or [rng]  # checkpoints of single-population runs before populations
+        for pop in self.populations:
+            self._set_population_rng(pop, states[pop.index])
         self.iteration, self.history = int(ckpt["iteration"]), list(ckpt["history"])
 
 
@@ -352,6 +493,11 @@ def fit(
 ) -> FitResult:
     """Train ``build_model(config)`` on the training times of ``task`` (see the module docstring).
 
+    Under an initialised ``torch.distributed`` process group (see :mod:`mfsde.distributed`)
+    every rank calls ``fit`` with the same arguments: each simulates its share of
+    ``train.populations``, only rank 0 writes ``out_dir`` and shows the progress bar, and every
+    rank returns the same history and parameters.
+
     Args:
         config: model, loss and training settings; ``config.model.dim`` must equal ``snapshots.dim``.
         snapshots: a :class:`mfsde.data.Snapshots` (``times``, ``data``, ``dim``, ``tensors()``).
@@ -361,11 +507,13 @@ def fit(
             ``None``: nothing is written (with ``resume``: the checkpoint's directory).
         resume: a ``checkpoint.pt`` (or its run directory) to continue from; the result is
             bit-identical to an uninterrupted run. Only ``train.iterations``,
-            ``train.checkpoint_every`` and ``train.log_every`` may differ from the checkpoint's config.
+            ``train.checkpoint_every`` and ``train.log_every`` may differ from the checkpoint's
+            config. Under DDP only rank 0 reads it and sends it to the others.
         progress: show a tqdm bar with running losses.
-        callback: ``callback(record, model)`` after every iteration; returning ``True`` stops
-            training (a final checkpoint is still written).
-        device: torch device for model and data (default CPU).
+        callback: ``callback(record, model)`` after every iteration (on every rank); returning
+            ``True`` (on any rank) stops training (a final checkpoint is still written).
+        device: torch device for model and data (default: the CPU, or this rank's GPU under an
+            NCCL process group).
 
     Returns:
         :class:`FitResult`.
@@ -374,40 +522,24 @@ def fit(
 
     trainer = Trainer(config, snapshots, task, device=device)
     task, tc = trainer.task, config.train
+    main = distributed.is_main()
     if resume is not None:
-        trainer.load_state_dict(runs.load_checkpoint(resume), source=str(resume))
+        trainer.load_state_dict(_load_checkpoint_on_main(resume), source=str(resume))
         if out_dir is None:
             resume_path = Path(resume)
             out_dir = resume_path if resume_path.is_dir() else resume_path.parent
     out_dir = Path(out_dir) if out_dir is not None else None
     start = trainer.iteration
-
-    hist_file = None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        runs.write_config(out_dir, config)
-        meta_path = out_dir / runs.META_FILE
-        if resume is not None and meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            meta.setdefault("resumes", []).append(
-                {"from_iteration": start, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": str(resume)})
-            meta_path.write_text(json.dumps(meta, indent=2))
-        else:
-            extra = {"task": _task_dict(task), "data": getattr(snapshots, "name", None),
-                     "n_cells": [int(a.shape[0]) for a in snapshots.data], "device": str(trainer.device)}
-            runs.write_meta(out_dir, config, extra)
-        # the log holds exactly the iterations behind the model: rewrite what the checkpoint knows
-        hist_file = open(out_dir / runs.HISTORY_FILE, "w")
-        for rec in trainer.history:
-            hist_file.write(json.dumps(rec) + "\n")
-        hist_file.flush()
+    hist_file = _open_run_dir(out_dir, trainer, snapshots, resume, start) if out_dir is not None and main else None
 
     def save() -> None:
         if out_dir is not None:
-            runs.save_checkpoint(out_dir / runs.CHECKPOINT_FILE, **trainer.state_dict())
+            state = trainer.state_dict()  # collective under DDP: every rank takes part
+            if main:
+                runs.save_checkpoint(out_dir / runs.CHECKPOINT_FILE, **state)
 
     t_start = time.perf_counter()
-    bar = tqdm(total=tc.iterations, initial=min(start, tc.iterations), disable=not progress,
+    bar = tqdm(total=tc.iterations, initial=min(start, tc.iterations), disable=not (progress and main),
                desc=f"fit {config.preset or 'model'} seed {tc.seed}", dynamic_ncols=True)
     try:
         while trainer.iteration < tc.iterations:
@@ -417,9 +549,11 @@ def fit(
                 hist_file.write(json.dumps(rec) + "\n")
                 hist_file.flush()
             bar.update(1)
-            if progress and (it % max(1, tc.log_every) == 0 or it == tc.iterations):
+            if progress and main and (it % max(1, tc.log_every) == 0 or it == tc.iterations):
                 bar.set_postfix(loss=f"{rec['loss']:.4g}", fit=f"{rec['fit']:.4g}", energy=f"{rec['energy']:.3g}")
             stop = bool(callback(rec, trainer.model)) if callback is not None else False
+            if trainer.world_size > 1:
+                stop = distributed.any_rank(stop)
             if stop:
                 break
             if tc.checkpoint_every and it % tc.checkpoint_every == 0 and it < tc.iterations:
@@ -432,3 +566,46 @@ def fit(
     trainer.model.eval()
     return FitResult(model=trainer.model, history=trainer.history, config=config, out_dir=out_dir,
                      elapsed=time.perf_counter() - t_start, iteration=trainer.iteration)
+
+
+def _load_checkpoint_on_main(resume: str | Path) -> dict:
+    """The checkpoint at ``resume``; under DDP read by rank 0 and broadcast (so only rank 0 needs
+    the file), with rank 0's error raised on every rank."""
+    if not distributed.is_distributed():
+        return runs.load_checkpoint(resume)
+    payload = None
+    if distributed.is_main():
+        try:
+            payload = (runs.load_checkpoint(resume), None)
+        except Exception as err:  # noqa: BLE001 - re-raised on every rank below
+            payload = (None, err)
+    ckpt, err = distributed.broadcast_object(payload)
+    if err is not None:
+        raise err
+    return ckpt
+
+
+def _open_run_dir(out_dir: Path, trainer: Trainer, snapshots, resume, start: int):
+    """Write ``config.json`` and ``meta.json`` (or record the resume in it) and open
+    ``history.jsonl`` holding the iterations behind the model; returns the open log."""
+    config, task = trainer.config, trainer.task
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_config(out_dir, config)
+    meta_path = out_dir / runs.META_FILE
+    if resume is not None and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        meta.setdefault("resumes", []).append(
+            {"from_iteration": start, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": str(resume),
+             "world_size": trainer.world_size})
+        meta_path.write_text(json.dumps(meta, indent=2))
+    else:
+        extra = {"task": _task_dict(task), "data": getattr(snapshots, "name", None),
+                 "n_cells": [int(a.shape[0]) for a in snapshots.data], "device": str(trainer.device),
+                 "world_size": trainer.world_size}
+        runs.write_meta(out_dir, config, extra)
+    # the log holds exactly the iterations behind the model: rewrite what the checkpoint knows
+    hist_file = open(out_dir / runs.HISTORY_FILE, "w")
+    for rec in trainer.history:
+        hist_file.write(json.dumps(rec) + "\n")
+    hist_file.flush()
+    return hist_file

@@ -75,6 +75,16 @@ def test_parse_value():
     assert parse_value("null") is None and parse_value("rbf") == "rbf"
 
 
+def test_populations_flag_is_a_config_shortcut():
+    from mfsde.cli import build_config, build_parser
+
+    args = build_parser().parse_args(["fit", "--data", "x.csv", "--populations", "4", "--preset", "ito"])
+    assert build_config(args, dim=3).train.populations == 4
+    args = build_parser().parse_args(["fit", "--data", "x.csv", "--set", "train.populations=2"])
+    assert build_config(args, dim=3).train.populations == 2
+    assert build_config(build_parser().parse_args(["fit", "--data", "x.csv"]), dim=3).train.populations == 1
+
+
 def test_fit_writes_a_run_directory(fitted, capsys):
     _, run = fitted
     for name in ("config.json", "meta.json", "history.jsonl", "checkpoint.pt", "data.json", "eval.json"):

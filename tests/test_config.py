@@ -131,6 +131,17 @@ def test_merge():
     assert base == {"a": {"name": "x", "k": 1, "j": 2}, "b": 1}  # not mutated
 
 
+def test_populations_default_and_round_trip(tmp_path):
+    cfg = preset("scimf", dim=4)
+    assert cfg.train.populations == 1 and cfg.to_dict()["train"]["populations"] == 1
+    four = cfg.override(**{"train.populations": 4})
+    for suffix in (".json", ".toml"):
+        assert Config.load(four.save(tmp_path / f"p{suffix}")).train.populations == 4
+    old = cfg.to_dict()
+    del old["train"]["populations"]  # configs written before the field existed
+    assert Config.from_dict(old) == cfg
+
+
 def test_overrides():
     cfg = preset("scimf", dim=4)
     new = cfg.override(**{"train.iterations": 10, "model.inter.heads": 1, "model.dt": 0.05, "preset": "mine"})
@@ -208,6 +219,8 @@ def test_unknown_key_in_file_raises(tmp_path):
         ({"train.iterations": 0}, r"train.iterations must be a positive int"),
         ({"train.n_particles": -5}, r"train.n_particles must be a positive int"),
         ({"train.lr": 0.0}, r"train.lr must be > 0"),
+        ({"train.populations": 0}, r"train.populations must be a positive int, got 0"),
+        ({"train.populations": 1.5}, r"train.populations must be a positive int"),
         ({"model.sigma": [0.1, 0.2]}, r"model.sigma has 2 entries but model.dim = 4"),
         ({"model.inter.heads": 3}, r"heads must be a positive int dividing dim=4"),
     ],

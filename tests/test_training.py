@@ -225,6 +225,36 @@ def test_dim_mismatch_raises(snaps):
         fit(cfg, snaps, task(), progress=False)
 
 
+def test_populations_resume_bit_identically_and_differ_from_one(snaps, tmp_path):
+    """Two populations per iteration (each with its own streams): a different objective from one
+    population, seeded and resumable bit-identically like it."""
+    cfg = tiny_config(**{"train.iterations": 4, "train.populations": 2})
+    full = fit(cfg, snaps, task(), out_dir=tmp_path / "full", progress=False)
+    one = fit(cfg.override(**{"train.populations": 1}), snaps, task(), progress=False)
+    assert full.history[0]["loss"] != one.history[0]["loss"]
+    fit(cfg.override(**{"train.iterations": 2}), snaps, task(), out_dir=tmp_path / "half", progress=False)
+    resumed = fit(cfg, snaps, task(), resume=tmp_path / "half", progress=False)
+    assert strip(resumed.history) == strip(full.history)
+    assert same_params(resumed.model, full.model)
+    assert len(load_checkpoint(tmp_path / "full")["rng"]["populations"]) == 2
+    with pytest.raises(ValueError, match="train.populations"):
+        fit(cfg.override(**{"train.populations": 3}), snaps, task(), resume=tmp_path / "half", progress=False)
+
+
+def test_checkpoint_from_before_populations_resumes(snaps, tmp_path):
+    """A checkpoint written before train.populations existed (no such config key, no
+    rng["populations"]) still resumes bit-identically."""
+    cfg = tiny_config(**{"train.iterations": 4})
+    full = fit(cfg, snaps, task(), progress=False)
+    fit(cfg.override(**{"train.iterations": 2}), snaps, task(), out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path)
+    del ckpt["config"]["train"]["populations"], ckpt["rng"]["populations"]
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    resumed = fit(cfg, snaps, task(), resume=tmp_path, progress=False)
+    assert strip(resumed.history) == strip(full.history)
+    assert same_params(resumed.model, full.model)
+
+
 def test_non_finite_loss_raises(snaps):
     cfg = tiny_config("ito", **{"train.iterations": 1, "loss.fit_weight": float("nan")})
     with pytest.raises(FloatingPointError, match="non-finite"):
