@@ -266,3 +266,71 @@ def test_unknown_kernel_name_and_option():
         build_interaction("attention", dim=4, head=2)
     with pytest.raises(ValueError, match="dim must be a positive int"):
         build_interaction("rbf", dim=0)
+
+
+# -- receiver rows and bounded memory (issue 5) --------------------------------------------------
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
+def test_forward_rows_equals_forward_slice(case):
+    _, name, options = case
+    x = torch.randn(2, 9, 4, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    k = make_kernel(name, 4, **options, **({} if name == "none" else {"chunk_size": 2}))
+    full = k(x)
+    for rows in (slice(0, 9), slice(0, 1), slice(3, 8), slice(8, 9), slice(5, None)):
+        torch.testing.assert_close(k.forward_rows(x, rows), full[..., rows, :], atol=1e-12, rtol=1e-10)
+    with pytest.raises(ValueError, match="selects no particle"):
+        k.forward_rows(x, slice(4, 4))
+    with pytest.raises(TypeError, match="contiguous slice"):
+        k.forward_rows(x, slice(0, 9, 2))
+
+
+@pytest.mark.parametrize("case", [c for c in KERNEL_CASES if c[1] != "none"], ids=[i for i in KERNEL_IDS if i != "none"])
+def test_chunked_backward_keeps_no_pairwise_tensor(case):
+    """With several query blocks and autograd on, each block is recomputed in backward: the
+    graph holds O(N) per block (unique saved storages < one N×N matrix), and the gradients
+    equal those of the single-block evaluation."""
+    _, name, options = case
+    n, d = 128, 4
+    x0 = torch.randn(n, d, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    grads, saved_numel = [], []
+    for chunk in (n, 8):
+        k = make_kernel(name, d, **options, chunk_size=chunk)
+        x = x0.clone().requires_grad_(True)
+        storages = {}
+
+        def pack(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = k(x)
+        out.pow(2).sum().backward()
+        grads.append([x.grad] + [p.grad for p in k.parameters()])
+        saved_numel.append(sum(storages.values()))
+    assert saved_numel[0] >= n * n  # the single block keeps (chunk, N) = N×N temporaries ...
+    assert saved_numel[1] < n * n  # ... the chunked evaluation does not
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name, options", [("attention", {}), ("rbf", {}), ("pairwise_mlp", {"width": 8})])
+def test_auto_chunk_counts_every_population(name, options):
+    """Many small populations (random-batch groups): the automatic chunk shrinks with the leading
+    batch, so one block stays within the budget whatever the number of groups."""
+    from mfsde.interactions import base
+
+    k = make_kernel(name, 4, **options)
+    sizes = []
+    real = base.run_chunks
+
+    def spy(fn, rows, chunk, *args):
+        sizes.append(chunk)
+        return real(fn, rows, chunk, *args)
+
+    mod = __import__(f"mfsde.interactions.{name}", fromlist=["run_chunks"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mod, "run_chunks", spy)
+        mp.setattr(base, "auto_chunk", lambda n, per_row, budget=8 * 2**20: max(1, min(n, budget // per_row)))
+        mp.setattr(mod, "auto_chunk", base.auto_chunk)
+        k(torch.randn(1, 64, 4, dtype=torch.float64))
+        k(torch.randn(256, 64, 4, dtype=torch.float64))
+    assert sizes[0] == 64 and sizes[1] < 64, sizes

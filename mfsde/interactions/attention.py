@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from .base import Interaction, auto_chunk, diagonal_bias, query_chunks
+from .base import Interaction, auto_chunk, check_rows, diagonal_bias, run_chunks
 
 STYLES = ("code", "paper")
 
@@ -117,26 +116,27 @@ class AttentionInteraction(Interaction):
             return h + self.ffn(self.norm_ffn(h))
         return self.ffn(self.norm_ffn(h))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Drift of the receivers ``rows`` ``(..., C, d)``; keys and values from all of ``x`` ``(..., N, d)``.
+
+        Queries are processed in blocks of ``chunk_size`` rows by the fused attention, so memory
+        is O(N·chunk); with autograd each block is recomputed in backward (never N×N kept).
+        """
         x = self.check(x)
         n = x.shape[-2]
-        if n == 1:
-            return torch.zeros_like(x)
+        rows = check_rows(rows, n)
         lead = x.shape[:-2]
-        q, k, v = self._qkv(x.reshape(-1, n, self.dim))  # (B, H, N, e)
+        if n == 1:
+            return torch.zeros_like(x[..., rows, :])
+        xf = x.reshape(-1, n, self.dim)
+        q, k, v = self._qkv(xf)  # (B, H, N, e)
         p = self.dropout if self.training else 0.0
-        chunk = self.chunk_size or auto_chunk(n, n * self.heads * q.element_size() * 4)
-        chunks = list(query_chunks(n, chunk))
-        # With autograd on, SDPA keeps every chunk's (chunk, N) mask (and, with dropout, its
-        # probabilities) for the backward: N x N over all chunks. Recompute them instead.
-        recompute = len(chunks) > 1 and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-        outs = [
-            checkpoint(_attend_rows, q, k, v, r.start, r.stop, p, use_reentrant=False)
-            if recompute else _attend_rows(q, k, v, r.start, r.stop, p)
-            for r in chunks
-        ]
-        h = rearrange(torch.cat(outs, dim=-2) if len(outs) > 1 else outs[0], "b h n e -> b n (h e)")
-        return self._post(h, x.reshape(-1, n, self.dim)).reshape(*lead, n, self.dim)
+        per_row = n * self.heads * q.element_size() * 4 * xf.shape[0]
+        chunk = self.chunk_size or auto_chunk(rows.stop - rows.start, per_row)
+        h = run_chunks(lambda q_, k_, v_, a, b: _attend_rows(q_, k_, v_, a, b, p), rows, chunk, q, k, v)
+        h = rearrange(h, "b h c e -> b c (h e)")
+        out = self._post(h, xf[:, rows, :])
+        return out.reshape(*lead, rows.stop - rows.start, self.dim)
 
     def extra_repr(self) -> str:
         return (

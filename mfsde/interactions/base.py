@@ -1,8 +1,11 @@
 """Base class of interaction kernels: ``(..., N, d) → (..., N, d)``."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .._checks import check_population
 
@@ -40,6 +43,19 @@ class Interaction(nn.Module):
     def check(self, x: torch.Tensor) -> torch.Tensor:
         return check_population(x, "x", self.dim)
 
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """f_inter at every particle: ``(..., N, d)`` → ``(..., N, d)``."""
+        x = self.check(x)
+        return self.forward_rows(x, slice(0, x.shape[-2]), t)
+
+    def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
+        """f_inter at the receivers ``rows`` only, the whole population ``x`` ``(..., N, d)``
+        acting as sources: ``(..., len(rows), d)``, equal to ``forward(x)[..., rows, :]``.
+
+        The cost is O(len(rows) · N): benchmarks time a few rows at large N and extrapolate.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward_rows")
+
     def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         """Pairwise influence weights ``(..., H, N, N)``: entry (i, j) is the influence of j on i."""
         raise NotImplementedError(f"{type(self).__name__} has no pairwise weights")
@@ -60,8 +76,50 @@ def query_chunks(n: int, chunk_size: int | None):
 
 
 def auto_chunk(n: int, per_row_bytes: int, budget_bytes: int = 256 * 2**20) -> int:
-    """Rows per chunk so that one chunk's temporaries stay under ``budget_bytes``."""
+    """Rows per chunk so that one chunk's temporaries stay under ``budget_bytes``
+    (``per_row_bytes`` must count every population of the leading batch, see :func:`n_populations`)."""
     return max(1, min(n, budget_bytes // max(per_row_bytes, 1)))
+
+
+def n_populations(x: torch.Tensor) -> int:
+    """Number of independent populations in ``x`` ``(..., N, d)`` (the product of the leading dims)."""
+    return x[..., 0, 0].numel()
+
+
+def check_rows(rows: slice, n: int) -> slice:
+    """``rows`` as a contiguous ``slice(start, stop)`` with 0 ≤ start < stop ≤ n (clear errors otherwise)."""
+    if not isinstance(rows, slice) or rows.step not in (None, 1):
+        raise TypeError(f"rows must be a contiguous slice(start, stop), got {rows!r}")
+    start, stop, _ = rows.indices(n)
+    if stop <= start:
+        raise ValueError(f"rows {rows!r} selects no particle of N = {n}")
+    return slice(start, stop)
+
+
+def run_chunks(fn: Callable[..., torch.Tensor], rows: slice, chunk: int, *args) -> torch.Tensor:
+    """``fn(*args, start, stop)`` over the blocks of ``chunk`` rows covering ``rows``, concatenated
+    on dim −2.
+
+    With autograd recording and more than one block, every block is checkpointed: the O(chunk·N)
+    temporaries of a block are recomputed during backward instead of kept, so the graph holds
+    O(N) per block, never N×N over all blocks.
+    """
+    blocks = [slice(rows.start + r.start, rows.start + r.stop) for r in query_chunks(rows.stop - rows.start, chunk)]
+    needs_grad = torch.is_grad_enabled() and (
+        any(isinstance(a, torch.Tensor) and a.requires_grad for a in args) or _has_trainable(fn)
+    )
+    recompute = len(blocks) > 1 and needs_grad
+    outs = [
+        checkpoint(fn, *args, b.start, b.stop, use_reentrant=False) if recompute else fn(*args, b.start, b.stop)
+        for b in blocks
+    ]
+    return torch.cat(outs, dim=-2) if len(outs) > 1 else outs[0]
+
+
+def _has_trainable(fn) -> bool:
+    """Whether ``fn`` is a bound method of a module with parameters that require grad."""
+    owner = getattr(fn, "__self__", None)
+    return isinstance(owner, nn.Module) and any(p.requires_grad for p in owner.parameters())
 
 
 def diagonal_bias(rows: slice, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

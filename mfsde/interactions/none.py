@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Interaction
+from .base import Interaction, check_rows
 
 
 class NoInteraction(Interaction):
@@ -14,6 +14,11 @@ class NoInteraction(Interaction):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         return torch.zeros_like(self.check(x))
+
+    def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Zeros ``(..., len(rows), d)``."""
+        x = self.check(x)
+        return torch.zeros_like(x[..., check_rows(rows, x.shape[-2]), :])
 
     def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         x = self.check(x)

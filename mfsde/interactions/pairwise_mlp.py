@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Interaction, auto_chunk, off_diagonal_mask, query_chunks
+from .base import Interaction, auto_chunk, check_rows, n_populations, off_diagonal_mask, run_chunks
 
 
 class PairwiseMLPInteraction(Interaction):
@@ -49,10 +49,12 @@ class PairwiseMLPInteraction(Interaction):
         layers.append(nn.Linear(width, dim))
         self.rest = nn.Sequential(*layers)
 
-    def _messages(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
-        """φ(x_i, x_j − x_i) for receivers ``rows``: ``(..., C, N, d)``."""
+    def _messages(self, x: torch.Tensor, rows: slice, pr: torch.Tensor | None = None) -> torch.Tensor:
+        """φ(x_i, x_j − x_i) for receivers ``rows``: ``(..., C, N, d)``; ``pr`` = ``first_rel(x)``
+        ``(..., N, w)`` if already computed."""
         # W [x_i, x_j − x_i] + b = (W_s − W_r) x_i + W_r x_j + b
-        pr = self.first_rel(x)  # (..., N, w), includes bias
+        if pr is None:
+            pr = self.first_rel(x)  # (..., N, w), includes bias
         wr = self.first_rel.weight
         pi = -(x[..., rows, :] @ wr.T)
         if self.first_self is not None:
@@ -68,19 +70,24 @@ class PairwiseMLPInteraction(Interaction):
         m = self._messages(x, slice(0, n)).norm(dim=-1) / (n - 1)
         return (m * off_diagonal_mask(slice(0, n), n, x.device)).unsqueeze(-3)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+    def _block(self, x: torch.Tensor, pr: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Σ_{j≠i} φ(x_i, x_j − x_i) for receivers ``start:stop``: ``(..., C, d)``."""
+        rows = slice(start, stop)
+        msg = self._messages(x, rows, pr)  # (..., C, N, d)
+        keep = off_diagonal_mask(rows, x.shape[-2], x.device).unsqueeze(-1).to(msg.dtype)
+        return (msg * keep).sum(-2)
+
+    def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Drift of the receivers ``rows`` ``(..., C, d)`` from all sources ``x`` ``(..., N, d)``,
+        in blocks of ``chunk_size`` rows (O(N·chunk·width) memory; recomputed in backward)."""
         x = self.check(x)
         n = x.shape[-2]
+        rows = check_rows(rows, n)
         if n == 1:
-            return torch.zeros_like(x)
-        chunk = self.chunk_size or auto_chunk(n, n * (2 * self.width + self.dim) * x.element_size() * 3)
-        outs = []
-        for rows in query_chunks(n, chunk):
-            msg = self._messages(x, rows)
-            keep = off_diagonal_mask(rows, n, x.device).unsqueeze(-1).to(msg.dtype)
-            outs.append((msg * keep).sum(-2))
-        out = torch.cat(outs, dim=-2) if len(outs) > 1 else outs[0]
-        return out / (n - 1)
+            return torch.zeros_like(x[..., rows, :])
+        per_row = n * (2 * self.width + self.dim) * x.element_size() * 3 * n_populations(x)
+        chunk = self.chunk_size or auto_chunk(rows.stop - rows.start, per_row)
+        return run_chunks(self._block, rows, chunk, x, self.first_rel(x)) / (n - 1)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, width={self.width}, depth={self.depth}, relative={self.relative}"

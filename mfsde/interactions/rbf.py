@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Interaction, auto_chunk, query_chunks
+from .base import Interaction, auto_chunk, check_rows, n_populations, run_chunks
 
 
 class RBFInteraction(Interaction):
@@ -71,25 +71,27 @@ class RBFInteraction(Interaction):
         w = self._kernels(x, x)
         return w * (1 - torch.eye(n, dtype=x.dtype, device=x.device))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+    def _block(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Σ_{j} Σ_m k_m(x_i, x_j) A_m (x_j − x_i) for receivers ``start:stop``: ``(..., C, d)``."""
+        xi = x[..., start:stop, :]
+        k = self._kernels(xi, x)  # (..., M, C, N); the j = i term has r = 0 and adds nothing
+        # Σ_j k_ij (x_j − x_i) = K x − (Σ_j k_ij) x_i, per kernel m: (..., M, C, d)
+        disp = k @ x.unsqueeze(-3) - k.sum(-1, keepdim=True) * xi.unsqueeze(-3)
+        if self.scalar_force:
+            return torch.einsum("...mcd,m->...cd", disp, self.amplitude)
+        return torch.einsum("...mcd,med->...ce", disp, self.amplitude)
+
+    def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Drift of the receivers ``rows`` ``(..., C, d)`` from all sources ``x`` ``(..., N, d)``,
+        in blocks of ``chunk_size`` rows (O(N·chunk) memory; recomputed in backward)."""
         x = self.check(x)
         n = x.shape[-2]
+        rows = check_rows(rows, n)
         if n == 1:
-            return torch.zeros_like(x)
-        chunk = self.chunk_size or auto_chunk(n, n * self.n_kernels * x.element_size() * 4)
-        outs = []
-        for rows in query_chunks(n, chunk):
-            xi = x[..., rows, :]
-            k = self._kernels(xi, x)  # (..., M, C, N); the j = i term has r = 0 and adds nothing
-            # Σ_j k_ij (x_j − x_i) = K x − (Σ_j k_ij) x_i, per kernel m: (..., M, C, d)
-            disp = k @ x.unsqueeze(-3) - k.sum(-1, keepdim=True) * xi.unsqueeze(-3)
-            if self.scalar_force:
-                f = torch.einsum("...mcd,m->...cd", disp, self.amplitude)
-            else:
-                f = torch.einsum("...mcd,med->...ce", disp, self.amplitude)
-            outs.append(f)
-        out = torch.cat(outs, dim=-2) if len(outs) > 1 else outs[0]
-        return out / (n - 1)
+            return torch.zeros_like(x[..., rows, :])
+        per_row = n * self.n_kernels * x.element_size() * 4 * n_populations(x)
+        chunk = self.chunk_size or auto_chunk(rows.stop - rows.start, per_row)
+        return run_chunks(self._block, rows, chunk, x) / (n - 1)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, n_kernels={self.n_kernels}, scalar_force={self.scalar_force}"

@@ -45,12 +45,21 @@ class Solution:
         return self.xs[int(hit[0, 0])]
 
 
-def _random_batch_drift(drift, perm: torch.Tensor, batch: int):
-    """Wrap ``drift`` so that particles interact only within groups of ``batch`` given by ``perm``."""
+def random_batch_drift(drift, perm: torch.Tensor, batch: int):
+    """``drift`` restricted to random groups (Jin, Li & Liu 2020): ``f(x, t)`` evaluates ``drift``
+    on the particles ordered by ``perm`` ``(N,)`` and split into groups of ``batch`` — one call on
+    ``(..., N // batch, batch, d)`` plus one on the last, smaller group ``(..., N % batch, d)`` if
+    any — and returns each output to its particle: ``(..., N, d)`` → ``(..., N, d)``. Each
+    particle interacts with the ``batch − 1`` others of its group only: O(N·batch) work.
+    """
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive int, got {batch!r}")
     inv = torch.argsort(perm)
 
-    def f(x, t):
+    def f(x, t=None):
         n = x.shape[-2]
+        if perm.shape != (n,):
+            raise ValueError(f"perm has shape {tuple(perm.shape)} but the population has N = {n}")
         xp = x[..., perm, :]
         full = (n // batch) * batch
         parts = []
@@ -140,7 +149,7 @@ def sdeint(
         # constant noise: evaluate g once per block instead of once per step (it stays in the graph)
         g = diffusion(x, times[0]) if diffusion.additive else diffusion
         for t, dW, p in zip(times, dWs, perms):
-            f_eval = drift if p is None else _random_batch_drift(drift, p, random_batch)
+            f_eval = drift if p is None else random_batch_drift(drift, p, random_batch)
             x, f = stepper.step(f_eval, g, x, t, h, dW)
             if e is not None:
                 e = e + h * f.pow(2).sum(-1).mean(-1)

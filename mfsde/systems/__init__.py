@@ -9,6 +9,9 @@ the truth.
 >>> SYSTEMS.names()
 ['cucker_smale', 'kuramoto', 'morse', 'morse_control', 'opinion', 'ou', 'ou_control']
 >>> ds = snapshots(get_system("kuramoto", K=2.0), times=[0, 1, 2, 4], n_per_time=500, seed=0)
+
+After fitting, :mod:`mfsde.systems.recovery` scores a model against the truth: held-out W1/W2,
+the relative drift error and a gauge-fixed interaction error (:func:`recovery_report`).
 """
 from .base import SYSTEMS, NonInteracting, ParticleSystem, get_system
 from .flocking import CuckerSmale, VelocityAlignment, velocity_variance
@@ -17,11 +20,14 @@ from .morse import HarmonicConfinement, MorseAggregation, MorseInteraction, mors
 from .opinion import BoundedConfidence, OpinionDynamics, bump
 from .ou import MeanFieldOU, MeanReversion, ou_control
 from .dataset import demo_dataset, simulate_snapshots, snapshots
+from .recovery import (SystemModel, drift_error, interaction_error, plot_recovery, recovery_report,
+                       recovery_samples, true_populations)
 
 __all__ = [
     "SYSTEMS", "get_system", "ParticleSystem", "NonInteracting", "snapshots", "simulate_snapshots",
     "demo_dataset", "MeanFieldOU", "MeanReversion", "ou_control", "NoisyKuramoto", "order_parameter",
     "stationary_order_parameter", "CuckerSmale", "VelocityAlignment", "velocity_variance",
     "OpinionDynamics", "BoundedConfidence", "bump", "MorseAggregation", "MorseInteraction",
-    "HarmonicConfinement", "morse_control",
+    "HarmonicConfinement", "morse_control", "SystemModel", "true_populations", "drift_error",
+    "interaction_error", "recovery_samples", "recovery_report", "plot_recovery",
 ]
