@@ -206,7 +206,7 @@ def _rows_fn(inter, x, rows, grad):
 def _extrapolate_rows(meter, inter, x, grad, rate, budget):
     """Linear fit of f_inter cost over R and 2R receiver rows, evaluated at N (see docstring)."""
     n = x.shape[0]
-    r1 = max(PILOT_ROWS, min(n // 4, int(budget / 3 / max(rate, 1e-12))))
+    r1 = min(n // 2, max(PILOT_ROWS, min(n // 4, int(budget / 3 / max(rate, 1e-12)))))  # 2·r1 ≤ n
     t1, p1, _ = meter(_rows_fn(inter, x, r1, grad))
     t2, p2, _ = meter(_rows_fn(inter, x, 2 * r1, grad))
     return _linear_fit(r1, t1, 2 * r1, t2, n), max(p1, p2), {"fit_rows": [r1, 2 * r1], "fit_seconds": [t1, t2]}

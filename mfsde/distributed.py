@@ -38,8 +38,15 @@ def launched_by_torchrun() -> bool:
     return (_env_int("WORLD_SIZE", 1) or 1) > 1
 
 
+BACKEND_ENV = "MFSDE_DIST_BACKEND"
+
+
 def default_backend() -> str:
-    """``"nccl"`` when CUDA is available, else ``"gloo"``."""
+    """``$MFSDE_DIST_BACKEND`` when set (e.g. ``gloo`` to train on CPUs on a GPU machine), else
+    ``"nccl"`` when CUDA is available, else ``"gloo"``."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip()
+    if chosen:
+        return chosen
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
@@ -47,8 +54,9 @@ def init_from_env(backend: str | None = None, timeout: float | None = None) -> b
     """Initialise the default process group from torchrun's environment variables.
 
     Args:
-        backend: ``"gloo"``, ``"nccl"`` … (default :func:`default_backend`). With NCCL the
-            CUDA device of this process is set to ``cuda:LOCAL_RANK`` first.
+        backend: ``"gloo"``, ``"nccl"`` … (default :func:`default_backend`: ``$MFSDE_DIST_BACKEND``,
+            else NCCL with CUDA, else gloo). With NCCL the CUDA device of this process is set
+            to ``cuda:LOCAL_RANK`` first; that GPU must exist.
         timeout: seconds a collective may wait for the other ranks (default: torch's).
 
     Returns:
@@ -70,6 +78,11 @@ def init_from_env(backend: str | None = None, timeout: float | None = None) -> b
     if backend == "nccl":
         if not torch.cuda.is_available():
             raise RuntimeError("backend 'nccl' needs CUDA; use backend='gloo' on CPUs")
+        if local_rank() >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"backend 'nccl': LOCAL_RANK={local_rank()} but only {torch.cuda.device_count()} GPU(s) are "
+                f"visible; start at most one process per GPU (--nproc_per_node) or set "
+                f"{BACKEND_ENV}=gloo to train on CPUs")
         torch.cuda.set_device(local_rank())
     kwargs: dict[str, Any] = {"backend": backend, "init_method": "env://"}
     if timeout is not None:

@@ -374,9 +374,9 @@ class Trainer:
         """Simulate this rank's populations one at a time and accumulate the gradient of
         loss_p / n_local into ``.grad`` (one graph alive at a time). Under DDP only the last
         backward all-reduces (the others run under ``no_sync``), and DDP divides by the world
-        size, so every rank ends with the gradient of the mean loss over all populations (bit for
-        bit that of one process running them all when each rank has one population and the
-        world size is a power of two; otherwise up to the order of summation). Returns the
+        size, so every rank ends with the gradient of the mean loss over all populations (equal
+        to that of one process running them all up to the order of floating-point summation;
+        the 2-process test observed identical losses with one population per rank). Returns the
         ``(3 + K,)`` sum over the local populations of (loss, fit, energy, fits per time),
         detached."""
         n = len(self.populations)
@@ -508,7 +508,9 @@ def fit(
         resume: a ``checkpoint.pt`` (or its run directory) to continue from; the result is
             bit-identical to an uninterrupted run. Only ``train.iterations``,
             ``train.checkpoint_every`` and ``train.log_every`` may differ from the checkpoint's
-            config. Under DDP only rank 0 reads it and sends it to the others.
+            config. Under DDP only rank 0 reads the checkpoint and sends it to the others (the
+            ``mfsde fit --resume`` command also reads the run's config and data on every rank,
+            so there every machine needs the run directory).
         progress: show a tqdm bar with running losses.
         callback: ``callback(record, model)`` after every iteration (on every rank); returning
             ``True`` (on any rank) stops training (a final checkpoint is still written).
@@ -530,13 +532,17 @@ def fit(
             out_dir = resume_path if resume_path.is_dir() else resume_path.parent
     out_dir = Path(out_dir) if out_dir is not None else None
     start = trainer.iteration
-    hist_file = _open_run_dir(out_dir, trainer, snapshots, resume, start) if out_dir is not None and main else None
+    hist_file = (_on_main(_open_run_dir, out_dir, trainer, snapshots, resume, start)
+                 if out_dir is not None else None)
+
+    def log(rec: dict) -> None:
+        hist_file.write(json.dumps(rec) + "\n")
+        hist_file.flush()
 
     def save() -> None:
         if out_dir is not None:
             state = trainer.state_dict()  # collective under DDP: every rank takes part
-            if main:
-                runs.save_checkpoint(out_dir / runs.CHECKPOINT_FILE, **state)
+            _on_main(lambda: runs.save_checkpoint(out_dir / runs.CHECKPOINT_FILE, **state))
 
     t_start = time.perf_counter()
     bar = tqdm(total=tc.iterations, initial=min(start, tc.iterations), disable=not (progress and main),
@@ -545,9 +551,8 @@ def fit(
         while trainer.iteration < tc.iterations:
             rec = trainer.step()
             it = trainer.iteration
-            if hist_file is not None:
-                hist_file.write(json.dumps(rec) + "\n")
-                hist_file.flush()
+            if out_dir is not None:
+                _on_main(log, rec)
             bar.update(1)
             if progress and main and (it % max(1, tc.log_every) == 0 or it == tc.iterations):
                 bar.set_postfix(loss=f"{rec['loss']:.4g}", fit=f"{rec['fit']:.4g}", energy=f"{rec['energy']:.3g}")
@@ -566,6 +571,26 @@ def fit(
     trainer.model.eval()
     return FitResult(model=trainer.model, history=trainer.history, config=config, out_dir=out_dir,
                      elapsed=time.perf_counter() - t_start, iteration=trainer.iteration)
+
+
+def _on_main(fn: Callable, *args):
+    """``fn(*args)`` on rank 0 only (its result there, ``None`` elsewhere). Under DDP rank 0's
+    failure is shared, so every rank raises together instead of the others waiting in the next
+    collective until the process-group timeout."""
+    if not distributed.is_distributed():
+        return fn(*args)
+    result, failure = None, None
+    if distributed.is_main():
+        try:
+            result = fn(*args)
+        except Exception as err:  # noqa: BLE001 - re-raised below, on every rank
+            failure = err
+    message = distributed.broadcast_object(None if failure is None else f"{type(failure).__name__}: {failure}")
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise RuntimeError(f"rank 0 failed while writing the run directory: {message}")
+    return result
 
 
 def _load_checkpoint_on_main(resume: str | Path) -> dict:

@@ -96,6 +96,18 @@ def worker(tmp: Path) -> None:
             assert "train.populations = 3 is not divisible by the world size 2" in str(err), err
         else:
             raise AssertionError("populations=3 on 2 ranks did not raise")
+        # rank 0 cannot write its run directory (a file is in the way): every rank must raise,
+        # none may wait in the next collective until the timeout
+        blocker = tmp / "blocker"
+        blocker.write_text("not a directory")
+        try:
+            fit(cfg.override(**{"train.iterations": 2}), snaps, TASK, out_dir=blocker / "run", progress=False)
+        except (OSError, RuntimeError) as err:
+            expected = OSError if rank == 0 else RuntimeError
+            assert isinstance(err, expected), (rank, err)
+            assert rank == 0 or "rank 0 failed while writing the run directory" in str(err), err
+        else:
+            raise AssertionError("fit into an unwritable run directory did not raise")
         run = tmp / "ddp"
         t0 = time.perf_counter()
         fit(cfg.override(**{"train.iterations": 5}), snaps, TASK, out_dir=run, progress=False)
@@ -125,7 +137,8 @@ def ddp_run(tmp_path_factory):
     cli_data(tmp)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            __file__, "--worker", str(tmp)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # CPU processes with gloo even on a GPU machine (more ranks than GPUs would break NCCL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "MFSDE_DIST_BACKEND": "gloo"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     wall = time.perf_counter() - t0
@@ -252,6 +265,10 @@ def test_helpers_without_a_process_group(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(RuntimeError, match=r"\['RANK', 'MASTER_ADDR', 'MASTER_PORT'\] are not set; launch with"):
         distributed.init_from_env()
+    monkeypatch.setenv(distributed.BACKEND_ENV, "gloo")
+    assert distributed.default_backend() == "gloo"
+    monkeypatch.delenv(distributed.BACKEND_ENV)
+    assert distributed.default_backend() == ("nccl" if torch.cuda.is_available() else "gloo")
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE must be an integer, got 'two'"):
         distributed.init_from_env()

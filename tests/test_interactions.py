@@ -281,6 +281,9 @@ def test_forward_rows_equals_forward_slice(case):
         k.forward_rows(x, slice(4, 4))
     with pytest.raises(TypeError, match="contiguous slice"):
         k.forward_rows(x, slice(0, 9, 2))
+    with pytest.raises(ValueError, match=r"stop = 20 is outside the population of N = 9"):
+        k.forward_rows(x, slice(3, 20))  # never silently clipped to fewer rows
+    torch.testing.assert_close(k.forward_rows(x, slice(-3, None)), full[..., 6:, :], atol=1e-12, rtol=1e-10)
 
 
 @pytest.mark.parametrize("case", [c for c in KERNEL_CASES if c[1] != "none"], ids=[i for i in KERNEL_IDS if i != "none"])

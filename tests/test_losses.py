@@ -94,6 +94,24 @@ def test_sinkhorn_subsamples_targets_reproducibly():
         subsample(y, 0)
 
 
+def test_sinkhorn_n_sources_compares_a_subset_of_x():
+    x, y = _randn(40, 2), _randn(30, 2, seed=1) + 1.0
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    loss = SinkhornLoss(n_sources=10)
+    # the value is the divergence of the drawn subset: same draw, same subset, same number
+    idx = torch.randperm(40, generator=gen())[:10]
+    expected = SinkhornLoss()(x[idx], y)
+    assert torch.allclose(loss(x, y, generator=gen()), expected, rtol=1e-6)
+    assert not torch.allclose(loss(x, y, generator=gen()), SinkhornLoss()(x, y), rtol=1e-3)
+    xg = x.clone().requires_grad_(True)
+    loss(xg, y, generator=gen()).backward()
+    assert int((xg.grad.abs().sum(-1) > 0).sum()) == 10  # only the subset gets a fit gradient
+    assert SinkhornLoss(n_sources=100)(x, y).item() == SinkhornLoss()(x, y).item()
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n_sources must be a positive int or None"):
+            SinkhornLoss(n_sources=bad)
+
+
 @pytest.mark.parametrize(
     "options, match",
     [({"p": 3}, "p must be 1 or 2"), ({"blur": 0.0}, "blur must be > 0"), ({"scaling": 1.0}, r"scaling must be in \(0, 1\)")],

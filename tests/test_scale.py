@@ -155,6 +155,29 @@ def test_random_batch_calls_the_drift_on_groups_only():
     assert pairs_per_step <= n * batch < n * n
 
 
+def test_random_batch_never_leaves_a_particle_alone():
+    """N % B == 1: the leftover particle joins the last full group (a group of one would get no
+    interaction at all); every particle still gets its drift back in its own place."""
+    n, batch, d = 21, 10, 2
+    shapes = []
+
+    def drift(x, t):
+        shapes.append(tuple(x.shape))
+        return ou_drift(x)
+
+    sdeint(drift, x0(1, n, d), [0.0, 0.1], sigma=SIGMA, dt=0.1, seed=0, random_batch=batch)
+    assert shapes == [(1, 1, 10, 2), (1, 11, 2)]
+    x = x0(1, n, d)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(1))
+    out = random_batch_drift(ou_drift, perm, batch)(x)
+    xp = x[..., perm, :]
+    expected = torch.cat([ou_drift(xp[..., :10, :]), ou_drift(xp[..., 10:, :])], dim=-2)[..., torch.argsort(perm), :]
+    torch.testing.assert_close(out, expected)
+    assert shapes == [(1, 1, 10, 2), (1, 11, 2)]  # the direct call did not go through `drift`
+    # N = 11, B = 10 → one group of 11 (the exact drift); N = 1 stays a single particle
+    torch.testing.assert_close(random_batch_drift(ou_drift, torch.arange(11), 10)(x[..., :11, :]), ou_drift(x[..., :11, :]))
+
+
 def test_random_batch_at_least_n_is_the_exact_drift():
     start = x0(3, 12, 2)
     full = sdeint(ou_drift, start, [0.0, 0.5], sigma=SIGMA, dt=0.1, seed=7).xs

@@ -90,6 +90,9 @@ def check_rows(rows: slice, n: int) -> slice:
     """``rows`` as a contiguous ``slice(start, stop)`` with 0 ≤ start < stop ≤ n (clear errors otherwise)."""
     if not isinstance(rows, slice) or rows.step not in (None, 1):
         raise TypeError(f"rows must be a contiguous slice(start, stop), got {rows!r}")
+    for name, value in (("start", rows.start), ("stop", rows.stop)):
+        if value is not None and not -n <= value <= n:
+            raise ValueError(f"rows {rows!r}: {name} = {value} is outside the population of N = {n}")
     start, stop, _ = rows.indices(n)
     if stop <= start:
         raise ValueError(f"rows {rows!r} selects no particle of N = {n}")

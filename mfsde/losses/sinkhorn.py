@@ -26,6 +26,12 @@ class SinkhornLoss(nn.Module):
         scaling: ε-scaling ratio (0.7–0.9 recommended by geomloss's maintainers).
         n_targets: compare against a random subset of this many target points per call
             (``None``: all of them). Uses ``generator`` for the draw.
+        n_sources: also compare only a random subset of this many of the points of ``x``
+            (``None``: all of them; drawn after the targets, with the same ``generator``). The
+            debiased divergence holds the N × N problem S(x, x): with the tensorized backend that
+            is N² floats (40 GB at N = 100,000), so very large simulated populations need this or
+            a KeOps backend. Gradients reach every particle through the interaction, but the fit
+            term itself only sees the subset.
         backend: geomloss backend; ``"tensorized"`` (default) never needs KeOps, ``"auto"``
             switches to KeOps for large problems and fails without pykeops.
 
@@ -34,7 +40,7 @@ class SinkhornLoss(nn.Module):
     """
 
     def __init__(self, p: int = 2, blur: float = 0.1, scaling: float = 0.7, n_targets: int | None = None,
-                 backend: str = "tensorized", debias: bool = True):
+                 backend: str = "tensorized", debias: bool = True, n_sources: int | None = None):
         super().__init__()
         from geomloss import SamplesLoss
 
@@ -49,13 +55,18 @@ class SinkhornLoss(nn.Module):
                 import pykeops  # noqa: F401
             except ImportError as err:
                 raise ValueError(f"geomloss backend {backend!r} needs pykeops; use backend='tensorized'") from err
+        for name, n in (("n_targets", n_targets), ("n_sources", n_sources)):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {n!r}")
         self.p, self.blur, self.scaling, self.n_targets, self.backend = p, blur, scaling, n_targets, backend
+        self.n_sources = n_sources
         self._loss = SamplesLoss("sinkhorn", p=p, blur=blur, scaling=scaling, backend=backend, debias=debias)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         check_population(x, "x")
         check_population(y, "y", x.shape[-1])
         y = subsample(y, self.n_targets, generator)
+        x = subsample(x, self.n_sources, generator)
         lead = x.shape[:-2]
         if y.dim() == 2 and lead:
             y = y.expand(*lead, *y.shape)
@@ -67,7 +78,8 @@ class SinkhornLoss(nn.Module):
         return out.reshape(lead)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, blur={self.blur}, scaling={self.scaling}, n_targets={self.n_targets}"
+        return (f"p={self.p}, blur={self.blur}, scaling={self.scaling}, n_targets={self.n_targets}, "
+                f"n_sources={self.n_sources}")
 
 
 def sinkhorn(x: torch.Tensor, y: torch.Tensor, **options) -> torch.Tensor:

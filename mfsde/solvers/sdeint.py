@@ -51,6 +51,9 @@ def random_batch_drift(drift, perm: torch.Tensor, batch: int):
     ``(..., N // batch, batch, d)`` plus one on the last, smaller group ``(..., N % batch, d)`` if
     any — and returns each output to its particle: ``(..., N, d)`` → ``(..., N, d)``. Each
     particle interacts with the ``batch − 1`` others of its group only: O(N·batch) work.
+    A leftover group of a single particle would have nobody to interact with (a bias of order
+    1/N), so when ``N % batch == 1`` that particle joins the last full group (one group of
+    ``batch + 1``).
     """
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int, got {batch!r}")
@@ -61,12 +64,15 @@ def random_batch_drift(drift, perm: torch.Tensor, batch: int):
         if perm.shape != (n,):
             raise ValueError(f"perm has shape {tuple(perm.shape)} but the population has N = {n}")
         xp = x[..., perm, :]
-        full = (n // batch) * batch
+        n_groups = n // batch
+        if n % batch == 1 and n_groups >= 1:  # no group of one: it joins the last full group
+            n_groups -= 1
+        full = n_groups * batch
         parts = []
         if full:
-            groups = xp[..., :full, :].reshape(*x.shape[:-2], n // batch, batch, x.shape[-1])
+            groups = xp[..., :full, :].reshape(*x.shape[:-2], n_groups, batch, x.shape[-1])
             parts.append(drift(groups, t).reshape(*x.shape[:-2], full, x.shape[-1]))
-        if full < n:  # the last, smaller group
+        if full < n:  # the last group: smaller, or batch + 1 to avoid a group of one
             parts.append(drift(xp[..., full:, :], t))
         out = torch.cat(parts, dim=-2) if len(parts) > 1 else parts[0]
         return out[..., inv, :]

@@ -53,7 +53,8 @@ Coordinates and dtypes. The systems' snapshots are used raw (no preprocessing) b
 benchmarks and examples: model and system share coordinates. A model fitted on affinely
 standardised data z = (x − shift) / scale is handled with ``coords=(shift, scale)``: its drift
 is mapped back by f̂_x(x) = scale ⊙ ĝ((x − shift) / scale) (time is not rescaled). Populations
-are simulated and the true drift evaluated in float64; the model is evaluated in its own dtype
+are simulated in float32 (as the training snapshots) and then cast to float64; the true drift is
+evaluated in float64; the model is evaluated in its own dtype
 and its output compared in float64. The model time is ``t − time_origin`` (the trainer's time
 axis starts at the first snapshot time; default ``system.t0``).
 
@@ -151,13 +152,13 @@ def true_populations(system: ParticleSystem, times: Sequence[float], n_particles
     ts = _check_times(times, system)
     n = _check_count(n_particles, "n_particles")
     key = (id(system), tuple(ts), n, int(seed), float(dt))
-    if cache is not None and key in cache:
-        return cache[key]
+    if cache is not None and key in cache and cache[key][0] is system:  # id() may be reused
+        return cache[key][1]
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         pops = [p.double() for p in simulate_snapshots(system, ts, n, gen, dt=dt, dtype=torch.float32)]
     if cache is not None:
-        cache[key] = pops
+        cache[key] = (system, pops)  # keeps the system alive, so its id cannot be recycled
     return pops
 
 
