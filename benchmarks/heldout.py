@@ -10,6 +10,8 @@ from the paper's 3000 iterations so the whole table fits in about 30 minutes on 
 
     python benchmarks/heldout.py                 # writes benchmarks/results/heldout.{json,md}
     python benchmarks/heldout.py --quick
+    python benchmarks/heldout.py --datasets emt --presets scimf --variants scimf_zero_init \
+        --name heldout_zero_init                 # variants that are not presets (VARIANTS)
 """
 from __future__ import annotations
 
@@ -21,25 +23,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
+import mfsde  # noqa: E402
 from mfsde.data import load_csv, load_npy_stack  # noqa: E402
 from mfsde.evaluation import compare, summarise, to_markdown  # noqa: E402
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp"]
+#: label → (preset, overrides): configurations that are not presets
+VARIANTS = {"scimf_zero_init": ("scimf", {"model.inter.zero_init": True})}
 
 
-def datasets():
+def datasets(names=("emt", "bargaje")):
+    """``[(name, snapshots, tasks)]`` for the requested data sets found under ../shared/data."""
+    found = {
+        "emt": (DATA / "emt" / "emt.csv", lambda f: load_csv(f, time_col="samples", name="emt"), ["loo:1", "loo:2"]),
+        "bargaje": (DATA / "bargaje" / "Bifurcation.npy", lambda f: load_npy_stack(f, name="bargaje"),
+                    ["interpolate:2,4,6"]),
+    }
     out = []
-    emt = DATA / "emt" / "emt.csv"
-    if emt.is_file():
-        out.append(("emt", load_csv(emt, time_col="samples", name="emt"), ["loo:1", "loo:2"]))
-    else:
-        print(f"skip EMT: {emt} not found")
-    bar = DATA / "bargaje" / "Bifurcation.npy"
-    if bar.is_file():
-        out.append(("bargaje", load_npy_stack(bar, name="bargaje"), ["interpolate:2,4,6"]))
-    else:
-        print(f"skip Bargaje: {bar} not found")
+    for name in names:
+        path, load, tasks = found[name]
+        if path.is_file():
+            out.append((name, load(path), tasks))
+        else:
+            print(f"skip {name}: {path} not found")
     return out
 
 
@@ -50,8 +57,12 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-particles", type=int, default=2000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--presets", nargs="+", default=PRESETS)
+    ap.add_argument("--variants", nargs="*", default=[], choices=sorted(VARIANTS),
+                    help="extra configurations that are not presets (run after the presets)")
+    ap.add_argument("--datasets", nargs="+", default=["emt", "bargaje"], choices=["emt", "bargaje"])
     ap.add_argument("--quick", action="store_true", help="3 iterations, 1 seed, 2 presets")
-    ap.add_argument("--out", default=str(_common.RESULTS_DIR / "heldout"))
+    ap.add_argument("--name", default="heldout", help="results file stem in benchmarks/results/")
+    ap.add_argument("--out", default=None, help="run directories (default benchmarks/results/<name>/)")
     args = ap.parse_args(argv)
     if args.quick:
         args.iterations, args.seeds, args.presets, args.eval_particles = 3, [0], ["scimf", "ito"], 300
@@ -61,7 +72,8 @@ def main(argv=None) -> int:
         "train.lr_step": max(1, args.iterations // 10),
         "eval.n_particles": args.eval_particles,
     }
-    sets = datasets()
+    sets = datasets(args.datasets)
+    out_root = Path(args.out) if args.out else _common.RESULTS_DIR / args.name
     if not sets:
         print("no data found under", DATA)
         return 0
@@ -70,10 +82,13 @@ def main(argv=None) -> int:
     for name, snaps, tasks in sets:
         for task in tasks:
             print(f"== {name} {task}: {snaps}")
-            rows += compare(args.presets, snaps, task, args.seeds, overrides=overrides,
-                            out_dir=Path(args.out) / f"{name}-{task.replace(':', '_').replace(',', '-')}",
+            configs = {p: mfsde.preset(p, dim=snaps.dim) for p in args.presets}
+            configs |= {v: mfsde.preset(VARIANTS[v][0], dim=snaps.dim).override(**VARIANTS[v][1])
+                        for v in args.variants}
+            rows += compare(configs, snaps, task, args.seeds, overrides=overrides,
+                            out_dir=out_root / f"{name}-{task.replace(':', '_').replace(',', '-')}",
                             progress=False)
-            for r in rows[-len(args.presets) * len(args.seeds):]:
+            for r in rows[-len(configs) * len(args.seeds):]:
                 print(f"   {r['preset']:>13} seed {r['seed']}: W1 {r['w1']:.4f}  W2 {r['w2']:.4f}  ({r['train_seconds']:.0f} s)")
     for r in rows:
         r["dataset"] = next(n for n, s, ts in sets if r["task"] in ts)
@@ -83,9 +98,9 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - t0
     print(table)
     print(f"total {elapsed / 60:.1f} min")
-    _common.write_json("heldout", {"settings": vars(args) | {"overrides": overrides}, "rows": rows,
+    _common.write_json(args.name, {"settings": vars(args) | {"overrides": overrides}, "rows": rows,
                                     "summary": summary, "elapsed_s": elapsed})
-    (_common.RESULTS_DIR / "heldout.md").write_text(table + "\n")
+    (_common.RESULTS_DIR / f"{args.name}.md").write_text(table + "\n")
     return 0
 
 

@@ -16,11 +16,12 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from .config import Config
 from .losses import w1, w2
 from .training import check_inputs, draw_initial, fit, resolve_task, time_axis
 
@@ -120,7 +121,7 @@ def _flatten_eval(ev: dict) -> dict:
 
 
 def compare(
-    presets: Sequence[str],
+    presets: Sequence[str] | Mapping[str, Config],
     snapshots,
     task,
     seeds: Iterable[int],
@@ -131,7 +132,9 @@ def compare(
 ) -> list[dict]:
     """Train every preset with every seed on ``task`` and evaluate it on the held-out times.
 
-    Each config is ``preset(name, dim=snapshots.dim)`` with the dotted ``overrides`` (e.g.
+    ``presets``: preset names, or a mapping ``label → Config`` for variants that are not presets
+    (e.g. ``{"scimf+zero_init": preset("scimf", 10).override(**{"model.inter.zero_init": True})}``).
+    Each config is ``preset(name, dim=snapshots.dim)`` (or the mapped config) with the dotted ``overrides`` (e.g.
     ``{"train.iterations": 200, "model.inter.heads": 5}``) and ``train.seed = seed``; evaluation
     uses ``config.eval.n_particles`` and ``config.eval.seed``. With ``out_dir`` each run is
     written to ``out_dir/<preset>-seed<seed>/`` (plus its ``eval.json``), and rows are appended
@@ -155,9 +158,15 @@ def compare(
     overrides = dict(overrides or {})
     if "train.seed" in overrides:
         raise ValueError("set seeds with the `seeds` argument, not overrides['train.seed']")
-    configs = {p: get_preset(p, dim=snapshots.dim).override(**overrides) for p in presets}  # fail fast
+    if isinstance(presets, Mapping):
+        bad = [k for k, v in presets.items() if not isinstance(v, Config)]
+        if bad:
+            raise TypeError(f"presets: a mapping must give an mfsde.Config per label, not for {bad}")
+        configs = {label: cfg.override(**overrides) for label, cfg in presets.items()}
+    else:
+        configs = {p: get_preset(p, dim=snapshots.dim).override(**overrides) for p in presets}  # fail fast
     rows = []
-    for name in presets:
+    for name in configs:
         for seed in seeds:
             cfg = configs[name].override(**{"train.seed": seed})
             run_dir = out_dir / f"{name}-seed{seed}" if out_dir is not None else None

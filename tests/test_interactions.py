@@ -337,3 +337,26 @@ def test_auto_chunk_counts_every_population(name, options):
         k(torch.randn(1, 64, 4, dtype=torch.float64))
         k(torch.randn(256, 64, 4, dtype=torch.float64))
     assert sizes[0] == 64 and sizes[1] < 64, sizes
+
+
+@pytest.mark.parametrize("name, options", [("attention", {"heads": 2}), ("attention", {"heads": 2, "style": "paper"}),
+                                           ("pairwise_mlp", {"width": 8})])
+def test_zero_init_starts_as_the_ito_model_and_still_learns(name, options):
+    torch.manual_seed(0)
+    plain = INTERACTIONS.build(name, dim=4, **options).eval()
+    torch.manual_seed(0)
+    zero = INTERACTIONS.build(name, dim=4, **options, zero_init=True).eval()
+    x = torch.randn(2, 9, 4, generator=torch.Generator().manual_seed(1))
+    out = zero(x)
+    assert torch.equal(out, torch.zeros_like(out)) and plain(x).abs().max() > 1e-3
+    # no random numbers consumed: every other parameter is as without zero_init
+    changed = [k for k, v in zero.state_dict().items() if not torch.equal(v, plain.state_dict()[k])]
+    assert changed and all(k.startswith(("ffn.2", "rest.")) for k in changed), changed
+    out.sum().backward()  # d(sum)/d(last layer) = its inputs: not zero, so the kernel can learn
+    last = zero.ffn[-1] if name == "attention" else zero.rest[-1]
+    assert last.weight.grad.abs().sum() > 0 and last.bias.grad.abs().sum() > 0
+
+
+def test_zero_init_refuses_residual():
+    with pytest.raises(ValueError, match="zero_init=True cannot make f_inter zero with residual=True"):
+        make_kernel("attention", 4, heads=2, residual=True, zero_init=True)

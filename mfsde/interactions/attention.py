@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .base import Interaction, auto_chunk, check_rows, diagonal_bias, run_chunks
+from .base import Interaction, auto_chunk, check_rows, diagonal_bias, run_chunks, zero_output_layer
 
 STYLES = ("code", "paper")
 
@@ -39,6 +39,9 @@ class AttentionInteraction(Interaction):
             styles; with it on, x_i reaches its own output, so ``self_excluding`` is False).
         chunk_size: query rows per fused attention call; ``None`` picks one that keeps the
             temporaries of a chunk under ~256 MiB, so memory is O(N·chunk), never N×N.
+        zero_init: start the FFN's output layer at zero, so f_inter ≡ 0 at initialisation (the
+            model starts as the Itô model; off by default, as in scIMF's code, whose randomly
+            initialised block adds an O(1) drift at the start). Not with ``residual``.
 
     Shapes: ``x`` ``(..., N, d)`` → ``(..., N, d)``; :meth:`pair_weights` ``(..., H, N, N)``.
     """
@@ -57,8 +60,11 @@ class AttentionInteraction(Interaction):
         residual: bool = False,
         ffn_mult: int = 4,
         chunk_size: int | None = None,
+        zero_init: bool = False,
     ):
         super().__init__(dim)
+        if zero_init and residual:
+            raise ValueError("zero_init=True cannot make f_inter zero with residual=True (x reaches the output)")
         if not isinstance(heads, int) or heads < 1 or dim % heads:
             raise ValueError(f"heads must be a positive int dividing dim={dim}, got {heads!r}")
         if not 0.0 <= dropout < 1.0:
@@ -85,6 +91,9 @@ class AttentionInteraction(Interaction):
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_mult * dim), nn.LeakyReLU(0.01), nn.Linear(ffn_mult * dim, dim)
         )
+        self.zero_init = bool(zero_init)
+        if self.zero_init:
+            zero_output_layer(self.ffn[-1])
 
     # -- pieces ---------------------------------------------------------------------------
     def _qkv(self, x: torch.Tensor):

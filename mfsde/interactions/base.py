@@ -64,6 +64,17 @@ class Interaction(nn.Module):
         return f"dim={self.dim}"
 
 
+def zero_output_layer(layer: nn.Linear) -> None:
+    """Set a kernel's last layer to zero, so that f_inter ≡ 0 at initialisation: the model starts
+    as the plain Itô SDE (same f_intra) and grows interactions only where the loss asks for
+    them. Gradients still reach the layer (its inputs are non-zero). Draws no random numbers, so
+    every other parameter is initialised exactly as without it."""
+    with torch.no_grad():
+        layer.weight.zero_()
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
 def query_chunks(n: int, chunk_size: int | None):
     """Yield ``slice`` objects covering ``range(n)`` in blocks of ``chunk_size`` (all if None)."""
     if chunk_size is None or chunk_size >= n:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Interaction, auto_chunk, check_rows, n_populations, off_diagonal_mask, run_chunks
+from .base import Interaction, auto_chunk, check_rows, n_populations, off_diagonal_mask, run_chunks, zero_output_layer
 
 
 class PairwiseMLPInteraction(Interaction):
@@ -20,6 +20,8 @@ class PairwiseMLPInteraction(Interaction):
         depth: number of hidden layers (≥ 1).
         relative: feed only x_j − x_i (translation-invariant φ) instead of [x_i, x_j − x_i].
         chunk_size: receiver rows per block (None: automatic, ~256 MiB of temporaries).
+        zero_init: start φ's output layer at zero, so f_inter ≡ 0 at initialisation (the model
+            starts as the Itô model).
 
     :meth:`pair_weights` returns ‖φ(x_i, x_j)‖ / (N−1) as ``(..., 1, N, N)`` (diagonal zero):
     the magnitude of j's contribution to i's drift.
@@ -34,6 +36,7 @@ class PairwiseMLPInteraction(Interaction):
         depth: int = 2,
         relative: bool = False,
         chunk_size: int | None = None,
+        zero_init: bool = False,
     ):
         super().__init__(dim)
         if not isinstance(width, int) or width < 1:
@@ -48,6 +51,9 @@ class PairwiseMLPInteraction(Interaction):
             layers += [nn.Linear(width, width), nn.LeakyReLU(0.01)]
         layers.append(nn.Linear(width, dim))
         self.rest = nn.Sequential(*layers)
+        self.zero_init = bool(zero_init)
+        if self.zero_init:
+            zero_output_layer(self.rest[-1])
 
     def _messages(self, x: torch.Tensor, rows: slice, pr: torch.Tensor | None = None) -> torch.Tensor:
         """φ(x_i, x_j − x_i) for receivers ``rows``: ``(..., C, N, d)``; ``pr`` = ``first_rel(x)``
