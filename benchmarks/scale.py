@@ -290,7 +290,8 @@ def run_cell(kernel, n, mode, args) -> dict:
 
 
 def cells(args):
-    return [(k, n, m) for k in args.kernels for n in args.sizes for m in (("full",) if k == "none" else ("full", "rb"))]
+    modes = getattr(args, "modes", None) or ["full", "rb"]
+    return [(k, n, m) for k in args.kernels for n in args.sizes for m in modes if not (k == "none" and m == "rb")]
 
 
 def estimate_seconds(args) -> float:
@@ -390,6 +391,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000, 100000])
     ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
+    ap.add_argument("--modes", nargs="+", default=["full", "rb"], choices=["full", "rb"],
+                    help="full interaction and/or random batch")
     ap.add_argument("--batch", type=int, default=64, help="random-batch group size B")
     ap.add_argument("--max-seconds", type=float, default=30.0,
                     help="per-phase budget: predicted longer -> measure part and extrapolate")
@@ -398,6 +401,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
     ap.add_argument("--quick", action="store_true", help="smoke run: N = 1000, 5000; --max-seconds 10")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--name", default=None,
+                    help="results file stem (default scale[_quick][_cuda]); e.g. for a run with other --sizes")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--kernel", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -449,7 +454,8 @@ def main(argv=None) -> int:
         print(f"  {'PASS' if v else 'MISS'}  {k}")
     if args.no_write:
         return 0
-    name = "scale" + ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}")
+    name = args.name or (
+        "scale" + ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}"))
     payload = {"benchmark": "scale", "setup": {"d": D, "kernels": KERNELS, "sizes": args.sizes, "batch": args.batch,
                "max_seconds": args.max_seconds, "ts": TS, "dt": DT, "n_targets": N_TARGETS, "device": args.device},
                "env": env_info(), "runs": runs, "slopes": fits, "checks": checks, "elapsed_s": elapsed,
