@@ -63,7 +63,18 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 iterations, 1 seed, 2 presets")
     ap.add_argument("--name", default="heldout", help="results file stem in benchmarks/results/")
     ap.add_argument("--out", default=None, help="run directories (default benchmarks/results/<name>/)")
+    ap.add_argument("--digits", type=int, default=4, help="decimals in the markdown table")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite benchmarks/results/<name>.md from the rows in <name>.json")
     args = ap.parse_args(argv)
+    if args.render:
+        import json
+
+        table = to_markdown(summarise(json.loads((_common.RESULTS_DIR / f"{args.name}.json").read_text())["rows"]),
+                            digits=args.digits)
+        (_common.RESULTS_DIR / f"{args.name}.md").write_text(table + "\n")
+        print(table)
+        return 0
     if args.quick:
         args.iterations, args.seeds, args.presets, args.eval_particles = 3, [0], ["scimf", "ito"], 300
     overrides = {
@@ -94,7 +105,7 @@ def main(argv=None) -> int:
         r["dataset"] = next(n for n, s, ts in sets if r["task"] in ts)
         r["task"] = f"{r['dataset']} {r['task']}"
     summary = summarise(rows)
-    table = to_markdown(summary)
+    table = to_markdown(summary, digits=args.digits)
     elapsed = time.perf_counter() - t0
     print(table)
     print(f"total {elapsed / 60:.1f} min")

@@ -212,7 +212,7 @@ def _extrapolate_rows(meter, inter, x, grad, rate, budget):
     return _linear_fit(r1, t1, 2 * r1, t2, n), max(p1, p2), {"fit_rows": [r1, 2 * r1], "fit_seconds": [t1, t2]}
 
 
-def worker(kernel, n, mode, batch, max_seconds, device_name, threads=None):
+def worker(kernel, n, mode, batch, max_seconds, device_name, threads=None, step_max_seconds=None):
     import torch
 
     from mfsde.drifts import MeanFieldDrift
@@ -262,11 +262,12 @@ def worker(kernel, n, mode, batch, max_seconds, device_name, threads=None):
     predicted_step = N_EVALS * 4 * predicted_eval + 1.0
     out["predicted_step_s"] = predicted_step
     step = _step_fn(model, x, targets, b, device)
-    if mode == "rb" or kernel == "none" or predicted_step <= max_seconds:
+    step_budget = max_seconds if step_max_seconds is None else step_max_seconds
+    if mode == "rb" or kernel == "none" or predicted_step <= step_budget:
         secs, peak, _m = _timed(meter, step, 3 if predicted_step < 1 else 1)
         out["step"] = {"seconds": secs, "peak_bytes": peak, "extrapolated": False}
     else:
-        t_fb, peak, detail = _extrapolate_rows(meter, model.drift.inter.train(), x, True, 4 * rate, max_seconds / 2)
+        t_fb, peak, detail = _extrapolate_rows(meter, model.drift.inter.train(), x, True, 4 * rate, step_budget / 2)
         bare = type(model)(MeanFieldDrift(model.drift.intra, NoInteraction(D)), sigma=model.diffusion,
                            dt=model.dt).to(device)
         t_rest, p_rest, _m = meter(_step_fn(bare, x, targets, None, device))
@@ -280,7 +281,8 @@ def worker(kernel, n, mode, batch, max_seconds, device_name, threads=None):
 def run_cell(kernel, n, mode, args) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--kernel", kernel, "--n", str(n),
            "--mode", mode, "--batch", str(args.batch), "--max-seconds", str(args.max_seconds),
-           "--device", args.device] + ([] if args.threads is None else ["--threads", str(args.threads)])
+           "--device", args.device] + ([] if args.threads is None else ["--threads", str(args.threads)]) + (
+           [] if args.step_max_seconds is None else ["--step-max-seconds", str(args.step_max_seconds)])
     env = os.environ.copy()
     env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
@@ -396,6 +398,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=64, help="random-batch group size B")
     ap.add_argument("--max-seconds", type=float, default=30.0,
                     help="per-phase budget: predicted longer -> measure part and extrapolate")
+    ap.add_argument("--step-max-seconds", type=float, default=None,
+                    help="budget of the training-step phase (default: --max-seconds)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the workers")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
@@ -411,7 +415,7 @@ def main(argv=None) -> int:
 
     if args.worker:
         print(json.dumps(worker(args.kernel, args.n, args.mode, args.batch, args.max_seconds, args.device,
-                                args.threads)))
+                                args.threads, args.step_max_seconds)))
         return 0
     if args.device.startswith("cuda"):
         import torch

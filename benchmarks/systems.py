@@ -25,10 +25,11 @@ Writes ``benchmarks/results/systems.json`` and ``systems.md`` (``--quick``: ``sy
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -104,12 +105,18 @@ def run_task(kind: str, name: str, seed: int, args) -> list[dict]:
                          time.perf_counter() - t0, 0.0))
     for p in args.presets:
         t0 = time.perf_counter()
-        cfg = preset(p, dim=snaps.dim).override(**_overrides(args), **{"train.seed": seed})
-        res = fit(cfg, snaps, task, progress=False)
-        if system is not None:
-            out = recovery_report(res.model, system, snaps, task, **rec)
-        else:
-            out = evaluate(res.model, snaps, task, n_particles=args.eval_particles, seed=seed)
+        try:
+            cfg = preset(p, dim=snaps.dim).override(**_overrides(args), **{"train.seed": seed})
+            res = fit(cfg, snaps, task, progress=False)
+            if system is not None:
+                out = recovery_report(res.model, system, snaps, task, **rec)
+            else:
+                out = evaluate(res.model, snaps, task, n_particles=args.eval_particles, seed=seed)
+        except Exception as err:  # noqa: BLE001 - one failed run must not lose the others; recorded
+            rows.append({"system": name, "kind": kind, "preset": p, "seed": seed,
+                         "error": f"{type(err).__name__}: {err}", "seconds": time.perf_counter() - t0})
+            print(f"  {name:>16} {p:>13} seed {seed}: FAILED {type(err).__name__}: {err}", flush=True)
+            continue
         rows.append(_row(name, kind, p, seed, out, time.perf_counter() - t0, res.elapsed))
         print(f"  {name:>16} {p:>13} seed {seed}: W1 {out['w1']:.3f}  drift {out.get('drift', float('nan')):.3f}  "
               f"inter {out.get('inter', float('nan')):.3f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -224,6 +231,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one (data set, seed) task each)")
     ap.add_argument("--no-calibrate", action="store_true", help="estimate from the stored per-step costs "
                     "instead of timing 3 iterations of each preset first")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the tasks already in results/systems.rows.jsonl and run only the others")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run + timing probe: 5 iterations, seed 0, presets scimf ito, systems morse "
                          "morse_control grn_attract, small evaluation")
@@ -241,16 +250,37 @@ def main(argv=None) -> int:
           + ", ".join(f"{p} {v * _train_steps('system'):.2f}" for p, v in per_step.items()), flush=True)
     print(f"{len(tasks)} tasks × {len(args.presets)} presets, {args.iterations} iterations, {args.particles} particles, "
           f"{args.jobs} worker(s) × {args.threads} thread(s): estimated {est / 60:.1f} min", flush=True)
-    t0 = time.perf_counter()
+    name = "systems_quick" if args.quick else "systems"
+    # every finished task's rows go to <name>.rows.jsonl at once, so a crash loses nothing;
+    # --resume skips the tasks already there
+    log_path = _common.RESULTS_DIR / f"{name}.rows.jsonl"
+    _common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     rows = []
+    if args.resume and log_path.is_file():
+        rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+        done = {(r["kind"], r["system"], r["seed"]) for r in rows}
+        tasks = [t for t in tasks if t not in done]
+        print(f"resume: {len(done)} task(s) already in {log_path.name}, {len(tasks)} to run", flush=True)
+    elif log_path.is_file():
+        log_path.unlink()
+    t0 = time.perf_counter()
+
+    def keep(rs):
+        rows.extend(rs)
+        with open(log_path, "a") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rs)
+
     if args.jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            for rs in pool.map(run_task, *zip(*tasks), [args] * len(tasks)):
-                rows += rs
+            futures = [pool.submit(run_task, *t, args) for t in tasks]
+            for fut in as_completed(futures):
+                keep(fut.result())
     else:
-        for kind, name, seed in tasks:
-            rows += run_task(kind, name, seed, args)
+        for kind, sys_name, seed in tasks:
+            keep(run_task(kind, sys_name, seed, args))
     elapsed = time.perf_counter() - t0
+    failed = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
     summary = summary_rows(rows)
     table = markdown(summary)
     note = ("Held-out: index 2 = t 1.6 (interpolation), index 5 = t 4.0 (extrapolation) for the simulated "
@@ -263,10 +293,12 @@ def main(argv=None) -> int:
     print(f"total {elapsed / 60:.1f} min (estimated {est / 60:.1f} min)")
     per_run = [r["seconds"] for r in rows if r["preset"] != "truth"]
     print(f"per run (fit + evaluation): median {np.median(per_run):.1f} s, max {np.max(per_run):.1f} s")
-    name = "systems_quick" if args.quick else "systems"
+    for r in failed:
+        print(f"FAILED: {r['system']} {r['preset']} seed {r['seed']}: {r['error']}")
     settings = vars(args) | {"times": TIMES, "task": TASK, "grn_task": GRN_TASK, "overrides": _overrides(args),
                              "truth_dt": TRUTH_DT, "sec_per_step": per_step}
-    _common.write_json(name, {"settings": settings, "env": _common.env_info(), "rows": rows, "summary": summary,
+    _common.write_json(name, {"settings": settings, "env": _common.env_info(), "rows": rows, "failed": failed,
+                              "summary": summary,
                               "elapsed_s": elapsed, "estimate_s": est})
     (_common.RESULTS_DIR / f"{name}.md").write_text(table + "\n" + note)
     return 0

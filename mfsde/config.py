@@ -279,9 +279,14 @@ PRESETS = {"scimf": _scimf, "ito": _ito, "symmetric_qk": _symmetric_qk, "rbf": _
 def preset(name: str, dim: int = 50) -> Config:
     """The named preset for particles of dimension ``dim``: ``scimf`` (the paper's
     hyper-parameters), ``ito`` (no interaction), ``symmetric_qk`` (W_Q = W_K), ``rbf``,
-    ``pairwise_mlp``."""
+    ``pairwise_mlp``. The attention presets use 2 heads where ``dim`` is even and 1 head where it
+    is odd (d_k = d / heads must be whole)."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
     cfg = PRESETS[name](dim)
+    inter = cfg.model.inter
+    if inter.name == "attention" and dim % int(inter.options.get("heads", 1)):
+        # 2 heads need an even d: odd d (e.g. 1-D opinions) gets one head instead of an error
+        inter.options["heads"] = 1
     cfg.validate()
     return cfg

@@ -313,3 +313,14 @@ def test_user_registered_kernel_builds_from_config(registry_cleanup, tmp_path):
 
 def test_registry_cleanup_fixture_removed_user_kernel():
     assert "test_scaled_mean" not in INTERACTIONS
+
+
+@pytest.mark.parametrize("dim, heads", [(1, 1), (3, 1), (2, 2), (50, 2)])
+def test_attention_presets_pick_heads_that_divide_dim(dim, heads):
+    for name in ("scimf", "symmetric_qk"):
+        cfg = mfsde.preset(name, dim=dim)
+        assert cfg.model.inter.options["heads"] == heads
+        model = mfsde.build_model(cfg)
+        assert model.drift.inter.heads == heads
+        x = torch.randn(5, dim)
+        assert model.drift(x).shape == (5, dim)
