@@ -335,6 +335,23 @@ def slopes(runs):
     return out
 
 
+def interaction_step_slopes(runs) -> dict:
+    """Log-log slope vs N (N ≥ 5000, measured cells) of the random-batch training step *minus* the
+    `none` kernel's step at the same N: the interaction's share of the step. The step also holds
+    an N-independent Sinkhorn (1000 sub-sampled particles vs fixed targets), which flattens the
+    raw step slope at these sizes."""
+    base = {r["N"]: r["step"]["seconds"] for r in runs
+            if r["kernel"] == "none" and "step" in r and not r["step"]["extrapolated"]}
+    out = {}
+    for kernel in dict.fromkeys(r["kernel"] for r in runs if r["kernel"] != "none"):
+        pts = [(r["N"], r["step"]["seconds"] - base[r["N"]]) for r in runs
+               if r["kernel"] == kernel and r["mode"] == "rb" and "step" in r and not r["step"]["extrapolated"]
+               and r["N"] in base and r["N"] >= 5000]
+        pts = [(n, t) for n, t in pts if t > 0]
+        out[f"{kernel}/rb/step - none/step"] = {"slope": loglog_slope(pts), "points": pts}
+    return out
+
+
 def table(runs):
     rows = []
     for r in runs:
@@ -407,6 +424,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--name", default=None,
                     help="results file stem (default scale[_quick][_cuda]); e.g. for a run with other --sizes")
+    ap.add_argument("--render", action="store_true",
+                    help="only redo tables, slopes and plot from benchmarks/results/<name>.json")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--kernel", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -425,16 +444,25 @@ def main(argv=None) -> int:
     if args.quick:
         args.sizes, args.max_seconds = [1000, 5000], 10.0
 
-    todo = cells(args)
-    print(f"[scale] {len(todo)} cells; estimated total ~{estimate_seconds(args) / 60:.0f} min "
-          f"(--max-seconds {args.max_seconds:g} per phase)", flush=True)
-    t_start, runs = time.perf_counter(), []
-    for kernel, n, mode in todo:
-        print(f"[scale] {kernel} N={n} {mode} ...", flush=True)
-        runs.append(run_cell(kernel, n, mode, args))
-        if "error" in runs[-1]:
-            print(f"  FAILED: {runs[-1]['error'][-500:]}", flush=True)
-    elapsed = time.perf_counter() - t_start
+    name = args.name or (
+        "scale" + ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}"))
+    env = None
+    if args.render:  # tables, slopes and plot again from the stored runs (nothing is re-measured)
+        prev = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+        runs, elapsed, env = prev["runs"], prev["elapsed_s"], prev["env"]
+        setup = prev["setup"]
+        args.batch, args.max_seconds, args.sizes = setup["batch"], setup["max_seconds"], setup["sizes"]
+    else:
+        todo = cells(args)
+        print(f"[scale] {len(todo)} cells; estimated total ~{estimate_seconds(args) / 60:.0f} min "
+              f"(--max-seconds {args.max_seconds:g} per phase)", flush=True)
+        t_start, runs = time.perf_counter(), []
+        for kernel, n, mode in todo:
+            print(f"[scale] {kernel} N={n} {mode} ...", flush=True)
+            runs.append(run_cell(kernel, n, mode, args))
+            if "error" in runs[-1]:
+                print(f"  FAILED: {runs[-1]['error'][-500:]}", flush=True)
+        elapsed = time.perf_counter() - t_start
 
     ok = [r for r in runs if "error" not in r]
     tab = table(runs)
@@ -449,6 +477,11 @@ def main(argv=None) -> int:
               f"memory = {meta.get('peak_method')}; `*` = extrapolated (see scale.py); total {elapsed / 60:.1f} min")
     print(f"\n{header}\n\n{tab}\n\nlog-log slopes of seconds vs N:\n\n{fit_tab}")
 
+    extra = interaction_step_slopes(ok)
+    extra_tab = markdown_table(["random-batch interaction share of the step", "slope (N >= 5000)", "points"],
+                               [[k, v["slope"], len(v["points"])] for k, v in extra.items()])
+    print(f"\n{extra_tab}")
+    fit_tab += "\n\n" + extra_tab
     att = [r for r in ok if r["kernel"] == "attention" and r["mode"] == "full" and r["N"] >= 100000]
     checks = {f"attention full eval N={r['N']}: peak < 4 GiB": r["eval"]["peak_bytes"] < 4 * 2**30 for r in att}
     checks.update({f"{k}: slope (N >= 5000) in [0.8, 1.2]": (
@@ -458,11 +491,10 @@ def main(argv=None) -> int:
         print(f"  {'PASS' if v else 'MISS'}  {k}")
     if args.no_write:
         return 0
-    name = args.name or (
-        "scale" + ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}"))
     payload = {"benchmark": "scale", "setup": {"d": D, "kernels": KERNELS, "sizes": args.sizes, "batch": args.batch,
                "max_seconds": args.max_seconds, "ts": TS, "dt": DT, "n_targets": N_TARGETS, "device": args.device},
-               "env": env_info(), "runs": runs, "slopes": fits, "checks": checks, "elapsed_s": elapsed,
+               "env": env or env_info(), "runs": runs, "slopes": fits, "interaction_step_slopes": extra,
+               "checks": checks, "elapsed_s": elapsed,
                "table_markdown": tab, "slopes_markdown": fit_tab}
     print(f"\nwrote {write_json(name, payload)}")
     (RESULTS_DIR / f"{name}.md").write_text(f"# {name}\n\n{header}\n\n{tab}\n\nlog-log slopes of seconds vs N\n\n"
