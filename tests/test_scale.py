@@ -139,17 +139,23 @@ def test_random_batch_strong_error_is_order_half_in_dt():
 
 
 # -- structure: O(N·B) work, groups, fallback, equivariance, determinism ------------------------------
-def test_random_batch_calls_the_drift_on_groups_only():
-    """The interaction only ever sees (..., N/B, B, d) groups plus the remainder group: the pairs
-    it can form number N·B at most (O(N·B) work), not N²."""
-    n, batch, d = 103, 10, 3
+def shapes_seen_by_drift(start, t_end: float, batch: int) -> list[tuple]:
+    """The shapes of every population the drift is called on, random batch ``batch``, dt = 0.1."""
     shapes = []
 
     def drift(x, t):
         shapes.append(tuple(x.shape))
         return ou_drift(x)
 
-    sdeint(drift, x0(2, n, d), [0.0, 0.3], sigma=SIGMA, dt=0.1, seed=0, random_batch=batch)
+    sdeint(drift, start, [0.0, t_end], sigma=SIGMA, dt=0.1, seed=0, random_batch=batch)
+    return shapes
+
+
+def test_random_batch_calls_the_drift_on_groups_only():
+    """The interaction only ever sees (..., N/B, B, d) groups plus the remainder group: the pairs
+    it can form number N·B at most (O(N·B) work), not N²."""
+    n, batch, d = 103, 10, 3
+    shapes = shapes_seen_by_drift(x0(2, n, d), 0.3, batch)
     assert shapes == [(2, 10, 10, 3), (2, 3, 3)] * 3
     pairs_per_step = sum(math.prod(s[:-1]) * s[-2] for s in shapes[:2]) // 2  # populations × rows × sources
     assert pairs_per_step <= n * batch < n * n
@@ -159,13 +165,7 @@ def test_random_batch_never_leaves_a_particle_alone():
     """N % B == 1: the leftover particle joins the last full group (a group of one would get no
     interaction at all); every particle still gets its drift back in its own place."""
     n, batch, d = 21, 10, 2
-    shapes = []
-
-    def drift(x, t):
-        shapes.append(tuple(x.shape))
-        return ou_drift(x)
-
-    sdeint(drift, x0(1, n, d), [0.0, 0.1], sigma=SIGMA, dt=0.1, seed=0, random_batch=batch)
+    shapes = shapes_seen_by_drift(x0(1, n, d), 0.1, batch)
     assert shapes == [(1, 1, 10, 2), (1, 11, 2)]
     x = x0(1, n, d)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(1))
@@ -173,7 +173,6 @@ def test_random_batch_never_leaves_a_particle_alone():
     xp = x[..., perm, :]
     expected = torch.cat([ou_drift(xp[..., :10, :]), ou_drift(xp[..., 10:, :])], dim=-2)[..., torch.argsort(perm), :]
     torch.testing.assert_close(out, expected)
-    assert shapes == [(1, 1, 10, 2), (1, 11, 2)]  # the direct call did not go through `drift`
     # N = 11, B = 10 → one group of 11 (the exact drift); N = 1 stays a single particle
     torch.testing.assert_close(random_batch_drift(ou_drift, torch.arange(11), 10)(x[..., :11, :]), ou_drift(x[..., :11, :]))
 
