@@ -44,9 +44,9 @@ class Interaction(nn.Module):
         return check_population(x, "x", self.dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """f_inter at every particle: ``(..., N, d)`` → ``(..., N, d)``."""
-        x = self.check(x)
-        return self.forward_rows(x, slice(0, x.shape[-2]), t)
+        """f_inter at every particle: ``(..., N, d)`` → ``(..., N, d)`` (``forward_rows`` checks ``x``
+        once; a second check here would scan the whole population again on every drift call)."""
+        return self.forward_rows(x, slice(None), t)
 
     def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
         """f_inter at the receivers ``rows`` only, the whole population ``x`` ``(..., N, d)``
