@@ -132,6 +132,7 @@ def test_compare_takes_labelled_configs(snaps):
     rows = compare(variants, snaps, task(), seeds=[0], overrides=overrides, progress=False)
     assert [r["preset"] for r in rows] == ["plain", "zero"]
     assert rows[0]["w1"] == by_name[0]["w1"]  # same config, same seed: the same run
+    assert rows[1]["w1"] != rows[0]["w1"]  # the mapped scimf config was trained, not a preset by label
     with pytest.raises(TypeError, match=r"a mapping must give an mfsde.Config per label, not for \['x'\]"):
         compare({"x": "ito"}, snaps, task(), seeds=[0], progress=False)
 
