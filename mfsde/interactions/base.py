@@ -56,6 +56,17 @@ class Interaction(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement forward_rows")
 
+    def _mean_over_sources(self, x: torch.Tensor, rows: slice, pair_bytes: int, block: Callable, *args) -> torch.Tensor:
+        """Shared driver of the kernels f_i = 1/(N−1) Σ_{j≠i} (…) for a checked ``x`` ``(..., N, d)``
+        and checked ``rows``: zeros when N = 1, ``block(x, *args, start, stop)`` over blocks of
+        receiver rows sized to the memory budget (``pair_bytes`` of temporaries per receiver–source
+        pair and population; ``self.chunk_size`` overrides), then the mean over the N − 1 sources."""
+        n = x.shape[-2]
+        if n == 1:
+            return torch.zeros_like(x[..., rows, :])
+        chunk = self.chunk_size or auto_chunk(rows.stop - rows.start, n * pair_bytes * n_populations(x))
+        return run_chunks(block, rows, chunk, x, *args) / (n - 1)
+
     def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         """Pairwise influence weights ``(..., H, N, N)``: entry (i, j) is the influence of j on i."""
         raise NotImplementedError(f"{type(self).__name__} has no pairwise weights")

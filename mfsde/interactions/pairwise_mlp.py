@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Interaction, auto_chunk, check_rows, n_populations, off_diagonal_mask, run_chunks, zero_output_layer
+from .base import Interaction, check_rows, off_diagonal_mask, zero_output_layer
 
 
 class PairwiseMLPInteraction(Interaction):
@@ -87,13 +87,9 @@ class PairwiseMLPInteraction(Interaction):
         """Drift of the receivers ``rows`` ``(..., C, d)`` from all sources ``x`` ``(..., N, d)``,
         in blocks of ``chunk_size`` rows (O(N·chunk·width) memory; recomputed in backward)."""
         x = self.check(x)
-        n = x.shape[-2]
-        rows = check_rows(rows, n)
-        if n == 1:
-            return torch.zeros_like(x[..., rows, :])
-        per_row = n * (2 * self.width + self.dim) * x.element_size() * 3 * n_populations(x)
-        chunk = self.chunk_size or auto_chunk(rows.stop - rows.start, per_row)
-        return run_chunks(self._block, rows, chunk, x, self.first_rel(x)) / (n - 1)
+        rows = check_rows(rows, x.shape[-2])
+        pair_bytes = (2 * self.width + self.dim) * x.element_size() * 3
+        return self._mean_over_sources(x, rows, pair_bytes, self._block, self.first_rel(x))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, width={self.width}, depth={self.depth}, relative={self.relative}"

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Interaction, auto_chunk, check_rows, n_populations, run_chunks
+from .base import Interaction, check_rows
 
 
 class RBFInteraction(Interaction):
@@ -85,13 +85,8 @@ class RBFInteraction(Interaction):
         """Drift of the receivers ``rows`` ``(..., C, d)`` from all sources ``x`` ``(..., N, d)``,
         in blocks of ``chunk_size`` rows (O(N·chunk) memory; recomputed in backward)."""
         x = self.check(x)
-        n = x.shape[-2]
-        rows = check_rows(rows, n)
-        if n == 1:
-            return torch.zeros_like(x[..., rows, :])
-        per_row = n * self.n_kernels * x.element_size() * 4 * n_populations(x)
-        chunk = self.chunk_size or auto_chunk(rows.stop - rows.start, per_row)
-        return run_chunks(self._block, rows, chunk, x) / (n - 1)
+        rows = check_rows(rows, x.shape[-2])
+        return self._mean_over_sources(x, rows, self.n_kernels * x.element_size() * 4, self._block)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, n_kernels={self.n_kernels}, scalar_force={self.scalar_force}"
