@@ -96,8 +96,48 @@ def _add_config_args(p: argparse.ArgumentParser, presets: bool = False) -> None:
     g.add_argument("--populations", type=int, default=None, metavar="P",
                    help="shortcut for --set train.populations=P (independent populations per iteration, "
                         "over all ranks under torchrun; must be divisible by the number of processes)")
+    g.add_argument("--time-budget", type=_positive_seconds, default=None, metavar="SECONDS",
+                   help="stop each run after this many seconds of training steps or at --iterations, "
+                        "whichever comes first (shortcut for --set train.time_budget=SECONDS); compare "
+                        "methods at equal compute")
     if not presets:
         g.add_argument("--seed", type=int, default=None, metavar="S", help="shortcut for --set train.seed=S")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return v
+
+
+def _cell_count(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of cells or 'all', got {text!r}")
+    return v
+
+
+def _add_eval_args(p: argparse.ArgumentParser, many: bool = False) -> None:
+    """``--start`` (protocol) and ``--no-baselines`` for evaluate / compare."""
+    from .evaluation import START
+
+    p.add_argument("--start", nargs="+" if many else None, choices=START, default=["t0"] if many else "t0",
+                   help="evaluation protocol: t0 = simulate from the first time point (scIMF's); previous = "
+                        "simulate each held-out time from the nearest earlier training time point (the "
+                        "flow-matching literature's)" + (" (several: a table row each)" if many else "")
+                        + " (default: t0)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the baseline rows (copy of the previous training time point, McCann "
+                        "interpolation, sampling floor) that are otherwise printed beside the model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,8 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, required=False)
     p.add_argument("--at", nargs="+", type=int, default=None, metavar="K",
                    help="evaluate at these time indices instead of the task's held-out ones")
-    p.add_argument("--n-particles", type=int, default=None, metavar="N", help="simulated cells (default: the config's eval.n_particles)")
+    p.add_argument("--n-particles", type=_cell_count, default=0, metavar="N",
+                   help="simulated cells, or 'all' (every cell of the start time point) (default: the config's "
+                        "eval.n_particles)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="simulation seed (default: the config's eval.seed)")
+    _add_eval_args(p)
     p.add_argument("--out", default=None, metavar="FILE", help="where to write the JSON result (default: RUN/eval.json)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -178,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--presets", nargs="+", required=True, metavar="NAME", help=f"presets to compare: {', '.join(PRESETS)}")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="training seeds (default: 0)")
     _add_config_args(p, presets=True)
+    _add_eval_args(p, many=True)
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/compare-<task>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)
@@ -266,7 +310,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def _shortcut_overrides(args) -> dict[str, Any]:
     out = parse_overrides(getattr(args, "overrides", []) or [])
     for flag, key in (("iterations", "train.iterations"), ("n_particles", "train.n_particles"),
-                      ("populations", "train.populations"), ("seed", "train.seed")):
+                      ("populations", "train.populations"), ("seed", "train.seed"),
+                      ("time_budget", "train.time_budget")):
         v = getattr(args, flag, None)
         if v is not None:
             out[key] = v
@@ -397,14 +442,30 @@ def _run_data_and_task(args, run: Path):
     return snaps, task
 
 
-def _print_eval(ev: dict, title: str = "") -> None:
+def _print_eval(ev: dict, title: str = "", baselines: Sequence[dict] = ()) -> None:
+    """A Markdown table: the model's W1/W2 per held-out time (and mean), and a row per baseline."""
     if title:
         print(title)
-    print("| time index | time | observed cells | W1 | W2 |")
-    print("|---|---|---|---|---|")
-    for r in ev["per_time"]:
-        print(f"| {r['index']} | {r['time']:g} | {r['n_observed']} | {r.get('w1', float('nan')):.4f} | {r.get('w2', float('nan')):.4f} |")
-    print(f"| mean | | | {ev.get('w1', float('nan')):.4f} | {ev.get('w2', float('nan')):.4f} |")
+    print("| method | time index | time | observed cells | W1 | W2 |")
+    print("|---|---|---|---|---|---|")
+    for name, e in [("model", ev)] + [(b["preset"], b) for b in baselines]:
+        for r in e["per_time"]:
+            note = " (falls back to previous)" if r.get("note") else ""
+            print(f"| {name}{note} | {r['index']} | {r['time']:g} | {r['n_observed']} | "
+                  f"{r.get('w1', float('nan')):.4f} | {r.get('w2', float('nan')):.4f} |")
+        if name == "model" or len(e["per_time"]) > 1:
+            print(f"| {name} | mean | | | {e.get('w1', float('nan')):.4f} | {e.get('w2', float('nan')):.4f} |")
+
+
+def _baselines_for(args, snaps, task, ev: dict) -> list[dict]:
+    """The baseline evaluations matching ``ev`` (same cell count, seed and times), unless
+    ``--no-baselines``."""
+    from .baselines import baseline_evaluations
+
+    if getattr(args, "no_baselines", False):
+        return []
+    return baseline_evaluations(snaps, task, n_particles=ev["n_particles"], seed=ev["seed"],
+                                times=[r["index"] for r in ev["per_time"]])
 
 
 # -- commands -----------------------------------------------------------------------------------------
@@ -458,10 +519,15 @@ def _fit(args, main: bool = True) -> int:
     last = res.history[-1] if res.history else {}
     print(f"done in {res.elapsed:.1f} s: final loss {last.get('loss', float('nan')):.4g} "
           f"(fit {last.get('fit', float('nan')):.4g}, energy {last.get('energy', float('nan')):.4g}); run directory {out}")
+    if res.stopped == "time_budget":
+        print(f"stopped by the time budget ({cfg.train.time_budget:g} s of training steps) after "
+              f"{res.iteration} of {cfg.train.iterations} iterations")
     if not args.no_eval and list(task.heldout):
         ev = evaluate(res.model, snaps, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed)
+        base = _baselines_for(argparse.Namespace(no_baselines=False), snaps, task, ev)
+        ev["baselines"] = base
         (Path(out) / "eval.json").write_text(json.dumps(ev, indent=2))
-        _print_eval(ev, f"held-out evaluation ({ev['n_particles']} simulated cells):")
+        _print_eval(ev, f"held-out evaluation ({ev['n_particles']} simulated cells from t0) with baselines:", base)
     return 0
 
 
@@ -472,14 +538,17 @@ def cmd_evaluate(args) -> int:
     run = _run_dir(args.run)
     model, cfg = load_run(run)
     snaps, task = _run_data_and_task(args, run)
-    n = args.n_particles or cfg.eval.n_particles
+    n = cfg.eval.n_particles if args.n_particles == 0 else args.n_particles
     seed = cfg.eval.seed if args.seed is None else args.seed
-    ev = evaluate(model, snaps, task, n_particles=n, seed=seed, times=args.at)
+    ev = evaluate(model, snaps, task, n_particles=n, seed=seed, times=args.at, start=args.start)
+    base = _baselines_for(args, snaps, task, ev)
+    ev["baselines"] = base
     out = Path(args.out) if args.out else run / "eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(ev, indent=2))
     where = f"time indices {args.at}" if args.at else f"held-out times of task {ev.get('task')}"
-    _print_eval(ev, f"{run}: {where}, {n} simulated cells, seed {seed}")
+    cells = "all cells of the start time point" if n is None else f"{n} simulated cells"
+    _print_eval(ev, f"{run}: {where}, {cells} (start: {args.start}), seed {seed}", base)
     print(f"wrote {out}")
     return 0
 
@@ -500,7 +569,8 @@ def cmd_compare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"comparing {', '.join(args.presets)} × seeds {args.seeds} on task {task.name} "
           f"(train {list(task.train)}, held out {list(task.heldout)}) → {out}")
-    rows = compare(args.presets, snaps, task, args.seeds, overrides=overrides, out_dir=out, progress=not args.quiet)
+    rows = compare(args.presets, snaps, task, args.seeds, overrides=overrides, out_dir=out, progress=not args.quiet,
+                   starts=args.start, baselines=not args.no_baselines)
     for r in rows:
         if r.get("out_dir"):
             (Path(r["out_dir"]) / DATA_SPEC_FILE).write_text(json.dumps({**spec, "task": task.name}, indent=2))
@@ -508,7 +578,9 @@ def cmd_compare(args) -> int:
     md = to_markdown(summary)
     to_csv(rows, out / "results.csv")
     to_csv(summary, out / "summary.csv")
-    header = f"held-out W1/W2 (mean ± std over seeds {args.seeds}), task {task.name}\n\n"
+    budget = overrides.get("train.time_budget")
+    header = (f"held-out W1/W2 (mean ± std over seeds {args.seeds}), task {task.name}"
+              + (f", time budget {budget:g} s per run" if budget else "") + "\n\n")
     (out / "summary.md").write_text(header + md)
     print()
     print(header + md)

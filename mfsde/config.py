@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,11 @@ class ModelConfig:
     sigma: float | list[float] = 0.1
     solver: str = "euler_maruyama"
     dt: float = 0.1
+    #: data → model units, fitted on the training times (see :mod:`mfsde.scaling`): σ, dt, the
+    #: loss's blur and the energy term are in model units. ``"global"``, ``"per_dim"`` or ``"none"``.
+    standardize: str = "global"
+    #: model time = (t − t₀) / unit: ``"mean_gap"`` (mean gap of the training times) or ``"none"``.
+    time_scale: str = "mean_gap"
 
 
 @dataclass
@@ -59,7 +65,10 @@ class LossConfig:
 
     fit: Component = field(default_factory=lambda: Component("sinkhorn", {"p": 2, "blur": 0.1, "scaling": 0.7}))
     fit_weight: float = 1.0
-    energy_weight: float = 1.0
+    #: λ of the least-action term, in model units (scIMF: 1 in the data's own units). At 1 the
+    #: energy pulls the fit towards standing still (benchmarks/fit_diagnostics.py); 0.01 is the
+    #: measured default.
+    energy_weight: float = 0.01
 
 
 @dataclass
@@ -79,6 +88,14 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int | None = None
+    #: stop after this many seconds of training steps (evaluation and checkpoint writes are not
+    #: counted) or after ``iterations``, whichever comes first; ``None``: no time limit.
+    time_budget: float | None = None
+    #: every this many iterations also record exact W1 (data units, ``eval_particles`` simulated
+    #: cells from t₀) at every training and held-out time in ``history.jsonl`` (``w1@k``) and
+    #: ``eval_seconds``; ``None``: never (the ``fit@k`` losses are always recorded).
+    eval_every: int | None = None
+    eval_particles: int = 1000
 
 
 @dataclass
@@ -196,12 +213,25 @@ class Config:
         SOLVERS.get(m.solver)
         if not m.dt > 0:
             raise ValueError(f"model.dt must be > 0, got {m.dt!r}")
+        from .scaling import STANDARDIZE, TIME_SCALES
+
+        if m.standardize not in STANDARDIZE:
+            raise ValueError(f"model.standardize must be one of {', '.join(STANDARDIZE)}; got {m.standardize!r}")
+        if m.time_scale not in TIME_SCALES:
+            raise ValueError(f"model.time_scale must be one of {', '.join(TIME_SCALES)}; got {m.time_scale!r}")
         t = self.train
         for name in ("iterations", "n_particles", "lr_step", "populations"):
             if not isinstance(getattr(t, name), int) or getattr(t, name) < 1:
                 raise ValueError(f"train.{name} must be a positive int, got {getattr(t, name)!r}")
         if not t.lr > 0:
             raise ValueError(f"train.lr must be > 0, got {t.lr!r}")
+        if t.time_budget is not None and (isinstance(t.time_budget, bool) or not isinstance(t.time_budget, (int, float))
+                                          or not math.isfinite(t.time_budget) or t.time_budget <= 0):
+            raise ValueError(f"train.time_budget must be a positive number of seconds or None, got {t.time_budget!r}")
+        for name in ("eval_every", "eval_particles"):
+            v = getattr(t, name)
+            if not (v is None and name == "eval_every") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"train.{name} must be a positive int{' or None' if name == 'eval_every' else ''}, got {v!r}")
 
 
 def _check_keys(data: dict, cls, where: str) -> None:
@@ -273,7 +303,17 @@ def _pairwise_mlp(dim: int) -> Config:
     return cfg
 
 
-PRESETS = {"scimf": _scimf, "ito": _ito, "symmetric_qk": _symmetric_qk, "rbf": _rbf, "pairwise_mlp": _pairwise_mlp}
+def _scimf_paper(dim: int) -> Config:
+    """scIMF's exact recipe (../shared/docs/scimf.md): no standardisation (σ = 0.1 and blur 0.1 in
+    the data's own units, times as given), energy weight 1, all observed cells as targets."""
+    cfg = Config(model=ModelConfig(dim=dim, standardize="none", time_scale="none"), preset="scimf_paper")
+    cfg.loss.energy_weight = 1.0
+    cfg.train.n_targets = None
+    return cfg
+
+
+PRESETS = {"scimf": _scimf, "ito": _ito, "symmetric_qk": _symmetric_qk, "rbf": _rbf, "pairwise_mlp": _pairwise_mlp,
+           "scimf_paper": _scimf_paper}
 
 
 def preset(name: str, dim: int = 50) -> Config:

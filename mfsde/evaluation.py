@@ -23,7 +23,7 @@ import torch
 
 from .config import Config
 from .losses import w1, w2
-from .training import check_inputs, draw_initial, fit, resolve_task, time_axis
+from .training import check_inputs, draw_initial, fit, resolve_task
 
 
 def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
@@ -33,59 +33,72 @@ def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
-def simulate(model, snapshots, indices: Sequence[int], *, n_particles: int = 2000, seed: int = 0) -> dict[int, torch.Tensor]:
-    """Simulate ``n_particles`` cells drawn from snapshot 0 (without replacement when there are
-    enough) through every snapshot time up to ``max(indices)``, in eval mode without gradients.
+def simulate(model, snapshots, indices: Sequence[int], *, n_particles: int | None = 2000, seed: int = 0,
+             start: int = 0) -> dict[int, torch.Tensor]:
+    """Simulate cells drawn from snapshot ``start`` (default the first) through every snapshot
+    time from ``times[start]`` up to ``max(indices)``, in eval mode without gradients, in data
+    units (the model's :class:`~mfsde.scaling.DataScale` maps in and out).
 
-    The draw of the initial cells and the Brownian increments come from one
-    ``torch.Generator`` seeded with ``seed``. Returns ``{k: (n_particles, d) tensor}`` for k in
-    ``indices``.
+    ``n_particles`` cells are drawn without replacement when there are enough (``None``: all
+    cells of snapshot ``start``). The draw and the Brownian increments come from one
+    ``torch.Generator`` seeded with ``seed``. Returns ``{k: (n, d) tensor}`` for k in ``indices``
+    (all ≥ ``start``).
     """
-    if not isinstance(n_particles, int) or n_particles < 1:
-        raise ValueError(f"n_particles must be a positive int, got {n_particles!r}")
+    if n_particles is not None and (isinstance(n_particles, bool) or not isinstance(n_particles, int) or n_particles < 1):
+        raise ValueError(f"n_particles must be a positive int or None (all cells), got {n_particles!r}")
     indices = sorted({int(k) for k in indices})
     if not indices:
         raise ValueError("no time indices to simulate")
     n_times = len(snapshots.data)
     if indices[0] < 0 or indices[-1] >= n_times:
         raise ValueError(f"time indices {indices} out of range for {n_times} snapshots")
+    if not 0 <= start <= indices[0]:
+        raise ValueError(f"start index {start} must be in 0..{indices[0]} (the first index simulated)")
     device, dtype = _model_device_dtype(model)
-    x0_cells = torch.as_tensor(np.asarray(snapshots.data[0]), dtype=dtype, device=device)
+    x0_cells = torch.as_tensor(np.asarray(snapshots.data[start]), dtype=dtype, device=device)
     if getattr(model, "dim", x0_cells.shape[-1]) != x0_cells.shape[-1]:
         raise ValueError(f"the model has dim {model.dim} but the data have dim {x0_cells.shape[-1]}")
-    ts = time_axis(snapshots, indices[-1], dtype, device)
+    times = np.asarray(snapshots.times, dtype=np.float64)[start: indices[-1] + 1]
     gen = torch.Generator(device=device).manual_seed(int(seed))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            x0 = draw_initial(x0_cells, n_particles, gen)
-            if indices[-1] == 0:
-                xs = x0.unsqueeze(0)
-            else:
-                xs = model(x0, ts, generator=gen).xs
+            x0 = draw_initial(x0_cells, x0_cells.shape[0] if n_particles is None else n_particles, gen)
+            xs = x0.unsqueeze(0) if indices[-1] == start else model.sample(x0, times, generator=gen)
     finally:
         model.train(was_training)
-    return {k: xs[k] for k in indices}
+    return {k: xs[k - start] for k in indices}
 
 
-def evaluate(model, snapshots, task, *, n_particles: int = 2000, seed: int = 0,
-             times: Sequence[int] | None = None, metrics: Sequence[str] = ("w1", "w2")) -> dict:
-    """Exact W1/W2 between simulated and observed cells at the held-out times of ``task``.
+START = ("t0", "previous")
+
+
+def evaluate(model, snapshots, task, *, n_particles: int | None = 2000, seed: int = 0,
+             times: Sequence[int] | None = None, metrics: Sequence[str] = ("w1", "w2"),
+             start: str = "t0") -> dict:
+    """Exact W1/W2 (data units) between simulated and observed cells at the held-out times of ``task``.
 
     Args:
         model: a trained :class:`~mfsde.MeanFieldSDE`.
         snapshots: the data (all observed cells of a time point are the reference).
         task: a Task (its ``heldout`` indices) or a task name.
-        n_particles, seed: simulated cells and the seed of their draw and noise.
+        n_particles: simulated cells (``None``: all cells of the start snapshot).
+        seed: seed of the draw of the initial cells and of the noise.
         times: evaluate at these snapshot indices instead of ``task.heldout`` (e.g. the training
             times, to measure the fit).
         metrics: subset of ``("w1", "w2")``.
+        start: the protocol. ``"t0"`` (scIMF's): one simulation from the first snapshot through
+            every evaluated time. ``"previous"`` (the flow-matching literature's): each time k is
+            simulated from the cells of the nearest earlier *training* time point (t₀ always
+            trains, so it exists); with ``n_particles=None`` from all of them.
 
     Returns:
-        ``{"task", "n_particles", "seed", "per_time": [{"index", "time", "n_observed", "w1",
-        "w2"}, …], "w1": mean over times, "w2": mean over times}``.
+        ``{"task", "start", "n_particles", "seed", "per_time": [{"index", "time", "n_observed",
+        "start_index", "w1", "w2"}, …], "w1": mean over times, "w2": mean over times}``.
     """
+    if start not in START:
+        raise ValueError(f"start must be one of {', '.join(START)} (the evaluation protocol), got {start!r}")
     task = resolve_task(task, snapshots)
     check_inputs(snapshots, task, getattr(model, "dim", None), need_train=False)
     idx = sorted(int(k) for k in (task.heldout if times is None else times))
@@ -94,17 +107,30 @@ def evaluate(model, snapshots, task, *, n_particles: int = 2000, seed: int = 0,
     bad = [m for m in metrics if m not in ("w1", "w2")]
     if bad:
         raise ValueError(f"unknown metric(s) {bad}; available: w1, w2")
-    sims = simulate(model, snapshots, idx, n_particles=n_particles, seed=seed)
+    if start == "t0":
+        groups = {0: idx}
+    else:
+        from .baselines import neighbours
+
+        groups = {}
+        for k in idx:
+            groups.setdefault(neighbours(task.train, k)[0] if k > 0 else 0, []).append(k)
+    sims, starts = {}, {}
+    for a, ks in groups.items():
+        sims.update(simulate(model, snapshots, ks, n_particles=n_particles, seed=seed, start=a))
+        starts.update({k: a for k in ks})
     fns = {"w1": w1, "w2": w2}
     per_time = []
     for k in idx:
         x = sims[k].double().cpu().numpy()
         y = np.asarray(snapshots.data[k], dtype=np.float64)
-        rec = {"index": k, "time": float(np.asarray(snapshots.times)[k]), "n_observed": int(y.shape[0])}
+        rec = {"index": k, "time": float(np.asarray(snapshots.times)[k]), "n_observed": int(y.shape[0]),
+               "n_predicted": int(x.shape[0]), "start_index": starts[k]}
         for m in metrics:
             rec[m] = fns[m](x, y)
         per_time.append(rec)
-    out = {"task": getattr(task, "name", None), "n_particles": n_particles, "seed": seed, "per_time": per_time}
+    out = {"task": getattr(task, "name", None), "start": start, "n_particles": n_particles, "seed": seed,
+           "per_time": per_time}
     for m in metrics:
         out[m] = float(np.mean([r[m] for r in per_time]))
     return out
@@ -117,6 +143,9 @@ def _flatten_eval(ev: dict) -> dict:
         for m in ("w1", "w2"):
             if m in r:
                 row[f"{m}@{r['index']}"] = r[m]
+    notes = [f"{r['index']}: {r['note']}" for r in ev["per_time"] if r.get("note")]
+    if notes:
+        row["note"] = "; ".join(notes)
     return row
 
 
@@ -129,20 +158,31 @@ def compare(
     overrides: dict | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    time_budget: float | None = None,
+    starts: Sequence[str] = ("t0",),
+    baselines: Sequence[str] | bool = True,
 ) -> list[dict]:
-    """Train every preset with every seed on ``task`` and evaluate it on the held-out times.
+    """Train every preset with every seed on ``task`` and evaluate it on the held-out times,
+    with the baselines (:mod:`mfsde.baselines`) scored on the same cells beside them.
 
     ``presets``: preset names, or a mapping ``label → Config`` for variants that are not presets
     (e.g. ``{"scimf+zero_init": preset("scimf", 10).override(**{"model.inter.zero_init": True})}``).
     Each config is ``preset(name, dim=snapshots.dim)`` (or the mapped config) with the dotted ``overrides`` (e.g.
     ``{"train.iterations": 200, "model.inter.heads": 5}``) and ``train.seed = seed``; evaluation
-    uses ``config.eval.n_particles`` and ``config.eval.seed``. With ``out_dir`` each run is
+    uses ``config.eval.n_particles`` and ``config.eval.seed``. ``time_budget`` (seconds of
+    training steps, ``train.time_budget``) compares methods at equal compute: each run stops at
+    the budget or its iteration count, whichever comes first. ``starts``: the evaluation
+    protocols (``"t0"``, ``"previous"``, see :func:`evaluate`), a row per protocol. ``baselines``:
+    names from :data:`mfsde.baselines.BASELINES` (``True``: all, ``False``: none), one row per
+    baseline, seed and protocol (the seed draws their cells). With ``out_dir`` each run is
     written to ``out_dir/<preset>-seed<seed>/`` (plus its ``eval.json``), and rows are appended
     to ``out_dir/results.jsonl``.
 
-    Returns one row per run: ``preset``, ``seed``, ``task``, ``w1``, ``w2``, ``w1@k``/``w2@k`` per
-    held-out index k, ``final_loss``, ``train_seconds``, ``out_dir``.
+    Returns one row per run and protocol: ``preset``, ``seed``, ``task``, ``start``, ``w1``,
+    ``w2``, ``w1@k``/``w2@k`` per held-out index k, ``final_loss``, ``iterations``,
+    ``train_seconds``, ``out_dir``; then the baseline rows (``kind = "baseline"``).
     """
+    from .baselines import BASELINES, baseline_evaluations
     from .config import preset as get_preset
 
     if isinstance(presets, str):
@@ -150,6 +190,14 @@ def compare(
     seeds = [int(s) for s in seeds]
     if not presets or not seeds:
         raise ValueError("compare needs at least one preset and one seed")
+    starts = [starts] if isinstance(starts, str) else list(starts)
+    bad = [s for s in starts if s not in START]
+    if bad or not starts:
+        raise ValueError(f"starts: unknown protocol(s) {bad or starts}; available: {', '.join(START)}")
+    baselines = list(BASELINES) if baselines is True else ([] if baselines is False else list(baselines))
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"baselines: unknown name(s) {unknown}; available: {', '.join(BASELINES)}")
     task = resolve_task(task, snapshots)
     check_inputs(snapshots, task)
     if not list(task.heldout):
@@ -158,6 +206,8 @@ def compare(
     overrides = dict(overrides or {})
     if "train.seed" in overrides:
         raise ValueError("set seeds with the `seeds` argument, not overrides['train.seed']")
+    if time_budget is not None:
+        overrides["train.time_budget"] = time_budget
     if isinstance(presets, Mapping):
         bad = [k for k, v in presets.items() if not isinstance(v, Config)]
         if bad:
@@ -166,33 +216,48 @@ def compare(
     else:
         configs = {p: get_preset(p, dim=snapshots.dim).override(**overrides) for p in presets}  # fail fast
     rows = []
+
+    def record(row: dict, run_dir: Path | None = None, ev: dict | None = None) -> None:
+        rows.append(row)
+        if out_dir is not None:
+            if run_dir is not None and ev is not None:
+                (run_dir / f"eval-{row['start']}.json").write_text(json.dumps(ev, indent=2))
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with open(out_dir / "results.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
     for name in configs:
         for seed in seeds:
             cfg = configs[name].override(**{"train.seed": seed})
             run_dir = out_dir / f"{name}-seed{seed}" if out_dir is not None else None
             res = fit(cfg, snapshots, task, out_dir=run_dir, progress=progress)
-            ev = evaluate(res.model, snapshots, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed)
-            row = {"preset": name, "seed": seed, "task": task.name, **_flatten_eval(ev),
-                   "final_loss": res.history[-1]["loss"] if res.history else float("nan"),
-                   "train_seconds": res.elapsed, "out_dir": str(run_dir) if run_dir is not None else None}
-            rows.append(row)
-            if run_dir is not None:
-                (run_dir / "eval.json").write_text(json.dumps(ev, indent=2))
-                with open(out_dir / "results.jsonl", "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            for start in starts:
+                ev = evaluate(res.model, snapshots, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed,
+                              start=start)
+                record({"preset": name, "kind": "model", "seed": seed, "task": task.name, "start": start,
+                        **_flatten_eval(ev),
+                        "final_loss": res.history[-1]["loss"] if res.history else float("nan"),
+                        "iterations": res.iteration, "train_seconds": res.train_seconds,
+                        "out_dir": str(run_dir) if run_dir is not None else None}, run_dir, ev)
+    n_eval = next(iter(configs.values())).eval.n_particles
+    for start in starts:
+        for seed in seeds if baselines else []:
+            for ev in baseline_evaluations(snapshots, task, n_particles=n_eval, seed=seed, names=baselines):
+                record({"preset": ev["preset"], "kind": "baseline", "seed": seed, "task": task.name, "start": start,
+                        **_flatten_eval(ev)})
     return rows
 
 
-_GROUP_KEYS = ("task", "preset")
+_GROUP_KEYS = ("task", "start", "preset")
 _NOT_METRICS = {"seed"}
 
 
 def summarise(rows: Sequence[dict], metrics: Sequence[str] | None = None) -> list[dict]:
-    """Mean ± std over seeds per (task, preset), in order of first appearance.
+    """Mean ± std over seeds per (task, start protocol, preset), in order of first appearance.
 
     ``metrics`` defaults to every numeric column except ``seed``. The std is the sample
-    standard deviation (ddof = 1; NaN for a single seed). Output rows: ``task``, ``preset``,
-    ``n_seeds``, ``seeds`` and ``<metric>_mean``, ``<metric>_std`` per metric.
+    standard deviation (ddof = 1; NaN for a single seed). Output rows: ``task``, ``start``,
+    ``preset``, ``n_seeds``, ``seeds`` and ``<metric>_mean``, ``<metric>_std`` per metric.
     """
     if not rows:
         return []
@@ -234,7 +299,7 @@ def to_markdown(summary: Sequence[dict], metrics: Sequence[str] = ("w1", "w2"), 
     if not summary:
         return ""
     raw = not any(f"{m}_mean" in r for r in summary for m in metrics)
-    lead = [k for k in ("task", "preset") if any(k in r for r in summary)] + (["seed"] if raw else ["n_seeds"])
+    lead = [k for k in _GROUP_KEYS if any(r.get(k) is not None for r in summary)] + (["seed"] if raw else ["n_seeds"])
     header = lead + [m.upper() for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in summary:

@@ -153,6 +153,21 @@ def _as_tensor(x, model) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(device=device, dtype=dtype)
 
 
+def _model_units(x, model) -> torch.Tensor:
+    """Cells in data units → the model's units (its :class:`~mfsde.scaling.DataScale`, if any)."""
+    xt = _as_tensor(x, model)
+    scale = getattr(model, "scale", None)
+    return xt if scale is None else scale.encode(xt)
+
+
+def _model_time(t, model):
+    """A data time → the model's time axis (``None`` stays ``None``)."""
+    if t is None:
+        return None
+    scale = getattr(model, "scale", None)
+    return torch.as_tensor(float(t)) if scale is None else scale.encode_times(float(t))
+
+
 def _pick(n: int, n_cells: int | None, rng: np.random.Generator) -> np.ndarray:
     if n_cells is None or n_cells >= n:
         return np.arange(n)
@@ -342,8 +357,8 @@ def attention_maps(
             order = _order(x, lab)
             idx, x = idx[order], x[order]
             lab = None if lab is None else lab[order]
-            t_rel = torch.as_tensor(times[k] - times[0])  # the training time axis starts at 0
-            heads = inter.pair_weights(_as_tensor(x, model), t_rel).detach().cpu().double().numpy()
+            heads = inter.pair_weights(_model_units(x, model), _model_time(times[k], model))
+            heads = heads.detach().cpu().double().numpy()
             heads = heads.reshape(-1, len(idx), len(idx))
             w = heads.mean(0)
             m = AttentionMap(
@@ -371,23 +386,29 @@ def _all_label_names(snapshots) -> list[str] | None:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def velocities(model, x, t=None) -> dict[str, np.ndarray]:
-    """The drift at a population ``x`` ``(N, d)`` (array or tensor), with ρ = its empirical law.
+    """The drift at a population ``x`` ``(N, d)`` (array or tensor, data units), with ρ = its
+    empirical law, in data units per data time unit (the model's
+    :class:`~mfsde.scaling.DataScale` maps in and out).
 
     Returns ``{"total": f, "intra": f_intra, "inter": f_inter}``, each ``(N, d)`` numpy float32.
-    ``t`` is passed to drifts that take time as an input (on the training time axis, which
-    starts at 0 at the first snapshot: ``times[k] - times[0]``).
+    ``t`` is the data time (e.g. ``snapshots.times[k]``), passed to drifts that take time as an
+    input.
     """
     drift = getattr(model, "drift", model)
+    scale = getattr(model, "scale", None)
     was_training = model.training
     model.eval()
     try:
-        xt = _as_tensor(x, model)
-        tt = None if t is None else torch.as_tensor(float(t))
+        xt = _model_units(x, model)
+        tt = _model_time(t, model)
         if hasattr(drift, "parts"):
             parts = drift.parts(xt, tt)
         else:
             parts = {"total": drift(xt, tt)}
+        if scale is not None:
+            parts = {k: scale.decode_velocity(v) for k, v in parts.items()}
         return {k: v.detach().cpu().float().numpy() for k, v in parts.items()}
     finally:
         model.train(was_training)
@@ -509,7 +530,7 @@ def explain(
     mags = []
     for k in range(len(snapshots.data)):
         x = np.asarray(snapshots.data[k], dtype=np.float32)
-        v = velocities(model, x, times[k] - times[0])  # the training time axis starts at 0
+        v = velocities(model, x, times[k])
         vel[f"x_t{k}"] = x
         vel[f"v_t{k}"] = v["total"]
         for part in ("intra", "inter"):

@@ -7,6 +7,7 @@ from torch import nn
 from .config import Config, ModelConfig
 from .drifts import MeanFieldDrift, build_intra
 from .interactions import build_interaction
+from .scaling import DataScale
 from .solvers import Diffusion, Solution, sdeint
 
 
@@ -14,7 +15,12 @@ class MeanFieldSDE(nn.Module):
     """dx = f(x, ρ_t) dt + σ dW with f = f_intra + f_inter, simulated as a particle system.
 
     >>> model = MeanFieldSDE(drift, sigma=0.1, dt=0.1)
-    >>> sol = model(x0, ts, seed=0)            # Solution; sol.xs: (T, ..., N, d)
+    >>> sol = model(x0, ts, seed=0)            # Solution; sol.xs: (T, ..., N, d), model units
+    >>> xs = model.sample(cells, times, seed=0)  # data units in and out (via model.scale)
+
+    ``forward``, ``velocity`` and the drift work in *model units*; ``model.scale`` (a
+    :class:`~mfsde.scaling.DataScale`, fitted by training on the training time points, the
+    identity otherwise) maps data units in and out: :meth:`sample` and :meth:`data_velocity`.
     """
 
     def __init__(self, drift: MeanFieldDrift, sigma=0.1, dt: float = 0.1, method: str = "euler_maruyama"):
@@ -23,6 +29,7 @@ class MeanFieldSDE(nn.Module):
         self.diffusion = sigma if isinstance(sigma, Diffusion) else Diffusion(sigma)
         self.dt, self.method = float(dt), method
         self.dim = drift.dim
+        self.scale = DataScale(self.dim)
 
     def forward(self, x0: torch.Tensor, ts, **kwargs) -> Solution:
         """Simulate from ``x0`` ``(..., N, d)`` through output times ``ts``; kwargs go to
@@ -32,8 +39,29 @@ class MeanFieldSDE(nn.Module):
         return sdeint(self.drift, x0, ts, sigma=self.diffusion, **kwargs)
 
     def velocity(self, x: torch.Tensor, t=None) -> torch.Tensor:
-        """The drift f(x, ρ) at a population ``(..., N, d)`` (ρ = the population's empirical law)."""
+        """The drift f(x, ρ) at a population ``(..., N, d)`` (ρ = the population's empirical law),
+        in model units (``t`` on the model's time axis)."""
         return self.drift(x, t)
+
+    def sample(self, x0: torch.Tensor, times, **kwargs) -> torch.Tensor:
+        """Simulate from cells ``x0`` ``(..., N, d)`` in *data units* observed at ``times[0]``
+        through the data times ``times`` (increasing); returns ``(T, ..., N, d)`` in data units.
+        kwargs go to :func:`mfsde.solvers.sdeint` (``generator``, ``seed`` …)."""
+        ts = self.scale.encode_times(times).to(x0.device)
+        return self.scale.decode(self(self.scale.encode(x0), ts, **kwargs).xs)
+
+    def data_velocity(self, x: torch.Tensor, t=None, part: str = "total") -> torch.Tensor:
+        """The drift at cells ``x`` ``(..., N, d)`` in data units at data time ``t``, in data
+        units per data time unit; ``part`` is ``"total"``, ``"intra"`` or ``"inter"``."""
+        z = self.scale.encode(x)
+        s = None if t is None else self.scale.encode_times(t).to(x.device)
+        if part == "total":
+            v = self.drift(z, s)
+        elif part in ("intra", "inter"):
+            v = self.drift.parts(z, s)[part]
+        else:
+            raise ValueError(f"part must be 'total', 'intra' or 'inter', got {part!r}")
+        return self.scale.decode_velocity(v)
 
 
 def build_model(config: Config | ModelConfig) -> MeanFieldSDE:

@@ -50,7 +50,8 @@ from .losses import LOSSES, path_energy, subsample
 from .model import MeanFieldSDE, build_model
 
 # config fields that may differ between a checkpoint and the config passed to resume it
-RESUMABLE_CHANGES = ("train.iterations", "train.checkpoint_every", "train.log_every")
+RESUMABLE_CHANGES = ("train.iterations", "train.checkpoint_every", "train.log_every", "train.time_budget",
+                     "train.eval_every")
 
 
 @dataclass
@@ -60,12 +61,18 @@ class FitResult:
     Attributes:
         model: the trained model (in eval mode).
         history: one dict per iteration: ``iteration`` (1-based), ``loss``, ``fit``, ``energy``,
-            ``fit@k`` (distribution loss at snapshot index k), ``lr``, ``grad_norm`` (before
-            clipping), ``seconds`` (wall time of the iteration).
+            ``fit@k`` (distribution loss at snapshot index k, model units), ``lr``, ``grad_norm``
+            (before clipping), ``grad_norm_clipped`` (after), ``seconds`` (wall time of the
+            iteration); with ``train.eval_every`` also ``w1@k`` (exact W1 in data units at every
+            training and held-out time k ≥ 1) and ``eval_seconds`` every that many iterations.
         config: the config trained with.
         out_dir: the run directory, or ``None``.
         elapsed: wall-clock seconds of this call (not counting earlier runs that were resumed).
-        iteration: iterations completed (``config.train.iterations`` unless a callback stopped early).
+        iteration: iterations completed (``config.train.iterations`` unless a callback or the
+            time budget stopped early).
+        train_seconds: seconds spent in training steps over the whole run (resumed parts
+            included; what ``train.time_budget`` limits).
+        stopped: ``"iterations"``, ``"time_budget"`` or ``"callback"``.
     """
 
     model: MeanFieldSDE
@@ -74,6 +81,8 @@ class FitResult:
     out_dir: Path | None
     elapsed: float
     iteration: int = 0
+    train_seconds: float = 0.0
+    stopped: str = "iterations"
 
 
 # -- input checks ----------------------------------------------------------------------------
@@ -285,14 +294,16 @@ class Trainer:
         indices = distributed.local_populations(tc.populations, self.rank, self.world_size)
         self.device = torch.device(device) if device is not None else distributed.default_device()
         dtype = torch.get_default_dtype()
-        self.data = snapshots.tensors(dtype, self.device)
         train_idx = sorted(int(i) for i in task.train)
         self.fit_idx = [i for i in train_idx if i >= 1]
-        self.ts = time_axis(snapshots, train_idx[-1], dtype, self.device)
 
         seed_everything(tc.seed)
         self.model = build_model(config).to(self.device)
         self.model.train()
+        # the model works in standardised units fitted on the training times (mfsde.scaling)
+        scale = self.model.scale.fit_(snapshots, train_idx, config.model.standardize, config.model.time_scale)
+        self.data = [scale.encode(x) for x in snapshots.tensors(dtype, self.device)]
+        self.ts = scale.encode_times(np.asarray(snapshots.times)[: train_idx[-1] + 1]).to(self.device, dtype)
         self.populations = [self._population(p) for p in indices]
         self.generator = self.populations[0].generator
         self.target_generator = self.populations[0].target_generator
@@ -419,9 +430,31 @@ class Trainer:
         values = stats.tolist()
         rec = {"iteration": self.iteration, "loss": values[0], "fit": values[1], "energy": values[2],
                **{f"fit@{k}": v for k, v in zip(self.fit_idx, values[3:])},
-               "lr": lr, "grad_norm": float(grad_norm), "seconds": time.perf_counter() - t0}
+               "lr": lr, "grad_norm": float(grad_norm),
+               "grad_norm_clipped": min(float(grad_norm), clip) if clip is not None else float(grad_norm),
+               "seconds": time.perf_counter() - t0}
         self.history.append(rec)
         return rec
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds spent in :meth:`step` over the whole run (what ``train.time_budget`` limits)."""
+        return float(sum(r.get("seconds", 0.0) for r in self.history))
+
+    def fit_report(self) -> dict:
+        """Exact W1 in data units at every time index ≥ 1 up to the last task time (training and
+        held-out), ``train.eval_particles`` cells simulated from t₀ with ``eval.seed``:
+        ``{"w1@k": …, "eval_seconds": …}`` (merged into the history record by :func:`fit`).
+        Tells under-fitting (training times far) from over-fitting (training near, held-out far)."""
+        from .evaluation import evaluate
+
+        t0 = time.perf_counter()
+        last = max([*self.task.train, *self.task.heldout])
+        ev = evaluate(self.model, self.snapshots, self.task, n_particles=self.config.train.eval_particles,
+                      seed=self.config.eval.seed, times=range(1, last + 1), metrics=("w1",))
+        out = {f"w1@{r['index']}": r["w1"] for r in ev["per_time"]}
+        out["eval_seconds"] = time.perf_counter() - t0
+        return out
 
     # -- checkpoints --------------------------------------------------------------------------
     @staticmethod
@@ -547,19 +580,29 @@ def fit(
     t_start = time.perf_counter()
     bar = tqdm(total=tc.iterations, initial=min(start, tc.iterations), disable=not (progress and main),
                desc=f"fit {config.preset or 'model'} seed {tc.seed}", dynamic_ncols=True)
+    stopped = "iterations"
     try:
         while trainer.iteration < tc.iterations:
+            if tc.time_budget is not None and trainer.train_seconds >= tc.time_budget:
+                stopped = "time_budget"  # e.g. resumed after the budget was spent
+                break
             rec = trainer.step()
             it = trainer.iteration
+            if tc.eval_every and (it % tc.eval_every == 0 or it == tc.iterations):
+                _on_main(lambda: rec.update(trainer.fit_report()))
             if out_dir is not None:
                 _on_main(log, rec)
             bar.update(1)
             if progress and main and (it % max(1, tc.log_every) == 0 or it == tc.iterations):
                 bar.set_postfix(loss=f"{rec['loss']:.4g}", fit=f"{rec['fit']:.4g}", energy=f"{rec['energy']:.3g}")
             stop = bool(callback(rec, trainer.model)) if callback is not None else False
+            over = tc.time_budget is not None and trainer.train_seconds >= tc.time_budget
             if trainer.world_size > 1:
-                stop = distributed.any_rank(stop)
-            if stop:
+                stop, over = distributed.any_rank(stop), distributed.any_rank(over)
+            if stop or over:
+                stopped = "callback" if stop else "time_budget"
+                if over and tc.eval_every and "eval_seconds" not in rec:
+                    _on_main(lambda: rec.update(trainer.fit_report()))
                 break
             if tc.checkpoint_every and it % tc.checkpoint_every == 0 and it < tc.iterations:
                 save()
@@ -570,7 +613,8 @@ def fit(
             hist_file.close()
     trainer.model.eval()
     return FitResult(model=trainer.model, history=trainer.history, config=config, out_dir=out_dir,
-                     elapsed=time.perf_counter() - t_start, iteration=trainer.iteration)
+                     elapsed=time.perf_counter() - t_start, iteration=trainer.iteration,
+                     train_seconds=trainer.train_seconds, stopped=stopped)
 
 
 def _on_main(fn: Callable, *args):
@@ -625,6 +669,7 @@ def _open_run_dir(out_dir: Path, trainer: Trainer, snapshots, resume, start: int
         meta_path.write_text(json.dumps(meta, indent=2))
     else:
         extra = {"task": _task_dict(task), "data": getattr(snapshots, "name", None),
+                 "scale": trainer.model.scale.to_dict(),
                  "n_cells": [int(a.shape[0]) for a in snapshots.data], "device": str(trainer.device),
                  "world_size": trainer.world_size}
         runs.write_meta(out_dir, config, extra)

@@ -129,7 +129,9 @@ def test_compare_prints_a_table(tmp_path, capsys):
                  "--seeds", "0", "--out", str(out), "--quiet", "--iterations", "1", "--n-particles", "16",
                  "--set", "eval.n_particles=20", "--set", "model.intra.width=8"]) == 0
     printed = capsys.readouterr().out
-    assert "| task | preset | n_seeds | W1 | W2 |" in printed and "| interpolate:1 | ito |" in printed
+    assert "| task | start | preset | n_seeds | W1 | W2 |" in printed and "| interpolate:1 | t0 | ito |" in printed
+    for baseline in ("previous", "mccann", "floor"):  # beside the models, on the same cells
+        assert f"| interpolate:1 | t0 | {baseline} |" in printed
     for name in ("results.csv", "summary.csv", "summary.md"):
         assert (out / name).is_file()
     assert (out / "scimf-seed0" / "checkpoint.pt").is_file()

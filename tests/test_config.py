@@ -15,6 +15,11 @@ from mfsde.interactions import INTERACTIONS, Interaction
 PRESET_NAMES = sorted(PRESETS)
 
 
+#: what the default presets change from scIMF's recipe (``scimf_paper``), each measured in
+#: benchmarks/fit_diagnostics.py: the scale transform, the energy weight, the target sub-sample
+SCIMF_CHANGES = {"model.standardize", "model.time_scale", "loss.energy_weight", "train.n_targets"}
+
+
 def _tiny(cfg: Config) -> Config:
     """Shrink a preset so that building and running it is cheap."""
     return cfg.override(**{"model.intra.width": 8})
@@ -22,19 +27,29 @@ def _tiny(cfg: Config) -> Config:
 
 # -- presets and round trips --------------------------------------------------------------------------
 def test_preset_names():
-    assert PRESET_NAMES == ["ito", "pairwise_mlp", "rbf", "scimf", "symmetric_qk"]
+    assert PRESET_NAMES == ["ito", "pairwise_mlp", "rbf", "scimf", "scimf_paper", "symmetric_qk"]
     with pytest.raises(KeyError, match=r"unknown preset 'scIMF'; available: scimf, ito, symmetric_qk, rbf, pairwise_mlp"):
         preset("scIMF")
 
 
-def test_scimf_preset_is_the_paper_recipe():
-    cfg = preset("scimf")
+def test_scimf_paper_preset_is_the_paper_recipe():
+    cfg = preset("scimf_paper")
     assert cfg.model.dim == 50 and cfg.model.dt == 0.1 and cfg.model.sigma == 0.1
+    assert (cfg.model.standardize, cfg.model.time_scale) == ("none", "none")  # the data's own units
     assert cfg.model.intra == Component("mlp", {"width": 256, "depth": 2})
     assert cfg.model.inter == Component("attention", {"heads": 2, "dropout": 0.1})
     assert cfg.loss.fit == Component("sinkhorn", {"p": 2, "blur": 0.1, "scaling": 0.7})
+    assert (cfg.loss.energy_weight, cfg.loss.fit_weight) == (1.0, 1.0)
     assert (cfg.train.lr, cfg.train.lr_step, cfg.train.lr_gamma, cfg.train.clip_grad_norm) == (1e-3, 100, 0.9, 0.1)
-    assert (cfg.train.iterations, cfg.train.n_particles) == (3000, 512)
+    assert (cfg.train.iterations, cfg.train.n_particles, cfg.train.n_targets) == (3000, 512, None)
+
+
+def test_scimf_differs_from_the_paper_only_where_documented():
+    """The default presets standardise and re-weight the energy term; the model is the paper's."""
+    paper, cfg = preset("scimf_paper").to_dict(), preset("scimf").to_dict()
+    changed = {f"{sec}.{k}" for sec in paper if isinstance(paper[sec], dict)
+               for k in paper[sec] if paper[sec][k] != cfg[sec][k]}
+    assert changed == SCIMF_CHANGES, changed
     assert preset("symmetric_qk").model.inter.options["tie_qk"] is True
     assert preset("ito").model.inter.name == "none"
 
@@ -66,6 +81,7 @@ def test_preset_builds_and_runs(name):
     assert model.dim == 4 and model.dt == cfg.model.dt and model.method == cfg.model.solver
     assert model.drift.inter is not None
     want_inter = {"scimf": "AttentionInteraction", "symmetric_qk": "AttentionInteraction", "ito": "NoInteraction",
+                  "scimf_paper": "AttentionInteraction",
                   "rbf": "RBFInteraction", "pairwise_mlp": "PairwiseMLPInteraction"}[name]
     assert type(model.drift.inter).__name__ == want_inter
     sol = model(torch.randn(2, 5, 4), [0.0, 0.2], seed=0)

@@ -92,11 +92,12 @@ def test_evaluate_bad_input(snaps, model):
 def test_compare_summarise_markdown_csv(snaps, tmp_path):
     overrides = {"train.iterations": 2, "train.n_particles": 16, "train.n_targets": 20,
                  "model.intra.width": 8, "model.dt": 0.5, "eval.n_particles": 30, "loss.fit.blur": 0.5}
-    rows = compare(["ito", "rbf"], snaps, task(), seeds=[0, 1], overrides=overrides, out_dir=tmp_path, progress=False)
+    rows = compare(["ito", "rbf"], snaps, task(), seeds=[0, 1], overrides=overrides, out_dir=tmp_path, progress=False,
+                   baselines=False)
     assert [(r["preset"], r["seed"]) for r in rows] == [("ito", 0), ("ito", 1), ("rbf", 0), ("rbf", 1)]
     for r in rows:
         assert np.isfinite([r["w1"], r["w2"], r["w1@2"], r["w2@3"]]).all()
-        assert (tmp_path / f"{r['preset']}-seed{r['seed']}" / "eval.json").is_file()
+        assert (tmp_path / f"{r['preset']}-seed{r['seed']}" / "eval-t0.json").is_file()
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 4
     summary = summarise(rows)
     assert [s["preset"] for s in summary] == ["ito", "rbf"]
@@ -106,11 +107,11 @@ def test_compare_summarise_markdown_csv(snaps, tmp_path):
     assert s["w1_mean"] == pytest.approx(np.mean(vals)) and s["w1_std"] == pytest.approx(np.std(vals, ddof=1))
     md = to_markdown(summary)
     lines = md.strip().splitlines()
-    assert len(lines) == 4 and lines[0].startswith("| task | preset") and "W1" in lines[0] and "W2" in lines[0]
+    assert len(lines) == 4 and lines[0].startswith("| task | start | preset") and "W1" in lines[0] and "W2" in lines[0]
     assert "±" in lines[2] and "ito" in lines[2] and "rbf" in lines[3]
     text = to_csv(summary, tmp_path / "summary.csv")
     assert (tmp_path / "summary.csv").read_text() == text
-    assert len(text.strip().splitlines()) == 3 and text.splitlines()[0].startswith("task,preset,n_seeds")
+    assert len(text.strip().splitlines()) == 3 and text.splitlines()[0].startswith("task,start,preset,n_seeds")
 
 
 def test_summarise_single_seed_and_raw_markdown():
@@ -126,11 +127,11 @@ def test_compare_takes_labelled_configs(snaps):
     """Variants that are not presets: a mapping label → Config; same rows as the preset names."""
     overrides = {"train.iterations": 2, "train.n_particles": 16, "train.n_targets": 20,
                  "model.intra.width": 8, "model.dt": 0.5, "eval.n_particles": 30, "loss.fit.blur": 0.5}
-    by_name = compare(["ito"], snaps, task(), seeds=[0], overrides=overrides, progress=False)
+    by_name = compare(["ito"], snaps, task(), seeds=[0], overrides=overrides, progress=False, baselines=False)
     variants = {"plain": preset("ito", dim=snaps.dim),
                 "zero": preset("scimf", dim=snaps.dim).override(**{"model.inter.zero_init": True})}
     rows = compare(variants, snaps, task(), seeds=[0], overrides=overrides, progress=False)
-    assert [r["preset"] for r in rows] == ["plain", "zero"]
+    assert [r["preset"] for r in rows] == ["plain", "zero", "previous", "mccann", "floor"]
     assert rows[0]["w1"] == by_name[0]["w1"]  # same config, same seed: the same run
     assert rows[1]["w1"] != rows[0]["w1"]  # the mapped scimf config was trained, not a preset by label
     with pytest.raises(TypeError, match=r"a mapping must give an mfsde.Config per label, not for \['x'\]"):

@@ -74,7 +74,7 @@ def test_fit_learns_a_shift(snaps):
     rec = res.history[0]
     assert {"iteration", "loss", "fit", "energy", "fit@1", "fit@3", "lr", "grad_norm", "seconds"} <= set(rec)
     assert "fit@2" not in rec  # held-out time never supervised
-    assert rec["loss"] == pytest.approx(rec["fit"] + rec["energy"], rel=1e-5)
+    assert rec["loss"] == pytest.approx(rec["fit"] + cfg.loss.energy_weight * rec["energy"], rel=1e-5)
     assert rec["fit"] == pytest.approx((rec["fit@1"] + rec["fit@3"]) / 2, rel=1e-5)
     assert not res.model.training
 

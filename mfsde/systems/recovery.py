@@ -50,7 +50,9 @@ are evaluated at each population's own time, so a model that encodes ρ_t throug
 for it: along one law trajectory f(x, ρ_t) and g(x, t) are indistinguishable.
 
 Coordinates and dtypes. The systems' snapshots are used raw (no preprocessing) by the
-benchmarks and examples: model and system share coordinates. A model fitted on affinely
+benchmarks and examples. A model that standardises internally (``model.scale``, see
+:mod:`mfsde.scaling`) is evaluated in the system's coordinates through
+:class:`~mfsde.scaling.DataUnitsDrift` (time relative to the first snapshot). A model fitted on affinely
 standardised data z = (x − shift) / scale is handled with ``coords=(shift, scale)``: its drift
 is mapped back by f̂_x(x) = scale ⊙ ĝ((x − shift) / scale) (time is not rescaled). Populations
 are simulated in float32 (as the training snapshots) and then cast to float64; the true drift is
@@ -74,6 +76,7 @@ import torch
 from torch import nn
 
 from ..drifts import MeanFieldDrift
+from ..scaling import DataScale, DataUnitsDrift
 from .base import ParticleSystem
 from .dataset import simulate_snapshots
 
@@ -98,6 +101,9 @@ def _drift_of(model, system: ParticleSystem):
     dim = getattr(drift, "dim", getattr(model, "dim", None))
     if dim is not None and dim != system.dim:
         raise ValueError(f"model has dim {dim} but system {system.name!r} has dim {system.dim}")
+    scale = getattr(model, "scale", None)
+    if isinstance(scale, DataScale) and not scale.is_identity:
+        return DataUnitsDrift(drift, scale)  # a standardised model, seen in the system's coordinates
     return drift
 
 
@@ -335,6 +341,11 @@ class SystemModel(nn.Module):
     def forward(self, x0: torch.Tensor, ts, generator: torch.Generator | None = None, **kwargs):
         t = torch.as_tensor(ts, dtype=torch.float64) + self.system.t0
         return self.system.simulate(x0, t.tolist(), dt=self.dt, generator=generator)
+
+    def sample(self, x0: torch.Tensor, times, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+        """Simulate from ``x0`` through the (system) ``times``: ``(T, ..., N, d)``."""
+        times = [float(t) for t in torch.as_tensor(times, dtype=torch.float64)]
+        return self.system.simulate(x0, times, dt=self.dt, generator=generator).xs
 
 
 def recovery_report(model, system: ParticleSystem, snapshots, task, *, times: Sequence[float] | None = None,

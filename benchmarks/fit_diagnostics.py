@@ -1,0 +1,170 @@
+"""Why training stalled, one factor at a time: from scIMF's recipe to the presets' defaults.
+
+Trains the ``ito`` model (MLP drift, no interaction: the fastest, and the model whose stall the
+issue measured) on EMT ``loo:1`` (or ``--dataset``) for a fixed budget of training-step seconds
+per variant, each variant changing one setting of the previous default, and records along
+training: held-out and training-time exact W1 (data units, 1000 cells from t₀), the fit and
+energy terms, the gradient norm before and after clipping and the learning rate. Baselines
+(previous time point, McCann, floor) on the same cells are printed beside.
+
+    python benchmarks/fit_diagnostics.py                    # ~10 min on one core per seed
+    python benchmarks/fit_diagnostics.py --seeds 0 1 --shard 1/2 & \\
+        python benchmarks/fit_diagnostics.py --seeds 0 1 --shard 2/2; python benchmarks/fit_diagnostics.py --render
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import mfsde  # noqa: E402
+from accuracy import load  # noqa: E402
+from mfsde.baselines import baseline_evaluations  # noqa: E402
+from mfsde.evaluation import evaluate  # noqa: E402
+from mfsde.training import fit  # noqa: E402
+
+PAPER = {"model.standardize": "none", "model.time_scale": "none", "loss.energy_weight": 1.0}
+#: label → overrides of the ito preset (the preset itself is the default: "default")
+VARIANTS = {
+    "paper recipe (raw units, λ=1)": PAPER,
+    "+ standardise (global), λ=1": {**PAPER, "model.standardize": "global"},
+    "+ time unit = mean gap, λ=1": {"loss.energy_weight": 1.0},
+    "λ = 0.1": {"loss.energy_weight": 0.1},
+    "default (λ = 0.01)": {},
+    "λ = 0": {"loss.energy_weight": 0.0},
+    "per-dim standardise": {"model.standardize": "per_dim"},
+    "no gradient clipping": {"train.clip_grad_norm": None},
+    "lr 3e-3": {"train.lr": 3e-3},
+    "blur 0.05": {"loss.fit.blur": 0.05},
+    "blur 0.3": {"loss.fit.blur": 0.3},
+    "n_targets all": {"train.n_targets": None},
+    "256 particles": {"train.n_particles": 256},
+    "dt 0.05": {"model.dt": 0.05},
+}
+POINTS = 6
+
+
+def run(snaps, task: str, label: str, seed: int, budget: float, preset: str) -> dict:
+    cfg = mfsde.preset(preset, dim=snaps.dim).override(**{**VARIANTS[label], "train.seed": seed,
+                                                          "train.time_budget": budget, "train.iterations": 10**6})
+    train_idx = [i for i in mfsde.data.get_task(task, snaps.n_times).train if i > 0]
+    marks, trace, spent = [budget * (j + 1) / POINTS for j in range(POINTS - 1)], [], [0.0]
+    window: list[dict] = []
+
+    def snapshot(rec, model):
+        ev = evaluate(model, snaps, task, n_particles=1000, seed=0, times=None, metrics=("w1",))
+        tr = evaluate(model, snaps, task, n_particles=1000, seed=0, times=train_idx, metrics=("w1",))
+        model.train()
+        trace.append({"train_seconds": spent[0], "iteration": rec["iteration"], "heldout_w1": ev["w1"],
+                      "train_w1": tr["w1"], "fit": float(np.mean([w["fit"] for w in window])),
+                      "energy": float(np.mean([w["energy"] for w in window])),
+                      "grad_norm": float(np.mean([w["grad_norm"] for w in window])),
+                      "grad_norm_clipped": float(np.mean([w["grad_norm_clipped"] for w in window])),
+                      "lr": rec["lr"]})
+        window.clear()
+
+    def cb(rec, model):
+        spent[0] += rec["seconds"]
+        window.append(rec)
+        if marks and spent[0] >= marks[0]:
+            while marks and spent[0] >= marks[0]:
+                marks.pop(0)
+            snapshot(rec, model)
+        return False
+
+    res = fit(cfg, snaps, task, progress=False, callback=cb)
+    if window:
+        snapshot(res.history[-1], res.model)
+    return {"label": label, "seed": seed, "iterations": res.iteration, "trace": trace,
+            "heldout_w1": trace[-1]["heldout_w1"], "train_w1": trace[-1]["train_w1"]}
+
+
+def render(name: str, settings: dict | None = None) -> int:
+    log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    base = [r for r in rows if r.get("kind") == "baseline"]
+    runs = [r for r in rows if r.get("kind") != "baseline"]
+    lines = [f"held-out / training-time W1 (data units, 1000 cells from t0) after {runs[0]['budget']:g} s of "
+             f"training steps, {runs[0]['dataset']} {runs[0]['task']}, model `{runs[0]['preset']}`; mean ± std over "
+             f"seeds; trend = held-out W1 over the last half of the budget", "",
+             "| variant | held-out W1 | training-time W1 | trend | iterations | grad norm (before → after clip) | seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for label in VARIANTS:
+        rs = [r for r in runs if r["label"] == label]
+        if not rs:
+            continue
+
+        def ms(vals, d=3):
+            vals = np.asarray(vals, float)
+            return f"{vals.mean():.{d}f}" + (f" ± {vals.std(ddof=1):.{d}f}" if len(vals) > 1 else "")
+        half = [r["trace"][len(r["trace"]) // 2]["heldout_w1"] for r in rs]
+        trend = np.mean([r["heldout_w1"] for r in rs]) - np.mean(half)
+        g = rs[0]["trace"][-1]
+        lines.append(f"| {label} | {ms([r['heldout_w1'] for r in rs])} | {ms([r['train_w1'] for r in rs])} | "
+                     f"{trend:+.3f} | {ms([r['iterations'] for r in rs], 0)} | "
+                     f"{g['grad_norm']:.3g} → {g['grad_norm_clipped']:.3g} | {len(rs)} |")
+    for b in ("previous", "mccann", "floor"):
+        vals = [r["w1"] for r in base if r["preset"] == b]
+        if vals:
+            lines.append(f"| *{b}* | {np.mean(vals):.3f} | | | | | {len(vals)} |")
+    md = "\n".join(lines) + "\n"
+    (_common.RESULTS_DIR / f"{name}.md").write_text(md)
+    _common.write_json(name, {"settings": settings or {}, "environment": _common.env_info(), "rows": rows})
+    print(md)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="emt", choices=["emt", "bargaje", "cite"])
+    ap.add_argument("--task", default="loo:1")
+    ap.add_argument("--preset", default="ito")
+    ap.add_argument("--budget", type=float, default=45.0, help="seconds of training steps per variant")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--shard", default="1/1")
+    ap.add_argument("--name", default="fit_diagnostics")
+    ap.add_argument("--render", action="store_true")
+    args = ap.parse_args(argv)
+    if args.render:
+        return render(args.name)
+    torch.set_num_threads(1)
+    k, _, n = args.shard.partition("/")
+    k, n = int(k), int(n or 1)
+    snaps = load(args.dataset)
+    if snaps is None:
+        print(f"skip: {args.dataset} not found under ../shared/data")
+        return 0
+    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if k == 1:
+        log.unlink(missing_ok=True)
+        with open(log, "a") as fh:
+            for seed in args.seeds:
+                for ev in baseline_evaluations(snaps, args.task, n_particles=1000, seed=seed, metrics=("w1",)):
+                    fh.write(json.dumps({"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"]}) + "\n")
+    jobs = [(v, s) for v in args.variants for s in args.seeds]
+    for i, (label, seed) in enumerate(jobs):
+        if i % n != k - 1:
+            continue
+        t0 = time.perf_counter()
+        r = run(snaps, args.task, label, seed, args.budget, args.preset)
+        r.update(dataset=args.dataset, task=args.task, preset=args.preset, budget=args.budget,
+                 loadavg_1=_common.env_info()["loadavg_1_5_15"][0], git_commit=_common.env_info()["git_commit"])
+        with open(log, "a") as fh:
+            fh.write(json.dumps(r) + "\n")
+        print(f"{label:>32} seed {seed}: held-out {r['heldout_w1']:.4f}  train {r['train_w1']:.4f}  "
+              f"({r['iterations']} it, {time.perf_counter() - t0:.0f} s)", flush=True)
+    return render(args.name, vars(args)) if n == 1 else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

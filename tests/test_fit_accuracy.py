@@ -1,0 +1,259 @@
+"""Scale-aware training, baselines, both evaluation protocols and the time budget (issue 9)."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import mfsde
+from mfsde.baselines import BASELINES, baseline_evaluations, floor_split, mccann, neighbours, previous
+from mfsde.cli import main
+from mfsde.data import from_arrays
+from mfsde.evaluation import compare, evaluate, simulate
+from mfsde.losses import w1
+from mfsde.scaling import DataScale, DataUnitsDrift
+from mfsde.training import Trainer, fit
+
+D = 2
+
+
+def tiny(preset="ito", **overrides):
+    base = {"model.intra.width": 16, "model.dt": 0.25, "loss.fit.blur": 0.3, "train.n_particles": 32,
+            "train.n_targets": 48, "train.iterations": 4, "train.lr": 1e-2, "eval.n_particles": 40}
+    base.update(overrides)
+    return mfsde.preset(preset, dim=D).override(**base)
+
+
+def line_snapshots(scale: float = 1.0, offset: float = 0.0, times=(0.0, 1.0, 2.0, 3.0), n: int = 60, seed: int = 0):
+    """Cells moving along x at unit speed (in units of ``scale``), observed at ``times``."""
+    rng = np.random.default_rng(seed)
+    arrays = [(offset + scale * (0.3 * rng.normal(size=(n + 5 * k, D)) + np.array([t, 0.0]))).astype(np.float32)
+              for k, t in enumerate(times)]
+    return from_arrays(arrays, times=list(times))
+
+
+def task(train=(0, 1, 3), heldout=(2,)):
+    return SimpleNamespace(name="t", train=list(train), heldout=list(heldout))
+
+
+# -- DataScale ---------------------------------------------------------------------------------------
+def test_datascale_fits_training_times_only():
+    snaps = line_snapshots(scale=7.0, offset=100.0)
+    scale = DataScale(D).fit_(snaps, [0, 1, 3])
+    cells = np.concatenate([snaps.data[i] for i in (0, 1, 3)]).astype(np.float64)
+    assert np.allclose(scale.loc.numpy(), cells.mean(0), rtol=1e-5)
+    assert np.allclose(scale.scale.numpy(), np.sqrt((cells.std(0) ** 2).mean()), rtol=1e-5)
+    assert float(scale.time_unit) == pytest.approx(1.5)  # (3 - 0) / 2 gaps
+    z = scale.encode(torch.as_tensor(cells, dtype=torch.float32))
+    assert float(z.pow(2).mean()) == pytest.approx(1.0, rel=1e-4)  # unit spread on average
+    # held-out time 2 is not used: moving its cells changes nothing
+    moved = from_arrays([a + (50.0 if k == 2 else 0.0) for k, a in enumerate(snaps.data)], times=snaps.times)
+    assert torch.equal(DataScale(D).fit_(moved, [0, 1, 3]).loc, scale.loc)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(1e-3, 1e3), st.floats(-1e3, 1e3), st.sampled_from(["global", "per_dim"]))
+def test_datascale_round_trips(s, offset, mode):
+    snaps = line_snapshots(scale=s, offset=offset)
+    scale = DataScale(D).fit_(snaps, [0, 1, 3], standardize=mode)
+    x = torch.as_tensor(snaps.data[2], dtype=torch.float64)
+    assert torch.allclose(scale.double().decode(scale.double().encode(x)), x, rtol=1e-9, atol=1e-9 * (abs(offset) + s))
+
+
+def test_datascale_identity_and_bad_names():
+    snaps = line_snapshots()
+    ident = DataScale(D).fit_(snaps, [0, 1, 3], standardize="none", time_scale="none")
+    assert ident.is_identity
+    with pytest.raises(ValueError, match="standardize must be one of global, per_dim, none"):
+        DataScale(D).fit_(snaps, [0, 1], standardize="zscore")
+    with pytest.raises(ValueError, match="model.time_scale must be one of"):
+        mfsde.preset("ito", dim=D).override(**{"model.time_scale": "days"})
+
+
+def test_model_units_do_not_depend_on_the_data_units():
+    """The same cells in other units (×1000, shifted, slower clock) train to the same model:
+    σ, blur, dt and the energy term are in model units, metrics come back in data units."""
+    a = line_snapshots()
+    b = from_arrays([1000.0 * x + 5.0 for x in a.data], times=[10 * t + 2 for t in a.times])
+    cfg = tiny()
+    ra, rb = fit(cfg, a, task(), progress=False), fit(cfg, b, task(), progress=False)
+    la, lb = [h["loss"] for h in ra.history], [h["loss"] for h in rb.history]
+    assert np.allclose(la, lb, rtol=1e-3), (la, lb)
+    ea = evaluate(ra.model, a, task(), n_particles=40, seed=0)
+    eb = evaluate(rb.model, b, task(), n_particles=40, seed=0)
+    assert eb["w1"] == pytest.approx(1000.0 * ea["w1"], rel=1e-3)  # reported in data units
+
+
+def test_paper_preset_keeps_the_data_units():
+    a = line_snapshots()
+    b = from_arrays([1000.0 * x for x in a.data], times=a.times)
+    cfg = mfsde.preset("scimf_paper", dim=D).override(**{"model.intra.width": 8, "train.iterations": 2,
+                                                          "train.n_particles": 16, "model.inter.heads": 1})
+    ra, rb = fit(cfg, a, task(), progress=False), fit(cfg, b, task(), progress=False)
+    assert ra.model.scale.is_identity and rb.model.scale.is_identity
+    assert not np.allclose(ra.history[0]["fit"] * 1e6, rb.history[0]["fit"], rtol=0.1)  # σ, blur absolute
+
+
+def test_scale_is_saved_with_the_run_and_reloaded(tmp_path):
+    snaps = line_snapshots(scale=40.0)
+    res = fit(tiny(), snaps, task(), out_dir=tmp_path / "run", progress=False)
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["scale"]["scale"][0] == pytest.approx(float(res.model.scale.scale[0]))
+    model, _ = mfsde.runs.load_run(tmp_path / "run")
+    assert torch.equal(model.scale.scale, res.model.scale.scale) and not model.scale.is_identity
+    e1 = evaluate(res.model, snaps, task(), n_particles=30, seed=1)
+    e2 = evaluate(model, snaps, task(), n_particles=30, seed=1)
+    assert e1["w1"] == e2["w1"]
+
+
+def test_data_velocity_is_the_drift_in_data_units():
+    snaps = line_snapshots(scale=5.0, offset=3.0, times=(0.0, 2.0, 4.0, 6.0))
+    model = fit(tiny("rbf"), snaps, task(), progress=False).model.eval()
+    x = torch.as_tensor(snaps.data[1])
+    s = model.scale
+    want = model.drift(s.encode(x), s.encode_times(2.0)) * s.scale / s.time_unit
+    assert torch.allclose(model.data_velocity(x, 2.0), want)
+    parts = DataUnitsDrift(model.drift, s)
+    assert torch.allclose(parts(x, torch.tensor(2.0)), want, atol=1e-6)
+    assert torch.allclose(parts.inter(x, torch.tensor(2.0)), model.data_velocity(x, 2.0, part="inter"), atol=1e-6)
+
+
+# -- baselines ---------------------------------------------------------------------------------------
+def test_neighbours():
+    assert neighbours([0, 1, 3, 5], 2) == (1, 3)
+    assert neighbours([0, 1, 3], 4) == (3, None)
+    with pytest.raises(ValueError, match="no earlier training time"):
+        neighbours([1, 2], 0)
+
+
+def test_previous_and_mccann_on_a_translation():
+    """Cells translated by a constant vector: McCann at the midpoint is the exact translation."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, D)).astype(np.float32)
+    snaps = from_arrays([x, x + 10.0, x + 20.0], times=[0.0, 1.0, 2.0])
+    mid = mccann(snaps, 1, [0, 2], n=50, seed=0)
+    assert np.allclose(np.sort(mid[:, 0]), np.sort(x[:, 0] + 10.0), atol=1e-5)
+    assert w1(mid, snaps.data[1]) < 1e-5
+    assert np.array_equal(np.sort(previous(snaps, 1, [0, 2], n=None)[:, 0]), np.sort(x[:, 0].astype(np.float64)))
+    # s follows the physical times, not the indices
+    snaps2 = from_arrays([x, x + 5.0, x + 20.0], times=[0.0, 0.25, 1.0])
+    assert w1(mccann(snaps2, 1, [0, 2], n=50), snaps2.data[1]) < 1e-5
+    with pytest.raises(ValueError, match="no later training time"):
+        mccann(snaps, 2, [0, 1], n=10)
+
+
+def test_floor_split_is_disjoint_and_bounded():
+    snaps = line_snapshots(n=40)
+    a, b = floor_split(snaps, 1, n=1000, seed=0)
+    assert len(a) == len(snaps.data[1]) // 2 and len(a) + len(b) == len(snaps.data[1])
+    assert not set(map(tuple, a)) & set(map(tuple, b))
+
+
+def test_baseline_evaluations_rows_and_fallback():
+    snaps = line_snapshots()
+    rows = baseline_evaluations(snaps, task(train=(0, 1), heldout=(2, 3)), n_particles=30, seed=0)
+    assert [r["preset"] for r in rows] == list(BASELINES)
+    mc = rows[1]
+    assert all("no later training time" in r["note"] for r in mc["per_time"])  # extrapolation: falls back
+    assert [r["w1"] for r in mc["per_time"]] == [r["w1"] for r in rows[0]["per_time"]]
+    assert all(r["n_predicted"] == 30 for r in rows[0]["per_time"])
+    inter = baseline_evaluations(snaps, task(), n_particles=30, seed=0)
+    assert inter[1]["w1"] < inter[0]["w1"]  # the cells move: interpolating beats copying
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baseline_evaluations(snaps, task(), names=["copy"])
+
+
+# -- protocols ---------------------------------------------------------------------------------------
+def test_previous_protocol_starts_from_the_previous_training_time():
+    snaps = line_snapshots()
+    model = fit(tiny(), snaps, task(train=(0, 1, 3), heldout=(2,)), progress=False).model
+    ev = evaluate(model, snaps, task(), n_particles=None, seed=0, start="previous")
+    (r,) = ev["per_time"]
+    assert r["start_index"] == 1 and r["n_predicted"] == len(snaps.data[1]) and ev["start"] == "previous"
+    direct = simulate(model, snaps, [2], n_particles=None, seed=0, start=1)[2]
+    assert r["w1"] == pytest.approx(w1(direct, snaps.data[2]))
+    t0 = evaluate(model, snaps, task(), n_particles=None, seed=0)
+    assert t0["per_time"][0]["start_index"] == 0 and t0["per_time"][0]["n_predicted"] == len(snaps.data[0])
+    with pytest.raises(ValueError, match="start must be one of t0, previous"):
+        evaluate(model, snaps, task(), start="first")
+
+
+def test_compare_rows_have_baselines_for_each_protocol():
+    snaps = line_snapshots()
+    rows = compare(["ito"], snaps, task(), seeds=[0], overrides={"model.intra.width": 8, "train.iterations": 2,
+                                                                  "eval.n_particles": 30},
+                   starts=["t0", "previous"], progress=False)
+    got = [(r["preset"], r["start"], r["kind"]) for r in rows]
+    assert got == [("ito", "t0", "model"), ("ito", "previous", "model")] + [
+        (b, s, "baseline") for s in ("t0", "previous") for b in BASELINES]
+    with pytest.raises(ValueError, match="starts: unknown protocol"):
+        compare(["ito"], snaps, task(), seeds=[0], starts=["t1"])
+
+
+# -- time budget and training-time fit ---------------------------------------------------------------
+def test_time_budget_stops_training_and_is_validated(monkeypatch):
+    snaps = line_snapshots()
+    real_step = Trainer.step
+
+    def step(self):  # every step "takes" 1 s: the budget is counted in training-step seconds
+        rec = real_step(self)
+        rec["seconds"] = 1.0
+        return rec
+
+    monkeypatch.setattr(Trainer, "step", step)
+    res = fit(tiny(**{"train.iterations": 50, "train.time_budget": 3.5}), snaps, task(), progress=False)
+    assert res.iteration == 4 and res.stopped == "time_budget" and res.train_seconds == 4.0
+    res = fit(tiny(**{"train.iterations": 2, "train.time_budget": 100.0}), snaps, task(), progress=False)
+    assert res.iteration == 2 and res.stopped == "iterations"
+    for bad in (0, -1.0, float("nan"), "fast", True):
+        with pytest.raises(ValueError, match="train.time_budget must be a positive number"):
+            tiny(**{"train.time_budget": bad})
+
+
+def test_eval_every_records_training_and_heldout_w1(tmp_path):
+    snaps = line_snapshots()
+    res = fit(tiny(**{"train.iterations": 4, "train.eval_every": 2, "train.eval_particles": 30}), snaps, task(),
+              out_dir=tmp_path / "r", progress=False)
+    recs = mfsde.runs.read_history(tmp_path / "r")
+    assert [("w1@1" in r, "w1@2" in r, "w1@3" in r) for r in recs] == [(False,) * 3, (True,) * 3] * 2
+    ev = evaluate(res.model, snaps, task(), n_particles=30, seed=0, times=[1, 2, 3], metrics=("w1",))
+    assert recs[-1]["w1@2"] == pytest.approx(ev["per_time"][1]["w1"])
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--time-budget", "0"], "expected a positive number of seconds"),
+    (["--time-budget", "soon"], "expected a positive number of seconds"),
+])
+def test_cli_time_budget_bad_input(argv, needle, tmp_path, capsys):
+    snaps = line_snapshots()
+    np.save(tmp_path / "a.npy", snaps.data[0])
+    np.save(tmp_path / "b.npy", snaps.data[1])
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--data", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), *argv])
+    assert e.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_cli_evaluate_start_previous_prints_baselines(tmp_path, capsys):
+    snaps = line_snapshots()
+    files = []
+    for k, a in enumerate(snaps.data):
+        files.append(str(tmp_path / f"t{k}.npy"))
+        np.save(files[-1], a)
+    run = tmp_path / "run"
+    assert main(["fit", "--data", *files, "--task", "interpolate:2", "--preset", "ito", "--iterations", "2",
+                 "--set", "model.intra.width=8", "--set", "eval.n_particles=30", "--time-budget", "60",
+                 "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run), "--start", "previous", "--n-particles", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "start: previous" in out and "| mccann | 2 |" in out and "| floor | 2 |" in out
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["per_time"][0]["start_index"] == 1 and [b["preset"] for b in ev["baselines"]] == list(BASELINES)
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--run", str(run), "--start", "first"])
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--run", str(run), "--n-particles", "0"])
