@@ -331,6 +331,7 @@ def main(argv=None) -> int:
             and (j[0], j[1], j[3], j[4]) not in done]
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     t_all = time.perf_counter()
+    commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     for dataset, task, starts, what, seed in jobs:
         budget = args.budget if args.budget is not None else (240.0 if dataset == "cite" else 60.0)
         t0 = time.perf_counter()
@@ -338,8 +339,7 @@ def main(argv=None) -> int:
             rows = run_baselines(snaps[dataset], dataset, task, starts, seed)
         else:
             rows = run_model(snaps[dataset], dataset, task, starts, what, seed, argparse.Namespace(budget=budget))
-        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": args.threads,
-               "git_commit": _common.env_info()["git_commit"]}
+        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": args.threads, "git_commit": commit}
         with open(log, "a") as fh:
             for r in rows:
                 fh.write(json.dumps({**r, **env}) + "\n")

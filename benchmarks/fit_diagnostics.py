@@ -152,13 +152,14 @@ def main(argv=None) -> int:
                 for ev in baseline_evaluations(snaps, args.task, n_particles=1000, seed=seed, metrics=("w1",)):
                     fh.write(json.dumps({"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"]}) + "\n")
     jobs = [(v, s) for v in args.variants for s in args.seeds]
+    commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     for i, (label, seed) in enumerate(jobs):
         if i % n != k - 1:
             continue
         t0 = time.perf_counter()
         r = run(snaps, args.task, label, seed, args.budget, args.preset)
         r.update(dataset=args.dataset, task=args.task, preset=args.preset, budget=args.budget,
-                 loadavg_1=_common.env_info()["loadavg_1_5_15"][0], git_commit=_common.env_info()["git_commit"])
+                 loadavg_1=_common.env_info()["loadavg_1_5_15"][0], git_commit=commit)
         with open(log, "a") as fh:
             fh.write(json.dumps(r) + "\n")
         print(f"{label:>32} seed {seed}: held-out {r['heldout_w1']:.4f}  train {r['train_w1']:.4f}  "

@@ -13,6 +13,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
+from ._io import write_text_atomic
+
 DATA_SPEC_FILE = "data.json"  # written by `mfsde fit` into the run directory
 
 _MAIN_DESCRIPTION = """\
@@ -284,11 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_value(text: str) -> Any:
     """A ``--set`` value: a TOML literal (``3``, ``1e-3``, ``true``, ``"x"``, ``[1, 2]``,
     ``{name = "rbf"}``), else JSON (``null`` → None, ``{"a": 1}``), else the raw string."""
-    import tomllib
+    from .config import toml_loads
 
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return toml_loads(f"v = {text}")["v"]
+    except ValueError:  # tomllib/tomli.TOMLDecodeError
         pass
     try:
         return json.loads(text)
@@ -339,9 +341,9 @@ def build_config(args, dim: int):
 
 def _read_raw_config(path: Path) -> dict:
     if path.suffix == ".toml":
-        import tomllib
+        from .config import toml_loads
 
-        return tomllib.loads(path.read_text())
+        return toml_loads(path.read_text())
     return json.loads(path.read_text())
 
 
@@ -490,15 +492,25 @@ def _fit(args, main: bool = True) -> int:
 
     say = print if main else (lambda *a, **k: None)
     if args.resume:
-        run = _run_dir(args.resume)
+        run = Path(args.resume)
+        if not (run / "config.json").is_file():
+            raise CLIError(f"{args.resume!r} is not a run directory (no config.json; start one with `mfsde fit --out DIR`)")
+        for flag in ("preset", "config"):
+            if getattr(args, flag, None):
+                raise CLIError(f"--{flag} cannot change the run being resumed ({str(run)!r} keeps its own config); "
+                               f"drop --{flag}, or start a new run with --out")
         snaps, task = _run_data_and_task(args, run)
         cfg = Config.load(run / "config.json")
         overrides = _shortcut_overrides(args)
         if overrides:
             cfg = cfg.override(**overrides)
         out = Path(args.out) if args.out else run
-        spec = json.loads((run / DATA_SPEC_FILE).read_text()) if (run / DATA_SPEC_FILE).is_file() else None
-        res = fit(cfg, snaps, task, out_dir=out, resume=run, progress=not args.quiet and main)
+        if out.resolve() != run.resolve() and (run / DATA_SPEC_FILE).is_file() and main:
+            write_text_atomic(out / DATA_SPEC_FILE, (run / DATA_SPEC_FILE).read_text())
+        has_ckpt = (run / "checkpoint.pt").is_file()
+        if not has_ckpt:
+            say(f"{run} has no checkpoint yet (stopped before the first one): starting it from iteration 0")
+        res = fit(cfg, snaps, task, out_dir=out, resume=run if has_ckpt else None, progress=not args.quiet and main)
     else:
         if not args.data:
             raise CLIError("fit needs --data PATH [PATH ...] (or --resume DIR)")
@@ -508,15 +520,18 @@ def _fit(args, main: bool = True) -> int:
         cfg = build_config(args, snaps.dim)
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset or 'custom'}-seed{cfg.train.seed}"
         spec["task"] = task.name
+        if main:  # everything a resume needs exists before the first iteration
+            write_text_atomic(out / DATA_SPEC_FILE, json.dumps(spec, indent=2))
         say(f"fitting {cfg.preset or 'custom config'} on {getattr(snaps, 'name', None) or spec['paths'][0]} "
             f"({snaps.n_times} time points, dim {snaps.dim}); task {task.name}: train {list(task.train)}, "
             f"held out {list(task.heldout)}; {cfg.train.iterations} iterations → {out}")
         res = fit(cfg, snaps, task, out_dir=out, progress=not args.quiet and main)
     if not main:
         return 0
-    if spec is not None:
-        (Path(out) / DATA_SPEC_FILE).write_text(json.dumps(spec, indent=2))
     last = res.history[-1] if res.history else {}
+    if res.iteration == res.start_iteration and res.iteration > 0:
+        print(f"nothing to do: {out} has already completed {res.iteration} iterations "
+              f"(ask for more with --iterations N)")
     print(f"done in {res.elapsed:.1f} s: final loss {last.get('loss', float('nan')):.4g} "
           f"(fit {last.get('fit', float('nan')):.4g}, energy {last.get('energy', float('nan')):.4g}); run directory {out}")
     if res.stopped == "time_budget":
@@ -665,9 +680,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mfsde {args.command}: error: {_message(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("mfsde: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # TrainingInterrupted says where the checkpoint is
+        print(f"mfsde {args.command}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return int(getattr(e, "exit_code", 130))
 
 
 def _entry() -> None:  # pragma: no cover

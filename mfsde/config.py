@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ._io import write_text_atomic
+
 
 @dataclass
 class Component:
@@ -87,7 +89,11 @@ class TrainConfig:
     populations: int = 1
     seed: int = 0
     log_every: int = 10
-    checkpoint_every: int | None = None
+    #: write ``checkpoint.pt`` every this many iterations and/or every ``checkpoint_seconds`` of
+    #: wall time (whichever comes first; ``None`` turns either off), at the start, at the end and
+    #: on SIGINT/SIGTERM, so a run survives ``kill -9`` (``mfsde fit --resume DIR``).
+    checkpoint_every: int | None = 100
+    checkpoint_seconds: float | None = 60.0
     #: stop after this many seconds of training steps (evaluation and checkpoint writes are not
     #: counted) or after ``iterations``, whichever comes first; ``None``: no time limit.
     time_budget: float | None = None
@@ -141,6 +147,9 @@ class Config:
         _check_keys(train, TrainConfig, "config.train")
         _check_keys(ev, EvalConfig, "config.eval")
         cfg = cls(ModelConfig(**model), LossConfig(**loss), TrainConfig(**train), EvalConfig(**ev), data.get("preset"))
+        for section in ("model", "loss", "train", "eval"):
+            _check_types(getattr(cfg, section), f"{section}.")
+        _check_types(cfg, "", only=("preset",))
         cfg.validate()
         return cfg
 
@@ -155,9 +164,9 @@ class Config:
             body = _drop_none(data)
             if unset:
                 body["unset"] = unset
-            path.write_bytes(tomli_w.dumps(body).encode())
+            write_text_atomic(path, tomli_w.dumps(body))
         elif path.suffix == ".json":
-            path.write_text(json.dumps(self.to_dict(), indent=2))
+            write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
         else:
             raise ValueError(f"config path must end in .json or .toml, got {path.name!r}")
         return path
@@ -168,9 +177,7 @@ class Config:
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
         if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(path.read_text())
+            data = toml_loads(path.read_text())
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
         else:
@@ -228,10 +235,58 @@ class Config:
         if t.time_budget is not None and (isinstance(t.time_budget, bool) or not isinstance(t.time_budget, (int, float))
                                           or not math.isfinite(t.time_budget) or t.time_budget <= 0):
             raise ValueError(f"train.time_budget must be a positive number of seconds or None, got {t.time_budget!r}")
+        for name in ("checkpoint_seconds",):
+            v = getattr(t, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"train.{name} must be a positive number of seconds or None, got {v!r}")
+        if t.checkpoint_every is not None and t.checkpoint_every < 1:
+            raise ValueError(f"train.checkpoint_every must be a positive int or None, got {t.checkpoint_every!r}")
         for name in ("eval_every", "eval_particles"):
             v = getattr(t, name)
             if not (v is None and name == "eval_every") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"train.{name} must be a positive int{' or None' if name == 'eval_every' else ''}, got {v!r}")
+
+
+def toml_loads(text: str) -> dict:
+    """``tomllib.loads`` (Python ≥ 3.11) or ``tomli.loads`` (3.10, installed as a dependency there)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "None": "unset (null)",
+               "list[float]": "a list of numbers", "bool": "true/false"}
+
+
+def _matches(value, kind: str) -> bool:
+    if kind == "None":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "list[float]":
+        return isinstance(value, (list, tuple)) and all(_matches(v, "float") for v in value)
+    return True  # components and other structured fields are checked where they are built
+
+
+def _check_types(obj, prefix: str, only: tuple[str, ...] | None = None) -> None:
+    """Each field of a config dataclass against its annotation (e.g. ``float | None``), so that
+    ``--set train.lr=fast`` says which key expects what instead of failing later in arithmetic."""
+    for f in fields(obj):
+        if only is not None and f.name not in only:
+            continue
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        value = getattr(obj, f.name)
+        if not any(_matches(value, k) for k in kinds):
+            want = " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+            raise TypeError(f"config key {prefix}{f.name} expects {want}, got {value!r}")
 
 
 def _check_keys(data: dict, cls, where: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._io import atomic_write, write_text_atomic
 from .config import Config
 
 CONFIG_FILE = "config.json"
@@ -88,9 +89,7 @@ def write_meta(out_dir: str | Path, config: Config, extra: dict | None = None) -
         "pid": os.getpid(),
     }
     meta.update(extra or {})
-    path = out_dir / META_FILE
-    path.write_text(json.dumps(_jsonable(meta), indent=2))
-    return path
+    return write_text_atomic(out_dir / META_FILE, json.dumps(_jsonable(meta), indent=2))
 
 
 def _jsonable(obj):
@@ -108,13 +107,35 @@ def _jsonable(obj):
 
 
 # -- RNG states -------------------------------------------------------------------------------
+# Stored as tensors and plain lists, so that checkpoints load with torch.load(weights_only=True).
+def _numpy_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"kind": str(kind), "keys": torch.as_tensor(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_state(state) -> None:
+    if isinstance(state, dict):
+        state = (state["kind"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
+                 state["cached_gaussian"])
+    np.random.set_state(state)
+
+
+def _python_state() -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    return {"version": int(version), "state": [int(v) for v in internal], "gauss": gauss}
+
+
+def _set_python_state(state) -> None:
+    if isinstance(state, dict):
+        state = (state["version"], tuple(state["state"]), state["gauss"])
+    random.setstate(state)
+
+
 def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
-    """Every RNG state a training run draws from: torch (CPU and CUDA), ``generator``, numpy, python."""
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-    }
+    """Every RNG state a training run draws from: torch (CPU and CUDA), ``generator``, numpy,
+    python — as tensors and plain lists (loadable with ``weights_only=True``)."""
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": _python_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["torch_cuda"] = torch.cuda.get_rng_state_all()
     if generator is not None:
@@ -125,8 +146,8 @@ def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
 def set_rng_states(states: dict[str, Any], generator: torch.Generator | None = None) -> None:
     """Restore what :func:`rng_states` returned (``generator`` gets ``states["generator"]``)."""
     torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
+    _set_numpy_state(states["numpy"])
+    _set_python_state(states["python"])
     if "torch_cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["torch_cuda"])
     if generator is not None:
@@ -136,26 +157,55 @@ def set_rng_states(states: dict[str, Any], generator: torch.Generator | None = N
 
 
 # -- checkpoints ------------------------------------------------------------------------------
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded: missing, truncated, not an mfsde checkpoint, or
+    holding Python objects that loading would have to execute."""
+
+
 def save_checkpoint(path: str | Path, **state: Any) -> Path:
-    """``torch.save`` ``state`` atomically (write to a temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    """``torch.save`` ``state`` durably (:func:`atomic_write`)."""
+    return atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by :func:`mfsde.training.fit`; ``path`` is the file or its run
-    directory."""
+    directory. Loads with ``weights_only=True``: a file carrying pickled Python objects is
+    refused without running them.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        CheckpointError: the file is truncated, empty, random bytes or unsafe (one line, naming
+            the file and what to do).
+    """
+    import pickle
+
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
-    # the checkpoint holds numpy/python RNG states (tuples, arrays), so weights_only=False
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err) or "Unsupported global" in str(err):  # a pickled Python object, not garbage
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds Python objects that loading would execute; refused "
+                f"(mfsde checkpoints hold only tensors and plain data: was it written by another "
+                f"program or an older mfsde?)") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a readable torch file; it is truncated or corrupt: "
+                              f"resume from a copy or refit") from None
+    except Exception as err:  # noqa: BLE001 - torch raises RuntimeError/EOFError/... on bad files
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}: {_first_line(err)}); "
+                              f"it is truncated, empty or not a checkpoint: resume from a copy or refit") from None
+    if not isinstance(ckpt, dict) or not {"model", "config", "iteration"} <= set(ckpt):
+        raise CheckpointError(f"{str(path)!r} is a torch file but not an mfsde checkpoint "
+                              f"(no model/config/iteration entries)")
+    return ckpt
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:200]
 
 
 def read_history(out_dir: str | Path) -> list[dict]:

@@ -36,6 +36,8 @@ import inspect
 import json
 import math
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +52,8 @@ from .losses import LOSSES, path_energy, subsample
 from .model import MeanFieldSDE, build_model
 
 # config fields that may differ between a checkpoint and the config passed to resume it
-RESUMABLE_CHANGES = ("train.iterations", "train.checkpoint_every", "train.log_every", "train.time_budget",
-                     "train.eval_every")
+RESUMABLE_CHANGES = ("train.iterations", "train.checkpoint_every", "train.checkpoint_seconds", "train.log_every",
+                     "train.time_budget", "train.eval_every")
 
 
 @dataclass
@@ -73,6 +75,7 @@ class FitResult:
         train_seconds: seconds spent in training steps over the whole run (resumed parts
             included; what ``train.time_budget`` limits).
         stopped: ``"iterations"``, ``"time_budget"`` or ``"callback"``.
+        start_iteration: the iteration this call started from (> 0 when resumed).
     """
 
     model: MeanFieldSDE
@@ -83,6 +86,7 @@ class FitResult:
     iteration: int = 0
     train_seconds: float = 0.0
     stopped: str = "iterations"
+    start_iteration: int = 0
 
 
 # -- input checks ----------------------------------------------------------------------------
@@ -314,6 +318,9 @@ class Trainer:
         self.loss_fn = FitLoss(config)
         self.simulate = simulate or default_simulate
         self.iteration, self.history = 0, []
+        #: seconds spent in :meth:`step` over the whole run, resumed parts included (what
+        #: ``train.time_budget`` limits)
+        self.train_seconds = 0.0
 
     def _wrap(self, model: MeanFieldSDE) -> torch.nn.Module:
         """``model`` itself, or its ``DistributedDataParallel`` wrapper under a process group
@@ -434,12 +441,8 @@ class Trainer:
                "grad_norm_clipped": min(float(grad_norm), clip) if clip is not None else float(grad_norm),
                "seconds": time.perf_counter() - t0}
         self.history.append(rec)
+        self.train_seconds += rec["seconds"]
         return rec
-
-    @property
-    def train_seconds(self) -> float:
-        """Seconds spent in :meth:`step` over the whole run (what ``train.time_budget`` limits)."""
-        return float(sum(r.get("seconds", 0.0) for r in self.history))
 
     def fit_report(self) -> dict:
         """Exact W1 in data units at every time index ≥ 1 up to the last task time (training and
@@ -511,6 +514,50 @@ class Trainer:
         for pop in self.populations:
             self._set_population_rng(pop, states[pop.index])
         self.iteration, self.history = int(ckpt["iteration"]), list(ckpt["history"])
+        self.train_seconds = float(sum(r.get("seconds", 0.0) for r in self.history))
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM after checkpointing; ``exit_code`` is 128 + signal
+    (130 for Ctrl-C, 143 for a scheduler's SIGTERM)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum, self.exit_code = signum, 128 + int(signum)
+
+
+class DeferredSignals:
+    """Within ``with``: SIGINT and SIGTERM only set :attr:`signum` (the training loop then
+    finishes its iteration and writes a checkpoint); a second signal acts at once as usual.
+    Does nothing off the main thread or when ``enabled`` is false."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.signum, self._old = enabled, None, {}
+
+    def __enter__(self) -> "DeferredSignals":
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+        self._old = {}
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+    def raise_if_caught(self, message: str) -> None:
+        if self.signum is not None:
+            name = signal.Signals(self.signum).name
+            raise TrainingInterrupted(f"{name} received: {message}", self.signum)
 
 
 def fit(
@@ -536,11 +583,15 @@ def fit(
         snapshots: a :class:`mfsde.data.Snapshots` (``times``, ``data``, ``dim``, ``tensors()``).
         task: a :class:`mfsde.data.tasks.Task` (``train``/``heldout`` time indices) or its name.
         out_dir: run directory; gets ``config.json``, ``meta.json``, ``history.jsonl`` and
-            ``checkpoint.pt`` (every ``train.checkpoint_every`` iterations and at the end).
+            ``checkpoint.pt`` (at the start, every ``train.checkpoint_every`` iterations or
+            ``train.checkpoint_seconds`` seconds, at the end, and on SIGINT/SIGTERM: the loop
+            finishes its iteration, checkpoints and raises :class:`TrainingInterrupted`). Every
+            write is atomic and fsynced, so a ``kill -9`` at any moment leaves a resumable run.
             ``None``: nothing is written (with ``resume``: the checkpoint's directory).
         resume: a ``checkpoint.pt`` (or its run directory) to continue from; the result is
             bit-identical to an uninterrupted run. Only ``train.iterations``,
-            ``train.checkpoint_every`` and ``train.log_every`` may differ from the checkpoint's
+            ``train.checkpoint_*``, ``train.time_budget``, ``train.eval_every`` and
+            ``train.log_every`` may differ from the checkpoint's
             config. Under DDP only rank 0 reads the checkpoint and sends it to the others (the
             ``mfsde fit --resume`` command also reads the run's config and data on every rank,
             so there every machine needs the run directory).
@@ -560,6 +611,9 @@ def fit(
     main = distributed.is_main()
     if resume is not None:
         trainer.load_state_dict(_load_checkpoint_on_main(resume), source=str(resume))
+        if trainer.iteration > tc.iterations:
+            raise ValueError(f"cannot resume {str(resume)!r}: it has done {trainer.iteration} iterations, more than "
+                             f"train.iterations = {tc.iterations}; ask for more iterations (--iterations N)")
         if out_dir is None:
             resume_path = Path(resume)
             out_dir = resume_path if resume_path.is_dir() else resume_path.parent
@@ -572,41 +626,58 @@ def fit(
         hist_file.write(json.dumps(rec) + "\n")
         hist_file.flush()
 
+    last_save = [time.perf_counter()]
+
     def save() -> None:
         if out_dir is not None:
             state = trainer.state_dict()  # collective under DDP: every rank takes part
             _on_main(lambda: runs.save_checkpoint(out_dir / runs.CHECKPOINT_FILE, **state))
+            last_save[0] = time.perf_counter()
+
+    def checkpoint_due(it: int) -> bool:
+        by_count = bool(tc.checkpoint_every) and it % tc.checkpoint_every == 0
+        by_time = tc.checkpoint_seconds is not None and time.perf_counter() - last_save[0] >= tc.checkpoint_seconds
+        if trainer.world_size > 1:  # the same decision on every rank (saving is collective)
+            by_time = distributed.any_rank(by_time)
+        return by_count or by_time
 
     t_start = time.perf_counter()
     bar = tqdm(total=tc.iterations, initial=min(start, tc.iterations), disable=not (progress and main),
                desc=f"fit {config.preset or 'model'} seed {tc.seed}", dynamic_ncols=True)
     stopped = "iterations"
+    # SIGINT/SIGTERM: finish the iteration, checkpoint, then raise TrainingInterrupted
+    signals = DeferredSignals(enabled=out_dir is not None and trainer.world_size == 1)
     try:
-        while trainer.iteration < tc.iterations:
-            if tc.time_budget is not None and trainer.train_seconds >= tc.time_budget:
-                stopped = "time_budget"  # e.g. resumed after the budget was spent
-                break
-            rec = trainer.step()
-            it = trainer.iteration
-            if tc.eval_every and (it % tc.eval_every == 0 or it == tc.iterations):
-                _on_main(lambda: rec.update(trainer.fit_report()))
-            if out_dir is not None:
-                _on_main(log, rec)
-            bar.update(1)
-            if progress and main and (it % max(1, tc.log_every) == 0 or it == tc.iterations):
-                bar.set_postfix(loss=f"{rec['loss']:.4g}", fit=f"{rec['fit']:.4g}", energy=f"{rec['energy']:.3g}")
-            stop = bool(callback(rec, trainer.model)) if callback is not None else False
-            over = tc.time_budget is not None and trainer.train_seconds >= tc.time_budget
-            if trainer.world_size > 1:
-                stop, over = distributed.any_rank(stop), distributed.any_rank(over)
-            if stop or over:
-                stopped = "callback" if stop else "time_budget"
-                if over and tc.eval_every and "eval_seconds" not in rec:
+        with signals:
+            if start == 0:
+                save()  # from the first moment the run directory can be resumed
+            while trainer.iteration < tc.iterations:
+                if tc.time_budget is not None and trainer.train_seconds >= tc.time_budget:
+                    stopped = "time_budget"  # e.g. resumed after the budget was spent
+                    break
+                rec = trainer.step()
+                it = trainer.iteration
+                stop = bool(callback(rec, trainer.model)) if callback is not None else False
+                over = tc.time_budget is not None and trainer.train_seconds >= tc.time_budget
+                if trainer.world_size > 1:
+                    stop, over = distributed.any_rank(stop), distributed.any_rank(over)
+                if tc.eval_every and (it % tc.eval_every == 0 or it == tc.iterations or stop or over):
                     _on_main(lambda: rec.update(trainer.fit_report()))
-                break
-            if tc.checkpoint_every and it % tc.checkpoint_every == 0 and it < tc.iterations:
-                save()
-        save()
+                if out_dir is not None:
+                    _on_main(log, rec)
+                bar.update(1)
+                if progress and main and (it % max(1, tc.log_every) == 0 or it == tc.iterations):
+                    bar.set_postfix(loss=f"{rec['loss']:.4g}", fit=f"{rec['fit']:.4g}", energy=f"{rec['energy']:.3g}")
+                if stop or over:
+                    stopped = "callback" if stop else "time_budget"
+                    break
+                if signals.signum is not None:
+                    break
+                if it < tc.iterations and checkpoint_due(it):
+                    save()
+            save()
+        signals.raise_if_caught(f"checkpoint saved at iteration {trainer.iteration}"
+                                + (f" in {out_dir}; continue with `mfsde fit --resume {out_dir}`" if out_dir else ""))
     finally:
         bar.close()
         if hist_file is not None:
@@ -614,7 +685,7 @@ def fit(
     trainer.model.eval()
     return FitResult(model=trainer.model, history=trainer.history, config=config, out_dir=out_dir,
                      elapsed=time.perf_counter() - t_start, iteration=trainer.iteration,
-                     train_seconds=trainer.train_seconds, stopped=stopped)
+                     train_seconds=trainer.train_seconds, stopped=stopped, start_iteration=start)
 
 
 def _on_main(fn: Callable, *args):

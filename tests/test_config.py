@@ -229,14 +229,12 @@ def test_unknown_key_in_file_raises(tmp_path):
     "dotted, match",
     [
         ({"model.dim": 0}, r"model.dim must be a positive int, got 0"),
-        ({"model.dim": 2.5}, r"model.dim must be a positive int"),
         ({"model.dt": 0.0}, r"model.dt must be > 0, got 0.0"),
         ({"model.dt": -0.1}, r"model.dt must be > 0"),
         ({"train.iterations": 0}, r"train.iterations must be a positive int"),
         ({"train.n_particles": -5}, r"train.n_particles must be a positive int"),
         ({"train.lr": 0.0}, r"train.lr must be > 0"),
         ({"train.populations": 0}, r"train.populations must be a positive int, got 0"),
-        ({"train.populations": 1.5}, r"train.populations must be a positive int"),
         ({"model.sigma": [0.1, 0.2]}, r"model.sigma has 2 entries but model.dim = 4"),
         ({"model.inter.heads": 3}, r"heads must be a positive int dividing dim=4"),
     ],
@@ -245,6 +243,21 @@ def test_bad_values_raise(dotted, match):
     cfg = preset("scimf", dim=4)
     with pytest.raises(ValueError, match=match):
         build_model(cfg.override(**dotted))
+
+
+@pytest.mark.parametrize("dotted, match", [
+    ({"model.dim": 2.5}, r"config key model.dim expects an integer, got 2.5"),
+    ({"train.populations": 1.5}, r"config key train.populations expects an integer, got 1.5"),
+    ({"train.lr": "fast"}, r"config key train.lr expects a number, got 'fast'"),
+    ({"train.n_targets": "all"}, r"config key train.n_targets expects an integer or unset \(null\), got 'all'"),
+    ({"model.sigma": [0.1, "x", 0.1, 0.1]}, r"config key model.sigma expects a number or a list of numbers"),
+    ({"model.solver": 3}, r"config key model.solver expects a string, got 3"),
+    ({"train.iterations": True}, r"config key train.iterations expects an integer, got True"),
+])
+def test_wrong_types_name_the_key_and_the_type(dotted, match):
+    """`--set train.lr=fast` must say which key wants what, not fail inside arithmetic later."""
+    with pytest.raises(TypeError, match=match):
+        preset("scimf", dim=4).override(**dotted)
 
 
 def test_config_type_errors():

@@ -67,7 +67,7 @@ def test_intra_drift_dtype_and_device(name, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("method", ["euler_maruyama", "heun"])
-@pytest.mark.parametrize("options", [{}, {"random_batch": 3, "checkpoint_every": 2}], ids=["plain", "rb-ckpt"])
+@pytest.mark.parametrize("options", [{}, {"random_batch": 3, "recompute_every": 2}], ids=["plain", "rb-ckpt"])
 def test_solver_dtype_and_device(method, options, device):
     drift = mfsde.MeanFieldDrift(build_intra("mlp", dim=D, width=8), build_interaction("rbf", dim=D)).double().to(device)
     x0 = _x(2, 7, D, device=device).requires_grad_(True)

@@ -197,20 +197,18 @@ def test_compare_rows_have_baselines_for_each_protocol():
 # -- time budget and training-time fit ---------------------------------------------------------------
 def test_time_budget_stops_training_and_is_validated(monkeypatch):
     snaps = line_snapshots()
-    real_step = Trainer.step
-
-    def step(self):  # every step "takes" 1 s: the budget is counted in training-step seconds
-        rec = real_step(self)
-        rec["seconds"] = 1.0
-        return rec
-
-    monkeypatch.setattr(Trainer, "step", step)
-    res = fit(tiny(**{"train.iterations": 50, "train.time_budget": 3.5}), snaps, task(), progress=False)
-    assert res.iteration == 4 and res.stopped == "time_budget" and res.train_seconds == 4.0
+    clock = iter(np.arange(0.0, 1e6, 0.5))  # every perf_counter call "takes" 0.5 s
+    monkeypatch.setattr(mfsde.training.time, "perf_counter", lambda: float(next(clock)))
+    res = fit(tiny(**{"train.iterations": 50, "train.time_budget": 1.75}), snaps, task(), progress=False)
+    # a step reads the clock twice (0.5 s each): the budget is counted in training-step seconds
+    assert res.iteration == 4 and res.stopped == "time_budget" and res.train_seconds == 2.0
     res = fit(tiny(**{"train.iterations": 2, "train.time_budget": 100.0}), snaps, task(), progress=False)
     assert res.iteration == 2 and res.stopped == "iterations"
-    for bad in (0, -1.0, float("nan"), "fast", True):
+    for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="train.time_budget must be a positive number"):
+            tiny(**{"train.time_budget": bad})
+    for bad in ("fast", True):
+        with pytest.raises(TypeError, match="config key train.time_budget expects a number"):
             tiny(**{"train.time_budget": bad})
 
 

@@ -225,7 +225,7 @@ def test_checkpointing_gives_same_values_and_gradients(method, random_batch):
         drift.zero_grad()
         x0 = base.clone().requires_grad_(True)
         sol = sdeint(drift, x0, [0.0, 0.35, 0.6], dt=0.1, method=method, seed=3, energy=True,
-                     random_batch=random_batch, checkpoint_every=ckpt)
+                     random_batch=random_batch, recompute_every=ckpt)
         (sol.xs.pow(2).sum() + sol.energy.sum()).backward()
         return sol.xs.detach(), x0.grad, [p.grad.clone() for p in drift.parameters()]
 
@@ -480,7 +480,7 @@ def test_learnable_sigma_gets_gradients():
         (dict(sigma=torch.ones(2, 2)), ValueError, r"sigma must be a number, a \(d,\) tensor"),
         (dict(method="rk4"), KeyError, r"unknown solver 'rk4'; available: euler_maruyama, heun"),
         (dict(random_batch=0), ValueError, r"random_batch must be a positive int"),
-        (dict(checkpoint_every=0), ValueError, r"checkpoint_every must be a positive int"),
+        (dict(recompute_every=0), ValueError, r"recompute_every must be a positive int"),
     ],
 )
 def test_bad_solver_input(kwargs, exc, match):

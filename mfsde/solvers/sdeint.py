@@ -93,7 +93,7 @@ def sdeint(
     bm: BrownianFn | None = None,
     energy: bool = False,
     random_batch: int | None = None,
-    checkpoint_every: int | None = None,
+    recompute_every: int | None = None,
 ) -> Solution:
     """Integrate the mean-field SDE ``dx = f(x, ρ_t, t) dt + g(x, t) dW`` for a particle population.
 
@@ -115,7 +115,7 @@ def sdeint(
         energy: also accumulate the path energy ∫ mean_i ‖f‖² dt (see :class:`Solution`).
         random_batch: random batch method (Jin, Li & Liu 2020): at every step particles are
             shuffled into groups of this size and interact only within their group (O(N·B)).
-        checkpoint_every: recompute the forward pass of blocks of this many steps during
+        recompute_every: recompute the forward pass of blocks of this many steps during
             backward (``torch.utils.checkpoint``) to trade compute for memory.
 
     Returns:
@@ -138,8 +138,8 @@ def sdeint(
         raise ValueError(f"random_batch must be a positive int or None, got {random_batch!r}")
     if random_batch is not None and random_batch >= n:
         random_batch = None  # one group holding everybody: the exact mean-field drift
-    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
-        raise ValueError(f"checkpoint_every must be a positive int or None, got {checkpoint_every!r}")
+    if recompute_every is not None and (not isinstance(recompute_every, int) or recompute_every < 1):
+        raise ValueError(f"recompute_every must be a positive int or None, got {recompute_every!r}")
 
     def noise(t: float, h: float) -> torch.Tensor:
         if bm is not None:
@@ -161,18 +161,18 @@ def sdeint(
                 e = e + h * f.pow(2).sum(-1).mean(-1)
         return x, e
 
-    use_ckpt = checkpoint_every is not None and torch.is_grad_enabled()
+    use_ckpt = recompute_every is not None and torch.is_grad_enabled()
     x = x0
     e = x0.new_zeros(x0.shape[:-2]) if energy else None
     xs, es = [x0], [e]
     for k, (n_k, h) in enumerate(grid):
         t_k = float(ts[k])
         times = [t_k + i * h for i in range(n_k)]
-        block = checkpoint_every if use_ckpt else n_k
+        block = recompute_every if use_ckpt else n_k
         for b in range(0, n_k, block):
             tb = times[b : b + block]
             # drawn outside any checkpoint (replays are exact), step by step (noise, then
-            # permutation) so that the RNG stream does not depend on checkpoint_every
+            # permutation) so that the RNG stream does not depend on recompute_every
             draws = [(noise(t, h), perm()) for t in tb]
             dWs, perms = [d for d, _ in draws], [q for _, q in draws]
             if use_ckpt:

@@ -1,0 +1,39 @@
+"""Durable file writes: a file is either its old or its complete new version, even after a crash."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+
+def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
+    """Write ``path`` so that it is either the old file or the complete new one, even after a
+    crash or ``kill -9``: ``write(fh)`` fills a temporary file beside it, which is flushed,
+    fsynced and renamed over ``path`` (the previous version stays until the rename); the folder
+    is fsynced so the rename itself is durable."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory handles
+        return path
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write` of a UTF-8 text."""
+    return atomic_write(path, lambda fh: fh.write(text.encode()))

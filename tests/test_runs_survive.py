@@ -1,0 +1,192 @@
+"""Runs that survive: kill -9 at random moments, SIGINT/SIGTERM, corrupt or unsafe checkpoints."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mfsde.cli import main
+from mfsde.runs import CheckpointError, load_checkpoint
+
+ITERATIONS = 30
+FIT = ["--task", "interpolate:1", "--preset", "ito", "--iterations", str(ITERATIONS), "--n-particles", "16",
+       "--set", "model.intra.width=8", "--set", "train.n_targets=20", "--set", "train.checkpoint_every=1",
+       "--set", "eval.n_particles=20", "--quiet", "--no-eval"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> list[str]:
+    d = tmp_path_factory.mktemp("survive")
+    rng = np.random.default_rng(0)
+    files = []
+    for k in range(3):
+        files.append(str(d / f"t{k}.npy"))
+        np.save(files[-1], (rng.normal(size=(30, 2)) + k).astype(np.float32))
+    return files
+
+
+# `mfsde fit` in a subprocess, one thread, with torch.save slowed down (chunks of 2 kB, 1 ms apart)
+# so that a good share of random kills land in the middle of a checkpoint write
+_SLOW_SAVE = """
+import io, sys, time, torch
+_save = torch.save
+def _slow_save(obj, f, *a, **k):
+    buf = io.BytesIO(); _save(obj, buf, *a, **k); data = buf.getvalue()
+    fh = f if hasattr(f, "write") else open(f, "wb")
+    for i in range(0, len(data), 2048):
+        fh.write(data[i:i + 2048]); fh.flush(); time.sleep(0.001)
+    if fh is not f:
+        fh.close()
+torch.save = _slow_save
+torch.set_num_threads(1)
+from mfsde.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", _SLOW_SAVE, *args]
+
+
+def _params(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run)["model"]
+
+
+def _strip(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("seconds", "eval_seconds")} for r in history]
+
+
+WALL: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ref") / "run"
+    t0 = time.perf_counter()
+    subprocess.run(_cli("fit", "--data", *data, "--out", str(run), *FIT), check=True, timeout=120)
+    WALL["reference"] = time.perf_counter() - t0  # start-up + training, on this machine now
+    return run
+
+
+def test_kill_9_at_random_moments_then_resume_is_bit_identical(data, reference, tmp_path):
+    """kill -9 a real `mfsde fit` at random moments (checkpoints are written every iteration, so
+    many kills land inside a write), resume with `--resume DIR` alone, repeat; the final model and
+    history equal those of an uninterrupted run."""
+    run = tmp_path / "run"
+    seed = int(time.time())
+    rng = np.random.default_rng(seed)
+    cmd = _cli("fit", "--data", *data, "--out", str(run), *FIT)
+    kills, iterations_at_kill = 0, []
+    for attempt in range(4):  # three kills at random moments of start-up or training, then finish
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if attempt < 3:
+            time.sleep(float(rng.uniform(0.4, 1.0)) * WALL["reference"])
+            if proc.poll() is None:
+                proc.kill()  # SIGKILL: no handler, no cleanup
+                kills += 1
+        _, err = proc.communicate(timeout=120)
+        ckpt = run / "checkpoint.pt"
+        iterations_at_kill.append(load_checkpoint(run)["iteration"] if ckpt.is_file() else None)
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, err
+        if (run / "config.json").is_file():  # killed before the run directory existed: start again
+            cmd = _cli("fit", "--resume", str(run), "--quiet", "--no-eval")
+    assert proc.returncode == 0, (seed, iterations_at_kill)
+    assert kills >= 1, f"no kill landed (seed {seed}): the test did not test anything"
+    ref, got = load_checkpoint(reference), load_checkpoint(run)
+    assert got["iteration"] == ITERATIONS
+    assert all(torch.equal(ref["model"][k], got["model"][k]) for k in ref["model"])
+    assert _strip(got["history"]) == _strip(ref["history"])
+    lines = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
+    assert _strip(lines) == _strip(ref["history"])  # the log holds exactly the iterations behind the model
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_checkpoint_before_exit(data, reference, tmp_path, sig, code):
+    run = tmp_path / "run"
+    args = [a if a != str(ITERATIONS) else "100000" for a in FIT]
+    args[args.index("train.checkpoint_every=1")] = "train.checkpoint_every=100000"  # only the signal saves
+    proc = subprocess.Popen(_cli("fit", "--data", *data, "--out", str(run), *args), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        hist = run / "history.jsonl"
+        if hist.is_file() and len(hist.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"checkpoint saved at iteration" in err and "--resume" in err
+    ckpt = load_checkpoint(run)
+    n_lines = len((run / "history.jsonl").read_text().splitlines())
+    assert ckpt["iteration"] >= 3 and ckpt["iteration"] == n_lines  # nothing trained is lost
+
+
+def test_resume_errors_and_messages(data, reference, tmp_path, capsys):
+    assert main(["fit", "--resume", str(reference), "--preset", "scimf"]) == 2
+    assert "--preset cannot change the run being resumed" in capsys.readouterr().err
+    assert main(["fit", "--resume", str(reference), "--iterations", "5", "--out", str(tmp_path / "x")]) == 2
+    assert f"it has done {ITERATIONS} iterations, more than train.iterations = 5" in capsys.readouterr().err
+    assert main(["fit", "--resume", str(reference), "--out", str(tmp_path / "y"), "--quiet", "--no-eval"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(["fit", "--resume", str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+    # evaluate / explain need no --data: data.json is written before the first iteration
+    assert main(["evaluate", "--run", str(reference), "--n-particles", "20", "--no-baselines"]) == 0
+
+
+def test_resume_before_the_first_checkpoint_starts_over(data, reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    # a run killed right after writing its config: no checkpoint yet
+    assert main(["fit", "--data", *data, "--out", str(run), *FIT[:-2], "--iterations", "1", "--no-eval"]) == 0
+    (run / "checkpoint.pt").unlink()
+    assert main(["fit", "--resume", str(run), "--iterations", str(ITERATIONS), "--quiet", "--no-eval"]) == 0
+    assert "starting it from iteration 0" in capsys.readouterr().out
+    assert load_checkpoint(run)["iteration"] == ITERATIONS
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 10, "truncate"], ids=["empty", "random", "truncated"])
+def test_corrupt_checkpoint_is_one_line_exit_2(reference, tmp_path, capsys, content):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "data.json", "meta.json"):
+        (run / name).write_bytes((reference / name).read_bytes())
+    raw = (reference / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(raw[: len(raw) // 2] if content == "truncate" else content)
+    for argv in (["evaluate", "--run", str(run)], ["explain", "--run", str(run), "--no-figures"],
+                 ["fit", "--resume", str(run)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "checkpoint.pt" in err and ("refit" in err or "not an mfsde" in err), err
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Payload.marker}",))
+
+
+def test_a_pickle_payload_is_refused_without_running(tmp_path):
+    _Payload.marker = str(tmp_path / "pwned")
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": {}, "config": {}, "iteration": 0, "evil": _Payload()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+    with open(tmp_path / "plain.pkl", "wb") as fh:  # and pickle itself would have run it
+        pickle.dump(_Payload(), fh)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_checkpoints_load_with_weights_only(reference):
+    ckpt = torch.load(reference / "checkpoint.pt", weights_only=True)  # raises if anything is pickled
+    assert ckpt["iteration"] == ITERATIONS and isinstance(ckpt["rng"]["numpy"]["keys"], torch.Tensor)
