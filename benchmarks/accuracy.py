@@ -68,7 +68,8 @@ def load(name: str):
         return load_csv(path, time_col="samples", name="emt") if path.is_file() else None
     if name == "bargaje":
         path = DATA / "bargaje" / "Bifurcation.npy"
-        return load_npy_stack(path, name="bargaje") if path.is_file() else None
+        # an object array (a pickle) published with the data set: trusted, so allow_pickle
+        return load_npy_stack(path, name="bargaje", allow_pickle=True) if path.is_file() else None
     files = [DATA / "cite" / f"full_cite_pcas_50_day_{d}.npy" for d in (2, 3, 4, 7)]
     return load_npy(files, times=[2, 3, 4, 7], name="cite50") if all(f.is_file() for f in files) else None
 

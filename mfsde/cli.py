@@ -68,6 +68,12 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
                         + ("" if required else "; default: the data the run was fitted on"))
     g.add_argument("--time-col", default=None, metavar="COL",
                    help="CSV/h5ad column holding the time point of each cell (default: 'samples' for CSV)")
+    g.add_argument("--features", nargs="+", default=None, metavar="COL",
+                   help="CSV/h5ad: the feature columns (default: all but the time and label columns)")
+    g.add_argument("--drop-cols", nargs="+", default=None, metavar="COL",
+                   help="CSV: columns to leave out of the features (e.g. a barcode)")
+    g.add_argument("--allow-pickle", action="store_true",
+                   help="read a .npy stack stored as an object array (a pickle: only for files you trust)")
     g.add_argument("--label-col", default=None, metavar="COL",
                    help="column holding a cell-type label per cell (used by `explain`)")
     g.add_argument("--times", nargs="+", type=float, default=None, metavar="T",
@@ -75,7 +81,7 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument("--task", default=None, metavar="NAME",
                    help="which time points are held out, e.g. interpolate:2, extrapolate:1, loo:3"
                         + (" (default: interpolate at the middle time point)" if required else
-                           "; default: the run's task"))
+                           "; default: the run's task (a new fit: interpolate at the middle time point)"))
 
 
 def _add_config_args(p: argparse.ArgumentParser, presets: bool = False) -> None:
@@ -116,6 +122,16 @@ def _positive_seconds(text: str) -> float:
     return v
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
 def _cell_count(text: str) -> int | None:
     if text == "all":
         return None
@@ -153,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"mfsde {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="torch threads (default: half the cores this process may use, at least 1; "
+                             "torch's own default of all cores is many times slower on a busy machine)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     # fit
@@ -247,10 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, required=False)
     p.add_argument("--time-index", nargs="+", type=int, default=None, metavar="K",
                    help="time points (indices) for the interaction matrices (default: all)")
-    p.add_argument("--n-cells", type=int, default=400, metavar="N",
+    p.add_argument("--n-cells", type=_positive_int, default=400, metavar="N",
                    help="cells per interaction matrix (random subset; the matrix is N×N; default: %(default)s)")
     p.add_argument("--n-particles", type=int, default=1000, metavar="N", help="simulated cells for the predicted-vs-observed panel (default: %(default)s)")
-    p.add_argument("--clusters", type=int, default=None, metavar="K",
+    p.add_argument("--clusters", type=_positive_int, default=None, metavar="K",
                    help="for data without labels: use K k-means clusters of the observed cells as "
                         "pseudo cell types (gives the cell-type matrix and graph)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of cell subsets and simulation (default: %(default)s)")
@@ -358,6 +377,8 @@ def data_spec(args) -> dict:
     return {
         "paths": [p if ("*" in p or "{" in p) else str(Path(p).resolve()) for p in args.data],
         "time_col": args.time_col, "label_col": args.label_col, "times": args.times,
+        "features": getattr(args, "features", None), "drop_cols": getattr(args, "drop_cols", None),
+        "allow_pickle": bool(getattr(args, "allow_pickle", False)),
     }
 
 
@@ -379,12 +400,20 @@ def load_data(spec: dict):
             kw["time_values"] = list(spec["times"])
         if Path(paths[0]).suffix.lower() == ".h5ad" and "time_col" not in kw:
             raise CLIError("an .h5ad input needs --time-col (the obs column with each cell's time)")
+        if spec.get("features"):
+            kw["genes" if Path(paths[0]).suffix.lower() == ".h5ad" else "feature_cols"] = list(spec["features"])
+        if spec.get("drop_cols"):
+            if Path(paths[0]).suffix.lower() != ".csv":
+                raise CLIError("--drop-cols applies to .csv data only (use --features for .h5ad)")
+            kw["drop_cols"] = list(spec["drop_cols"])
     else:
-        for key in ("time_col", "label_col"):
-            if spec.get(key) is not None:
+        for key in ("time_col", "label_col", "features", "drop_cols"):
+            if spec.get(key):
                 raise CLIError(f"--{key.replace('_', '-')} applies to .csv/.h5ad data only")
         if spec.get("times") is not None:
             kw["times"] = list(spec["times"])
+        if spec.get("allow_pickle") and len(paths) == 1 and Path(paths[0]).suffix.lower() == ".npy":
+            kw["allow_pickle"] = True
     return mdata.load(paths if len(paths) > 1 else paths[0], **kw)
 
 
@@ -645,7 +674,8 @@ def print_explain_summary(summary: dict, out: Path) -> None:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(iterations=args.iterations, seed=args.seed, out=args.out, progress=not args.quiet)
+    run_demo(iterations=args.iterations, seed=args.seed, out=args.out, progress=not args.quiet,
+             threads=args.threads or 1)
     return 0
 
 
@@ -673,6 +703,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    if args.command != "demo":  # the demo sets its own (1 unless --threads)
+        import torch
+
+        from .runs import default_threads
+
+        torch.set_num_threads(args.threads or default_threads())
     try:
         return int(args.func(args) or 0)
     except _USER_ERRORS as e:

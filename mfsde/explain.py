@@ -67,6 +67,8 @@ class LabelAttention:
         asymmetry: :func:`asymmetry_index` of ``matrix`` (0 = reciprocal, larger = one-sided).
         net: ``matrix − matrix.T``: positive ``net[a, b]`` means b influences a more than a
             influences b.
+        sem: ``(L, L)`` standard error of each block mean (std of the block's cell-pair weights
+            / √pairs): the sampling noise against which ``net`` is read.
     """
 
     names: list[str]
@@ -74,6 +76,7 @@ class LabelAttention:
     counts: np.ndarray
     asymmetry: float
     net: np.ndarray
+    sem: np.ndarray | None = None
 
 
 @dataclass
@@ -203,7 +206,7 @@ def _time_indices(snapshots, time_indices) -> list[int]:
     for k in ([time_indices] if isinstance(time_indices, int) else time_indices):
         k = int(k)
         if not -n_t <= k < n_t:
-            raise IndexError(f"time index {k} out of range for {n_t} time points")
+            raise ValueError(f"time index {k} out of range for {n_t} time points (valid: 0..{n_t - 1})")
         out.append(k % n_t)
     return out
 
@@ -302,15 +305,19 @@ def label_attention(weights, labels, *, names: Sequence[str] | None = None, excl
     names = list(np.unique(labels)) if names is None else [str(n) for n in names]
     onehot = np.stack([labels == n for n in names], axis=1).astype(float)  # (N, L)
     counts = onehot.sum(0)
-    sums = onehot.T @ w @ onehot
+    sums, sq = onehot.T @ w @ onehot, onehot.T @ (w * w) @ onehot
     pairs = np.outer(counts, counts)
     if exclude_self:
         sums = sums - np.diag(onehot.T @ np.diag(w))  # drop the i = j terms
+        sq = sq - np.diag(onehot.T @ np.diag(w) ** 2)
         pairs = pairs - np.diag(counts)
     with np.errstate(invalid="ignore", divide="ignore"):
-        matrix = np.where(pairs > 0, sums / np.where(pairs > 0, pairs, 1), np.nan)
+        safe = np.where(pairs > 0, pairs, 1)
+        matrix = np.where(pairs > 0, sums / safe, np.nan)
+        var = np.maximum(np.where(pairs > 0, sq / safe, np.nan) - matrix ** 2, 0.0)
+        sem = np.where(pairs > 1, np.sqrt(var / safe), np.nan)
     net = matrix - matrix.T
-    return LabelAttention(names, matrix, counts.astype(int), asymmetry_index(matrix), net)
+    return LabelAttention(names, matrix, counts.astype(int), asymmetry_index(matrix), net, sem)
 
 
 @torch.no_grad()
@@ -492,11 +499,15 @@ def explain(
     notes: list[str] = []
     inter = _inter(model)
     summary: dict[str, Any] = {"kernel": type(inter).__name__, "time_indices": ks, "times": [float(times[k]) for k in ks]}
+    if clusters is not None and (isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 1):
+        raise ValueError(f"clusters must be a positive number of clusters (or None), got {clusters!r}")
     if clusters and getattr(snapshots, "labels", None) is None:
         snapshots = with_labels(snapshots, cluster_labels(snapshots, clusters, seed=seed))
         notes.append(f"the data carry no cell labels: labels c1..c{clusters} are k-means clusters of the pooled "
                      "observed cells (ordered along PC1), not cell types")
         summary["labels"] = f"kmeans:{clusters}"
+    elif clusters:
+        notes.append(f"clusters={clusters} not used: the data carry their own cell labels")
 
     # attention
     maps: list[AttentionMap] = []
@@ -563,8 +574,10 @@ def explain(
             files.append(plotting.plot_cell_attention(m, out / f"attention_cells_t{m.time_index}.png").name)
             if m.label is not None:
                 files.append(plotting.plot_label_attention(m.label, out / f"attention_labels_t{m.time_index}.png",
+                                                           kernel=m.kernel,
                                                            title=f"cell-type interaction, t = {m.time:g}").name)
                 files.append(plotting.plot_label_graph(m.label, out / f"attention_graph_t{m.time_index}.png",
+                                                       kernel=m.kernel,
                                                        title=f"directed cell-type interaction, t = {m.time:g}").name)
         files.append(plotting.plot_velocities(
             [vel[f"x_t{k}"] for k in range(len(times))], [vel[f"v_t{k}"] for k in range(len(times))], times,

@@ -63,6 +63,21 @@ def _blocks(labels: np.ndarray) -> list[tuple[str, int, int]]:
 
 
 # -- attention ----------------------------------------------------------------------------------
+_KERNEL_NAMES = {"AttentionInteraction": "attention", "RBFInteraction": "RBF-kernel",
+                 "PairwiseMLPInteraction": "pairwise-MLP", "NoInteraction": "no-interaction"}
+
+
+def _kernel_name(kernel) -> str:
+    return _KERNEL_NAMES.get(str(kernel), str(kernel))
+
+
+def _uniform(lab_or_n, kernel) -> float | None:
+    """The weight every pair gets when attention is uniform, 1/(N − 1), or None for kernels
+    whose weights are not normalised over sources."""
+    n = int(np.sum(lab_or_n)) if np.ndim(lab_or_n) else int(lab_or_n)
+    return 1.0 / max(n - 1, 1) if "Attention" in str(kernel) else None
+
+
 def plot_cell_attention(amap, path, *, head: int | None = None, title: str | None = None, quantile: float = 0.99) -> Path:
     """Heat map of an :class:`~mfsde.explain.AttentionMap` (mean over heads, or ``head``).
 
@@ -99,8 +114,11 @@ def plot_cell_attention(amap, path, *, head: int | None = None, title: str | Non
             if 0 < a:
                 ax.axhline(a - 0.5, color="white", lw=0.4, alpha=0.7)
                 ax.axvline(a - 0.5, color="white", lw=0.4, alpha=0.7)
-        centres = [(a + b - 1) / 2 for _, a, b in blocks]
-        names = [nm for nm, _, _ in blocks]
+        # blocks thinner than ~2.5 % of the axis get no tick label (they would overlap); the
+        # colour strip still marks them
+        big = [(nm, a, b) for nm, a, b in blocks if b - a >= max(1.0, 0.025 * n)]
+        centres = [(a + b - 1) / 2 for _, a, b in big]
+        names = [nm for nm, _, _ in big]
         ax.set_xticks(centres, names, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(centres, names, fontsize=8)
         ax.tick_params(axis="both", length=0, pad=2 + strip * 72 / n * 0.06)
@@ -112,76 +130,99 @@ def plot_cell_attention(amap, path, *, head: int | None = None, title: str | Non
         ax.set_xlabel("source cell j (ordered along PC1)")
         ax.set_ylabel("receiver cell i (ordered along PC1)")
     what = "mean over heads" if head is None else f"head {head}"
-    ax.set_title(title or f"{amap.kernel} weights at t = {amap.time:g} ({n} cells, {what})\n"
+    ax.set_title(title or f"{_kernel_name(amap.kernel)} weights at t = {amap.time:g} ({n} cells, {what})\n"
                           f"asymmetry index {amap.asymmetry:.3f}", fontsize=10)
     return _save(fig, path)
 
 
-def plot_label_attention(lab, path, *, title: str | None = None) -> Path:
-    """Annotated heat map of a :class:`~mfsde.explain.LabelAttention` (rows = receiver type)."""
+def plot_label_attention(lab, path, *, title: str | None = None, kernel=None) -> Path:
+    """Annotated heat map of a :class:`~mfsde.explain.LabelAttention` (rows = receiver type).
+    For attention the colours diverge around the uniform level 1/(N − 1) (white: no preference),
+    so "more than uniform" and "less than uniform" read at a glance."""
     plt = _plt()
+    from matplotlib.colors import TwoSlopeNorm
+
     m = np.asarray(lab.matrix, dtype=float)
     n = len(lab.names)
     size = 2.8 + 0.55 * n
     fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    im = ax.imshow(np.ma.masked_invalid(m), cmap="viridis", interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mean cell-wise weight")
+    finite = m[np.isfinite(m)]
+    ref = _uniform(lab.counts, kernel)
+    label = "mean cell-wise weight"
+    if ref is not None and finite.size and finite.min() < ref < finite.max():
+        norm, cmap = TwoSlopeNorm(vcenter=ref, vmin=finite.min(), vmax=finite.max()), "RdBu_r"
+        label += f" (white = uniform 1/(N−1) = {ref:.3g})"
+    else:
+        norm, cmap = None, "viridis"
+        if ref is not None:
+            label += f" (uniform 1/(N−1) = {ref:.3g})"
+    im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, norm=norm, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
     ticks = [f"{nm} ({c})" for nm, c in zip(lab.names, lab.counts)]
     ax.set_xticks(range(n), ticks, rotation=45, ha="right")
     ax.set_yticks(range(n), ticks)
-    finite = m[np.isfinite(m)]
-    mid = (finite.min() + finite.max()) / 2 if finite.size else 0
     if n <= 15:
         for i in range(n):
             for j in range(n):
                 if np.isfinite(m[i, j]):
+                    shade = (norm(m[i, j]) if norm is not None else
+                             (m[i, j] - finite.min()) / max(np.ptp(finite), 1e-300))
+                    dark = shade < 0.2 or shade > 0.8 if norm is not None else shade < 0.5
                     ax.text(j, i, f"{m[i, j]:.3g}", ha="center", va="center", fontsize=8,
-                            color="black" if m[i, j] > mid else "white")
+                            color="white" if dark else "black")
     ax.set_xlabel("source type (influences)")
     ax.set_ylabel("receiver type (is influenced)")
     ax.set_title(f"{title or 'cell-type interaction'}\nasymmetry index {lab.asymmetry:.3f}", fontsize=10)
     return _save(fig, path)
 
 
-def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float = 0.0) -> Path:
-    """Directed cell-type graph: nodes = labels (size ∝ cell count), an arrow from source
-    type b to receiver type a with width and opacity ∝ ``matrix[a, b]``; a halo around a node
-    shows the within-type weight. When all weights are within a factor 2 of each other (the
-    usual case for attention, ≈ 1/(N−1) everywhere) widths are stretched over [min, max] and
-    the title says so. Arrows below ``min_fraction`` × the largest weight are left out.
-    Opposite arrows are separate arcs, so non-reciprocal pairs stand out."""
+def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float = 0.0, kernel=None) -> Path:
+    """Directed cell-type graph: nodes = labels with cells (size ∝ cell count), an arrow from
+    source type b to receiver type a whose width is *proportional to* ``matrix[a, b]`` on an
+    absolute scale: the reference width (3 pt) is the uniform level 1/(N − 1) for attention, the
+    mean off-diagonal weight otherwise, so near-uniform weights draw near-equal arrows. When the
+    two directions of a pair differ by less than 2 standard errors (``lab.sem``) both arrows are
+    dashed: reciprocal within sampling noise. A halo around a node shows the within-type weight.
+    Arrows below ``min_fraction`` × the largest weight are left out; types without cells are
+    listed in the title instead of drawn."""
     plt = _plt()
     from matplotlib.patches import Circle, FancyArrowPatch
 
-    m = np.nan_to_num(np.asarray(lab.matrix, dtype=float))
-    n = len(lab.names)
-    colors = _label_colors(lab.names)
+    counts_all = np.asarray(lab.counts, dtype=float)
+    keep = np.flatnonzero(counts_all > 0)
+    empty = [lab.names[i] for i in range(len(lab.names)) if counts_all[i] <= 0]
+    names = [lab.names[i] for i in keep]
+    m = np.nan_to_num(np.asarray(lab.matrix, dtype=float)[np.ix_(keep, keep)])
+    sem = (np.nan_to_num(np.asarray(lab.sem, dtype=float)[np.ix_(keep, keep)], nan=np.inf)
+           if getattr(lab, "sem", None) is not None else None)
+    counts = counts_all[keep]
+    n = len(names)
+    colors = _label_colors(names)
     ang = np.pi / 2 - 2 * np.pi * np.arange(n) / max(n, 1)
     pos = np.stack([np.cos(ang), np.sin(ang)], 1) if n > 1 else np.zeros((1, 2))
-    counts = np.asarray(lab.counts, dtype=float)
-    radius = 0.09 + 0.09 * np.sqrt(counts / max(counts.max(), 1))
+    radius = 0.09 + 0.09 * np.sqrt(counts / max(counts.max(initial=0.0), 1))
     off = m[~np.eye(n, dtype=bool)] if n > 1 else m.ravel()
-    hi = float(max(m.max(), 0.0)) if m.size else 0.0
-    lo_off = float(off.min()) if off.size else 0.0
-    # nearly uniform weights (attention is ≈ 1/(N−1) everywhere): stretch widths over [min, max]
-    lo = lo_off if hi > 0 and lo_off > 0.5 * hi else 0.0
-    span = hi - lo if hi > lo else 1.0
+    hi = float(max(m.max(initial=0.0), 0.0))
+    ref = _uniform(counts_all, kernel) or (float(off[off > 0].mean()) if (off > 0).any() else 1.0)
     fig, ax = plt.subplots(figsize=(6.6, 6.4))
+    n_within = 0
     for a in range(n):  # receiver
         for b in range(n):  # source
-            frac = (m[a, b] - lo) / span
             if a == b or m[a, b] <= 0 or m[a, b] / (hi or 1.0) <= min_fraction:
                 continue
-            frac = float(np.clip(frac, 0.0, 1.0))
+            rel = m[a, b] / ref
+            within = sem is not None and abs(m[a, b] - m[b, a]) <= 2 * np.hypot(sem[a, b], sem[b, a])
+            n_within += within
             arrow = FancyArrowPatch(
                 pos[b], pos[a], connectionstyle="arc3,rad=0.18", arrowstyle="-|>",
-                mutation_scale=9 + 14 * frac, lw=0.4 + 6 * frac, color=colors[lab.names[b]],
-                alpha=0.3 + 0.65 * frac, shrinkA=radius[b] * 72 * 2.2, shrinkB=radius[a] * 72 * 2.2, zorder=1,
+                mutation_scale=float(np.clip(8 + 4 * rel, 8, 24)), lw=float(np.clip(3.0 * rel, 0.3, 9.0)),
+                color=colors[names[b]], alpha=0.75, ls="--" if within else "-",
+                shrinkA=radius[b] * 72 * 2.2, shrinkB=radius[a] * 72 * 2.2, zorder=1,
             )
             ax.add_patch(arrow)
-    for i, name in enumerate(lab.names):
-        self_frac = float(np.clip((m[i, i] - lo) / span, 0.0, 1.0))
-        ax.add_patch(Circle(pos[i], radius[i] + 0.02 + 0.06 * self_frac, color=colors[name], alpha=0.25, zorder=2, lw=0))
+    for i, name in enumerate(names):
+        self_rel = float(np.clip(m[i, i] / ref, 0.0, 3.0))
+        ax.add_patch(Circle(pos[i], radius[i] + 0.02 + 0.03 * self_rel, color=colors[name], alpha=0.25, zorder=2, lw=0))
         ax.add_patch(Circle(pos[i], radius[i], color=colors[name], zorder=3, ec="black", lw=0.8))
         text = f"{name}\n(n={int(counts[i])}, self {m[i, i]:.3g})"
         x, y = pos[i]
@@ -197,9 +238,14 @@ def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float
     ax.set_ylim(-1.7, 1.7)
     ax.set_aspect("equal")
     ax.axis("off")
-    width_note = (f"width ∝ weight − {lo:.3g} (weights span {lo:.3g}–{hi:.3g})" if lo > 0 else "width ∝ weight")
+    ref_name = "uniform 1/(N−1)" if _uniform(counts_all, kernel) is not None else "mean weight"
+    notes = [f"width ∝ weight; 3 pt = {ref_name} = {ref:.3g}"]
+    if n_within:
+        notes.append("dashed: the two directions differ by < 2 s.e. (reciprocal within noise)")
+    if empty:
+        notes.append(f"no cells here: {', '.join(empty)}")
     ax.set_title(f"{title or 'directed cell-type interaction'}\narrow b → a: source type b influences receiver "
-                 f"type a; {width_note}\nasymmetry index {lab.asymmetry:.3f}", fontsize=9)
+                 f"type a; asymmetry index {lab.asymmetry:.3f}\n" + "; ".join(notes), fontsize=8)
     return _save(fig, path)
 
 
@@ -359,7 +405,16 @@ def _moving_average(v: np.ndarray, window: int) -> np.ndarray:
 
 
 _STEP_KEYS = ("iteration", "iter", "step", "it", "epoch")
-_SKIP_KEYS = {"time", "elapsed", "seconds", "wall", "lr", "learning_rate", "seed", "grad_norm"}
+_SKIP_KEYS = {"time", "elapsed", "seconds", "wall", "lr", "learning_rate", "seed", "grad_norm", "grad_norm_clipped",
+              "eval_seconds"}
+
+
+def _curve_label(key: str) -> str:
+    """Legend text of a history column: ``fit@2`` → "fit at time index 2 (Sinkhorn)"."""
+    if key.startswith("fit@"):
+        return f"fit at time index {key[4:]} (distribution loss)"
+    return {"loss": "loss = fit + λ·energy", "fit": "fit (mean over training times)",
+            "energy": "energy (path action)"}.get(key, key)
 
 
 def plot_loss(history, path, *, title: str | None = None, log_scale: bool | None = None, smooth: bool = True) -> Path:
@@ -374,7 +429,9 @@ def plot_loss(history, path, *, title: str | None = None, log_scale: bool | None
     step_key = next((k for k in _STEP_KEYS if k in cols), None)
     n = len(next(iter(cols.values())))
     step = cols[step_key] if step_key else np.arange(n)
-    series = {k: v for k, v in cols.items() if k != step_key and k not in _SKIP_KEYS and len(v) == len(step)}
+    # exact W1 (``w1@k``, data units, logged every train.eval_every) is not a loss: left out here
+    series = {k: v for k, v in cols.items() if k != step_key and k not in _SKIP_KEYS and not k.startswith("w1@")
+              and len(v) == len(step)}
     if not series:
         raise ValueError(f"the history has no loss columns (columns: {sorted(cols)})")
     fig, ax = plt.subplots(figsize=(6.8, 4.2))
@@ -389,7 +446,7 @@ def plot_loss(history, path, *, title: str | None = None, log_scale: bool | None
             if k == main:
                 ax.plot(step, v, lw=0.6, alpha=0.25, color="C0")
             v = _moving_average(v, window)
-        line, = ax.plot(step, v, label=k, **style)
+        line, = ax.plot(step, v, label=_curve_label(k), **style)
         if k == main:
             line.set_color("C0")
     vals = np.concatenate([v[np.isfinite(v)] for v in series.values()])

@@ -56,6 +56,18 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def default_threads() -> int:
+    """torch threads for ``mfsde`` commands: half the cores this process may run on (its CPU
+    affinity, not the machine's count), at least 1 and at most 8. On a shared 2-core machine
+    torch's own default (all cores) ran 3–60× slower per iteration than 1 thread
+    (benchmarks/threads.py); ``--threads`` overrides it."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores // 2))
+
+
 def environment() -> dict[str, Any]:
     """Python version, platform, torch thread count and whether CUDA is available."""
     return {

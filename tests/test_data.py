@@ -149,12 +149,14 @@ def test_cite_npy():
 
 def test_bargaje_stack():
     p = shared("bargaje/Bifurcation.npy")
-    s = load(p)
+    with pytest.raises(SnapshotError, match="pickled Python objects that loading would execute.*--allow-pickle"):
+        load(p)  # an object array is a pickle: explicit opt-in only
+    s = load(p, allow_pickle=True)
     assert (s.n_times, s.dim) == (8, 4)
     assert s.counts == [231, 166, 93, 211, 122, 258, 456, 359]
     raw = np.load(p, allow_pickle=True)
     assert np.allclose(s.data[5], raw[0, 5])
-    assert load_npy_stack(p, times=np.arange(8) * 0.5).times[-1] == 3.5
+    assert load_npy_stack(p, times=np.arange(8) * 0.5, allow_pickle=True).times[-1] == 3.5
     with pytest.raises(SnapshotError, match="object array.*load_npy_stack"):
         load_npy([p, p])
 
@@ -249,7 +251,7 @@ def test_bad_npy_files(tmp_path):
     ragged[0, 0], ragged[0, 1] = np.zeros((3, 4)), np.zeros((2, 5))
     np.save(tmp_path / "stack.npy", ragged, allow_pickle=True)
     with pytest.raises(SnapshotError, match=r"stack.npy.*ragged dimensions: time point 1"):
-        load(tmp_path / "stack.npy")
+        load(tmp_path / "stack.npy", allow_pickle=True)
     with pytest.raises(ValueError, match="supported: .csv, .npy, .h5ad"):
         load(tmp_path / "x.parquet")
 

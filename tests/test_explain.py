@@ -63,7 +63,7 @@ def test_attention_maps_subsample_and_time_indices():
     assert len(maps) == 1 and maps[0].time_index == 2 and maps[0].weights.shape == (10, 10)
     again = attention_maps(model, snaps, time_indices=[2], n_cells=10, seed=3)[0]
     np.testing.assert_array_equal(maps[0].cells, again.cells)
-    with pytest.raises(IndexError):
+    with pytest.raises(ValueError, match=r"time index .* out of range for .* time points \(valid: 0\.\."):
         attention_maps(model, snaps, time_indices=[5])
 
 
@@ -178,3 +178,74 @@ def test_explain_unlabelled_data_with_clusters(tmp_path):
     assert "label_names" not in plain["attention"][0] and any("no cell labels" in n for n in plain["notes"])
     clustered = explain(model, snaps, tmp_path / "k", time_indices=[0], n_particles=0, figures=False, clusters=2)
     assert clustered["attention"][0]["label_names"] == ["c1", "c2"]
+
+
+# -- figures that do not mislead ----------------------------------------------------------------------
+@pytest.fixture
+def captured(monkeypatch):
+    """The figures the plotting functions would save."""
+    from mfsde import plotting
+
+    figs = []
+    monkeypatch.setattr(plotting, "_save", lambda fig, path: figs.append(fig) or path)
+    return figs
+
+
+def test_graph_widths_are_absolute_and_noise_is_marked(captured):
+    from matplotlib.patches import Circle, FancyArrowPatch
+
+    from mfsde.explain import LabelAttention
+    from mfsde.plotting import plot_label_graph
+
+    m = np.array([[0.00249, 0.00250], [0.00244, 0.00251]])  # almost reciprocal (asymmetry ≈ 0.008)
+    lab = LabelAttention(["A", "B"], m, np.array([200, 201]), asymmetry_index(m), m - m.T,
+                         sem=np.full((2, 2), 1e-4))
+    plot_label_graph(lab, "x.png", kernel="AttentionInteraction")
+    arrows = [p for p in captured[-1].axes[0].patches if isinstance(p, FancyArrowPatch)]
+    widths = sorted(a.get_linewidth() for a in arrows)
+    assert len(arrows) == 2 and widths[1] / widths[0] < 1.05  # not one thick arrow and one hairline
+    assert all(a.get_linestyle() not in ("-", "solid") for a in arrows)  # within noise: dashed
+    assert "uniform 1/(N−1)" in captured[-1].axes[0].get_title()
+    # a real difference is drawn solid and wider
+    m2 = np.array([[0.0025, 0.0040], [0.0010, 0.0025]])
+    plot_label_graph(LabelAttention(["A", "B"], m2, np.array([200, 201]), asymmetry_index(m2), m2 - m2.T,
+                                    sem=np.full((2, 2), 1e-5)), "y.png", kernel="AttentionInteraction")
+    arrows = [p for p in captured[-1].axes[0].patches if isinstance(p, FancyArrowPatch)]
+    assert all(a.get_linestyle() in ("-", "solid") for a in arrows)
+    assert max(a.get_linewidth() for a in arrows) / min(a.get_linewidth() for a in arrows) > 3
+    # a cluster without cells is listed, not drawn as a node "n=0"
+    m3 = np.array([[0.1, np.nan, 0.2], [np.nan, np.nan, np.nan], [0.3, np.nan, 0.1]])
+    plot_label_graph(LabelAttention(["A", "E", "C"], m3, np.array([10, 0, 12]), 0.1, m3 - m3.T), "z.png")
+    ax = captured[-1].axes[0]
+    assert sum(isinstance(p, Circle) for p in ax.patches) == 4  # 2 nodes + 2 halos
+    assert "no cells here: E" in ax.get_title() and not any("n=0" in t.get_text() for t in ax.texts)
+
+
+def test_heat_map_titles_and_references(captured):
+    from mfsde.explain import LabelAttention
+    from mfsde.plotting import plot_cell_attention, plot_label_attention, plot_loss
+
+    snaps, model = _snapshots(), _model()
+    amap = attention_maps(model, snaps, time_indices=[0], n_cells=12, seed=0)[0]
+    plot_cell_attention(amap, "c.png")
+    assert "Interaction" not in captured[-1].axes[0].get_title()  # no Python class names
+    m = np.array([[0.01, 0.03], [0.02, 0.05]])
+    plot_label_attention(LabelAttention(["A", "B"], m, np.array([20, 19]), 0.1, m - m.T), "l.png",
+                         kernel="AttentionInteraction")
+    cbar = captured[-1].axes[1]
+    assert "uniform 1/(N−1) = 0.0263" in cbar.get_ylabel()
+    plot_loss([{"iteration": i, "loss": 1.0 / (i + 1), "fit@2": 0.5 / (i + 1), "w1@1": 3.0} for i in range(5)], "h.png")
+    legend = [t.get_text() for t in captured[-1].axes[0].get_legend().get_texts()]
+    assert "fit at time index 2 (distribution loss)" in legend and not any("w1@" in t for t in legend)
+
+
+def test_label_attention_standard_errors():
+    rng = np.random.default_rng(0)
+    w = rng.random((7, 7))
+    labels = np.array(list("AABBBCC"))
+    lab = label_attention(w, labels)
+    rows, cols = np.flatnonzero(labels == "B"), np.flatnonzero(labels == "A")
+    block = w[np.ix_(rows, cols)].ravel()
+    assert lab.sem[1, 0] == pytest.approx(block.std() / np.sqrt(block.size))
+    diag = [w[i, j] for i in rows for j in rows if i != j]
+    assert lab.sem[1, 1] == pytest.approx(np.std(diag) / np.sqrt(len(diag)))

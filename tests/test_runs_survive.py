@@ -190,3 +190,53 @@ def test_a_pickle_payload_is_refused_without_running(tmp_path):
 def test_checkpoints_load_with_weights_only(reference):
     ckpt = torch.load(reference / "checkpoint.pt", weights_only=True)  # raises if anything is pickled
     assert ckpt["iteration"] == ITERATIONS and isinstance(ckpt["rng"]["numpy"]["keys"], torch.Tensor)
+
+
+# -- one-line errors instead of tracebacks or silence -------------------------------------------------
+def test_explain_bad_time_index_and_clusters(reference, capsys):
+    assert main(["explain", "--run", str(reference), "--time-index", "9", "--no-figures"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "time index 9 out of range for 3 time points (valid: 0..2)" in err
+    with pytest.raises(SystemExit) as e:
+        main(["explain", "--run", str(reference), "--clusters", "0"])
+    assert e.value.code == 2 and "expected a positive integer, got '0'" in capsys.readouterr().err
+
+
+def test_set_with_a_wrong_type_names_the_key(data, tmp_path, capsys):
+    assert main(["fit", "--data", *data, "--out", str(tmp_path / "r"), "--set", "train.lr=fast"]) == 2
+    assert "config key train.lr expects a number, got 'fast'" in capsys.readouterr().err
+
+
+def test_csv_with_a_barcode_column(tmp_path, capsys):
+    rows = ["barcode,samples,x1,x2,cell_type"]
+    rng = np.random.default_rng(0)
+    for t in range(3):
+        for i in range(20):
+            x = rng.normal(size=2) + t
+            rows.append(f"AC{t}{i:03d}G,{t},{x[0]:.4f},{x[1]:.4f},{'A' if i % 2 else 'B'}")
+    csv = tmp_path / "cells.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    base = ["fit", "--data", str(csv), "--label-col", "cell_type", "--preset", "ito", "--iterations", "1",
+            "--n-particles", "8", "--set", "model.intra.width=8", "--quiet", "--no-eval"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "non-numeric feature column(s) ['barcode']" in err and "--drop-cols" in err
+    assert main(base + ["--out", str(tmp_path / "b"), "--drop-cols", "barcode"]) == 0
+    assert main(base + ["--out", str(tmp_path / "c"), "--features", "x1", "x2"]) == 0
+    assert json.loads((tmp_path / "b" / "data.json").read_text())["drop_cols"] == ["barcode"]
+    assert main(["evaluate", "--run", str(tmp_path / "b"), "--n-particles", "10", "--no-baselines"]) == 0
+    assert main(base + ["--out", str(tmp_path / "d"), "--drop-cols", "nope"]) == 2
+    assert "column(s) to drop ['nope'] not found" in capsys.readouterr().err
+
+
+def test_object_npy_stack_needs_allow_pickle(tmp_path, capsys):
+    stack = np.empty((1, 3), dtype=object)
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        stack[0, k] = (rng.normal(size=(15, 2)) + k).astype(np.float32)
+    np.save(tmp_path / "stack.npy", stack, allow_pickle=True)
+    base = ["fit", "--data", str(tmp_path / "stack.npy"), "--preset", "ito", "--iterations", "1", "--n-particles", "8",
+            "--set", "model.intra.width=8", "--quiet", "--no-eval"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 2
+    assert "pickled Python objects" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "b"), "--allow-pickle"]) == 0

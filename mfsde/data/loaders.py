@@ -182,14 +182,20 @@ def _split_by_time(values: np.ndarray, index: np.ndarray, times: np.ndarray, lab
 
 # -- tables (CSV, DataFrame) -----------------------------------------------------------------------
 def _from_columns(columns: Mapping[str, np.ndarray], *, time_col: str, feature_cols, label_col, time_values,
-                  name: str, where: str) -> Snapshots:
+                  name: str, where: str, drop_cols: Sequence[str] | None = None) -> Snapshots:
     cols = list(columns)
     if time_col not in columns:
         raise MissingColumnError(f"{where}: time column {time_col!r} not found; columns are {_short(cols)}")
     if label_col is not None and label_col not in columns:
         raise MissingColumnError(f"{where}: label column {label_col!r} not found; columns are {_short(cols)}")
+    drop = [drop_cols] if isinstance(drop_cols, str) else list(drop_cols or [])
+    missing = [c for c in drop if c not in columns]
+    if missing:
+        raise MissingColumnError(f"{where}: column(s) to drop {missing} not found; columns are {_short(cols)}")
+    if drop and feature_cols is not None:
+        raise ValueError(f"{where}: give feature columns or columns to drop, not both")
     if feature_cols is None:
-        feature_cols = [c for c in cols if c != time_col and c != label_col]
+        feature_cols = [c for c in cols if c != time_col and c != label_col and c not in drop]
         explicit = False
     else:
         feature_cols = [feature_cols] if isinstance(feature_cols, str) else list(feature_cols)
@@ -214,7 +220,8 @@ def _from_columns(columns: Mapping[str, np.ndarray], *, time_col: str, feature_c
         except (TypeError, ValueError):
             non_numeric.append(c)
     if non_numeric:
-        hint = "" if explicit else " (pass feature_cols=[...] or label_col=... to exclude them)"
+        hint = "" if explicit else (" (exclude them with drop_cols=[...] / --drop-cols, choose features with "
+                                    "feature_cols=[...] / --features, or make one the label column)")
         raise SnapshotError(f"{where}: non-numeric feature column(s) {non_numeric}{hint}")
     values = np.stack(mats, axis=1)
     times, index = _times_from_column(columns[time_col], time_values, where, time_col)
@@ -280,7 +287,7 @@ def _read_csv_columns(p: Path, engine: str) -> dict[str, np.ndarray]:
 
 def load_csv(path: PathLike, time_col: str = "samples", feature_cols: Sequence[str] | None = None,
              label_col: str | None = None, time_values=None, name: str | None = None,
-             engine: str = "auto") -> Snapshots:
+             engine: str = "auto", drop_cols: Sequence[str] | None = None) -> Snapshots:
     """Load a CSV with one row per cell.
 
     Args:
@@ -288,7 +295,9 @@ def load_csv(path: PathLike, time_col: str = "samples", feature_cols: Sequence[s
         time_col: column holding each cell's time (``"samples"``: time index 0..T-1 in the shared
             files). Numbers, or strings with one number in them ("day2"); anything else needs
             ``time_values`` as a mapping.
-        feature_cols: feature columns (default: every column except the time and label columns).
+        feature_cols: feature columns (default: every column except the time and label columns
+            and ``drop_cols``).
+        drop_cols: columns to leave out (e.g. a barcode), instead of listing the features.
         label_col: optional per-cell label column (e.g. cell type).
         time_values: ``None`` to keep the raw time values; a sequence giving the time of the
             ``k``-th smallest distinct raw value (e.g. ``[2, 3, 4, 7]`` for days); or a mapping
@@ -301,7 +310,8 @@ def load_csv(path: PathLike, time_col: str = "samples", feature_cols: Sequence[s
     p = _check_file(path)
     columns = _read_csv_columns(p, engine)
     return _from_columns(columns, time_col=time_col, feature_cols=feature_cols, label_col=label_col,
-                         time_values=time_values, name=p.stem if name is None else name, where=repr(str(p)))
+                         time_values=time_values, name=p.stem if name is None else name, where=repr(str(p)),
+                         drop_cols=drop_cols)
 
 
 # -- numpy ---------------------------------------------------------------------------------------
@@ -410,14 +420,21 @@ def load_npy_pattern(pattern: PathLike, times: Sequence[float] | None = None, na
     return load_npy(matches, times=times, name=name)
 
 
-def load_npy_stack(path: PathLike, times: Sequence[float] | None = None, name: str | None = None) -> Snapshots:
-    """All time points in one ``.npy``: an object array of ``(n_k, d)`` arrays (any shape with
-    ``T`` entries, e.g. the Bargaje ``Bifurcation.npy`` of shape (1, 8); read with
-    ``allow_pickle=True``, so only load files you trust) or a numeric ``(T, n, d)`` array."""
+def load_npy_stack(path: PathLike, times: Sequence[float] | None = None, name: str | None = None,
+                   allow_pickle: bool = False) -> Snapshots:
+    """All time points in one ``.npy``: a numeric ``(T, n, d)`` array, or an object array of
+    ``(n_k, d)`` arrays (any shape with ``T`` entries, e.g. the Bargaje ``Bifurcation.npy`` of
+    shape (1, 8)). An object array is a pickle: reading it can run code stored in the file, so it
+    needs ``allow_pickle=True`` (CLI ``--allow-pickle``) — only for files you trust."""
     p = _check_file(path)
     try:
-        a = np.load(p, allow_pickle=True)
-    except (ValueError, OSError) as e:
+        a = np.load(p, allow_pickle=bool(allow_pickle))
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise SnapshotError(f"{str(p)!r} holds an object array, i.e. pickled Python objects that loading would "
+                                "execute; if you trust the file pass allow_pickle=True (--allow-pickle)") from None
+        raise SnapshotError(f"{str(p)!r}: cannot read .npy file ({e})") from None
+    except OSError as e:
         raise SnapshotError(f"{str(p)!r}: cannot read .npy file ({e})") from None
     if a.dtype == object:
         entries = list(a.ravel())
