@@ -122,6 +122,13 @@ def _positive_seconds(text: str) -> float:
     return v
 
 
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads`` after the subcommand too (``mfsde fit --threads 1``); SUPPRESS keeps a value
+    given before the subcommand."""
+    p.add_argument("--threads", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
+                   help="torch threads (default: half the cores this process may use, at least 1)")
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -200,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in DIR (its config, data and task; only --iterations may change)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
+    _add_threads(p)
     p.set_defaults(func=cmd_fit)
 
     # evaluate
@@ -224,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, metavar="S", help="simulation seed (default: the config's eval.seed)")
     _add_eval_args(p)
     p.add_argument("--out", default=None, metavar="FILE", help="where to write the JSON result (default: RUN/eval.json)")
+    _add_threads(p)
     p.set_defaults(func=cmd_evaluate)
 
     # compare
@@ -245,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_args(p, many=True)
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/compare-<task>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads(p)
     p.set_defaults(func=cmd_compare)
 
     # explain
@@ -275,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of cell subsets and simulation (default: %(default)s)")
     p.add_argument("--no-figures", action="store_true", help="write arrays and summary.json only")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN/explain)")
+    _add_threads(p)
     p.set_defaults(func=cmd_explain)
 
     # demo
@@ -297,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of data, training and evaluation (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="DIR", help="also write runs, results and figures here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads(p)
     p.set_defaults(func=cmd_demo)
     return parser
 

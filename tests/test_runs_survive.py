@@ -240,3 +240,23 @@ def test_object_npy_stack_needs_allow_pickle(tmp_path, capsys):
     assert main(base + ["--out", str(tmp_path / "a")]) == 2
     assert "pickled Python objects" in capsys.readouterr().err
     assert main(base + ["--out", str(tmp_path / "b"), "--allow-pickle"]) == 0
+
+
+def test_threads_default_from_affinity_and_flag(monkeypatch, data, tmp_path):
+    from mfsde import runs
+
+    monkeypatch.setattr(runs.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert runs.default_threads() == 4
+    monkeypatch.setattr(runs.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert runs.default_threads() == 1
+    before = torch.get_num_threads()
+    try:
+        args = ["--data", *data, "--preset", "ito", "--iterations", "1", "--n-particles", "8",
+                "--set", "model.intra.width=8", "--quiet", "--no-eval"]
+        assert main(["fit", *args, "--out", str(tmp_path / "a"), "--threads", "3"]) == 0
+        assert torch.get_num_threads() == 3
+        assert main(["fit", *args, "--out", str(tmp_path / "b")]) == 0
+        assert torch.get_num_threads() == 1  # the default for the (patched) 2 usable cores
+        assert json.loads((tmp_path / "b" / "meta.json").read_text())["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
