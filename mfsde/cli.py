@@ -625,11 +625,11 @@ def cmd_compare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"comparing {', '.join(args.presets)} × seeds {args.seeds} on task {task.name} "
           f"(train {list(task.train)}, held out {list(task.heldout)}) → {out}")
+    for name in args.presets:  # each run directory can be resumed / evaluated from its first moment
+        for seed in args.seeds:
+            write_text_atomic(out / f"{name}-seed{seed}" / DATA_SPEC_FILE, json.dumps({**spec, "task": task.name}, indent=2))
     rows = compare(args.presets, snaps, task, args.seeds, overrides=overrides, out_dir=out, progress=not args.quiet,
                    starts=args.start, baselines=not args.no_baselines)
-    for r in rows:
-        if r.get("out_dir"):
-            (Path(r["out_dir"]) / DATA_SPEC_FILE).write_text(json.dumps({**spec, "task": task.name}, indent=2))
     summary = summarise(rows)
     md = to_markdown(summary)
     to_csv(rows, out / "results.csv")

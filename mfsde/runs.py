@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_write, write_text_atomic
+from ._io import atomic_write, write_text_atomic  # noqa: F401 - write_text_atomic is re-exported
 from .config import Config
 
 CONFIG_FILE = "config.json"

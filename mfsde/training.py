@@ -737,7 +737,7 @@ def _open_run_dir(out_dir: Path, trainer: Trainer, snapshots, resume, start: int
         meta.setdefault("resumes", []).append(
             {"from_iteration": start, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": str(resume),
              "world_size": trainer.world_size})
-        meta_path.write_text(json.dumps(meta, indent=2))
+        runs.write_text_atomic(meta_path, json.dumps(meta, indent=2))
     else:
         extra = {"task": _task_dict(task), "data": getattr(snapshots, "name", None),
                  "scale": trainer.model.scale.to_dict(),

@@ -260,3 +260,20 @@ def test_threads_default_from_affinity_and_flag(monkeypatch, data, tmp_path):
         assert json.loads((tmp_path / "b" / "meta.json").read_text())["torch_threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_toml_without_tomllib_uses_tomli(monkeypatch):
+    """Python 3.10 has no tomllib: configs and --set values go through tomli there."""
+    pytest.importorskip("tomli")
+    from mfsde.cli import parse_value
+    from mfsde.config import toml_loads
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` now fails as on 3.10
+    assert toml_loads('a = 1\n[b]\nc = "x"') == {"a": 1, "b": {"c": "x"}}
+    assert parse_value("3e-4") == 3e-4 and parse_value("{name = \"rbf\"}") == {"name": "rbf"}
+
+
+def test_fit_help_names_the_default_task(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert "a new fit: interpolate at the middle time point" in " ".join(capsys.readouterr().out.split())
