@@ -202,6 +202,43 @@ def markdown(rows: list[dict], digits_for) -> str:
     return "\n".join(lines)
 
 
+def overview(rows: list[dict], digits_for) -> str:
+    """One line per (data, task, protocol): mean held-out W1 of the baselines, scimf, ito and the
+    best preset (mean over seeds), and whether scimf / the best preset beat McCann at every
+    held-out time and the previous time point everywhere."""
+    keys = []
+    for r in rows:
+        k = (r["dataset"], r["task"], r["start"])
+        if k not in keys:
+            keys.append(k)
+    head = ["data, task, start", "previous", "McCann", "floor", "scimf", "ito", "best preset",
+            "scimf < McCann at every time", "best < McCann at every time", "scimf < previous at every time", "seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for k in keys:
+        rs = [r for r in rows if (r["dataset"], r["task"], r["start"]) == k]
+        d = digits_for(k[0])
+
+        def per_time(preset):
+            g = [r for r in rs if r["preset"] == preset]
+            return np.mean([[pt["w1"] for pt in r["per_time"]] for r in g], 0) if g else None
+
+        def mean(preset):
+            v = per_time(preset)
+            return "–" if v is None else f"{v.mean():.{d}f}"
+
+        models = sorted({r["preset"] for r in rs if r["kind"] == "model"})
+        best = min(models, key=lambda p: per_time(p).mean()) if models else None
+        def beats(p, baseline="mccann"):
+            v, b = per_time(p), per_time(baseline)
+            return "–" if v is None or b is None else ("yes" if (v < b).all() else
+                                                      f"no (at {sum(v >= b)} of {len(v)})")
+        seeds = len({r["seed"] for r in rs if r["kind"] == "model"})
+        lines.append(f"| {k[0]} {k[1]}, {k[2]} | {mean('previous')} | {mean('mccann')} | {mean('floor')} | "
+                     f"{mean('scimf')} | {mean('ito')} | {best} {mean(best) if best else ''} | {beats('scimf')} | "
+                     f"{beats(best) if best else '–'} | {beats('scimf', 'previous')} | {seeds} |")
+    return "\n".join(lines) + "\n"
+
+
 def cite_previous_mean(rows: list[dict]) -> dict[str, tuple[float, float]]:
     """Per method: mean over seeds of (day-3 W1 + day-4 W1) / 2 under the previous-day protocol
     (the published figures' definition)."""
@@ -270,7 +307,8 @@ def render(name: str, settings: dict | None = None) -> int:
         return 2
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     digits_for = lambda ds: 2 if ds == "cite" else 3  # noqa: E731
-    md = markdown(rows, digits_for)
+    md = "### Overview (held-out W1, mean over held-out times and seeds)\n\n" + overview(rows, digits_for) + "\n"
+    md += markdown(rows, digits_for)
     cpm = cite_previous_mean(rows)
     if cpm:
         md += "\n### CITE 50-D, previous-day protocol, mean of the day-3 and day-4 folds (W1)\n\n| method | W1 |\n|---|---|\n"
