@@ -129,26 +129,18 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
                    help="torch threads (default: half the cores this process may use, at least 1)")
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: str, expected: str = "a positive integer") -> int:
     try:
         v = int(text)
     except ValueError:
         v = 0
     if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return v
 
 
 def _cell_count(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of cells or 'all', got {text!r}")
-    return v
+    return None if text == "all" else _positive_int(text, "a positive number of cells or 'all'")
 
 
 def _add_eval_args(p: argparse.ArgumentParser, many: bool = False) -> None:

@@ -334,16 +334,20 @@ def from_arrays(arrays: Sequence[np.ndarray], times: Sequence[float] | None = No
                      None if feature_names is None else list(feature_names), name)
 
 
-def _load_one_npy(p: Path) -> np.ndarray:
+def _np_load(p: Path, allow_pickle: bool, object_array_hint: str):
+    """``np.load`` with one-line errors; an object array without ``allow_pickle`` gets the hint."""
     try:
-        a = np.load(p, allow_pickle=False)
+        return np.load(p, allow_pickle=bool(allow_pickle))
     except ValueError as e:
         if "allow_pickle" in str(e):
-            raise SnapshotError(f"{str(p)!r} holds an object array; if it is a stack of time points "
-                                "(one (n_k, d) array per time) use load_npy_stack") from None
+            raise SnapshotError(f"{str(p)!r} holds an object array{object_array_hint}") from None
         raise SnapshotError(f"{str(p)!r}: cannot read .npy file ({e})") from None
     except OSError as e:
         raise SnapshotError(f"{str(p)!r}: cannot read .npy file ({e})") from None
+
+
+def _load_one_npy(p: Path) -> np.ndarray:
+    a = _np_load(p, False, "; if it is a stack of time points (one (n_k, d) array per time) use load_npy_stack")
     if isinstance(a, np.lib.npyio.NpzFile):  # pragma: no cover - .npz passed as .npy
         raise SnapshotError(f"{str(p)!r} is an .npz archive, not a single array")
     if a.ndim != 2:
@@ -427,15 +431,8 @@ def load_npy_stack(path: PathLike, times: Sequence[float] | None = None, name: s
     shape (1, 8)). An object array is a pickle: reading it can run code stored in the file, so it
     needs ``allow_pickle=True`` (CLI ``--allow-pickle``) — only for files you trust."""
     p = _check_file(path)
-    try:
-        a = np.load(p, allow_pickle=bool(allow_pickle))
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise SnapshotError(f"{str(p)!r} holds an object array, i.e. pickled Python objects that loading would "
-                                "execute; if you trust the file pass allow_pickle=True (--allow-pickle)") from None
-        raise SnapshotError(f"{str(p)!r}: cannot read .npy file ({e})") from None
-    except OSError as e:
-        raise SnapshotError(f"{str(p)!r}: cannot read .npy file ({e})") from None
+    a = _np_load(p, allow_pickle, ", i.e. pickled Python objects that loading would execute; if you trust the "
+                                  "file pass allow_pickle=True (--allow-pickle)")
     if a.dtype == object:
         entries = list(a.ravel())
     elif a.ndim == 3:
