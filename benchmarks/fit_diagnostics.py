@@ -133,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shard", default="1/1")
     ap.add_argument("--name", default="fit_diagnostics")
     ap.add_argument("--render", action="store_true")
+    ap.add_argument("--append", action="store_true",
+                    help="add to the rows already in results/<name>.rows.jsonl (e.g. more seeds) instead of starting over")
     args = ap.parse_args(argv)
     if args.render:
         return render(args.name)
@@ -146,7 +148,8 @@ def main(argv=None) -> int:
     log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     if k == 1:
-        log.unlink(missing_ok=True)
+        if not args.append:
+            log.unlink(missing_ok=True)
         with open(log, "a") as fh:
             for seed in args.seeds:
                 for ev in baseline_evaluations(snaps, args.task, n_particles=1000, seed=seed, metrics=("w1",)):
