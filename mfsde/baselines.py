@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .losses import w1, w2
+from .losses.wasserstein import ot_plan, w1, w2
 
 BASELINES = ("previous", "mccann", "floor")
 _METRICS = {"w1": w1, "w2": w2}
@@ -70,8 +70,6 @@ def mccann(snapshots, index: int, train: Sequence[int], n: int | None = None, se
     Raises:
         ValueError: ``index`` has no later training time point (extrapolation).
     """
-    import ot
-
     a, b = neighbours(train, index)
     if b is None:
         raise ValueError(f"mccann: time index {index} has no later training time point to interpolate to "
@@ -80,9 +78,8 @@ def mccann(snapshots, index: int, train: Sequence[int], n: int | None = None, se
     xa, xb = _cells(snapshots, a), _cells(snapshots, b)
     xa = xa[_draw(len(xa), min(len(xa), max_plan_cells), rng)]
     xb = xb[_draw(len(xb), min(len(xb), max_plan_cells), rng)]
-    plan = ot.emd(np.full(len(xa), 1.0 / len(xa)), np.full(len(xb), 1.0 / len(xb)), ot.dist(xa, xb),
-                  numItermax=10_000_000)
-    n = len(_cells(snapshots, a)) if n is None else n
+    plan = ot_plan(xa, xb)
+    n = len(snapshots.data[a]) if n is None else n
     src = _draw(len(xa), n, rng)
     rows = plan[src]
     rows = rows / rows.sum(1, keepdims=True)

@@ -5,7 +5,8 @@ One iteration (all settings from the :class:`~mfsde.config.Config`):
 1. draw ``train.n_particles`` cells from the first snapshot (without replacement, or with
    replacement when there are fewer cells) using a seeded ``torch.Generator``;
 2. simulate them with the model through every snapshot time up to the last *training* time
-   (time axis: snapshot times minus ``times[0]``), accumulating the path energy;
+   (in the model's units: cells and times through ``model.scale``, a
+   :class:`~mfsde.scaling.DataScale` fitted on the training times), accumulating the path energy;
 3. loss = ``loss.fit_weight`` × mean over the training times l ≥ 1 of the distribution loss
    (``loss.fit`` by registry name, comparing with ``train.n_targets`` observed cells drawn
    afresh each iteration by the same generator; ``None`` = all cells) +
@@ -135,12 +136,6 @@ def check_inputs(snapshots, task, dim: int | None = None, *, need_train: bool = 
         raise ValueError(f"task {name!r} has no training time after t_0 to fit (train = {sorted(train)})")
     if train & heldout:
         raise ValueError(f"task {name!r}: time index(es) {sorted(train & heldout)} are both train and held out")
-
-
-def time_axis(snapshots, last: int, dtype=torch.float32, device=None) -> torch.Tensor:
-    """Output times of a simulation through snapshot ``last``: ``times[:last+1] - times[0]``."""
-    times = np.asarray(snapshots.times, dtype=np.float64)
-    return torch.as_tensor(times[: last + 1] - times[0], dtype=dtype, device=device)
 
 
 def draw_initial(x0_cells: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -636,7 +631,9 @@ def fit(
 
     def checkpoint_due(it: int) -> bool:
         by_count = bool(tc.checkpoint_every) and it % tc.checkpoint_every == 0
-        by_time = tc.checkpoint_seconds is not None and time.perf_counter() - last_save[0] >= tc.checkpoint_seconds
+        if tc.checkpoint_seconds is None:
+            return by_count
+        by_time = time.perf_counter() - last_save[0] >= tc.checkpoint_seconds
         if trainer.world_size > 1:  # the same decision on every rank (saving is collective)
             by_time = distributed.any_rank(by_time)
         return by_count or by_time

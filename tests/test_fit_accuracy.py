@@ -255,3 +255,14 @@ def test_cli_evaluate_start_previous_prints_baselines(tmp_path, capsys):
         main(["evaluate", "--run", str(run), "--start", "first"])
     with pytest.raises(SystemExit):
         main(["evaluate", "--run", str(run), "--n-particles", "0"])
+
+
+def test_mccann_plan_refuses_an_unconverged_ot():
+    """POT only warns when the network simplex hits its iteration limit; the plan must raise."""
+    from mfsde.losses.wasserstein import ot_plan
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 2)), rng.normal(size=(60, 2))
+    assert np.allclose(ot_plan(x, y).sum(1), 1 / 60)
+    with pytest.raises(RuntimeError, match="did not converge"):
+        ot_plan(x, y, num_iter_max=3)

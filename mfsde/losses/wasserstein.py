@@ -33,13 +33,7 @@ def wasserstein(x, y, p: int = 2, num_iter_max: int = 10_000_000) -> float:
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x has d = {x.shape[1]} but y has d = {y.shape[1]}")
     cost = ot.dist(x, y, metric="sqeuclidean" if p == 2 else "euclidean")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
-        try:
-            value = ot.emd2([], [], cost, numItermax=num_iter_max)
-        except UserWarning as w:
-            raise RuntimeError(f"POT emd2 did not converge ({w}); raise num_iter_max") from None
-    value = float(value)
+    value = float(_checked(ot.emd2, cost, num_iter_max))
     return float(np.sqrt(max(value, 0.0))) if p == 2 else value
 
 
@@ -51,3 +45,24 @@ def w1(x, y, **kw) -> float:
 def w2(x, y, **kw) -> float:
     """Exact W2 = sqrt(min E‖x − y‖²)."""
     return wasserstein(x, y, p=2, **kw)
+
+
+def _checked(solver, cost: np.ndarray, num_iter_max: int):
+    """``solver([], [], cost)`` (POT ``emd``/``emd2``, uniform weights) raising ``RuntimeError``
+    when the network simplex stops at ``num_iter_max`` (POT itself only warns and returns a wrong
+    value)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        try:
+            return solver([], [], cost, numItermax=num_iter_max)
+        except UserWarning as w:
+            raise RuntimeError(f"POT {solver.__name__} did not converge ({w}); raise num_iter_max") from None
+
+
+def ot_plan(x, y, num_iter_max: int = 10_000_000) -> np.ndarray:
+    """The exact optimal-transport plan ``(n, m)`` between the uniform empirical measures of ``x``
+    and ``y`` for the squared Euclidean cost (POT ``emd``), raising when it does not converge."""
+    import ot
+
+    x, y = _as_numpy(x, "x"), _as_numpy(y, "y")
+    return _checked(ot.emd, ot.dist(x, y), num_iter_max)
