@@ -16,6 +16,12 @@ time index k of a task, with the same number of predicted cells and the same exa
   cells of time k (at most half of them, so both sides are real samples). No method can be
   expected to go much below it.
 
+With :class:`~mfsde.data.Populations` the rows are per (population, time). A training
+population's held-out times are scored as above. A *held-out population* has no training time
+after its first snapshot, so its baselines are references built from its own observed snapshots
+that the model never sees: ``previous`` copies its observed time k − 1 and ``mccann``
+interpolates between its observed times k − 1 and k + 1 (``previous`` at its last time).
+
 >>> rows = baseline_evaluations(snaps, "loo:1", n_particles=1000, seed=0)
 >>> {r["preset"]: r["w1"] for r in rows}
 """
@@ -110,8 +116,12 @@ def baseline_evaluations(snapshots, task, *, n_particles: int | None = 2000, see
     ``n_particles`` predicted cells (``None``: as many as the earlier training time point has,
     the count of the ``start="previous"`` protocol); the floor uses at most half the observed
     cells of the time point."""
-    from .training import check_inputs, resolve_task
+    from .data.inputs import check_inputs, resolve_task
+    from .data.populations import Populations
 
+    if isinstance(snapshots, Populations):
+        return _population_baselines(snapshots, task, n_particles=n_particles, seed=seed, times=times,
+                                     metrics=metrics, names=names)
     task = resolve_task(task, snapshots)
     check_inputs(snapshots, task, need_train=False)
     unknown = [b for b in names if b not in BASELINES]
@@ -148,5 +158,33 @@ def baseline_evaluations(snapshots, task, *, n_particles: int | None = 2000, see
               "per_time": per_time}
         for m in metrics:
             ev[m] = float(np.mean([r[m] for r in per_time]))
+        out.append(ev)
+    return out
+
+
+def _population_baselines(pops, task, *, times, metrics, names, **kwargs) -> list[dict]:
+    """:func:`baseline_evaluations` per (population, time), merged per baseline (module doc)."""
+    from .data.populations import PredictTask
+    from .evaluation import population_items
+
+    ptask, items = population_items(pops, task, times)
+    if not items:
+        raise ValueError(f"task {ptask.name!r} holds out no population and no time point to evaluate")
+    rows: dict[str, list[dict]] = {n: [] for n in names}
+    for name, t, idx, held in items:
+        snaps = pops[name]
+        if held:  # references from the population's own observed neighbours (never trained on)
+            parts = [(PredictTask(t.name, [i for i in range(snaps.n_times) if i != k], [k]), [k]) for k in idx]
+        else:
+            parts = [(t, idx)]
+        for sub, ks in parts:
+            for ev in baseline_evaluations(snaps, sub, times=ks, metrics=metrics, names=names, **kwargs):
+                rows[ev["preset"]] += [{"population": name, "heldout_population": held, **r} for r in ev["per_time"]]
+    out = []
+    for n in names:
+        ev = {"preset": n, "task": ptask.name, "n_particles": kwargs["n_particles"], "seed": kwargs["seed"],
+              "per_time": rows[n]}
+        for m in metrics:
+            ev[m] = float(np.mean([r[m] for r in rows[n]]))
         out.append(ev)
     return out

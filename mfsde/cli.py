@@ -76,6 +76,13 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="read a .npy stack stored as an object array (a pickle: only for files you trust)")
     g.add_argument("--label-col", default=None, metavar="COL",
                    help="column holding a cell-type label per cell (used by `explain`)")
+    g.add_argument("--population-col", default=None, metavar="COL",
+                   help="CSV/h5ad column naming each cell's population (condition, replicate, donor): "
+                        "every population is simulated from its own first time point, particles "
+                        "interacting only within their population")
+    g.add_argument("--heldout-populations", nargs="+", default=None, metavar="NAME",
+                   help="populations never trained on: each is predicted from its own first time point "
+                        "and scored at all its later times (needs --population-col)")
     g.add_argument("--times", nargs="+", type=float, default=None, metavar="T",
                    help="time values of the time points (default: from the data, or 0, 1, 2, ...)")
     g.add_argument("--task", default=None, metavar="NAME",
@@ -276,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "pseudo cell types (gives the cell-type matrix and graph)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of cell subsets and simulation (default: %(default)s)")
     p.add_argument("--no-figures", action="store_true", help="write arrays and summary.json only")
+    p.add_argument("--population", default=None, metavar="NAME",
+                   help="with populations: the population to explain (default: the first training one); "
+                        "output goes to RUN/explain/NAME")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN/explain)")
     _add_threads(p)
     p.set_defaults(func=cmd_explain)
@@ -383,6 +393,8 @@ def data_spec(args) -> dict:
         "time_col": args.time_col, "label_col": args.label_col, "times": args.times,
         "features": getattr(args, "features", None), "drop_cols": getattr(args, "drop_cols", None),
         "allow_pickle": bool(getattr(args, "allow_pickle", False)),
+        "population_col": getattr(args, "population_col", None),
+        "heldout_populations": getattr(args, "heldout_populations", None),
     }
 
 
@@ -397,7 +409,7 @@ def load_data(spec: dict):
     tabular = len(paths) == 1 and Path(paths[0]).suffix.lower() in (".csv", ".h5ad")
     kw: dict[str, Any] = {}
     if tabular:
-        for key in ("time_col", "label_col"):
+        for key in ("time_col", "label_col", "population_col"):
             if spec.get(key) is not None:
                 kw[key] = spec[key]
         if spec.get("times") is not None:
@@ -411,7 +423,7 @@ def load_data(spec: dict):
                 raise CLIError("--drop-cols applies to .csv data only (use --features for .h5ad)")
             kw["drop_cols"] = list(spec["drop_cols"])
     else:
-        for key in ("time_col", "label_col", "features", "drop_cols"):
+        for key in ("time_col", "label_col", "features", "drop_cols", "population_col"):
             if spec.get(key):
                 raise CLIError(f"--{key.replace('_', '-')} applies to .csv/.h5ad data only")
         if spec.get("times") is not None:
@@ -431,6 +443,37 @@ def get_task(name: str, n_times: int):
     from .data.tasks import get_task as _get
 
     return _get(name, n_times)
+
+
+def make_task(snaps, name: str | None, heldout_populations: Sequence[str] | None = None):
+    """The task of the command line: a :class:`~mfsde.data.Task` for one population; for
+    :class:`~mfsde.data.Populations` a :class:`~mfsde.data.PopulationTask` (time task default
+    ``"all"`` when populations are held out, else the middle time point of the shortest)."""
+    from .data import Populations, PopulationTask
+
+    if not isinstance(snaps, Populations):
+        if heldout_populations:
+            raise CLIError("--heldout-populations needs data with populations (--population-col COL)")
+        return get_task(name or _default_task(snaps.n_times), snaps.n_times)
+    held = list(heldout_populations or [])
+    if name is None:
+        name = "all" if held else _default_task(min(s.n_times for s in snaps.values()))
+    task = PopulationTask(name, held)
+    task.resolve(snaps)  # unknown populations / tasks that do not fit a population: one-line errors
+    return task
+
+
+def _describe_task(snaps, task) -> str:
+    if hasattr(task, "train"):
+        return (f"{snaps.n_times} time points, dim {snaps.dim}); task {task.name}: train {list(task.train)}, "
+                f"held out {list(task.heldout)}")
+    held = list(task.heldout_populations)
+    return (f"{len(snaps)} populations, dim {snaps.dim}); task {task.name}: train populations "
+            f"{task.training_names(snaps)}, held-out populations {held or 'none'}")
+
+
+def _has_heldout(task) -> bool:
+    return bool(list(task.heldout)) if hasattr(task, "heldout") else True
 
 
 def _run_dir(path: str) -> Path:
@@ -457,6 +500,13 @@ def _run_data_and_task(args, run: Path):
         raise CLIError(f"the run {str(run)!r} records no data; pass --data")
     snaps = load_data(spec)
     task = None
+    if not hasattr(snaps, "n_times"):  # populations
+        meta_file = run / "meta.json"
+        t = (json.loads(meta_file.read_text()) if meta_file.is_file() else {}).get("task") or {}
+        held = getattr(args, "heldout_populations", None) or t.get("heldout_populations") \
+            or saved.get("heldout_populations")
+        time_task = args.task or (t.get("time_task") if isinstance(t.get("time_task"), str) else None)
+        return snaps, make_task(snaps, time_task, held)
     if args.task:
         task = get_task(args.task, snaps.n_times)
     else:
@@ -486,7 +536,8 @@ def _print_eval(ev: dict, title: str = "", baselines: Sequence[dict] = ()) -> No
     for name, e in [("model", ev)] + [(b["preset"], b) for b in baselines]:
         for r in e["per_time"]:
             note = " (falls back to previous)" if r.get("note") else ""
-            print(f"| {name}{note} | {r['index']} | {r['time']:g} | {r['n_observed']} | "
+            where = r["index"] if r.get("population") is None else f"{r['population']}:{r['index']}"
+            print(f"| {name}{note} | {where} | {r['time']:g} | {r['n_observed']} | "
                   f"{r.get('w1', float('nan')):.4f} | {r.get('w2', float('nan')):.4f} |")
         if name == "model" or len(e["per_time"]) > 1:
             print(f"| {name} | mean | | | {e.get('w1', float('nan')):.4f} | {e.get('w2', float('nan')):.4f} |")
@@ -500,7 +551,7 @@ def _baselines_for(args, snaps, task, ev: dict) -> list[dict]:
     if getattr(args, "no_baselines", False):
         return []
     return baseline_evaluations(snaps, task, n_particles=ev["n_particles"], seed=ev["seed"],
-                                times=[r["index"] for r in ev["per_time"]])
+                                times=getattr(args, "at", None))
 
 
 # -- commands -----------------------------------------------------------------------------------------
@@ -549,15 +600,14 @@ def _fit(args, main: bool = True) -> int:
             raise CLIError("fit needs --data PATH [PATH ...] (or --resume DIR)")
         spec = data_spec(args)
         snaps = load_data(spec)
-        task = get_task(args.task or _default_task(snaps.n_times), snaps.n_times)
+        task = make_task(snaps, args.task, args.heldout_populations)
         cfg = build_config(args, snaps.dim)
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset or 'custom'}-seed{cfg.train.seed}"
         spec["task"] = task.name
         if main:  # everything a resume needs exists before the first iteration
             write_text_atomic(out / DATA_SPEC_FILE, json.dumps(spec, indent=2))
         say(f"fitting {cfg.preset or 'custom config'} on {getattr(snaps, 'name', None) or spec['paths'][0]} "
-            f"({snaps.n_times} time points, dim {snaps.dim}); task {task.name}: train {list(task.train)}, "
-            f"held out {list(task.heldout)}; {cfg.train.iterations} iterations → {out}")
+            f"({_describe_task(snaps, task)}; {cfg.train.iterations} iterations → {out}")
         res = fit(cfg, snaps, task, out_dir=out, progress=not args.quiet and main)
     if not main:
         return 0
@@ -570,7 +620,7 @@ def _fit(args, main: bool = True) -> int:
     if res.stopped == "time_budget":
         print(f"stopped by the time budget ({cfg.train.time_budget:g} s of training steps) after "
               f"{res.iteration} of {cfg.train.iterations} iterations")
-    if not args.no_eval and list(task.heldout):
+    if not args.no_eval and _has_heldout(task):
         ev = evaluate(res.model, snaps, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed)
         base = _baselines_for(argparse.Namespace(no_baselines=False), snaps, task, ev)
         ev["baselines"] = base
@@ -607,16 +657,17 @@ def cmd_compare(args) -> int:
 
     spec = data_spec(args)
     snaps = load_data(spec)
-    task = get_task(args.task or _default_task(snaps.n_times), snaps.n_times)
+    task = make_task(snaps, args.task, args.heldout_populations)
     overrides = _shortcut_overrides(args)
     if "train.seed" in overrides:
         raise CLIError("set seeds with --seeds, not --set train.seed")
     for name in args.presets:  # fail fast, before any training
         preset(name, dim=snaps.dim).override(**overrides)
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{task.name.replace(':', '')}"
+    safe = "".join(c for c in task.name.replace("|", "-") if c.isalnum() or c in "-_,.=")
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{safe}"
     out.mkdir(parents=True, exist_ok=True)
-    print(f"comparing {', '.join(args.presets)} × seeds {args.seeds} on task {task.name} "
-          f"(train {list(task.train)}, held out {list(task.heldout)}) → {out}")
+    print(f"comparing {', '.join(args.presets)} × seeds {args.seeds} on {getattr(snaps, 'name', '') or 'the data'} "
+          f"({_describe_task(snaps, task)} → {out}")
     for name in args.presets:  # each run directory can be resumed / evaluated from its first moment
         for seed in args.seeds:
             write_text_atomic(out / f"{name}-seed{seed}" / DATA_SPEC_FILE, json.dumps({**spec, "task": task.name}, indent=2))
@@ -648,6 +699,15 @@ def cmd_explain(args) -> int:
     except FileNotFoundError:
         history = None
     out = Path(args.out) if args.out else run / "explain"
+    if not hasattr(snaps, "n_times"):  # populations: explain one of them
+        name = args.population or task.training_names(snaps)[0]
+        if name not in snaps:
+            raise CLIError(f"--population {name!r} is not a population of the data; populations are {snaps.names}")
+        snaps, task = snaps[name], task.resolve(snaps)[name]
+        out = out / name if not args.out else out
+        print(f"explaining population {name!r}")
+    elif args.population:
+        raise CLIError("--population needs data with populations (--population-col COL)")
     summary = explain(model, snaps, out, time_indices=args.time_index, n_cells=args.n_cells,
                       n_particles=args.n_particles, seed=args.seed, history=history,
                       heldout=list(task.heldout), figures=not args.no_figures, clusters=args.clusters)

@@ -22,8 +22,17 @@ import numpy as np
 import torch
 
 from .config import Config
+from .data.inputs import check_inputs, draw_initial, resolve_task
+from .data.populations import Populations, as_population_task
 from .losses import w1, w2
-from .training import check_inputs, draw_initial, fit, resolve_task
+
+__all__ = ["simulate", "evaluate", "compare", "summarise", "to_markdown", "to_csv", "metric_key", "START"]
+
+
+def metric_key(metric: str, rec: dict) -> str:
+    """The column name of a ``per_time`` record: ``w1@k``, or ``w1@population:k`` with populations."""
+    pop = rec.get("population")
+    return f"{metric}@{rec['index']}" if pop is None else f"{metric}@{pop}:{rec['index']}"
 
 
 def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
@@ -99,6 +108,9 @@ def evaluate(model, snapshots, task, *, n_particles: int | None = 2000, seed: in
     """
     if start not in START:
         raise ValueError(f"start must be one of {', '.join(START)} (the evaluation protocol), got {start!r}")
+    if isinstance(snapshots, Populations):
+        return _evaluate_populations(model, snapshots, task, n_particles=n_particles, seed=seed, times=times,
+                                     metrics=metrics, start=start)
     task = resolve_task(task, snapshots)
     check_inputs(snapshots, task, getattr(model, "dim", None), need_train=False)
     idx = sorted(int(k) for k in (task.heldout if times is None else times))
@@ -136,14 +148,50 @@ def evaluate(model, snapshots, task, *, n_particles: int | None = 2000, seed: in
     return out
 
 
+def population_items(pops: Populations, task, times: Sequence[int] | None = None):
+    """``[(name, per-population task, indices, held out?)]``: what is scored per population — a
+    held-out population at all its later times, a training one at its held-out times (or, with
+    ``times``, at those of ``times`` it has); populations with nothing to score are left out."""
+    ptask = as_population_task(task)
+    tasks = ptask.resolve(pops)
+    out = []
+    for name in pops.names:
+        t = tasks[name]
+        idx = sorted(int(k) for k in t.heldout) if times is None else \
+            sorted(int(k) for k in times if 0 < int(k) < pops[name].n_times)
+        if idx:
+            out.append((name, t, idx, name in ptask.heldout_populations))
+    return ptask, out
+
+
+def _evaluate_populations(model, pops: Populations, task, *, times, metrics, **kwargs) -> dict:
+    """:func:`evaluate` over populations: one ``per_time`` row per (population, time) with
+    ``population`` and ``heldout_population``; the means over all rows and ``per_population``."""
+    ptask, items = population_items(pops, task, times)
+    if not items:
+        raise ValueError(f"task {ptask.name!r} holds out no population and no time point; pass times=[...] or "
+                         "heldout_populations")
+    per_time = []
+    for name, t, idx, held in items:
+        ev = evaluate(model, pops[name], t, times=idx, metrics=metrics, **kwargs)
+        per_time += [{"population": name, "heldout_population": held, **r} for r in ev["per_time"]]
+    out = {"task": ptask.name, "start": kwargs["start"], "n_particles": kwargs["n_particles"],
+           "seed": kwargs["seed"], "per_time": per_time}
+    for m in metrics:
+        out[m] = float(np.mean([r[m] for r in per_time]))
+    out["per_population"] = {name: {m: float(np.mean([r[m] for r in per_time if r["population"] == name]))
+                                    for m in metrics} for name, *_ in items}
+    return out
+
+
 # -- comparisons -----------------------------------------------------------------------------
 def _flatten_eval(ev: dict) -> dict:
     row = {m: ev[m] for m in ("w1", "w2") if m in ev}
     for r in ev["per_time"]:
         for m in ("w1", "w2"):
             if m in r:
-                row[f"{m}@{r['index']}"] = r[m]
-    notes = [f"{r['index']}: {r['note']}" for r in ev["per_time"] if r.get("note")]
+                row[metric_key(m, r)] = r[m]
+    notes = [f"{metric_key('', r)[1:]}: {r['note']}" for r in ev["per_time"] if r.get("note")]
     if notes:
         row["note"] = "; ".join(notes)
     return row
@@ -184,6 +232,7 @@ def compare(
     """
     from .baselines import BASELINES, baseline_evaluations
     from .config import preset as get_preset
+    from .training import fit
 
     if isinstance(presets, str):
         presets = [presets]
@@ -198,10 +247,15 @@ def compare(
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ValueError(f"baselines: unknown name(s) {unknown}; available: {', '.join(BASELINES)}")
-    task = resolve_task(task, snapshots)
-    check_inputs(snapshots, task)
-    if not list(task.heldout):
-        raise ValueError(f"task {task.name!r} has no held-out time to evaluate")
+    if isinstance(snapshots, Populations):
+        task, items = population_items(snapshots, task)
+        if not items:
+            raise ValueError(f"task {task.name!r} holds out no population and no time point to evaluate")
+    else:
+        task = resolve_task(task, snapshots)
+        check_inputs(snapshots, task)
+        if not list(task.heldout):
+            raise ValueError(f"task {task.name!r} has no held-out time to evaluate")
     out_dir = Path(out_dir) if out_dir is not None else None
     overrides = dict(overrides or {})
     if "train.seed" in overrides:

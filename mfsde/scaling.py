@@ -55,15 +55,32 @@ class DataScale(nn.Module):
     def fit_(self, snapshots, train: Sequence[int], standardize: str = "global",
              time_scale: str = "mean_gap") -> "DataScale":
         """Fit in place on the cells of the time indices ``train`` (t₀ must be among them)."""
+        return self.fit_many_([(snapshots, train)], standardize, time_scale)
+
+    @torch.no_grad()
+    def fit_many_(self, parts, standardize: str = "global", time_scale: str = "mean_gap") -> "DataScale":
+        """Fit in place on several populations: ``parts`` is a list of ``(snapshots, train)``.
+
+        The cells of every population's training times are pooled; t₀ is the earliest first
+        time; the time unit is the mean gap between consecutive training times over all
+        populations (Σ spans / Σ gaps). With one population this is :meth:`fit_`."""
         if standardize not in STANDARDIZE:
             raise ValueError(f"standardize must be one of {', '.join(STANDARDIZE)}; got {standardize!r}")
         if time_scale not in TIME_SCALES:
             raise ValueError(f"time_scale must be one of {', '.join(TIME_SCALES)}; got {time_scale!r}")
-        train = sorted(int(i) for i in train)
-        if not train:
-            raise ValueError("DataScale.fit_ needs at least one training time index")
-        times = np.asarray(snapshots.times, dtype=np.float64)
-        cells = np.concatenate([np.asarray(snapshots.data[i], dtype=np.float64) for i in train])
+        cells, t_first, span, gaps = [], [], 0.0, 0
+        for snapshots, train in parts:
+            train = sorted(int(i) for i in train)
+            if not train:
+                raise ValueError("DataScale.fit_ needs at least one training time index")
+            times = np.asarray(snapshots.times, dtype=np.float64)
+            cells += [np.asarray(snapshots.data[i], dtype=np.float64) for i in train]
+            t_first.append(float(times[0]))
+            span += float(times[train[-1]] - times[train[0]])
+            gaps += len(train) - 1
+        if not cells:
+            raise ValueError("DataScale.fit_many_ needs at least one population")
+        cells = np.concatenate(cells)
         if cells.shape[-1] != self.dim:
             raise ValueError(f"DataScale has dim {self.dim} but the data have dim {cells.shape[-1]}")
         loc, scale = np.zeros(self.dim), np.ones(self.dim)
@@ -79,10 +96,8 @@ class DataScale(nn.Module):
             scale[tiny] = 1.0
         self.loc.copy_(torch.as_tensor(loc, dtype=self.loc.dtype))
         self.scale.copy_(torch.as_tensor(scale, dtype=self.scale.dtype))
-        self.t0.fill_(float(times[0]))
-        unit = 1.0
-        if time_scale == "mean_gap" and len(train) > 1:
-            unit = float((times[train[-1]] - times[train[0]]) / (len(train) - 1))
+        self.t0.fill_(min(t_first))
+        unit = span / gaps if time_scale == "mean_gap" and gaps > 0 and span > 0 else 1.0
         self.time_unit.fill_(unit)
         return self
 

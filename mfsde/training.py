@@ -49,8 +49,12 @@ import torch
 
 from . import distributed, runs
 from .config import Config
+from .data.inputs import build_series, check_inputs, draw_initial, group_series, resolve_task, training_members
 from .losses import LOSSES, path_energy, subsample
 from .model import MeanFieldSDE, build_model
+
+__all__ = ["fit", "FitResult", "Trainer", "FitLoss", "TrainingInterrupted", "DeferredSignals", "check_inputs",
+           "resolve_task", "draw_initial", "population_seed", "seed_everything", "default_simulate"]
 
 # config fields that may differ between a checkpoint and the config passed to resume it
 RESUMABLE_CHANGES = ("train.iterations", "train.checkpoint_every", "train.checkpoint_seconds", "train.log_every",
@@ -88,65 +92,6 @@ class FitResult:
     train_seconds: float = 0.0
     stopped: str = "iterations"
     start_iteration: int = 0
-
-
-# -- input checks ----------------------------------------------------------------------------
-def resolve_task(task, snapshots):
-    """``task`` as a Task object (a string like ``"interpolate:2"`` goes through
-    :func:`mfsde.data.tasks.get_task`)."""
-    if isinstance(task, str):
-        from .data.tasks import get_task
-
-        return get_task(task, snapshots.n_times)
-    return task
-
-
-def check_inputs(snapshots, task, dim: int | None = None, *, need_train: bool = True) -> None:
-    """Raise clear errors when ``task`` does not fit ``snapshots`` or ``dim`` differs from the data."""
-    times = np.asarray(snapshots.times, dtype=np.float64)
-    n_times = len(snapshots.data)
-    if times.ndim != 1 or len(times) != n_times:
-        raise ValueError(f"snapshots have {n_times} data arrays but times of shape {times.shape}")
-    if n_times < 2:
-        raise ValueError(f"need at least 2 snapshots, got {n_times}")
-    if not np.isfinite(times).all() or not (np.diff(times) > 0).all():
-        raise ValueError(f"snapshot times must be finite and strictly increasing, got {times.tolist()}")
-    data_dim = snapshots.dim
-    for k, a in enumerate(snapshots.data):
-        if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] != data_dim:
-            raise ValueError(f"snapshot {k} must have shape (n_k ≥ 1, {data_dim}), got {tuple(a.shape)}")
-    if dim is not None and dim != data_dim:
-        raise ValueError(
-            f"the model has dim {dim} (config.model.dim) but the data have dim {data_dim}; build the "
-            f"config with preset(name, dim={data_dim}) or override model.dim"
-        )
-    name = getattr(task, "name", repr(task))
-    for what in ("train", "heldout"):
-        idx = list(getattr(task, what))
-        bad = [i for i in idx if not isinstance(i, (int, np.integer)) or not 0 <= i < n_times]
-        if bad:
-            raise ValueError(
-                f"task {name!r} has {what} time index(es) {bad} out of range for {n_times} snapshots "
-                f"(valid: 0..{n_times - 1})"
-            )
-    train, heldout = set(task.train), set(task.heldout)
-    if 0 not in train:
-        raise ValueError(f"task {name!r}: time index 0 (the initial snapshot) must be a training time")
-    if need_train and len(train) < 2:
-        raise ValueError(f"task {name!r} has no training time after t_0 to fit (train = {sorted(train)})")
-    if train & heldout:
-        raise ValueError(f"task {name!r}: time index(es) {sorted(train & heldout)} are both train and held out")
-
-
-def draw_initial(x0_cells: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` rows of ``x0_cells`` ``(M, d)``: without replacement when M ≥ n, else with replacement."""
-    m = x0_cells.shape[0]
-    dev = generator.device
-    if m >= n:
-        idx = torch.randperm(m, generator=generator, device=dev)[:n]
-    else:
-        idx = torch.randint(0, m, (n,), generator=generator, device=dev)
-    return x0_cells[idx.to(x0_cells.device)]
 
 
 def _derived_seed(seed: int, stream: int) -> int:
@@ -219,6 +164,8 @@ def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def _task_dict(task) -> dict:
+    if not hasattr(task, "train"):  # a PopulationTask
+        return task.to_dict()
     return {"name": getattr(task, "name", None), "train": [int(i) for i in task.train],
             "heldout": [int(i) for i in task.heldout]}
 
@@ -284,8 +231,7 @@ class Trainer:
         if not isinstance(config, Config):
             raise TypeError(f"config must be an mfsde.Config, got {type(config).__name__}")
         config.validate()
-        task = resolve_task(task, snapshots)
-        check_inputs(snapshots, task, config.model.dim)
+        task, members = training_members(snapshots, task, config.model.dim)
         self.config, self.task, self.snapshots = config, task, snapshots
         tc = config.train
         # before anything collective: every rank raises the same error
@@ -293,16 +239,19 @@ class Trainer:
         indices = distributed.local_populations(tc.populations, self.rank, self.world_size)
         self.device = torch.device(device) if device is not None else distributed.default_device()
         dtype = torch.get_default_dtype()
-        train_idx = sorted(int(i) for i in task.train)
-        self.fit_idx = [i for i in train_idx if i >= 1]
 
         seed_everything(tc.seed)
         self.model = build_model(config).to(self.device)
         self.model.train()
         # the model works in standardised units fitted on the training times (mfsde.scaling)
-        scale = self.model.scale.fit_(snapshots, train_idx, config.model.standardize, config.model.time_scale)
-        self.data = [scale.encode(x) for x in snapshots.tensors(dtype, self.device)]
-        self.ts = scale.encode_times(np.asarray(snapshots.times)[: train_idx[-1] + 1]).to(self.device, dtype)
+        scale = self.model.scale.fit_many_([(s, t.train) for _, s, t in members], config.model.standardize,
+                                           config.model.time_scale)
+        #: one :class:`~mfsde.data.inputs.Series` per training population, and their batches
+        self.series = build_series(members, scale, self.device, dtype)
+        self.groups = group_series(self.series)
+        #: the indices of the ``fit@k`` records: every training index ≥ 1 of any population
+        self.fit_idx = sorted({k for s in self.series for k in s.fit_idx})
+        self.data, self.ts = self.series[0].data, self.series[0].ts
         self.populations = [self._population(p) for p in indices]
         self.generator = self.populations[0].generator
         self.target_generator = self.populations[0].target_generator
@@ -360,19 +309,37 @@ class Trainer:
     # -- one iteration ------------------------------------------------------------------------
     def population_loss(self, pop: Population) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw cells, simulate population ``pop`` with its own streams and return
-        ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor)."""
+        ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor over
+        :attr:`fit_idx`). With several data populations every one is simulated from its own
+        first snapshot (those sharing a time axis as one batch of independent systems) and the
+        terms are means over populations (``fit@k``: over the populations trained at k)."""
         tc = self.config.train
         self._set_global_rng(pop.torch_rng)
         try:
-            x0 = draw_initial(self.data[0], tc.n_particles, pop.generator)
-            sol = self.simulate(self.forward_model, x0, self.ts, pop.generator)
-            fits = torch.stack([self.loss_fn(sol.xs[k], self.data[k], pop.target_generator) for k in self.fit_idx])
+            parts = []  # (series, fits (K_s,), energy) per data population
+            for group in self.groups:
+                members = [self.series[i] for i in group]
+                x0 = [draw_initial(s.data[0], tc.n_particles, pop.generator) for s in members]
+                x0 = x0[0] if len(x0) == 1 else torch.stack(x0)
+                sol = self.simulate(self.forward_model, x0, members[0].ts, pop.generator)
+                energy = path_energy(sol)
+                for j, s in enumerate(members):
+                    xs = sol.xs if len(members) == 1 else sol.xs[:, j]
+                    fits = torch.stack([self.loss_fn(xs[k], s.data[k], pop.target_generator) for k in s.fit_idx])
+                    parts.append((s, fits, energy if len(members) == 1 else energy[j]))
         finally:
             pop.torch_rng = self._global_rng()
-        fit_term = fits.mean()
-        energy = path_energy(sol)
-        loss = float(self.config.loss.fit_weight) * fit_term + float(self.config.loss.energy_weight) * energy
-        return loss, fit_term, energy, fits
+        fw, ew = float(self.config.loss.fit_weight), float(self.config.loss.energy_weight)
+        if len(parts) == 1:
+            _, fits, energy = parts[0]
+            fit_term = fits.mean()
+            return fw * fit_term + ew * energy, fit_term, energy, fits
+        fit_term = torch.stack([f.mean() for _, f, _ in parts]).mean()
+        energy = torch.stack([e for _, _, e in parts]).mean()
+        per_k = []
+        for k in self.fit_idx:
+            per_k.append(torch.stack([f[s.fit_idx.index(k)] for s, f, _ in parts if k in s.fit_idx]).mean())
+        return fw * fit_term + ew * energy, fit_term, energy, torch.stack(per_k)
 
     def loss(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`population_loss` averaged over this rank's populations (all of them in a
@@ -444,13 +411,16 @@ class Trainer:
         held-out), ``train.eval_particles`` cells simulated from t₀ with ``eval.seed``:
         ``{"w1@k": …, "eval_seconds": …}`` (merged into the history record by :func:`fit`).
         Tells under-fitting (training times far) from over-fitting (training near, held-out far)."""
-        from .evaluation import evaluate
+        from .evaluation import evaluate, metric_key
 
         t0 = time.perf_counter()
-        last = max([*self.task.train, *self.task.heldout])
+        if hasattr(self.task, "train"):
+            times = range(1, max([*self.task.train, *self.task.heldout]) + 1)
+        else:  # populations: every later time of every population, held-out ones included
+            times = range(1, max(s.n_times for s in self.snapshots.values()))
         ev = evaluate(self.model, self.snapshots, self.task, n_particles=self.config.train.eval_particles,
-                      seed=self.config.eval.seed, times=range(1, last + 1), metrics=("w1",))
-        out = {f"w1@{r['index']}": r["w1"] for r in ev["per_time"]}
+                      seed=self.config.eval.seed, times=times, metrics=("w1",))
+        out = {metric_key("w1", r): r["w1"] for r in ev["per_time"]}
         out["eval_seconds"] = time.perf_counter() - t0
         return out
 
@@ -497,8 +467,8 @@ class Trainer:
         diff = [k for k in _config_diff(saved, self.config.to_dict()) if k not in RESUMABLE_CHANGES]
         if diff:
             raise ValueError(f"cannot resume {source!r}: config differs from the checkpoint's in {diff}")
-        mine = _task_dict(self.task)
-        if ckpt["task"]["train"] != mine["train"] or ckpt["task"]["heldout"] != mine["heldout"]:
+        mine, theirs = _task_dict(self.task), dict(ckpt["task"])
+        if {k: v for k, v in theirs.items() if k != "name"} != {k: v for k, v in mine.items() if k != "name"}:
             raise ValueError(f"cannot resume {source!r}: checkpoint task {ckpt['task']} differs from {mine}")
         self.model.load_state_dict(ckpt["model"])
         self.optimiser.load_state_dict(ckpt["optimiser"])
@@ -722,6 +692,13 @@ def _load_checkpoint_on_main(resume: str | Path) -> dict:
     return ckpt
 
 
+def _cell_counts(snapshots):
+    """Cells per time point (``{population: [...]}`` for populations)."""
+    if hasattr(snapshots, "data"):
+        return [int(a.shape[0]) for a in snapshots.data]
+    return {name: s.counts for name, s in snapshots.items()}
+
+
 def _open_run_dir(out_dir: Path, trainer: Trainer, snapshots, resume, start: int):
     """Write ``config.json`` and ``meta.json`` (or record the resume in it) and open
     ``history.jsonl`` holding the iterations behind the model; returns the open log."""
@@ -738,7 +715,7 @@ def _open_run_dir(out_dir: Path, trainer: Trainer, snapshots, resume, start: int
     else:
         extra = {"task": _task_dict(task), "data": getattr(snapshots, "name", None),
                  "scale": trainer.model.scale.to_dict(),
-                 "n_cells": [int(a.shape[0]) for a in snapshots.data], "device": str(trainer.device),
+                 "n_cells": _cell_counts(snapshots), "device": str(trainer.device),
                  "world_size": trainer.world_size}
         runs.write_meta(out_dir, config, extra)
     # the log holds exactly the iterations behind the model: rewrite what the checkpoint knows

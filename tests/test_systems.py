@@ -24,7 +24,8 @@ from mfsde.systems import (
     velocity_variance,
 )
 
-ALL = ["ou", "ou_control", "kuramoto", "cucker_smale", "opinion", "morse", "morse_control"]
+ALL = ["ou", "ou_control", "kuramoto", "cucker_smale", "opinion", "morse", "morse_control", "two_species",
+       "two_species_control"]
 
 
 def gen(seed: int = 0) -> torch.Generator:

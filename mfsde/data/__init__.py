@@ -13,6 +13,7 @@ from .loaders import (
     MissingColumnError, from_arrays, from_dataframe, load, load_csv, load_h5ad, load_npy, load_npy_pattern,
     load_npy_stack,
 )
+from .populations import PopulationError, Populations, PopulationTask, PredictTask, as_population_task
 from .preprocess import Preprocessor, highly_variable_genes, normalize_total
 from .tasks import (
     GENERIC_TASKS, TASKS, Task, TaskError, UnknownTaskError, available_tasks, explicit, extrapolation, get_task,
@@ -20,7 +21,8 @@ from .tasks import (
 )
 
 __all__ = [
-    "Snapshots", "SnapshotError", "normalise_times", "TIME_MODES",
+    "Snapshots", "SnapshotError", "normalise_times", "TIME_MODES", "Populations", "PopulationError",
+    "PopulationTask", "PredictTask", "as_population_task",
     "load", "load_csv", "from_dataframe", "load_npy", "load_npy_pattern", "load_npy_stack", "load_h5ad",
     "from_arrays", "MissingColumnError",
     "Preprocessor", "highly_variable_genes", "normalize_total",

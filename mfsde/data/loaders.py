@@ -181,13 +181,41 @@ def _split_by_time(values: np.ndarray, index: np.ndarray, times: np.ndarray, lab
 
 
 # -- tables (CSV, DataFrame) -----------------------------------------------------------------------
+def _split_by_population(pop_values, index: np.ndarray, times: np.ndarray, where: str, block, labels,
+                         feature_names, name: str):
+    """:class:`Populations` from per-row population values: population p gets the time points it
+    has cells at; ``block(rows)`` returns the ``(len(rows), d)`` float array of those rows."""
+    from .populations import PopulationError, Populations
+
+    pop = np.asarray(pop_values).astype(str)
+    lab = None if labels is None else np.asarray(labels).astype(str)
+    out = []
+    for p in dict.fromkeys(pop.tolist()):
+        rows_p = np.flatnonzero(pop == p)
+        present = np.unique(index[rows_p])
+        if len(present) < 2:
+            raise PopulationError(f"{where}: population {p!r} has cells at a single time point "
+                                  f"({times[present[0]]:g}); each population needs at least 2")
+        rows = [rows_p[index[rows_p] == k] for k in present]
+        try:
+            snaps = Snapshots(times[present], [block(r) for r in rows],
+                              None if lab is None else [lab[r] for r in rows], feature_names, name=p)
+        except SnapshotError as e:
+            raise PopulationError(f"{where}: population {p!r}: {e}") from None
+        out.append((p, snaps))
+    return Populations(out, name=name)
+
+
 def _from_columns(columns: Mapping[str, np.ndarray], *, time_col: str, feature_cols, label_col, time_values,
-                  name: str, where: str, drop_cols: Sequence[str] | None = None) -> Snapshots:
+                  name: str, where: str, drop_cols: Sequence[str] | None = None, population_col: str | None = None):
     cols = list(columns)
     if time_col not in columns:
         raise MissingColumnError(f"{where}: time column {time_col!r} not found; columns are {_short(cols)}")
     if label_col is not None and label_col not in columns:
         raise MissingColumnError(f"{where}: label column {label_col!r} not found; columns are {_short(cols)}")
+    if population_col is not None and population_col not in columns:
+        raise MissingColumnError(f"{where}: population column {population_col!r} not found; columns are "
+                                 f"{_short(cols)}")
     drop = [drop_cols] if isinstance(drop_cols, str) else list(drop_cols or [])
     missing = [c for c in drop if c not in columns]
     if missing:
@@ -195,7 +223,7 @@ def _from_columns(columns: Mapping[str, np.ndarray], *, time_col: str, feature_c
     if drop and feature_cols is not None:
         raise ValueError(f"{where}: give feature columns or columns to drop, not both")
     if feature_cols is None:
-        feature_cols = [c for c in cols if c != time_col and c != label_col and c not in drop]
+        feature_cols = [c for c in cols if c not in (time_col, label_col, population_col) and c not in drop]
         explicit = False
     else:
         feature_cols = [feature_cols] if isinstance(feature_cols, str) else list(feature_cols)
@@ -226,19 +254,28 @@ def _from_columns(columns: Mapping[str, np.ndarray], *, time_col: str, feature_c
     values = np.stack(mats, axis=1)
     times, index = _times_from_column(columns[time_col], time_values, where, time_col)
     labels = None if label_col is None else np.asarray(columns[label_col])
+    if population_col is not None:
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():  # name the population before splitting, so nothing is dropped silently
+            pops = sorted(set(np.asarray(columns[population_col]).astype(str)[bad].tolist()))
+            raise SnapshotError(f"{where}: {int(bad.sum())} cell(s) with non-finite values in population(s) {pops}")
+        return _split_by_population(columns[population_col], index, times, where,
+                                    lambda r: values[r].astype(np.float32), labels, [str(c) for c in feature_cols], name)
     return _split_by_time(values, index, times, labels, [str(c) for c in feature_cols], name, where)
 
 
 def from_dataframe(df, time_col: str = "samples", feature_cols: Sequence[str] | None = None,
-                   label_col: str | None = None, time_values=None, name: str = "") -> Snapshots:
-    """Snapshots from a pandas DataFrame with one row per cell (see :func:`load_csv`)."""
+                   label_col: str | None = None, time_values=None, name: str = "",
+                   population_col: str | None = None):
+    """Snapshots from a pandas DataFrame with one row per cell (see :func:`load_csv`;
+    with ``population_col`` a :class:`~mfsde.data.Populations`)."""
     names = [str(c) for c in df.columns]
     dup = sorted({c for c in names if names.count(c) > 1})
     if dup:
         raise SnapshotError(f"dataframe: duplicate column name(s) {dup}")
     columns = {str(c): df[c].to_numpy() for c in df.columns}
     return _from_columns(columns, time_col=time_col, feature_cols=feature_cols, label_col=label_col,
-                         time_values=time_values, name=name, where="dataframe")
+                         time_values=time_values, name=name, where="dataframe", population_col=population_col)
 
 
 def _read_csv_columns(p: Path, engine: str) -> dict[str, np.ndarray]:
@@ -287,8 +324,8 @@ def _read_csv_columns(p: Path, engine: str) -> dict[str, np.ndarray]:
 
 def load_csv(path: PathLike, time_col: str = "samples", feature_cols: Sequence[str] | None = None,
              label_col: str | None = None, time_values=None, name: str | None = None,
-             engine: str = "auto", drop_cols: Sequence[str] | None = None) -> Snapshots:
-    """Load a CSV with one row per cell.
+             engine: str = "auto", drop_cols: Sequence[str] | None = None, population_col: str | None = None):
+    """Load a CSV with one row per cell (with ``population_col``: :class:`~mfsde.data.Populations`).
 
     Args:
         path: the file (e.g. ``../shared/data/emt/emt.csv``).
@@ -304,6 +341,9 @@ def load_csv(path: PathLike, time_col: str = "samples", feature_cols: Sequence[s
             ``{raw value: time}``.
         name: data-set name (default: the file stem).
         engine: ``"auto"`` (pandas if installed), ``"pandas"`` or ``"python"`` (stdlib csv).
+        population_col: a column naming each cell's population (condition, replicate, donor):
+            the result is :class:`~mfsde.data.Populations`, one :class:`Snapshots` per
+            population (in order of first appearance) with the time points it has cells at.
 
     Rows are grouped by time in file order within each time point.
     """
@@ -311,7 +351,7 @@ def load_csv(path: PathLike, time_col: str = "samples", feature_cols: Sequence[s
     columns = _read_csv_columns(p, engine)
     return _from_columns(columns, time_col=time_col, feature_cols=feature_cols, label_col=label_col,
                          time_values=time_values, name=p.stem if name is None else name, where=repr(str(p)),
-                         drop_cols=drop_cols)
+                         drop_cols=drop_cols, population_col=population_col)
 
 
 # -- numpy ---------------------------------------------------------------------------------------
@@ -453,8 +493,9 @@ def load_npy_stack(path: PathLike, times: Sequence[float] | None = None, name: s
 # -- AnnData -------------------------------------------------------------------------------------
 def load_h5ad(path: PathLike, time_col: str, label_col: str | None = None, layer: str | None = None,
               obsm: str | None = None, time_values=None, genes: Sequence[str] | None = None,
-              name: str | None = None) -> Snapshots:
-    """Load an AnnData ``.h5ad`` file.
+              name: str | None = None, population_col: str | None = None):
+    """Load an AnnData ``.h5ad`` file (with ``population_col``, an ``obs`` column naming each
+    cell's population: :class:`~mfsde.data.Populations`).
 
     Args:
         time_col: ``obs`` column with each cell's time (numbers, strings such as "day2", or a
@@ -482,6 +523,9 @@ def load_h5ad(path: PathLike, time_col: str, label_col: str | None = None, layer
         raise MissingColumnError(f"{where}: time column {time_col!r} not in obs; obs columns are {_short(obs_cols)}")
     if label_col is not None and label_col not in adata.obs.columns:
         raise MissingColumnError(f"{where}: label column {label_col!r} not in obs; obs columns are "
+                                 f"{_short(obs_cols)}")
+    if population_col is not None and population_col not in adata.obs.columns:
+        raise MissingColumnError(f"{where}: population column {population_col!r} not in obs; obs columns are "
                                  f"{_short(obs_cols)}")
     feature_names: list[str] | None
     if obsm is not None:
@@ -516,6 +560,13 @@ def load_h5ad(path: PathLike, time_col: str, label_col: str | None = None, layer
             time_values = {c: float(i) for i, c in enumerate(cats)}
     raw = col.to_numpy() if not hasattr(col, "cat") else col.astype(object).to_numpy()
     times, index = _times_from_column(raw, time_values, where, time_col)
+    if population_col is not None:
+        def block(rows):
+            b = X[rows]
+            return np.asarray(b.toarray() if hasattr(b, "toarray") else b, dtype=np.float32)
+        labs = None if label_col is None else adata.obs[label_col].astype(str).to_numpy()
+        return _split_by_population(adata.obs[population_col].astype(str).to_numpy(), index, times, where, block,
+                                    labs, feature_names, p.stem if name is None else name)
     order = np.argsort(index, kind="stable")
     bounds = np.searchsorted(index[order], np.arange(len(times) + 1))
     data = []

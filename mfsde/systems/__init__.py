@@ -7,7 +7,7 @@ the truth.
 
 >>> from mfsde.systems import get_system, snapshots, SYSTEMS
 >>> SYSTEMS.names()
-['cucker_smale', 'kuramoto', 'morse', 'morse_control', 'opinion', 'ou', 'ou_control']
+['cucker_smale', 'kuramoto', 'morse', 'morse_control', 'opinion', 'ou', 'ou_control', 'two_species', 'two_species_control']
 >>> ds = snapshots(get_system("kuramoto", K=2.0), times=[0, 1, 2, 4], n_per_time=500, seed=0)
 
 After fitting, :mod:`mfsde.systems.recovery` scores a model against the truth: held-out W1/W2,
@@ -19,7 +19,9 @@ from .kuramoto import NoisyKuramoto, order_parameter, stationary_order_parameter
 from .morse import HarmonicConfinement, MorseAggregation, MorseInteraction, morse_control
 from .opinion import BoundedConfidence, OpinionDynamics, bump
 from .ou import MeanFieldOU, MeanReversion, ou_control
+from .two_species import NonReciprocalPursuit, TwoSpecies, two_species_control
 from .dataset import demo_dataset, simulate_snapshots, snapshots
+from .populations import POPULATION_FAMILIES, population_snapshots, population_systems, species_labels
 from .recovery import (SystemModel, drift_error, interaction_error, plot_recovery, recovery_report,
                        recovery_samples, true_populations)
 
@@ -29,5 +31,7 @@ __all__ = [
     "stationary_order_parameter", "CuckerSmale", "VelocityAlignment", "velocity_variance",
     "OpinionDynamics", "BoundedConfidence", "bump", "MorseAggregation", "MorseInteraction",
     "HarmonicConfinement", "morse_control", "SystemModel", "true_populations", "drift_error",
-    "interaction_error", "recovery_samples", "recovery_report", "plot_recovery",
+    "interaction_error", "recovery_samples", "recovery_report", "plot_recovery", "TwoSpecies",
+    "NonReciprocalPursuit", "two_species_control", "POPULATION_FAMILIES", "population_systems",
+    "population_snapshots", "species_labels",
 ]

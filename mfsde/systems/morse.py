@@ -84,13 +84,19 @@ class MorseAggregation(ParticleSystem):
         sigma: noise (default 0.1).
         init_radius: initial positions ~ Uniform(disk of this radius) in 2-D, N(0, (r/2)² I)
             otherwise (default 4.0).
+        init_center: centre of the initial law (default the origin; a ``(d,)`` sequence), e.g. to
+            make populations that start in different places.
     """
 
     name = "morse"
     default_times = (0.0, 0.5, 1.0, 2.0, 4.0)
 
     def __init__(self, dim: int = 2, C_a: float = 10.0, l_a: float = 2.0, C_r: float = 15.0, l_r: float = 0.5,
-                 confinement: float = 0.05, sigma: float = 0.1, init_radius: float = 4.0):
+                 confinement: float = 0.05, sigma: float = 0.1, init_radius: float = 4.0, init_center=None):
+        self.init_center = torch.zeros(dim, dtype=torch.float64) if init_center is None else \
+            torch.as_tensor(init_center, dtype=torch.float64).reshape(-1)
+        if self.init_center.shape != (dim,) or not torch.isfinite(self.init_center).all():
+            raise ValueError(f"init_center must be {dim} finite numbers, got {init_center!r}")
         self.confinement = positive(confinement, "confinement", allow_zero=True)
         self.init_radius = positive(init_radius, "init_radius", allow_zero=True)
         inter = MorseInteraction(dim, positive(C_a, "C_a", allow_zero=True), positive(l_a, "l_a"),
@@ -107,7 +113,7 @@ class MorseAggregation(ParticleSystem):
             x = torch.stack([rad * torch.cos(ang), rad * torch.sin(ang)], dim=-1)
         else:
             x = 0.5 * self.init_radius * torch.randn(*batch, n, self.dim, generator=generator, dtype=torch.float64)
-        return x.to(dtype)
+        return (x + self.init_center).to(dtype)
 
 
 @SYSTEMS.register("morse_control")

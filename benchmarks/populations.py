@@ -1,0 +1,317 @@
+"""Many initial populations: does interaction pay off on populations the model has never seen?
+
+For each family of :mod:`mfsde.systems.populations` (and its non-interacting control) 8
+populations share the dynamics and differ in their initial state; 6 train (every time point) and
+2 are held out (index 1 and 5). Every preset is trained for the same budget of training-step
+seconds per run (one torch thread), seeds 0, 1, 2 (the seed drives the data set and the
+training), and scored on the held-out populations, each predicted from its own first snapshot:
+
+* held-out W1 (exact, 300 simulated vs 300 observed cells per time, mean over populations and
+  times ≥ 1), beside the **truth** floor (the true system simulated from the same t₀ cells), and
+  the references ``previous`` / ``mccann`` (from the held-out population's own observed
+  neighbouring snapshots, which the model never sees) and ``floor`` (observed vs observed);
+* relative drift error and gauge-fixed interaction error (:mod:`mfsde.systems.recovery`) on each
+  held-out population's own system, averaged (controls: ``inter_scaled``, a spurious interaction);
+* on ``two_species`` (A is pulled by B, B feels nothing from A): the direction of influence, from
+  the cell-type aggregated interaction weights of the kernel (rows = receivers) and from a
+  kernel-agnostic perturbation — how much the drift of one species changes when the other
+  species' cells are displaced — for the model and for the truth.
+
+    python benchmarks/populations.py --shard 1/2 & python benchmarks/populations.py --shard 2/2; \\
+        python benchmarks/populations.py --render
+    python benchmarks/populations.py --quick        # a few seconds per run, smoke test of the pipeline
+
+Writes ``benchmarks/results/populations.{rows.jsonl,json,md,png}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import mfsde  # noqa: E402
+from mfsde.baselines import baseline_evaluations  # noqa: E402
+from mfsde.data import PopulationTask, PredictTask  # noqa: E402
+from mfsde.evaluation import evaluate  # noqa: E402
+from mfsde.explain import has_interaction_weights, label_attention  # noqa: E402
+from mfsde.systems import SystemModel, drift_error, population_snapshots, population_systems  # noqa: E402
+from mfsde.systems.recovery import interaction_error, recovery_samples  # noqa: E402
+from mfsde.training import fit  # noqa: E402
+
+N_POPULATIONS, N_CELLS, HELDOUT = 8, 300, (1, 5)
+FAMILIES = ("ou", "morse", "two_species")
+PRESETS = ("ito", "rbf", "scimf")
+#: extra presets on some families only (symmetric weights cannot show a direction)
+EXTRA = {"two_species": ("symmetric_qk",)}
+NAME = "populations"
+
+
+def dataset(family: str, control: bool, seed: int):
+    systems = population_systems(family, N_POPULATIONS, control=control)
+    pops = population_snapshots(systems, n_per_time=N_CELLS, seed=seed)
+    task = PopulationTask("all", heldout_populations=[pops.names[i] for i in HELDOUT])
+    return systems, pops, task
+
+
+def influence(drift, x: torch.Tensor, is_a: torch.Tensor, seed: int) -> dict:
+    """Mean change of the drift of one species when the *other* species' positions are displaced
+    (N(0, s²), s = the positions' spread), relative to that species' mean drift norm:
+    ``{"A<-B": …, "B<-A": …}``. ``drift(x)`` → ``(N, d)``."""
+    g = torch.Generator().manual_seed(seed)
+    f = drift(x)
+    spread = x[:, :-1].std()
+    out = {}
+    for recv, src, name in ((is_a, ~is_a, "A<-B"), (~is_a, is_a, "B<-A")):
+        x2 = x.clone()
+        x2[src, :-1] += spread * torch.randn(int(src.sum()), x.shape[1] - 1, generator=g, dtype=x.dtype)
+        d = (drift(x2)[recv] - f[recv]).norm(dim=-1).mean()
+        out[name] = float(d / f[recv].norm(dim=-1).mean().clamp_min(1e-12))
+    return out
+
+
+def direction(model, system, snaps, seed: int) -> dict:
+    """Weights (kernel) and perturbation influence (model and truth) on the last observed time of a
+    held-out two-species population."""
+    k = snaps.n_times - 1
+    x = torch.as_tensor(snaps.data[k], dtype=torch.float32)
+    is_a = x[:, -1] > 0
+    t = float(snaps.times[k])
+    with torch.no_grad():
+        out = {"model": influence(lambda z: model.data_velocity(z, t), x, is_a, seed),
+               "truth": influence(lambda z: system.drift(z.double()).float(), x, is_a, seed)}
+        ok, _ = has_interaction_weights(model)
+        if ok:
+            w = model.drift.inter.pair_weights(model.scale.encode(x)).mean(0).numpy()
+            lab = label_attention(w, snaps.labels[k], names=["A", "B"])
+            out["weights"] = {"A<-B": float(lab.matrix[0, 1]), "B<-A": float(lab.matrix[1, 0]),
+                              "A<-A": float(lab.matrix[0, 0]), "B<-B": float(lab.matrix[1, 1]),
+                              "asymmetry": float(lab.asymmetry)}
+    return out
+
+
+def run(family: str, control: bool, preset: str, seed: int, budget: float, quick: bool) -> dict:
+    systems, pops, task = dataset(family, control, seed)
+    cfg = mfsde.preset(preset, dim=pops.dim).override(**{
+        "train.seed": seed, "train.time_budget": budget, "train.iterations": 10**6, "train.n_particles": 128})
+    res = fit(cfg, pops, task, progress=False)
+    model = res.model
+    ev = evaluate(model, pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",))
+    row = {"kind": "model", "family": family, "control": control, "preset": preset, "seed": seed, "budget": budget,
+           "iterations": res.iteration, "train_seconds": res.train_seconds, "w1": ev["w1"],
+           "w1_per_population": {n: v["w1"] for n, v in ev["per_population"].items()}}
+    drift, inter, scaled = [], [], []
+    n_rec = 100 if quick else 300
+    for name in task.heldout_populations:
+        system, times = systems[name], list(pops[name].times)
+        drift.append(drift_error(model, system, times, n_particles=n_rec, seed=seed + 1)["drift"])
+        ie = interaction_error(model, system, times, n_particles=n_rec, seed=seed + 2)
+        inter.append(ie["inter"])
+        scaled.append(ie["inter_scaled"])
+    row.update(drift=float(np.mean(drift)), inter=float(np.mean(inter)), inter_scaled=float(np.mean(scaled)))
+    if family == "two_species" and not control:
+        name = task.heldout_populations[0]
+        row["direction"] = direction(model, systems[name], pops[name], seed)
+    if family == "ou" and not control and seed == 0:  # material for the figure
+        name = task.heldout_populations[0]
+        s = recovery_samples(model, systems[name], list(pops[name].times), n_particles=n_rec, seed=seed + 2)
+        row["delta_sample"] = {"true": s["delta_true"][:200].tolist(), "model": s["delta_model"][:200].tolist()}
+    return row
+
+
+def baselines(family: str, control: bool, seed: int) -> list[dict]:
+    systems, pops, task = dataset(family, control, seed)
+    rows = []
+    truth = []
+    for name in task.heldout_populations:
+        t = PredictTask.for_population(name, pops[name].n_times)
+        truth.append(evaluate(SystemModel(systems[name]), pops[name], t, n_particles=N_CELLS, seed=seed,
+                              metrics=("w1",))["w1"])
+    rows.append({"kind": "baseline", "family": family, "control": control, "preset": "truth", "seed": seed,
+                 "w1": float(np.mean(truth))})
+    for ev in baseline_evaluations(pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",)):
+        rows.append({"kind": "baseline", "family": family, "control": control, "preset": ev["preset"], "seed": seed,
+                     "w1": ev["w1"]})
+    return rows
+
+
+def jobs(families, presets, seeds):
+    out = []
+    for fam in families:
+        for control in (False, True):
+            for p in list(presets) + list(EXTRA.get(fam, ())):
+                for s in seeds:
+                    out.append((fam, control, p, s))
+    return out
+
+
+# -- report -------------------------------------------------------------------------------------
+def _ms(vals, d=3) -> str:
+    v = np.asarray([x for x in vals if x is not None and np.isfinite(x)], float)
+    if not v.size:
+        return "–"
+    return f"{v.mean():.{d}f}" + (f" ± {v.std(ddof=1):.{d}f}" if v.size > 1 else "")
+
+
+def _spread(vals) -> tuple[float, float]:
+    v = np.asarray(vals, float)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def render(rows: list[dict], settings: dict) -> str:
+    budget = next((r["budget"] for r in rows if r["kind"] == "model"), float("nan"))
+    lines = [f"Held-out populations ({len(HELDOUT)} of {N_POPULATIONS}, each predicted from its own first snapshot; "
+             f"{N_CELLS} cells per time), {budget:g} s of training steps per run (1 thread, 128 particles per "
+             "population), mean ± std over seeds. W1: mean over held-out populations and times ≥ 1. drift: "
+             "E‖f̂−f‖²/E‖f‖²; inter: gauge-fixed interaction error (controls: inter_scaled, spurious "
+             "interaction in units of the drift). Verdict: an interaction preset *beats* ito when its mean W1 is "
+             "lower by more than the larger of the two seed spreads (controls: *within* = not different by more "
+             "than that).", ""]
+    verdicts = []
+    for fam in dict.fromkeys(r["family"] for r in rows):
+        for control in (False, True):
+            rs = [r for r in rows if r["family"] == fam and r["control"] == control]
+            if not rs:
+                continue
+            title = f"{fam}{' control (no interaction)' if control else ''}"
+            lines += [f"### {title}", "", "| method | held-out W1 | drift error | "
+                      f"{'inter_scaled' if control else 'inter error'} | iterations | seeds | vs ito |",
+                      "|---|---|---|---|---|---|---|"]
+            models = [r for r in rs if r["kind"] == "model"]
+            ito = [r["w1"] for r in models if r["preset"] == "ito"]
+            for p in dict.fromkeys(r["preset"] for r in models):
+                pr = [r for r in models if r["preset"] == p]
+                verdict = ""
+                if p != "ito" and ito:
+                    (m0, s0), (m1, s1) = _spread(ito), _spread([r["w1"] for r in pr])
+                    tol = max(s0, s1)
+                    if control:
+                        verdict = "within" if abs(m1 - m0) <= tol else ("better" if m1 < m0 else "worse")
+                    else:
+                        verdict = "beats" if m0 - m1 > tol else ("worse" if m1 - m0 > tol else "tie")
+                    verdicts.append((title, p, verdict))
+                key = "inter_scaled" if control else "inter"
+                lines.append(f"| {p} | {_ms([r['w1'] for r in pr])} | {_ms([r['drift'] for r in pr])} | "
+                             f"{_ms([r[key] for r in pr])} | {_ms([r['iterations'] for r in pr], 0)} | {len(pr)} | "
+                             f"{verdict} |")
+            for b in ("truth", "mccann", "previous", "floor"):
+                br = [r["w1"] for r in rs if r["kind"] == "baseline" and r["preset"] == b]
+                if br:
+                    lines.append(f"| *{b}* | {_ms(br)} | | | | {len(br)} | |")
+            lines.append("")
+    dirs = [r for r in rows if r.get("direction")]
+    if dirs:
+        lines += ["### two_species: who drives whom (held-out population, last time; truth: A←B > 0, B←A = 0)", "",
+                  "| method | seed | perturbation A←B | perturbation B←A | weights A←B | weights B←A | weight asymmetry | "
+                  "direction shown (weights) |", "|---|---|---|---|---|---|---|---|"]
+        truth = dirs[0]["direction"]["truth"]
+        lines.append(f"| *truth* | – | {truth['A<-B']:.3f} | {truth['B<-A']:.3f} | | | | |")
+        for r in sorted(dirs, key=lambda r: (r["preset"], r["seed"])):
+            d = r["direction"]
+            w = d.get("weights")
+            shown = "–" if w is None else ("yes" if w["A<-B"] > w["B<-A"] * 1.05 else "no")
+            wcells = "| – | – | – |" if w is None else f"| {w['A<-B']:.4f} | {w['B<-A']:.4f} | {w['asymmetry']:.3f} |"
+            lines.append(f"| {r['preset']} | {r['seed']} | {d['model']['A<-B']:.3f} | {d['model']['B<-A']:.3f} "
+                         f"{wcells} {shown} |")
+        lines.append("")
+    if verdicts:
+        lines += ["### verdicts against ito", "", "| system | preset | verdict |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in verdicts]
+        lines.append("")
+    md = "\n".join(lines) + "\n"
+    (_common.RESULTS_DIR / f"{NAME}.md").write_text(md)
+    _common.write_json(NAME, {"settings": settings, "environment": _common.env_info(), "rows": rows})
+    figure(rows)
+    return md
+
+
+def figure(rows: list[dict]) -> None:
+    samples = [r for r in rows if r.get("delta_sample")]
+    if not samples:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(samples), figsize=(3.6 * len(samples), 3.4), squeeze=False)
+    for ax, r in zip(axes[0], sorted(samples, key=lambda r: r["preset"])):
+        t, m = np.asarray(r["delta_sample"]["true"]), np.asarray(r["delta_sample"]["model"])
+        lim = float(np.abs(t).max()) * 1.2
+        for c, col in zip(range(t.shape[1]), ("tab:blue", "tab:orange")):
+            ax.scatter(t[:, c], m[:, c], s=6, alpha=0.6, color=col, label=f"component {c + 1}")
+        ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_title(f"{r['preset']}: inter error {r['inter']:.2f}", fontsize=10)
+        ax.set_xlabel("true Δf (population-dependent drift)")
+        ax.set_ylabel("learned Δf")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("mean-field OU, held-out population: true vs learned interaction (seed 0)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(_common.RESULTS_DIR / f"{NAME}.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    global NAME
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget", type=float, default=75.0, help="seconds of training steps per run (default 75)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES) + ["kuramoto"])
+    ap.add_argument("--presets", nargs="+", default=list(PRESETS))
+    ap.add_argument("--shard", default="1/1", help="K/N: run every N-th job starting at K (parallel processes)")
+    ap.add_argument("--resume", action="store_true", help="keep the rows already logged and skip their jobs")
+    ap.add_argument("--render", action="store_true", help="only rebuild the table, JSON and figure from the log")
+    ap.add_argument("--quick", action="store_true", help="3 s per run, one seed, two families: a smoke test")
+    args = ap.parse_args(argv)
+    if args.quick:
+        NAME = "populations_quick"
+        args.budget, args.seeds, args.families = 3.0, [0], ["ou", "two_species"]
+    torch.set_num_threads(1)
+    log = _common.RESULTS_DIR / f"{NAME}.rows.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    read = lambda: [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []  # noqa: E731
+    if args.render:
+        print(render(read(), vars(args)))
+        return 0
+    k, _, n = args.shard.partition("/")
+    k, n = int(k), int(n or 1)
+    if k == 1 and not args.resume:
+        log.unlink(missing_ok=True)
+    done = {(r["family"], r["control"], r["preset"], r["seed"]) for r in read() if r["kind"] == "model"}
+    base_done = {(r["family"], r["control"], r["seed"]) for r in read() if r["kind"] == "baseline"}
+    commit = _common.env_info()["git_commit"]
+    todo = jobs(args.families, args.presets, args.seeds)
+    print(f"{len(todo)} runs of {args.budget:g} s (+ evaluation); shard {k}/{n}", flush=True)
+    for i, (fam, control, preset, seed) in enumerate(todo):
+        if i % n != k - 1 or (fam, control, preset, seed) in done:
+            continue
+        t0 = time.perf_counter()
+        new = []
+        first = next(j for j, job in enumerate(todo) if job[:2] == (fam, control) and job[3] == seed)
+        if (fam, control, seed) not in base_done and first == i:  # one shard computes them
+            new += baselines(fam, control, seed)
+            base_done.add((fam, control, seed))
+        row = run(fam, control, preset, seed, args.budget, args.quick)
+        row.update(loadavg_1=_common.env_info()["loadavg_1_5_15"][0], git_commit=commit)
+        new.append(row)
+        with open(log, "a") as fh:
+            for r in new:
+                fh.write(json.dumps(r) + "\n")
+        print(f"{fam}{'_control' if control else ''} {preset} seed {seed}: W1 {row['w1']:.4f} drift {row['drift']:.3f} "
+              f"inter {row['inter']:.3f} ({row['iterations']} it, {time.perf_counter() - t0:.0f} s)", flush=True)
+    if n == 1:
+        print(render(read(), vars(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
