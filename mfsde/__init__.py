@@ -1,9 +1,11 @@
 """mfsde: modular components for mean-field (McKean–Vlasov) neural SDEs.
 
 >>> import mfsde
->>> cfg = mfsde.preset("scimf", dim=50)
->>> model = mfsde.build_model(cfg)
->>> sol = model(x0, ts=[0., 1., 2.], seed=0)       # x0: (N, d) or (..., N, d)
+>>> snaps = mfsde.data.load("../shared/data/emt/emt.csv")              # Snapshots
+>>> result = mfsde.fit(mfsde.preset("scimf", dim=snaps.dim), snaps, "loo:1", out_dir="runs/emt")
+>>> mfsde.evaluate(result.model, snaps, "loo:1")["w1"]
+>>> model, config = mfsde.load("runs/emt")                             # a run directory
+>>> sol = model(x0, ts=[0., 1., 2.], seed=0)       # x0: (N, d) or (..., N, d), model units
 """
 from .config import Component, Config, EvalConfig, LossConfig, ModelConfig, TrainConfig, preset, PRESETS
 from .drifts import INTRA_DRIFTS, MeanFieldDrift, build_intra
@@ -12,6 +14,11 @@ from .losses import LOSSES, build_loss, w1, w2
 from .model import MeanFieldSDE, build_model
 from .registry import Registry
 from .solvers import SOLVERS, Diffusion, Solution, sdeint, torchsde_sdeint
+from . import data
+from .data import Populations, PopulationTask, Snapshots, Task
+from .evaluation import compare, evaluate
+from .runs import load_run as load
+from .training import fit
 
 __version__ = "0.1.0"
 
@@ -19,5 +26,6 @@ __all__ = [
     "Component", "Config", "EvalConfig", "LossConfig", "ModelConfig", "TrainConfig", "preset", "PRESETS",
     "INTRA_DRIFTS", "MeanFieldDrift", "build_intra", "INTERACTIONS", "Interaction", "build_interaction",
     "LOSSES", "build_loss", "w1", "w2", "MeanFieldSDE", "build_model", "Registry", "SOLVERS", "Diffusion",
-    "Solution", "sdeint", "torchsde_sdeint", "__version__",
+    "Solution", "sdeint", "torchsde_sdeint", "__version__", "data", "Snapshots", "Populations", "PopulationTask",
+    "Task", "fit", "evaluate", "compare", "load",
 ]

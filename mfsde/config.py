@@ -190,14 +190,20 @@ class Config:
         return cfg.override(**{k: None for k in unset}) if unset else cfg
 
     def override(self, **dotted: Any) -> "Config":
-        """A copy with ``{"train.iterations": 10, "model.inter.heads": 5}``-style overrides."""
+        """A copy with ``{"train.iterations": 10, "model.inter.heads": 5}``-style overrides.
+
+        Changing a component's name (``"model.inter.name": "rbf"``) drops the old component's
+        options, as :meth:`load` does; options of the new one given in the same call apply
+        (name changes are applied first)."""
         data = self.to_dict()
-        for key, value in dotted.items():
+        for key, value in sorted(dotted.items(), key=lambda kv: not kv[0].endswith(".name")):
             node, parts = data, key.split(".")
             for p in parts[:-1]:
                 if not isinstance(node.get(p), dict):
                     raise KeyError(f"unknown config section {key!r}")
                 node = node[p]
+            if parts[-1] == "name" and "name" in node and node["name"] != value:
+                node.clear()  # a new component: the old one's options do not apply to it
             node[parts[-1]] = value
         return Config.from_dict(data)
 

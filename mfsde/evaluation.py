@@ -155,8 +155,7 @@ def population_items(pops: Populations, task, times: Sequence[int] | None = None
     ptask = as_population_task(task)
     tasks = ptask.resolve(pops)
     out = []
-    for name in pops.names:
-        t = tasks[name]
+    for name, t in tasks.items():
         idx = sorted(int(k) for k in t.heldout) if times is None else \
             sorted(int(k) for k in times if 0 < int(k) < pops[name].n_times)
         if idx:

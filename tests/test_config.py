@@ -167,6 +167,11 @@ def test_overrides():
     swapped = cfg.override(**{"model.inter": {"name": "rbf", "n_kernels": 2}})
     assert swapped.model.inter == Component("rbf", {"n_kernels": 2})
     assert cfg.override(**{"model.inter": "none"}).model.inter == Component("none")
+    # renaming a component drops the old one's options (like Config.load); same-call options apply
+    assert cfg.override(**{"model.inter.name": "rbf"}).model.inter == Component("rbf")
+    both = cfg.override(**{"model.inter.n_kernels": 3, "model.inter.name": "rbf"})
+    assert both.model.inter == Component("rbf", {"n_kernels": 3})
+    assert cfg.override(**{"model.inter.name": "attention"}).model.inter == cfg.model.inter  # same name: kept
     with pytest.raises(KeyError, match=r"unknown config section 'modle.dim'"):
         cfg.override(**{"modle.dim": 3})
     with pytest.raises(KeyError, match=r"config.train has unknown key\(s\) \['iters'\]"):

@@ -202,15 +202,25 @@ class PopulationTask:
             each training population held out). Errors name the population it does not fit.
         heldout_populations: names of populations never seen in training; each is predicted
             from its own first snapshot and scored at all its later times.
+        train_populations: the training populations (default ``None``: every population not
+            held out; populations in neither list are left out of training and evaluation).
     """
 
     time_task: str | Task = "all"
     heldout_populations: Sequence[str] = field(default_factory=tuple)
+    train_populations: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.heldout_populations, str):
             self.heldout_populations = (self.heldout_populations,)
         self.heldout_populations = tuple(str(p) for p in self.heldout_populations)
+        if self.train_populations is not None:
+            if isinstance(self.train_populations, str):
+                self.train_populations = (self.train_populations,)
+            self.train_populations = tuple(str(p) for p in self.train_populations)
+            both = [p for p in self.train_populations if p in self.heldout_populations]
+            if both:
+                raise PopulationError(f"population(s) {both} are both training and held-out populations")
         if not isinstance(self.time_task, (str, Task)):
             raise TaskError(f"time_task must be a task name or a Task, got {type(self.time_task).__name__}")
 
@@ -220,6 +230,8 @@ class PopulationTask:
         return base + (f"|heldout_populations:{','.join(self.heldout_populations)}" if self.heldout_populations else "")
 
     def training_names(self, pops: Populations) -> list[str]:
+        if self.train_populations is not None:
+            return list(self.train_populations)
         return [n for n in pops.names if n not in self.heldout_populations]
 
     def resolve(self, pops: Populations) -> dict[str, Task | PredictTask]:
@@ -228,11 +240,13 @@ class PopulationTask:
         if not isinstance(pops, Populations):
             raise TypeError(f"a PopulationTask needs mfsde.data.Populations, got {type(pops).__name__}")
         held = pops.check_names(self.heldout_populations, "held-out population")
-        train = self.training_names(pops)
+        train = pops.check_names(self.training_names(pops), "training population")
         if not train:
             raise PopulationError(f"every population is held out ({held}); at least one must train")
         out: dict[str, Task | PredictTask] = {}
         for n in pops.names:
+            if n not in held and n not in train:
+                continue
             if n in held:
                 out[n] = PredictTask.for_population(n, pops[n].n_times)
                 continue
@@ -245,12 +259,14 @@ class PopulationTask:
 
     def to_dict(self) -> dict:
         tt = self.time_task if isinstance(self.time_task, str) else self.time_task.to_dict()
-        return {"name": self.name, "time_task": tt, "heldout_populations": list(self.heldout_populations)}
+        return {"name": self.name, "time_task": tt, "heldout_populations": list(self.heldout_populations),
+                "train_populations": None if self.train_populations is None else list(self.train_populations)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PopulationTask":
         tt = d["time_task"]
-        return cls(tt if isinstance(tt, str) else Task.from_dict(tt), d.get("heldout_populations", ()))
+        return cls(tt if isinstance(tt, str) else Task.from_dict(tt), d.get("heldout_populations", ()),
+                   d.get("train_populations"))
 
 
 def as_population_task(task) -> PopulationTask:

@@ -246,8 +246,18 @@ class Preprocessor:
         """Fit every data-dependent step on the time points ``train_indices`` only.
 
         ``train_indices``: time-point indices, or a :class:`~mfsde.data.tasks.Task` (its ``train``);
-        ``None`` means all time points (no held-out data).
+        ``None`` means all time points (no held-out data). For :class:`~mfsde.data.Populations`:
+        a :class:`~mfsde.data.PopulationTask` (or a time task for every population), and the fit
+        pools the training times of the training populations only.
         """
+        from .populations import Populations, as_population_task
+
+        if isinstance(snapshots, Populations):
+            ptask = as_population_task("all" if train_indices is None else train_indices)
+            tasks = ptask.resolve(snapshots)
+            blocks = [snapshots[n].data[i] for n in ptask.training_names(snapshots) for i in tasks[n].train]
+            pooled = Snapshots(np.arange(len(blocks), dtype=np.float64), blocks, feature_names=snapshots.feature_names)
+            return self.fit(pooled, None)
         if not isinstance(snapshots, Snapshots):
             raise TypeError(f"fit takes a Snapshots, got {type(snapshots).__name__}")
         if train_indices is None:
@@ -351,8 +361,13 @@ class Preprocessor:
         return self._fitted_part(self._cellwise(self._check_input(x, what)))
 
     def transform(self, snapshots: Snapshots) -> Snapshots:
-        """Apply the fitted steps to every time point (labels and times kept)."""
+        """Apply the fitted steps to every time point (labels and times kept); to every population
+        of :class:`~mfsde.data.Populations`."""
+        from .populations import Populations
+
         self._check_fitted()
+        if isinstance(snapshots, Populations):
+            return Populations([(n, self.transform(s)) for n, s in snapshots.items()], snapshots.name)
         if not isinstance(snapshots, Snapshots):
             raise TypeError(f"transform takes a Snapshots, got {type(snapshots).__name__}")
         if snapshots.dim != self.input_dim:
