@@ -199,6 +199,9 @@ def _snapshot_labels(snapshots, k: int):
 
 
 def _time_indices(snapshots, time_indices) -> list[int]:
+    if not hasattr(snapshots, "data"):  # mfsde.data.Populations
+        raise TypeError(f"explain one population at a time: pass snapshots[name] (one of {list(snapshots)}), "
+                        "not the whole Populations")
     n_t = len(snapshots.data)
     if time_indices is None:
         return list(range(n_t))

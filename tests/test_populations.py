@@ -246,3 +246,13 @@ def test_preprocessing_fits_on_the_training_populations_only():
     np.testing.assert_allclose(np.concatenate([*out["a"].data, *out["c"].data]).mean(0), 0.0, atol=1e-4)
     assert out["b"].data[0].mean() > 1.0  # b (near 10) was not part of the fit: far from 0 after it
     assert train.shape[0] == 240
+
+
+def test_explain_asks_for_one_population(tmp_path):
+    from mfsde.explain import attention_maps, explain
+
+    pops = three()
+    model = mfsde.build_model(tiny("scimf"))
+    with pytest.raises(TypeError, match="explain one population at a time: pass snapshots\\[name\\]"):
+        explain(model, pops, tmp_path / "e", figures=False)
+    assert len(attention_maps(model, pops["a"], n_cells=20)) == 3
