@@ -175,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"mfsde {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE (a dotted name or a .py file) first, so the components it registers "
+                             "(e.g. @INTERACTIONS.register('name')) work by name; repeatable. Entry points of "
+                             "the group 'mfsde.plugins' are always loaded")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                         help="torch threads (default: half the cores this process may use, at least 1; "
                              "torch's own default of all cores is many times slower on a busy machine)")
@@ -767,6 +771,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from .plugins import load_plugins
+
+    try:
+        load_plugins(args.plugin)
+    except ImportError as e:
+        print(f"mfsde {args.command}: error: --plugin: {e}", file=sys.stderr)
+        return 2
     if args.command != "demo":  # the demo sets its own (1 unless --threads)
         import torch
 
@@ -783,10 +794,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as e:  # TrainingInterrupted says where the checkpoint is
         print(f"mfsde {args.command}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return int(getattr(e, "exit_code", 130))
-
-
-def _entry() -> None:  # pragma: no cover
-    sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -184,7 +184,8 @@ def test_overrides():
 @pytest.mark.parametrize(
     "patch, match",
     [
-        ({"model": {"inter": {"name": "transformer"}}}, r"unknown interaction 'transformer'; available: attention, none, pairwise_mlp, rbf"),
+        ({"model": {"inter": {"name": "transformer"}}}, r"unknown interaction 'transformer'; available: "
+         + ", ".join(INTERACTIONS.names())),
         ({"model": {"intra": {"name": "resnet"}}}, r"unknown intra drift 'resnet'; available: linear, mlp, potential, zero"),
         ({"model": {"solver": "rk4"}}, r"unknown solver 'rk4'; available: euler_maruyama, heun"),
         ({"loss": {"fit": {"name": "w2"}}}, r"unknown loss 'w2'; available: mmd, sinkhorn"),

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import mfsde
-from mfsde.interactions import INTERACTIONS, AttentionInteraction, build_interaction
+from mfsde.interactions import INTERACTIONS, AttentionInteraction, PairwiseInteraction, build_interaction
+from mfsde.testing import check_interaction
 
-from conftest import KERNEL_CASES, KERNEL_IDS, make_kernel, reference
+from conftest import KERNEL_CASES, KERNEL_IDS, make_kernel, randomize_, reference
 
 ATOL, RTOL = 1e-10, 1e-8
 
@@ -210,8 +211,14 @@ def test_coincident_particles_finite_gradients(case):
 
 
 # -- registry, properties, bad input ------------------------------------------------------------
-def test_registry_lists_all_kernels():
-    assert INTERACTIONS.names() == ["attention", "none", "pairwise_mlp", "rbf"]
+@pytest.mark.parametrize("name", INTERACTIONS.names())
+def test_every_registered_kernel_passes_the_contract(name):
+    """mfsde.testing.check_interaction over the registry (defaults, random parameters)."""
+    k = randomize_(build_interaction(name, dim=4), seed=1, scale=0.3)
+    ran = check_interaction(k)
+    assert {"shape", "batch", "single_particle", "rows", "equivariant"} <= set(ran)
+    if isinstance(k, PairwiseInteraction):
+        assert "reference" in ran  # the fast path equals the plain loop over phi
     assert isinstance(build_interaction("attention", dim=4, heads=2), AttentionInteraction)
 
 
@@ -260,7 +267,7 @@ def test_bad_kernel_options(name, options, match):
 
 
 def test_unknown_kernel_name_and_option():
-    with pytest.raises(KeyError, match=r"unknown interaction 'transformer'; available: attention, none, pairwise_mlp, rbf"):
+    with pytest.raises(KeyError, match=r"unknown interaction 'transformer'; available: " + ", ".join(INTERACTIONS.names())):
         build_interaction("transformer", dim=4)
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['head'\]; accepted: .*'heads'"):
         build_interaction("attention", dim=4, head=2)

@@ -4,11 +4,16 @@
 >>> kernel = build_interaction("attention", dim=50, heads=2)
 >>> INTERACTIONS.names()
 ['attention', 'none', 'pairwise_mlp', 'rbf']
+
+A new pairwise kernel: subclass :class:`PairwiseInteraction`, write ``phi(x_i, dx)``, and
+register it with ``@INTERACTIONS.register("name")`` in your own module (see
+:mod:`mfsde.interactions.pairwise`); check it with :func:`mfsde.testing.check_interaction`.
 """
 from ..registry import Registry
 from .attention import AttentionInteraction
 from .base import Interaction
 from .none import NoInteraction
+from .pairwise import PairwiseInteraction
 from .pairwise_mlp import PairwiseMLPInteraction
 from .rbf import RBFInteraction
 
@@ -25,6 +30,6 @@ def build_interaction(name: str, /, dim: int, **options) -> Interaction:
 
 
 __all__ = [
-    "INTERACTIONS", "build_interaction", "Interaction", "AttentionInteraction",
+    "INTERACTIONS", "build_interaction", "Interaction", "PairwiseInteraction", "AttentionInteraction",
     "RBFInteraction", "PairwiseMLPInteraction", "NoInteraction",
 ]

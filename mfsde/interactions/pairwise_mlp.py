@@ -4,10 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Interaction, check_rows, off_diagonal_mask, zero_output_layer
+from .base import check_rows, off_diagonal_mask, zero_output_layer
+from .pairwise import PairwiseInteraction
 
 
-class PairwiseMLPInteraction(Interaction):
+class PairwiseMLPInteraction(PairwiseInteraction):
     """f_inter(x)_i = 1/(N−1) Σ_{j≠i} φ_θ(x_i, x_j − x_i), φ_θ an MLP on the pair.
 
     The first layer acts on the concatenation [x_i, x_j − x_i]; it is computed as
@@ -24,10 +25,8 @@ class PairwiseMLPInteraction(Interaction):
             starts as the Itô model).
 
     :meth:`pair_weights` returns ‖φ(x_i, x_j)‖ / (N−1) as ``(..., 1, N, N)`` (diagonal zero):
-    the magnitude of j's contribution to i's drift.
+    the magnitude of j's contribution to i's drift (the :class:`PairwiseInteraction` default).
     """
-
-    has_weights = True
 
     def __init__(
         self,
@@ -38,12 +37,12 @@ class PairwiseMLPInteraction(Interaction):
         chunk_size: int | None = None,
         zero_init: bool = False,
     ):
-        super().__init__(dim)
+        super().__init__(dim, chunk_size=chunk_size)
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive int, got {width!r}")
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive int, got {depth!r}")
-        self.width, self.depth, self.relative, self.chunk_size = width, depth, bool(relative), chunk_size
+        self.width, self.depth, self.relative = width, depth, bool(relative)
         self.first_self = None if relative else nn.Linear(dim, width, bias=False)
         self.first_rel = nn.Linear(dim, width)
         layers: list[nn.Module] = [nn.LeakyReLU(0.01)]
@@ -55,9 +54,19 @@ class PairwiseMLPInteraction(Interaction):
         if self.zero_init:
             zero_output_layer(self.rest[-1])
 
+    def phi(self, x_i: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+        """φ([x_i, dx]) (``relative``: φ(dx)), ``(..., C, N, d)``."""
+        h = self.first_rel(dx)
+        if self.first_self is not None:
+            h = h + self.first_self(x_i)
+        return self.rest(h)
+
+    def pair_bytes(self, x: torch.Tensor) -> int:
+        return (2 * self.width + self.dim) * x.element_size() * 3
+
     def _messages(self, x: torch.Tensor, rows: slice, pr: torch.Tensor | None = None) -> torch.Tensor:
-        """φ(x_i, x_j − x_i) for receivers ``rows``: ``(..., C, N, d)``; ``pr`` = ``first_rel(x)``
-        ``(..., N, w)`` if already computed."""
+        """φ(x_i, x_j − x_i) for receivers ``rows``: ``(..., C, N, d)``, from per-particle
+        projections (``pr`` = ``first_rel(x)`` ``(..., N, w)`` if already computed)."""
         # W [x_i, x_j − x_i] + b = (W_s − W_r) x_i + W_r x_j + b
         if pr is None:
             pr = self.first_rel(x)  # (..., N, w), includes bias
@@ -67,14 +76,6 @@ class PairwiseMLPInteraction(Interaction):
             pi = pi + self.first_self(x[..., rows, :])
         h = pi.unsqueeze(-2) + pr.unsqueeze(-3)  # (..., C, N, w)
         return self.rest(h)
-
-    def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.check(x)
-        n = x.shape[-2]
-        if n == 1:
-            return x.new_zeros(*x.shape[:-2], 1, 1, 1)
-        m = self._messages(x, slice(0, n)).norm(dim=-1) / (n - 1)
-        return (m * off_diagonal_mask(slice(0, n), n, x.device)).unsqueeze(-3)
 
     def _block(self, x: torch.Tensor, pr: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Σ_{j≠i} φ(x_i, x_j − x_i) for receivers ``start:stop``: ``(..., C, d)``."""
@@ -88,8 +89,7 @@ class PairwiseMLPInteraction(Interaction):
         in blocks of ``chunk_size`` rows (O(N·chunk·width) memory; recomputed in backward)."""
         x = self.check(x)
         rows = check_rows(rows, x.shape[-2])
-        pair_bytes = (2 * self.width + self.dim) * x.element_size() * 3
-        return self._mean_over_sources(x, rows, pair_bytes, self._block, self.first_rel(x))
+        return self._mean_over_sources(x, rows, self.pair_bytes(x), self._block, self.first_rel(x))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, width={self.width}, depth={self.depth}, relative={self.relative}"
