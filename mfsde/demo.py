@@ -55,7 +55,7 @@ def _floor(snaps, task, n_particles: int, seed: int, sim_seed: int) -> dict[int,
 def _record_data(snaps, task, out: Path, run_dir: Path) -> None:
     """Write the demo data as ``out/demo_data.csv`` (once) and point the run at it, so that
     ``mfsde evaluate --run`` / ``mfsde explain --run`` work on demo runs without ``--data``."""
-    from .cli import DATA_SPEC_FILE
+    from .runs import DATA_SPEC_FILE
 
     csv = out / "demo_data.csv"
     if not csv.is_file():

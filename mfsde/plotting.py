@@ -277,7 +277,7 @@ def plot_velocities(
     95th-percentile arrow spans 6 % of the plot).
     """
     plt = _plt()
-    from .explain import pca_embedding
+    from .embedding import pca_embedding
 
     rng = np.random.default_rng(seed)
     emb = embedding or pca_embedding(np.concatenate(list(xs)), seed=seed)

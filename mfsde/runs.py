@@ -32,6 +32,7 @@ CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
 HISTORY_FILE = "history.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
+DATA_SPEC_FILE = "data.json"  # what data a run was fitted on (written by `mfsde fit` / `compare`)
 
 # distribution name → import name, for the versions recorded in meta.json
 _PACKAGES = {"torch": "torch", "torchsde": "torchsde", "geomloss": "geomloss", "POT": "ot", "numpy": "numpy", "mfsde": "mfsde"}
