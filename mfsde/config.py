@@ -332,8 +332,17 @@ def merge(base: dict, update: dict) -> dict:
 
 
 # -- presets --------------------------------------------------------------------------------
+#: at most this many features, the scimf presets leave out the LayerNorm on queries/keys/values
+#: (over d ≤ 3 features it maps every cell to one of two points (d = 2) or a circle (d = 3), and the
+#: attention cannot tell cells apart)
+LOW_DIM_NO_LAYER_NORM = 3
+
+
 def _scimf(dim: int) -> Config:
-    return Config(model=ModelConfig(dim=dim), preset="scimf")
+    cfg = Config(model=ModelConfig(dim=dim), preset="scimf")
+    if dim <= LOW_DIM_NO_LAYER_NORM:
+        cfg.model.inter.options["layer_norm"] = False
+    return cfg
 
 
 def _ito(dim: int) -> Config:

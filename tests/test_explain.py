@@ -184,10 +184,10 @@ def test_explain_unlabelled_data_with_clusters(tmp_path):
 @pytest.fixture
 def captured(monkeypatch):
     """The figures the plotting functions would save."""
-    from mfsde import plotting
+    from mfsde.plotting import _common
 
     figs = []
-    monkeypatch.setattr(plotting, "_save", lambda fig, path: figs.append(fig) or path)
+    monkeypatch.setattr(_common, "_save", lambda fig, path: figs.append(fig) or path)
     return figs
 
 

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .base import check_rows
+
 from .pairwise import PairwiseInteraction
 
 

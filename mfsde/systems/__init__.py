@@ -22,7 +22,8 @@ from .ou import MeanFieldOU, MeanReversion, ou_control
 from .two_species import NonReciprocalPursuit, TwoSpecies, two_species_control
 from .dataset import demo_dataset, simulate_snapshots, snapshots
 from .populations import POPULATION_FAMILIES, population_snapshots, population_systems, species_labels
-from .recovery import (SystemModel, drift_error, interaction_error, plot_recovery, recovery_report,
+from ..plotting.recovery import plot_recovery
+from .recovery import (SystemModel, drift_error, interaction_error, recovery_report,
                        recovery_samples, true_populations)
 
 __all__ = [
