@@ -55,7 +55,7 @@ def _floor(snaps, task, n_particles: int, seed: int, sim_seed: int) -> dict[int,
 def _record_data(snaps, task, out: Path, run_dir: Path) -> None:
     """Write the demo data as ``out/demo_data.csv`` (once) and point the run at it, so that
     ``mfsde evaluate --run`` / ``mfsde explain --run`` work on demo runs without ``--data``."""
-    from .runs import DATA_SPEC_FILE
+    from .runs import RunDir
 
     csv = out / "demo_data.csv"
     if not csv.is_file():
@@ -65,7 +65,7 @@ def _record_data(snaps, task, out: Path, run_dir: Path) -> None:
             rows += [f"{t:g}," + ",".join(f"{v:.7g}" for v in row) for row in x]
         csv.write_text("\n".join(rows) + "\n")
     spec = {"paths": [str(csv.resolve())], "time_col": None, "label_col": None, "times": None, "task": task.name}
-    (run_dir / DATA_SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    RunDir(run_dir).write_data_spec(spec)
 
 
 def run_demo(iterations: int = DEFAULT_ITERATIONS, seed: int = 0, out: str | Path | None = None,
@@ -96,6 +96,7 @@ def _run_demo(iterations, seed, out, progress, presets) -> list[dict]:
     from .data.tasks import get_task
     from .evaluation import evaluate
     from .systems import demo_dataset
+    from .runs import RunDir
     from .training import fit
 
     if not isinstance(iterations, int) or iterations < 1:
@@ -119,7 +120,7 @@ def _run_demo(iterations, seed, out, progress, presets) -> list[dict]:
                      "final_loss": res.history[-1]["loss"] if res.history else float("nan"),
                      "train_seconds": res.elapsed})
         if run_dir is not None:
-            (run_dir / "eval.json").write_text(json.dumps(ev, indent=2))
+            RunDir(run_dir).write_eval(ev)
             _record_data(snaps, task, out, run_dir)
     try:
         floor = _floor(snaps, task, EVAL_PARTICLES, seed, sim_seed=seed + 12345)

@@ -25,6 +25,7 @@ from .config import Config
 from .data.inputs import check_inputs, draw_initial, resolve_task
 from .data.populations import Populations, as_population_task
 from .losses import w1, w2
+from .runs import RunDir
 
 __all__ = ["simulate", "evaluate", "compare", "summarise", "to_markdown", "to_csv", "metric_key", "START"]
 
@@ -274,7 +275,7 @@ def compare(
         rows.append(row)
         if out_dir is not None:
             if run_dir is not None and ev is not None:
-                (run_dir / f"eval-{row['start']}.json").write_text(json.dumps(ev, indent=2))
+                RunDir(run_dir).write_eval(ev, row["start"])
             out_dir.mkdir(parents=True, exist_ok=True)
             with open(out_dir / "results.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")

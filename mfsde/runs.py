@@ -8,7 +8,15 @@ A run directory written by :func:`mfsde.training.fit` holds
 - ``checkpoint.pt``: model, optimiser, scheduler, config, iteration, history and every RNG
   state (torch global, the training generator, numpy, python), enough to resume bit-identically.
 
->>> model, config = load_run("runs/scimf-seed0")
+- ``data.json``: what data the run was fitted on (``mfsde fit`` / ``compare``; evaluate,
+  explain and resume read it),
+- ``eval.json`` / ``eval-<start>.json``: held-out evaluations.
+
+:class:`RunDir` owns these names: code that reads or writes a run goes through it.
+
+>>> run = RunDir("runs/scimf-seed0")
+>>> model, config = run.load()
+>>> run.read_history()[-1]["loss"]
 """
 from __future__ import annotations
 
@@ -80,18 +88,155 @@ def environment() -> dict[str, Any]:
     }
 
 
+class RunDir:
+    """A run directory and every file in it (module docstring). Nothing is created until written.
+
+    >>> run = RunDir("runs/a")
+    >>> run.write_config(config); run.write_meta(config, {"task": ...})
+    >>> run.checkpoint, run.has_checkpoint, run.read_data_spec()
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # -- file names ------------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def meta(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def history(self) -> Path:
+        return self.path / HISTORY_FILE
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT_FILE
+
+    @property
+    def data_spec(self) -> Path:
+        return self.path / DATA_SPEC_FILE
+
+    def eval_file(self, start: str | None = None) -> Path:
+        """``eval.json`` (``start=None``) or ``eval-<start>.json``."""
+        return self.path / ("eval.json" if start is None else f"eval-{start}.json")
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint.is_file()
+
+    @property
+    def has_config(self) -> bool:
+        return self.config.is_file()
+
+    def require_checkpoint(self) -> "RunDir":
+        """Raise ``FileNotFoundError`` unless this is a run directory with a checkpoint."""
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"run directory {str(self.path)!r} does not exist")
+        if not self.has_checkpoint:
+            raise FileNotFoundError(f"{str(self.path)!r} is not a run directory (no {CHECKPOINT_FILE}; write one "
+                                    "with `mfsde fit`)")
+        return self
+
+    # -- writing -----------------------------------------------------------------------------------
+    def _mkdir(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, config: Config) -> Path:
+        self._mkdir()
+        return config.save(self.config)
+
+    def write_meta(self, config: Config, extra: dict | None = None) -> Path:
+        """``meta.json``: seed, preset, package versions, python, platform, start time (UTC, ISO
+        8601), command line and whatever ``extra`` holds (data set, task, scale transform)."""
+        self._mkdir()
+        return write_text_atomic(self.meta, json.dumps(_jsonable(_meta(config, extra)), indent=2))
+
+    def record_resume(self, entry: dict) -> None:
+        """Append ``entry`` to ``meta.json``'s ``resumes`` list."""
+        meta = self.read_meta()
+        meta.setdefault("resumes", []).append(entry)
+        write_text_atomic(self.meta, json.dumps(_jsonable(meta), indent=2))
+
+    def write_data_spec(self, spec: dict) -> Path:
+        self._mkdir()
+        return write_text_atomic(self.data_spec, json.dumps(_jsonable(spec), indent=2))
+
+    def write_eval(self, ev: dict, start: str | None = None) -> Path:
+        self._mkdir()
+        return write_text_atomic(self.eval_file(start), json.dumps(_jsonable(ev), indent=2))
+
+    def open_history(self, records: list[dict] = ()):
+        """``history.jsonl`` opened for writing, holding ``records`` (the iterations behind the
+        model: a resumed run rewrites what its checkpoint knows); the caller appends and closes."""
+        self._mkdir()
+        fh = open(self.history, "w")
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+        fh.flush()
+        return fh
+
+    def save_checkpoint(self, **state: Any) -> Path:
+        self._mkdir()
+        return save_checkpoint(self.checkpoint, **state)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def read_meta(self) -> dict:
+        return json.loads(self.meta.read_text()) if self.meta.is_file() else {}
+
+    def read_data_spec(self) -> dict:
+        return json.loads(self.data_spec.read_text()) if self.data_spec.is_file() else {}
+
+    def read_config(self) -> Config:
+        """``config.json`` (or the checkpoint's copy when it is missing)."""
+        if self.has_config:
+            return Config.load(self.config)
+        return Config.from_dict(self.load_checkpoint()["config"])
+
+    def read_history(self) -> list[dict]:
+        if not self.history.is_file():
+            raise FileNotFoundError(f"no {HISTORY_FILE} in {str(self.path)!r}")
+        return [json.loads(line) for line in self.history.read_text().splitlines() if line.strip()]
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        return load_checkpoint(self.checkpoint)
+
+    def load(self, device: str | torch.device | None = None):
+        """The trained model and its config, ``(model, config)`` (model in eval mode)."""
+        from .model import build_model
+
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"run directory {str(self.path)!r} does not exist")
+        ckpt = self.load_checkpoint()
+        config = Config.load(self.config) if self.has_config else Config.from_dict(ckpt["config"])
+        model = build_model(config)
+        model.load_state_dict(ckpt["model"])
+        if device is not None:
+            model.to(device)
+        model.eval()
+        return model, config
+
+
 def write_config(out_dir: str | Path, config: Config) -> Path:
-    """Write ``config.json`` into ``out_dir`` (created if needed)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return config.save(out_dir / CONFIG_FILE)
+    """Write ``config.json`` into ``out_dir`` (:meth:`RunDir.write_config`)."""
+    return RunDir(out_dir).write_config(config)
 
 
 def write_meta(out_dir: str | Path, config: Config, extra: dict | None = None) -> Path:
-    """Write ``meta.json``: seed, preset, package versions, python, platform, start time (UTC,
-    ISO 8601) and whatever ``extra`` holds (e.g. the data set and task). Returns its path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``meta.json`` into ``out_dir`` (:meth:`RunDir.write_meta`)."""
+    return RunDir(out_dir).write_meta(config, extra)
+
+
+def _meta(config: Config, extra: dict | None) -> dict:
     meta = {
         "seed": config.train.seed,
         "preset": config.preset,
@@ -102,7 +247,7 @@ def write_meta(out_dir: str | Path, config: Config, extra: dict | None = None) -
         "pid": os.getpid(),
     }
     meta.update(extra or {})
-    return write_text_atomic(out_dir / META_FILE, json.dumps(_jsonable(meta), indent=2))
+    return meta
 
 
 def _jsonable(obj):
@@ -222,30 +367,10 @@ def _first_line(err: BaseException) -> str:
 
 
 def read_history(out_dir: str | Path) -> list[dict]:
-    """The per-iteration records of ``history.jsonl`` in ``out_dir``."""
-    path = Path(out_dir) / HISTORY_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no {HISTORY_FILE} in {str(out_dir)!r}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The per-iteration records of ``history.jsonl`` in ``out_dir`` (:meth:`RunDir.read_history`)."""
+    return RunDir(out_dir).read_history()
 
 
 def load_run(out_dir: str | Path, device: str | torch.device | None = None):
-    """Rebuild the trained model of a run directory: ``(model, config)``.
-
-    The config comes from ``config.json`` (falling back to the checkpoint's copy) and the weights
-    from ``checkpoint.pt``. The model is returned in eval mode.
-    """
-    from .model import build_model
-
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise FileNotFoundError(f"run directory {str(out_dir)!r} does not exist")
-    ckpt = load_checkpoint(out_dir / CHECKPOINT_FILE)
-    cfg_path = out_dir / CONFIG_FILE
-    config = Config.load(cfg_path) if cfg_path.is_file() else Config.from_dict(ckpt["config"])
-    model = build_model(config)
-    model.load_state_dict(ckpt["model"])
-    if device is not None:
-        model.to(device)
-    model.eval()
-    return model, config
+    """Rebuild the trained model of a run directory: ``(model, config)`` (:meth:`RunDir.load`)."""
+    return RunDir(out_dir).load(device)

@@ -198,7 +198,7 @@ def fit(
     def save() -> None:
         if out_dir is not None:
             state = trainer.state_dict()  # collective under DDP: every rank takes part
-            _on_main(lambda: runs.save_checkpoint(out_dir / runs.CHECKPOINT_FILE, **state))
+            _on_main(lambda: runs.RunDir(out_dir).save_checkpoint(**state))
             last_save[0] = time.perf_counter()
 
     def checkpoint_due(it: int) -> bool:
@@ -304,25 +304,14 @@ def _cell_counts(snapshots):
 def _open_run_dir(out_dir: Path, trainer: Trainer, snapshots, resume, start: int):
     """Write ``config.json`` and ``meta.json`` (or record the resume in it) and open
     ``history.jsonl`` holding the iterations behind the model; returns the open log."""
-    config, task = trainer.config, trainer.task
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_config(out_dir, config)
-    meta_path = out_dir / runs.META_FILE
-    if resume is not None and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        meta.setdefault("resumes", []).append(
-            {"from_iteration": start, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": str(resume),
-             "world_size": trainer.world_size})
-        runs.write_text_atomic(meta_path, json.dumps(meta, indent=2))
+    config, task, run = trainer.config, trainer.task, runs.RunDir(out_dir)
+    run.write_config(config)
+    if resume is not None and run.meta.is_file():
+        run.record_resume({"from_iteration": start, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                           "checkpoint": str(resume), "world_size": trainer.world_size})
     else:
-        extra = {"task": _task_dict(task), "data": getattr(snapshots, "name", None),
-                 "scale": trainer.model.scale.to_dict(),
-                 "n_cells": _cell_counts(snapshots), "device": str(trainer.device),
-                 "world_size": trainer.world_size}
-        runs.write_meta(out_dir, config, extra)
+        run.write_meta(config, {"task": _task_dict(task), "data": getattr(snapshots, "name", None),
+                                "scale": trainer.model.scale.to_dict(), "n_cells": _cell_counts(snapshots),
+                                "device": str(trainer.device), "world_size": trainer.world_size})
     # the log holds exactly the iterations behind the model: rewrite what the checkpoint knows
-    hist_file = open(out_dir / runs.HISTORY_FILE, "w")
-    for rec in trainer.history:
-        hist_file.write(json.dumps(rec) + "\n")
-    hist_file.flush()
-    return hist_file
+    return run.open_history(trainer.history)

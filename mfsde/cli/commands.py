@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from .._io import write_text_atomic
-from .inputs import (DATA_SPEC_FILE, CLIError, _baselines_for, _describe_task, _has_heldout, _print_eval,
+from ..runs import RunDir
+from .inputs import (CLIError, _baselines_for, _describe_task, _has_heldout, _print_eval,
                      _run_data_and_task, _run_dir, _shortcut_overrides, build_config, data_spec, load_data,
                      make_task)
 
@@ -34,25 +35,25 @@ def _fit(args, main: bool = True) -> int:
 
     say = print if main else (lambda *a, **k: None)
     if args.resume:
-        run = Path(args.resume)
-        if not (run / "config.json").is_file():
+        run = RunDir(args.resume)
+        if not run.has_config:
             raise CLIError(f"{args.resume!r} is not a run directory (no config.json; start one with `mfsde fit --out DIR`)")
         for flag in ("preset", "config"):
             if getattr(args, flag, None):
                 raise CLIError(f"--{flag} cannot change the run being resumed ({str(run)!r} keeps its own config); "
                                f"drop --{flag}, or start a new run with --out")
-        snaps, task = _run_data_and_task(args, run)
-        cfg = Config.load(run / "config.json")
+        snaps, task = _run_data_and_task(args, run.path)
+        cfg = Config.load(run.config)
         overrides = _shortcut_overrides(args)
         if overrides:
             cfg = cfg.override(**overrides)
-        out = Path(args.out) if args.out else run
-        if out.resolve() != run.resolve() and (run / DATA_SPEC_FILE).is_file() and main:
-            write_text_atomic(out / DATA_SPEC_FILE, (run / DATA_SPEC_FILE).read_text())
-        has_ckpt = (run / "checkpoint.pt").is_file()
-        if not has_ckpt:
-            say(f"{run} has no checkpoint yet (stopped before the first one): starting it from iteration 0")
-        res = fit(cfg, snaps, task, out_dir=out, resume=run if has_ckpt else None, progress=not args.quiet and main)
+        out = Path(args.out) if args.out else run.path
+        if out.resolve() != run.path.resolve() and run.data_spec.is_file() and main:
+            RunDir(out).write_data_spec(run.read_data_spec())
+        if not run.has_checkpoint:
+            say(f"{run.path} has no checkpoint yet (stopped before the first one): starting it from iteration 0")
+        res = fit(cfg, snaps, task, out_dir=out, resume=run.path if run.has_checkpoint else None,
+                  progress=not args.quiet and main)
     else:
         if not args.data:
             raise CLIError("fit needs --data PATH [PATH ...] (or --resume DIR)")
@@ -63,7 +64,7 @@ def _fit(args, main: bool = True) -> int:
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset or 'custom'}-seed{cfg.train.seed}"
         spec["task"] = task.name
         if main:  # everything a resume needs exists before the first iteration
-            write_text_atomic(out / DATA_SPEC_FILE, json.dumps(spec, indent=2))
+            RunDir(out).write_data_spec(spec)
         say(f"fitting {cfg.preset or 'custom config'} on {getattr(snaps, 'name', None) or spec['paths'][0]} "
             f"({_describe_task(snaps, task)}; {cfg.train.iterations} iterations → {out}")
         res = fit(cfg, snaps, task, out_dir=out, progress=not args.quiet and main)
@@ -82,26 +83,25 @@ def _fit(args, main: bool = True) -> int:
         ev = evaluate(res.model, snaps, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed)
         base = _baselines_for(argparse.Namespace(no_baselines=False), snaps, task, ev)
         ev["baselines"] = base
-        (Path(out) / "eval.json").write_text(json.dumps(ev, indent=2))
+        RunDir(out).write_eval(ev)
         _print_eval(ev, f"held-out evaluation ({ev['n_particles']} simulated cells from t0) with baselines:", base)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from ..evaluation import evaluate
-    from ..runs import load_run
 
     run = _run_dir(args.run)
-    model, cfg = load_run(run)
+    model, cfg = RunDir(run).load()
     snaps, task = _run_data_and_task(args, run)
     n = cfg.eval.n_particles if args.n_particles == 0 else args.n_particles
     seed = cfg.eval.seed if args.seed is None else args.seed
     ev = evaluate(model, snaps, task, n_particles=n, seed=seed, times=args.at, start=args.start)
     base = _baselines_for(args, snaps, task, ev)
     ev["baselines"] = base
-    out = Path(args.out) if args.out else run / "eval.json"
+    out = Path(args.out) if args.out else RunDir(run).eval_file()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(ev, indent=2))
+    write_text_atomic(out, json.dumps(ev, indent=2))
     where = f"time indices {args.at}" if args.at else f"held-out times of task {ev.get('task')}"
     cells = "all cells of the start time point" if n is None else f"{n} simulated cells"
     _print_eval(ev, f"{run}: {where}, {cells} (start: {args.start}), seed {seed}", base)
@@ -128,7 +128,7 @@ def cmd_compare(args) -> int:
           f"({_describe_task(snaps, task)} → {out}")
     for name in args.presets:  # each run directory can be resumed / evaluated from its first moment
         for seed in args.seeds:
-            write_text_atomic(out / f"{name}-seed{seed}" / DATA_SPEC_FILE, json.dumps({**spec, "task": task.name}, indent=2))
+            RunDir(out / f"{name}-seed{seed}").write_data_spec({**spec, "task": task.name})
     rows = compare(args.presets, snaps, task, args.seeds, overrides=overrides, out_dir=out, progress=not args.quiet,
                    starts=args.start, baselines=not args.no_baselines)
     summary = summarise(rows)
@@ -147,13 +147,12 @@ def cmd_compare(args) -> int:
 
 def cmd_explain(args) -> int:
     from ..explain import explain
-    from ..runs import load_run, read_history
 
     run = _run_dir(args.run)
-    model, cfg = load_run(run)
+    model, cfg = RunDir(run).load()
     snaps, task = _run_data_and_task(args, run)
     try:
-        history = read_history(run)
+        history = RunDir(run).read_history()
     except FileNotFoundError:
         history = None
     out = Path(args.out) if args.out else run / "explain"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..runs import DATA_SPEC_FILE
+from ..runs import DATA_SPEC_FILE, RunDir
 
 __all__ = ["CLIError", "parse_value", "parse_overrides", "build_config", "data_spec", "load_data", "get_task",
            "make_task", "DATA_SPEC_FILE"]
@@ -178,18 +178,15 @@ def _has_heldout(task) -> bool:
 
 
 def _run_dir(path: str) -> Path:
-    d = Path(path)
-    if not d.is_dir():
-        raise CLIError(f"run directory {path!r} does not exist")
-    if not (d / "checkpoint.pt").is_file():
-        raise CLIError(f"{path!r} is not a run directory (no checkpoint.pt; write one with `mfsde fit`)")
-    return d
+    try:
+        return RunDir(path).require_checkpoint().path
+    except FileNotFoundError as e:
+        raise CLIError(str(e)) from None
 
 
 def _run_data_and_task(args, run: Path):
     """Data and task for evaluate/explain: the command line's, else those recorded in the run."""
-    spec_file = run / DATA_SPEC_FILE
-    saved = json.loads(spec_file.read_text()) if spec_file.is_file() else {}
+    saved = RunDir(run).read_data_spec()
     if args.data:
         spec = data_spec(args)
     elif saved.get("paths"):
@@ -202,8 +199,7 @@ def _run_data_and_task(args, run: Path):
     snaps = load_data(spec)
     task = None
     if not hasattr(snaps, "n_times"):  # populations
-        meta_file = run / "meta.json"
-        t = (json.loads(meta_file.read_text()) if meta_file.is_file() else {}).get("task") or {}
+        t = RunDir(run).read_meta().get("task") or {}
         held = getattr(args, "heldout_populations", None) or t.get("heldout_populations") \
             or saved.get("heldout_populations")
         time_task = args.task or (t.get("time_task") if isinstance(t.get("time_task"), str) else None)
@@ -211,9 +207,7 @@ def _run_data_and_task(args, run: Path):
     if args.task:
         task = get_task(args.task, snaps.n_times)
     else:
-        meta_file = run / "meta.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        t = meta.get("task") or {}
+        t = RunDir(run).read_meta().get("task") or {}
         if t.get("name"):
             try:
                 task = get_task(t["name"], snaps.n_times)
