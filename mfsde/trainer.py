@@ -145,7 +145,6 @@ class Trainer:
         self.data, self.ts = self.series[0].data, self.series[0].ts
         self.populations = [self._population(p) for p in indices]
         self.generator = self.populations[0].generator
-        self.target_generator = self.populations[0].target_generator
         self.forward_model = self._wrap(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimiser = torch.optim.Adam(self.params, lr=tc.lr)
@@ -231,15 +230,6 @@ class Trainer:
         for k in self.fit_idx:
             per_k.append(torch.stack([f[s.fit_idx.index(k)] for s, f, _ in parts if k in s.fit_idx]).mean())
         return fw * fit_term + ew * energy, fit_term, energy, torch.stack(per_k)
-
-    def loss(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`population_loss` averaged over this rank's populations (all of them in a
-        single process): ``(loss, fit term, energy term, fits per time)``. (:meth:`step`
-        back-propagates population by population instead, holding one graph at a time.)"""
-        parts = [self.population_loss(pop) for pop in self.populations]
-        if len(parts) == 1:
-            return parts[0]
-        return tuple(torch.stack(terms).mean(0) for terms in zip(*parts))
 
     def _backward_populations(self) -> torch.Tensor:
         """Simulate this rank's populations one at a time and accumulate the gradient of
