@@ -256,3 +256,18 @@ def test_explain_asks_for_one_population(tmp_path):
     with pytest.raises(TypeError, match="explain one population at a time: pass snapshots\\[name\\]"):
         explain(model, pops, tmp_path / "e", figures=False)
     assert len(attention_maps(model, pops["a"], n_cells=20)) == 3
+
+
+def test_compare_over_populations_has_rows_per_population_and_time(tmp_path):
+    from mfsde.evaluation import compare, summarise
+
+    pops = three()
+    task = PopulationTask("all", heldout_populations=["b"])
+    rows = compare(["ito"], pops, task, seeds=[0], overrides={"train.iterations": 2, "train.n_particles": 16,
+                                                               "eval.n_particles": 20}, out_dir=tmp_path, progress=False)
+    model = [r for r in rows if r["kind"] == "model"][0]
+    assert {"w1@b:1", "w1@b:2"} <= set(model) and not any(k.startswith("w1@a") for k in model)
+    base = {r["preset"]: r for r in rows if r["kind"] == "baseline"}
+    assert set(base) == {"previous", "mccann", "floor"} and "w1@b:2" in base["mccann"]
+    assert (tmp_path / "ito-seed0" / "eval-t0.json").is_file()
+    assert {s["preset"] for s in summarise(rows)} == {"ito", "previous", "mccann", "floor"}
