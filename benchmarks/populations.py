@@ -271,6 +271,8 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", action="store_true", help="keep the rows already logged and skip their jobs")
     ap.add_argument("--render", action="store_true", help="only rebuild the table, JSON and figure from the log")
     ap.add_argument("--quick", action="store_true", help="3 s per run, one seed, two families: a smoke test")
+    ap.add_argument("--readme", action="store_true",
+                    help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
     args = ap.parse_args(argv)
     if args.quick:
         NAME = "populations_quick"
@@ -280,7 +282,15 @@ def main(argv=None) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     read = lambda: [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []  # noqa: E731
     if args.render:
-        print(render(read(), vars(args)))
+        md = render(read(), vars(args))
+        print(md)
+        if args.readme:
+            readme = _common.REPO_ROOT / "README.md"
+            text = readme.read_text()
+            a, b = text.index("<!-- POPULATIONS -->"), text.index("<!-- /POPULATIONS -->")
+            body = (f"Measured by `python benchmarks/populations.py` (2 shards on 2 cores; "
+                    f"`results/{NAME}.md`, `.json`, `.png`):\n\n" + md.replace("### ", "#### "))
+            readme.write_text(text[:a] + "<!-- POPULATIONS -->\n" + body + text[b:])
         return 0
     k, _, n = args.shard.partition("/")
     k, n = int(k), int(n or 1)
