@@ -97,6 +97,8 @@ class TwoSpecies(ParticleSystem):
     def _sample_state(self, n, generator, batch, dtype):
         n_a = min(n - 1, max(1, round(self.fraction * n))) if n > 1 else 1
         species = torch.cat([torch.ones(n_a), -torch.ones(n - n_a)]).to(torch.float64)
+        # exactly n_a A's, in random order (particles must be exchangeable: any prefix is a sample)
+        species = species[torch.randperm(n, generator=generator)]
         centers = torch.where((species > 0)[:, None], self.centers[0], self.centers[1])
         p = centers + self.init_std * torch.randn(*batch, n, 2, generator=generator, dtype=torch.float64)
         s = species.expand(*batch, n).unsqueeze(-1)
