@@ -10,6 +10,14 @@ energy terms, the gradient norm before and after clipping and the learning rate.
     python benchmarks/fit_diagnostics.py                    # ~10 min on one core per seed
     python benchmarks/fit_diagnostics.py --seeds 0 1 --shard 1/2 & \\
         python benchmarks/fit_diagnostics.py --seeds 0 1 --shard 2/2; python benchmarks/fit_diagnostics.py --render
+    # CITE 50-D, the attention model, one task per results file (the table is keyed by variant):
+    python benchmarks/fit_diagnostics.py --dataset cite --task loo:2 --preset scimf --budget 480 \\
+        --variants "default (λ = 0.01)" "paper recipe (raw units, λ=1)" "σ 0.03" --final-eval \\
+        --name fit_diagnostics_cite_day4
+
+``--final-eval`` also scores the final model at the held-out times with the protocols of
+benchmarks/accuracy.py: 2000 cells from t₀, all cells of t₀, and from the previous training day
+(all its cells), beside the baselines at 2000 cells (~1 min more per variant on CITE).
 """
 from __future__ import annotations
 
@@ -48,11 +56,18 @@ VARIANTS = {
     "n_targets all": {"train.n_targets": None},
     "256 particles": {"train.n_particles": 256},
     "dt 0.05": {"model.dt": 0.05},
+    # diffusion σ (model units; with model.standardize="global" that is σ × scale in data units)
+    "σ 0.03": {"model.sigma": 0.03},
+    "σ 0.01": {"model.sigma": 0.01},
 }
+#: ``--final-eval`` protocols: column title → evaluate() keywords (held-out times only)
+FINAL = {"2000 cells from t0": {"n_particles": 2000, "start": "t0"},
+         "all cells from t0": {"n_particles": None, "start": "t0"},
+         "previous day (all cells)": {"n_particles": None, "start": "previous"}}
 POINTS = 6
 
 
-def run(snaps, task: str, label: str, seed: int, budget: float, preset: str) -> dict:
+def run(snaps, task: str, label: str, seed: int, budget: float, preset: str, final_eval: bool = False) -> dict:
     cfg = mfsde.preset(preset, dim=snaps.dim).override(**{**VARIANTS[label], "train.seed": seed,
                                                           "train.time_budget": budget, "train.iterations": 10**6})
     train_idx = [i for i in mfsde.data.get_task(task, snaps.n_times).train if i > 0]
@@ -83,8 +98,16 @@ def run(snaps, task: str, label: str, seed: int, budget: float, preset: str) -> 
     res = fit(cfg, snaps, task, progress=False, callback=cb)
     if window:
         snapshot(res.history[-1], res.model)
-    return {"label": label, "seed": seed, "iterations": res.iteration, "trace": trace,
-            "heldout_w1": trace[-1]["heldout_w1"], "train_w1": trace[-1]["train_w1"]}
+    out = {"label": label, "seed": seed, "iterations": res.iteration, "trace": trace,
+           "heldout_w1": trace[-1]["heldout_w1"], "train_w1": trace[-1]["train_w1"]}
+    if final_eval:
+        out["final"] = {}
+        for title, kw in FINAL.items():
+            t = time.perf_counter()
+            ev = evaluate(res.model, snaps, task, seed=0, metrics=("w1",), **kw)
+            out["final"][title] = {"w1": ev["w1"], "per_time": {str(r["time"]): r["w1"] for r in ev["per_time"]},
+                                   "seconds": time.perf_counter() - t}
+    return out
 
 
 def render(name: str, settings: dict | None = None) -> int:
@@ -97,6 +120,7 @@ def render(name: str, settings: dict | None = None) -> int:
              f"seeds; trend = held-out W1 over the last half of the budget", "",
              "| variant | held-out W1 | training-time W1 | trend | iterations | grad norm (before → after clip) | seeds |",
              "|---|---|---|---|---|---|---|"]
+    finals = [r for r in runs if r.get("final")]
     for label in VARIANTS:
         rs = [r for r in runs if r["label"] == label]
         if not rs:
@@ -112,9 +136,23 @@ def render(name: str, settings: dict | None = None) -> int:
                      f"{trend:+.3f} | {ms([r['iterations'] for r in rs], 0)} | "
                      f"{g['grad_norm']:.3g} → {g['grad_norm_clipped']:.3g} | {len(rs)} |")
     for b in ("previous", "mccann", "floor"):
-        vals = [r["w1"] for r in base if r["preset"] == b]
+        vals = [r["w1"] for r in base if r["preset"] == b and r.get("n_particles", 1000) == 1000]
         if vals:
             lines.append(f"| *{b}* | {np.mean(vals):.3f} | | | | | {len(vals)} |")
+    if finals:  # --final-eval: the final model under benchmarks/accuracy.py's protocols
+        lines += ["", "held-out W1 of the final model (data units) under benchmarks/accuracy.py's protocols; "
+                  "baselines at 2000 cells; trace = held-out W1 (1000 cells from t0) at each sixth of the budget", "",
+                  "| variant | " + " | ".join(FINAL) + " | trace |", "|---|" + "---|" * (len(FINAL) + 1)]
+        for label in VARIANTS:
+            rs = [r for r in finals if r["label"] == label]
+            if rs:
+                cells = [f"{np.mean([r['final'][t]['w1'] for r in rs]):.3f}" for t in FINAL]
+                trace = " → ".join(f"{p['heldout_w1']:.2f}" for p in rs[0]["trace"])
+                lines.append(f"| {label} | " + " | ".join(cells) + f" | {trace} |")
+        for b in ("previous", "mccann", "floor"):
+            vals = [r["w1"] for r in base if r["preset"] == b and r.get("n_particles") == 2000]
+            if vals:
+                lines.append(f"| *{b}* | {np.mean(vals):.3f} |" + " |" * len(FINAL))
     md = "\n".join(lines) + "\n"
     (_common.RESULTS_DIR / f"{name}.md").write_text(md)
     _common.write_json(name, {"settings": settings or {}, "environment": _common.env_info(), "rows": rows})
@@ -133,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shard", default="1/1")
     ap.add_argument("--name", default="fit_diagnostics")
     ap.add_argument("--render", action="store_true")
+    ap.add_argument("--final-eval", action="store_true",
+                    help="also score the final model with benchmarks/accuracy.py's protocols (FINAL)")
     ap.add_argument("--append", action="store_true",
                     help="add to the rows already in results/<name>.rows.jsonl (e.g. more seeds) instead of starting over")
     args = ap.parse_args(argv)
@@ -154,15 +194,20 @@ def main(argv=None) -> int:
             for seed in args.seeds:
                 for ev in baseline_evaluations(snaps, args.task, n_particles=1000, seed=seed, metrics=("w1",)):
                     fh.write(json.dumps({"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"]}) + "\n")
+                if args.final_eval:
+                    for ev in baseline_evaluations(snaps, args.task, n_particles=2000, seed=seed, metrics=("w1",)):
+                        fh.write(json.dumps({"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"],
+                                             "n_particles": 2000}) + "\n")
     jobs = [(v, s) for v in args.variants for s in args.seeds]
     commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     for i, (label, seed) in enumerate(jobs):
         if i % n != k - 1:
             continue
         t0 = time.perf_counter()
-        r = run(snaps, args.task, label, seed, args.budget, args.preset)
+        r = run(snaps, args.task, label, seed, args.budget, args.preset, args.final_eval)
         r.update(dataset=args.dataset, task=args.task, preset=args.preset, budget=args.budget,
-                 loadavg_1=_common.env_info()["loadavg_1_5_15"][0], git_commit=commit)
+                 loadavg_1=_common.env_info()["loadavg_1_5_15"][0], wall_seconds=time.perf_counter() - t0,
+                 git_commit=commit)
         with open(log, "a") as fh:
             fh.write(json.dumps(r) + "\n")
         print(f"{label:>32} seed {seed}: held-out {r['heldout_w1']:.4f}  train {r['train_w1']:.4f}  "
