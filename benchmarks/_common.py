@@ -140,11 +140,19 @@ def env_info() -> dict:
 
 # -- output -------------------------------------------------------------------------------------
 def write_json(name: str, payload: dict) -> Path:
-    """Write ``benchmarks/results/<name>.json`` atomically (via a ``.tmp`` file) and return the path."""
+    """Write ``benchmarks/results/<name>.json`` atomically (via a ``.tmp`` file) and return the path.
+
+    Every results file has the same envelope: ``benchmark`` (the name), ``environment``
+    (:func:`env_info`, taken from the payload's ``environment``/``env`` when it has one, e.g. a
+    run re-rendered from stored rows) and ``git_commit`` first, then the script's own keys."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    payload = dict(payload)
+    env = payload.pop("environment", None) or payload.pop("env", None) or env_info()
+    doc = {"benchmark": payload.pop("benchmark", name), "environment": env, "git_commit": env.get("git_commit"),
+           **payload}
     path = RESULTS_DIR / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
     tmp.replace(path)
     return path
 

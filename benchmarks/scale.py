@@ -449,7 +449,7 @@ def main(argv=None) -> int:
     env = None
     if args.render:  # tables, slopes and plot again from the stored runs (nothing is re-measured)
         prev = json.loads((RESULTS_DIR / f"{name}.json").read_text())
-        runs, elapsed, env = prev["runs"], prev["elapsed_s"], prev["env"]
+        runs, elapsed, env = prev["runs"], prev["elapsed_s"], prev.get("environment") or prev.get("env")
         setup = prev["setup"]
         args.batch, args.max_seconds, args.sizes = setup["batch"], setup["max_seconds"], setup["sizes"]
     else:
