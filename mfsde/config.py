@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import write_text_atomic
+from .registry import Registry
 
 
 @dataclass
@@ -382,8 +383,11 @@ def _scimf_paper(dim: int) -> Config:
     return cfg
 
 
-PRESETS = {"scimf": _scimf, "ito": _ito, "symmetric_qk": _symmetric_qk, "rbf": _rbf, "pairwise_mlp": _pairwise_mlp,
-           "scimf_paper": _scimf_paper}
+#: preset name → function ``dim → Config``; add your own with ``@PRESETS.register("mine")``
+PRESETS = Registry("preset")
+for _name, _fn in (("scimf", _scimf), ("ito", _ito), ("symmetric_qk", _symmetric_qk), ("rbf", _rbf),
+                   ("pairwise_mlp", _pairwise_mlp), ("scimf_paper", _scimf_paper)):
+    PRESETS.register(_name, _fn)
 
 
 def preset(name: str, dim: int = 50) -> Config:
@@ -391,9 +395,7 @@ def preset(name: str, dim: int = 50) -> Config:
     hyper-parameters), ``ito`` (no interaction), ``symmetric_qk`` (W_Q = W_K), ``rbf``,
     ``pairwise_mlp``. The attention presets use 2 heads where ``dim`` is even and 1 head where it
     is odd (d_k = d / heads must be whole)."""
-    if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
-    cfg = PRESETS[name](dim)
+    cfg = PRESETS.get(name)(dim)  # KeyError listing the presets for an unknown name
     inter = cfg.model.inter
     if inter.name == "attention" and dim % int(inter.options.get("heads", 1)):
         # 2 heads need an even d: odd d (e.g. 1-D opinions) gets one head instead of an error

@@ -189,7 +189,9 @@ def registry_cleanup():
     from mfsde.losses import LOSSES
     from mfsde.solvers import SOLVERS
 
-    regs = (INTERACTIONS, INTRA_DRIFTS, LOSSES, SOLVERS)
+    from mfsde.config import PRESETS
+
+    regs = (INTERACTIONS, INTRA_DRIFTS, LOSSES, SOLVERS, PRESETS)
     before = [dict(r._table) for r in regs]
     yield
     for r, table in zip(regs, before):

@@ -27,9 +27,20 @@ def _tiny(cfg: Config) -> Config:
 
 # -- presets and round trips --------------------------------------------------------------------------
 def test_preset_names():
-    assert PRESET_NAMES == ["ito", "pairwise_mlp", "rbf", "scimf", "scimf_paper", "symmetric_qk"]
-    with pytest.raises(KeyError, match=r"unknown preset 'scIMF'; available: scimf, ito, symmetric_qk, rbf, pairwise_mlp"):
+    assert isinstance(PRESETS, Registry) and "scimf" in PRESETS and "scimf_paper" in PRESETS
+    with pytest.raises(KeyError, match=r"unknown preset 'scIMF'; available: " + ", ".join(PRESETS.names())):
         preset("scIMF")
+
+
+def test_a_user_preset_registers_by_name(registry_cleanup):
+    @PRESETS.register("tiny_rbf")
+    def tiny_rbf(dim):
+        cfg = preset("rbf", dim).override(**{"train.iterations": 5})
+        cfg.preset = "tiny_rbf"
+        return cfg
+
+    cfg = preset("tiny_rbf", dim=3)
+    assert cfg.preset == "tiny_rbf" and cfg.train.iterations == 5 and cfg.model.inter.name == "rbf"
 
 
 def test_scimf_paper_preset_is_the_paper_recipe():
