@@ -27,6 +27,16 @@ def check_population(x: object, name: str = "x", dim: int | None = None, finite:
     return x
 
 
+def check_positive_int(value, name: str, allow_none: bool = False):
+    """``value`` as an int ≥ 1 (or ``None`` when ``allow_none``); ``ValueError`` naming ``name`` otherwise
+    (booleans are refused)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+    return int(value)
+
+
 def check_positive(value: float, name: str) -> float:
     if not (isinstance(value, (int, float)) and value > 0 and value == value and value != float("inf")):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")

@@ -92,15 +92,15 @@ def run_demo(iterations: int = DEFAULT_ITERATIONS, seed: int = 0, out: str | Pat
 
 
 def _run_demo(iterations, seed, out, progress, presets) -> list[dict]:
+    from ._checks import check_positive_int
     from .config import preset
     from .data.tasks import get_task
     from .evaluation import evaluate
-    from .systems import demo_dataset
     from .runs import RunDir
+    from .systems import demo_dataset
     from .training import fit
 
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    check_positive_int(iterations, "iterations")
     t_start = time.perf_counter()
     snaps = demo_dataset(seed=seed)
     mid = snaps.n_times // 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_population
+from .._checks import check_population, check_positive_int
 
 
 def _time_column(x: torch.Tensor, t: torch.Tensor | float | None) -> torch.Tensor:
@@ -30,8 +30,7 @@ class IntraDrift(nn.Module):
 
     def __init__(self, dim: int, time_input: bool = False):
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        check_positive_int(dim, "dim")
         self.dim, self.time_input = dim, bool(time_input)
 
     def inputs(self, x: torch.Tensor, t) -> torch.Tensor:

@@ -9,6 +9,7 @@ from einops import rearrange
 from torch import nn
 
 from .base import Interaction, auto_chunk, check_rows, diagonal_bias, run_chunks, zero_output_layer
+from .._checks import check_positive_int
 
 STYLES = ("code", "paper")
 
@@ -71,8 +72,7 @@ class AttentionInteraction(Interaction):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+        check_positive_int(chunk_size, "chunk_size", allow_none=True)
         self.heads, self.head_dim = heads, dim // heads
         self.dropout, self.tie_qk, self.style = float(dropout), bool(tie_qk), style
         self.symmetric = self.tie_qk

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .._checks import check_population
+from .._checks import check_population, check_positive_int
 
 
 class Interaction(nn.Module):
@@ -36,8 +36,7 @@ class Interaction(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        check_positive_int(dim, "dim")
         self.dim = dim
 
     def check(self, x: torch.Tensor) -> torch.Tensor:

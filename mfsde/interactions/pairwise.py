@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 
 from .base import Interaction, check_rows, off_diagonal_mask
+from .._checks import check_positive_int
 
 
 class PairwiseInteraction(Interaction):
@@ -47,9 +48,7 @@ class PairwiseInteraction(Interaction):
 
     def __init__(self, dim: int, chunk_size: int | None = None):
         super().__init__(dim)
-        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-        self.chunk_size = chunk_size
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size", allow_none=True)
 
     def phi(self, x_i: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
         """The force on receiver i from source j: ``x_i`` ``(..., C, 1, d)`` (receivers) and

@@ -6,6 +6,7 @@ from torch import nn
 
 from .base import check_rows, off_diagonal_mask, zero_output_layer
 from .pairwise import PairwiseInteraction
+from .._checks import check_positive_int
 
 
 class PairwiseMLPInteraction(PairwiseInteraction):
@@ -38,10 +39,8 @@ class PairwiseMLPInteraction(PairwiseInteraction):
         zero_init: bool = False,
     ):
         super().__init__(dim, chunk_size=chunk_size)
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive int, got {width!r}")
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a positive int, got {depth!r}")
+        check_positive_int(width, "width")
+        check_positive_int(depth, "depth")
         self.width, self.depth, self.relative = width, depth, bool(relative)
         self.first_self = None if relative else nn.Linear(dim, width, bias=False)
         self.first_rel = nn.Linear(dim, width)

@@ -8,6 +8,7 @@ from torch import nn
 
 
 from .pairwise import PairwiseInteraction
+from .._checks import check_positive_int
 
 
 class RBFInteraction(PairwiseInteraction):
@@ -47,8 +48,7 @@ class RBFInteraction(PairwiseInteraction):
         chunk_size: int | None = None,
     ):
         super().__init__(dim, chunk_size=chunk_size)
-        if not isinstance(n_kernels, int) or n_kernels < 1:
-            raise ValueError(f"n_kernels must be a positive int, got {n_kernels!r}")
+        check_positive_int(n_kernels, "n_kernels")
         if not bandwidth > 0:
             raise ValueError(f"bandwidth must be > 0, got {bandwidth!r}")
         self.n_kernels, self.scalar_force = n_kernels, bool(scalar_force)

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .._checks import check_population
+from .._checks import check_population, check_positive_int
 from .diffusion import SigmaLike, as_diffusion
 from .grid import check_times, step_counts
 from .steppers import SOLVERS
@@ -55,8 +55,7 @@ def random_batch_drift(drift, perm: torch.Tensor, batch: int):
     1/N), so when ``N % batch == 1`` that particle joins the last full group (one group of
     ``batch + 1``).
     """
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive int, got {batch!r}")
+    check_positive_int(batch, "batch")
     inv = torch.argsort(perm)
 
     def f(x, t=None):
@@ -134,12 +133,10 @@ def sdeint(
     if seed is not None:
         generator = torch.Generator(device=x0.device).manual_seed(int(seed))
     n = x0.shape[-2]
-    if random_batch is not None and (not isinstance(random_batch, int) or random_batch < 1):
-        raise ValueError(f"random_batch must be a positive int or None, got {random_batch!r}")
+    check_positive_int(random_batch, "random_batch", allow_none=True)
     if random_batch is not None and random_batch >= n:
         random_batch = None  # one group holding everybody: the exact mean-field drift
-    if recompute_every is not None and (not isinstance(recompute_every, int) or recompute_every < 1):
-        raise ValueError(f"recompute_every must be a positive int or None, got {recompute_every!r}")
+    check_positive_int(recompute_every, "recompute_every", allow_none=True)
 
     def noise(t: float, h: float) -> torch.Tensor:
         if bm is not None:

@@ -25,6 +25,7 @@ from ..drifts import MeanFieldDrift
 from ..interactions.none import NoInteraction
 from ..registry import Registry
 from ..solvers import Solution, sdeint
+from .._checks import check_positive_int
 
 SYSTEMS = Registry("particle system")
 
@@ -103,8 +104,7 @@ class ParticleSystem:
     default_times: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
 
     def __init__(self, dim: int, drift: MeanFieldDrift, sigma, feature_names: Sequence[str] | None = None):
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        check_positive_int(dim, "dim")
         self.dim = dim
         self.drift = drift
         self.sigma = sigma
@@ -130,8 +130,7 @@ class ParticleSystem:
     # -- public API ------------------------------------------------------------------------------
     def sample_initial(self, n: int, generator: torch.Generator | None = None, batch=(), dtype=torch.float32) -> torch.Tensor:
         """``n`` i.i.d. particles from the initial law, shape ``(*batch, n, d)`` (observed coords)."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_positive_int(n, "n")
         return self._from_state(self._sample_state(n, generator, batch_shape(batch), dtype))
 
     def simulate(

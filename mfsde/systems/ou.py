@@ -8,6 +8,7 @@ from ..drifts.intra import IntraDrift
 from ..interactions.base import Interaction
 from ..interactions.none import NoInteraction
 from .base import SYSTEMS, ParticleSystem, as_tensor, diagonal_sigma, square_matrix
+from .._checks import check_positive_int
 
 
 class LinearRestoring(IntraDrift):
@@ -78,8 +79,7 @@ class MeanFieldOU(ParticleSystem):
     default_times = (0.0, 0.5, 1.0, 2.0, 4.0)
 
     def __init__(self, dim: int = 2, A=None, K=1.0, sigma=0.5, m0=None, C0=0.1):
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        check_positive_int(dim, "dim")
         if A is None:
             A = [[0.5, -1.0], [1.0, 0.5]] if dim == 2 else 0.5
         self.A = square_matrix(A, dim, "A")
