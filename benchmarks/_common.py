@@ -110,8 +110,10 @@ def _git_commit() -> str | None:
 
 
 def env_info() -> dict:
-    """Package versions, torch threads, CPU model/count, load average, git commit, timestamp."""
+    """Package versions (:func:`mfsde.runs.package_versions`), torch threads, CPU model/count, load average, git commit, timestamp."""
     import torch
+
+    from mfsde.runs import package_versions
 
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -125,7 +127,7 @@ def env_info() -> dict:
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "packages": {p: _version(p) for p in ("mfsde", "torch", "torchsde", "numpy", "einops", "geomloss", "POT")},
+        "packages": package_versions(),  # the same record as a run's meta.json
         "torch_num_threads": torch.get_num_threads(),
         "torch_num_interop_threads": torch.get_num_interop_threads(),
         "torch_config_parallel": torch.__config__.parallel_info().splitlines()[:6],

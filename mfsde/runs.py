@@ -43,7 +43,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 DATA_SPEC_FILE = "data.json"  # what data a run was fitted on (written by `mfsde fit` / `compare`)
 
 # distribution name → import name, for the versions recorded in meta.json
-_PACKAGES = {"torch": "torch", "torchsde": "torchsde", "geomloss": "geomloss", "POT": "ot", "numpy": "numpy", "mfsde": "mfsde"}
+_PACKAGES = {"torch": "torch", "torchsde": "torchsde", "geomloss": "geomloss", "POT": "ot", "numpy": "numpy",
+             "einops": "einops", "mfsde": "mfsde"}
 
 
 def package_versions() -> dict[str, str | None]:
