@@ -41,7 +41,7 @@ import mfsde  # noqa: E402
 from mfsde.baselines import baseline_evaluations  # noqa: E402
 from mfsde.data import PopulationTask, PredictTask  # noqa: E402
 from mfsde.evaluation import evaluate  # noqa: E402
-from mfsde.explain import has_interaction_weights, label_attention  # noqa: E402
+from mfsde.explain import has_interaction_weights, label_weights  # noqa: E402
 from mfsde.systems import SystemModel, drift_error, population_snapshots, population_systems  # noqa: E402
 from mfsde.systems.recovery import interaction_error, recovery_samples  # noqa: E402
 from mfsde.training import fit  # noqa: E402
@@ -90,7 +90,7 @@ def direction(model, system, snaps, seed: int) -> dict:
         ok, _ = has_interaction_weights(model)
         if ok:
             w = model.drift.inter.pair_weights(model.scale.encode(x)).mean(0).numpy()
-            lab = label_attention(w, snaps.labels[k], names=["A", "B"])
+            lab = label_weights(w, snaps.labels[k], names=["A", "B"])
             out["weights"] = {"A<-B": float(lab.matrix[0, 1]), "B<-A": float(lab.matrix[1, 0]),
                               "A<-A": float(lab.matrix[0, 0]), "B<-B": float(lab.matrix[1, 1]),
                               "asymmetry": float(lab.asymmetry)}

@@ -115,11 +115,11 @@ def test_explain_round_trip(fitted, capsys):
     out = capsys.readouterr().out
     assert "cell-type matrix" in out and "asymmetry" in out
     folder = run / "explain"
-    for name in ("attention_t0.npz", "velocities.npz", "summary.json", "attention_cells_t0.png",
-                 "attention_labels_t0.png", "attention_graph_t0.png", "velocities.png", "loss.png"):
+    for name in ("weights_t0.npz", "velocities.npz", "summary.json", "weights_cells_t0.png",
+                 "weights_labels_t0.png", "weights_graph_t0.png", "velocities.png", "loss.png"):
         assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["attention"][0]["label_names"] == ["A", "B"]
+    assert summary["weights"][0]["label_names"] == ["A", "B"]
 
 
 def test_compare_prints_a_table(tmp_path, capsys):

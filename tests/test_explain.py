@@ -10,7 +10,7 @@ import torch
 import mfsde
 from mfsde.data import from_arrays
 from mfsde.explain import (
-    NoInteractionWeights, asymmetry_index, attention_maps, cluster_labels, explain, label_attention,
+    NoInteractionWeights, asymmetry_index, interaction_weights, cluster_labels, explain, label_weights,
     pca_embedding, velocities,
 )
 
@@ -37,7 +37,7 @@ def _model(name="scimf", dim=4, **over):
 
 def test_attention_rows_sum_to_one_off_diagonal_and_cells_ordered_by_label():
     snaps, model = _snapshots(), _model()
-    maps = attention_maps(model, snaps)
+    maps = interaction_weights(model, snaps)
     assert [m.time_index for m in maps] == [0, 1, 2]
     for m, x, lab in zip(maps, snaps.data, snaps.labels):
         n = len(x)
@@ -57,17 +57,17 @@ def test_attention_rows_sum_to_one_off_diagonal_and_cells_ordered_by_label():
         assert 0 <= m.asymmetry <= 1 / np.sqrt(2) + 1e-9
 
 
-def test_attention_maps_subsample_and_time_indices():
+def test_interaction_weights_subsample_and_time_indices():
     snaps, model = _snapshots(), _model()
-    maps = attention_maps(model, snaps, time_indices=[-1], n_cells=10, seed=3)
+    maps = interaction_weights(model, snaps, time_indices=[-1], n_cells=10, seed=3)
     assert len(maps) == 1 and maps[0].time_index == 2 and maps[0].weights.shape == (10, 10)
-    again = attention_maps(model, snaps, time_indices=[2], n_cells=10, seed=3)[0]
+    again = interaction_weights(model, snaps, time_indices=[2], n_cells=10, seed=3)[0]
     np.testing.assert_array_equal(maps[0].cells, again.cells)
     with pytest.raises(ValueError, match=r"time index .* out of range for .* time points \(valid: 0\.\."):
-        attention_maps(model, snaps, time_indices=[5])
+        interaction_weights(model, snaps, time_indices=[5])
 
 
-def test_label_attention_on_a_hand_built_matrix():
+def test_label_weights_on_a_hand_built_matrix():
     w = np.array([
         [0.0, 1.0, 2.0, 3.0],
         [4.0, 0.0, 5.0, 6.0],
@@ -75,7 +75,7 @@ def test_label_attention_on_a_hand_built_matrix():
         [1.0, 1.0, 1.0, 0.0],
     ])
     labels = np.array(["a", "a", "b", "c"])
-    lab = label_attention(w, labels)
+    lab = label_weights(w, labels)
     assert lab.names == ["a", "b", "c"] and lab.counts.tolist() == [2, 1, 1]
     expected = np.array([
         [(1.0 + 4.0) / 2, (2.0 + 5.0) / 2, (3.0 + 6.0) / 2],  # receivers a: pairs i≠j only
@@ -85,13 +85,13 @@ def test_label_attention_on_a_hand_built_matrix():
     np.testing.assert_allclose(lab.matrix, expected, equal_nan=True)
     np.testing.assert_allclose(lab.net, expected - expected.T, equal_nan=True)
     # including the (zero) diagonal divides by all n_a·n_b pairs
-    incl = label_attention(w, labels, exclude_self=False)
+    incl = label_weights(w, labels, exclude_self=False)
     assert incl.matrix[0, 0] == pytest.approx(5.0 / 4) and incl.matrix[1, 1] == 0.0
     # a head axis is averaged first; an explicit order is kept
-    lab2 = label_attention(np.stack([w, 3 * w]), labels, names=["c", "b", "a"])
+    lab2 = label_weights(np.stack([w, 3 * w]), labels, names=["c", "b", "a"])
     assert lab2.matrix[2, 0] == pytest.approx(2 * 4.5)
     with pytest.raises(ValueError):
-        label_attention(w, labels[:3])
+        label_weights(w, labels[:3])
 
 
 def test_asymmetry_index():
@@ -112,7 +112,7 @@ def test_asymmetry_index():
 
 def test_symmetric_kernel_gives_symmetric_label_matrix():
     snaps, model = _snapshots(), _model("rbf")
-    m = attention_maps(model, snaps, time_indices=[0])[0]
+    m = interaction_weights(model, snaps, time_indices=[0])[0]
     assert m.asymmetry == pytest.approx(0.0, abs=1e-6)
     assert m.label.asymmetry == pytest.approx(0.0, abs=1e-6)
     assert m.heads.shape[0] == 3  # one "head" per bandwidth
@@ -121,10 +121,10 @@ def test_symmetric_kernel_gives_symmetric_label_matrix():
 def test_no_interaction_is_reported_not_raised(tmp_path):
     snaps, model = _snapshots(), _model("ito")
     with pytest.raises(NoInteractionWeights, match="no interaction"):
-        attention_maps(model, snaps)
+        interaction_weights(model, snaps)
     summary = explain(model, snaps, tmp_path, n_particles=20, figures=False)
-    assert summary["attention"] is None and "no interaction" in summary["notes"][0]
-    assert (tmp_path / "velocities.npz").is_file() and not list(tmp_path.glob("attention_*"))
+    assert summary["weights"] is None and "no interaction" in summary["notes"][0]
+    assert (tmp_path / "velocities.npz").is_file() and not list(tmp_path.glob("weights_*"))
 
 
 def test_velocities_are_the_drift_and_its_parts():
@@ -158,26 +158,26 @@ def test_explain_writes_arrays_summary_and_pngs(tmp_path):
     history = [{"iteration": i, "loss": 1.0 / i, "fit": 0.8 / i, "energy": 0.2, "fit@1": 0.5 / i, "lr": 1e-3,
                 "seconds": 0.1} for i in range(1, 30)]
     summary = explain(model, snaps, tmp_path, time_indices=[0], n_cells=20, n_particles=50, history=history, heldout=[1])
-    for name in ("attention_cells_t0.png", "attention_labels_t0.png", "attention_graph_t0.png",
+    for name in ("weights_cells_t0.png", "weights_labels_t0.png", "weights_graph_t0.png",
                  "velocities.png", "loss.png"):
         path = tmp_path / name
         assert path.is_file() and path.stat().st_size > 5000, name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    arrays = np.load(tmp_path / "attention_t0.npz")
+    arrays = np.load(tmp_path / "weights_t0.npz")
     assert arrays["weights"].shape == (20, 20) and arrays["label_matrix"].shape == (3, 3)
     vel = np.load(tmp_path / "velocities.npz")
     assert vel["v_t1"].shape == snaps.data[1].shape and vel["pred_t2"].shape == (50, 4)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
-    assert on_disk["attention"][0]["label_names"] == ["B", "NK", "T"]
-    assert set(summary["files"]) >= {"attention_t0.npz", "velocities.npz", "summary.json", "loss.png"}
+    assert on_disk["weights"][0]["label_names"] == ["B", "NK", "T"]
+    assert set(summary["files"]) >= {"weights_t0.npz", "velocities.npz", "summary.json", "loss.png"}
 
 
 def test_explain_unlabelled_data_with_clusters(tmp_path):
     snaps, model = _snapshots(labelled=False), _model()
     plain = explain(model, snaps, tmp_path / "plain", time_indices=[0], n_particles=0, figures=False)
-    assert "label_names" not in plain["attention"][0] and any("no cell labels" in n for n in plain["notes"])
+    assert "label_names" not in plain["weights"][0] and any("no cell labels" in n for n in plain["notes"])
     clustered = explain(model, snaps, tmp_path / "k", time_indices=[0], n_particles=0, figures=False, clusters=2)
-    assert clustered["attention"][0]["label_names"] == ["c1", "c2"]
+    assert clustered["weights"][0]["label_names"] == ["c1", "c2"]
 
 
 # -- figures that do not mislead ----------------------------------------------------------------------
@@ -194,11 +194,11 @@ def captured(monkeypatch):
 def test_graph_widths_are_absolute_and_noise_is_marked(captured):
     from matplotlib.patches import Circle, FancyArrowPatch
 
-    from mfsde.explain import LabelAttention
+    from mfsde.explain import LabelWeights
     from mfsde.plotting import plot_label_graph
 
     m = np.array([[0.00249, 0.00250], [0.00244, 0.00251]])  # almost reciprocal (asymmetry ≈ 0.008)
-    lab = LabelAttention(["A", "B"], m, np.array([200, 201]), asymmetry_index(m), m - m.T,
+    lab = LabelWeights(["A", "B"], m, np.array([200, 201]), asymmetry_index(m), m - m.T,
                          sem=np.full((2, 2), 1e-4))
     plot_label_graph(lab, "x.png", kernel="AttentionInteraction")
     arrows = [p for p in captured[-1].axes[0].patches if isinstance(p, FancyArrowPatch)]
@@ -208,29 +208,29 @@ def test_graph_widths_are_absolute_and_noise_is_marked(captured):
     assert "uniform 1/(N−1)" in captured[-1].axes[0].get_title()
     # a real difference is drawn solid and wider
     m2 = np.array([[0.0025, 0.0040], [0.0010, 0.0025]])
-    plot_label_graph(LabelAttention(["A", "B"], m2, np.array([200, 201]), asymmetry_index(m2), m2 - m2.T,
+    plot_label_graph(LabelWeights(["A", "B"], m2, np.array([200, 201]), asymmetry_index(m2), m2 - m2.T,
                                     sem=np.full((2, 2), 1e-5)), "y.png", kernel="AttentionInteraction")
     arrows = [p for p in captured[-1].axes[0].patches if isinstance(p, FancyArrowPatch)]
     assert all(a.get_linestyle() in ("-", "solid") for a in arrows)
     assert max(a.get_linewidth() for a in arrows) / min(a.get_linewidth() for a in arrows) > 3
     # a cluster without cells is listed, not drawn as a node "n=0"
     m3 = np.array([[0.1, np.nan, 0.2], [np.nan, np.nan, np.nan], [0.3, np.nan, 0.1]])
-    plot_label_graph(LabelAttention(["A", "E", "C"], m3, np.array([10, 0, 12]), 0.1, m3 - m3.T), "z.png")
+    plot_label_graph(LabelWeights(["A", "E", "C"], m3, np.array([10, 0, 12]), 0.1, m3 - m3.T), "z.png")
     ax = captured[-1].axes[0]
     assert sum(isinstance(p, Circle) for p in ax.patches) == 4  # 2 nodes + 2 halos
     assert "no cells here: E" in ax.get_title() and not any("n=0" in t.get_text() for t in ax.texts)
 
 
 def test_heat_map_titles_and_references(captured):
-    from mfsde.explain import LabelAttention
-    from mfsde.plotting import plot_cell_attention, plot_label_attention, plot_loss
+    from mfsde.explain import LabelWeights
+    from mfsde.plotting import plot_cell_weights, plot_label_weights, plot_loss
 
     snaps, model = _snapshots(), _model()
-    amap = attention_maps(model, snaps, time_indices=[0], n_cells=12, seed=0)[0]
-    plot_cell_attention(amap, "c.png")
+    amap = interaction_weights(model, snaps, time_indices=[0], n_cells=12, seed=0)[0]
+    plot_cell_weights(amap, "c.png")
     assert "Interaction" not in captured[-1].axes[0].get_title()  # no Python class names
     m = np.array([[0.01, 0.03], [0.02, 0.05]])
-    plot_label_attention(LabelAttention(["A", "B"], m, np.array([20, 19]), 0.1, m - m.T), "l.png",
+    plot_label_weights(LabelWeights(["A", "B"], m, np.array([20, 19]), 0.1, m - m.T), "l.png",
                          kernel="AttentionInteraction")
     cbar = captured[-1].axes[1]
     assert "uniform 1/(N−1) = 0.0263" in cbar.get_ylabel()
@@ -239,13 +239,25 @@ def test_heat_map_titles_and_references(captured):
     assert "fit at time index 2 (distribution loss)" in legend and not any("w1@" in t for t in legend)
 
 
-def test_label_attention_standard_errors():
+def test_label_weights_standard_errors():
     rng = np.random.default_rng(0)
     w = rng.random((7, 7))
     labels = np.array(list("AABBBCC"))
-    lab = label_attention(w, labels)
+    lab = label_weights(w, labels)
     rows, cols = np.flatnonzero(labels == "B"), np.flatnonzero(labels == "A")
     block = w[np.ix_(rows, cols)].ravel()
     assert lab.sem[1, 0] == pytest.approx(block.std() / np.sqrt(block.size))
     diag = [w[i, j] for i in rows for j in rows if i != j]
     assert lab.sem[1, 1] == pytest.approx(np.std(diag) / np.sqrt(len(diag)))
+
+
+def test_old_attention_names_still_work_with_a_warning():
+    import mfsde.explain as ex
+    import mfsde.plotting as pl
+
+    with pytest.warns(DeprecationWarning, match="now interaction_weights"):
+        assert ex.attention_maps is ex.interaction_weights
+    with pytest.warns(DeprecationWarning, match="now plot_label_weights"):
+        assert pl.plot_label_attention is pl.plot_label_weights
+    with pytest.raises(AttributeError):
+        ex.no_such_thing

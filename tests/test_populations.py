@@ -249,13 +249,13 @@ def test_preprocessing_fits_on_the_training_populations_only():
 
 
 def test_explain_asks_for_one_population(tmp_path):
-    from mfsde.explain import attention_maps, explain
+    from mfsde.explain import interaction_weights, explain
 
     pops = three()
     model = mfsde.build_model(tiny("scimf"))
     with pytest.raises(TypeError, match="explain one population at a time: pass snapshots\\[name\\]"):
         explain(model, pops, tmp_path / "e", figures=False)
-    assert len(attention_maps(model, pops["a"], n_cells=20)) == 3
+    assert len(interaction_weights(model, pops["a"], n_cells=20)) == 3
 
 
 def test_compare_over_populations_has_rows_per_population_and_time(tmp_path):

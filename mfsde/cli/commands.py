@@ -176,13 +176,13 @@ def print_explain_summary(summary: dict, out: Path) -> None:
     print(f"interaction kernel: {summary['kernel']}")
     for note in summary.get("notes", []):
         print(f"note: {note}")
-    for a in summary.get("attention") or []:
+    for a in summary.get("weights") or []:
         line = f"t = {a['time']:g} (index {a['time_index']}): {a['n_cells']} cells, cell-wise asymmetry {a['asymmetry']:.3f}"
         if "label_asymmetry" in a:
             line += f", cell-type asymmetry {a['label_asymmetry']:.3f}"
         print(line)
-    if summary.get("attention") and "label_names" in summary["attention"][0]:
-        a = summary["attention"][-1]
+    if summary.get("weights") and "label_names" in summary["weights"][0]:
+        a = summary["weights"][-1]
         names = a["label_names"]
         print(f"cell-type matrix at t = {a['time']:g} (rows = receiver type, columns = source type):")
         w = max(8, max(len(n) for n in names) + 1)

@@ -5,10 +5,10 @@ scIMF reads three things off a trained model (see ``docs/scimf.md``, "Interpreta
 - the **cell-wise interaction matrix** at each observed time point: ``W[i, j]`` = weight of
   source cell j in the interaction drift of receiver cell i (rows = receivers/targets, columns
   = sources), taken from ``model.drift.inter.pair_weights`` at the observed cells, averaged over
-  heads, with cells ordered by label (:func:`attention_maps`);
+  heads, with cells ordered by label (:func:`interaction_weights`);
 - the **label-wise (cell-type) matrix**: the mean of the cell-wise scores over all (target
   label, source label) pairs of distinct cells, and an asymmetry index that says how
-  non-reciprocal the influence is (:func:`label_attention`, :func:`asymmetry_index`);
+  non-reciprocal the influence is (:func:`label_weights`, :func:`asymmetry_index`);
 - **velocities**: the drift f(x, ρ) = f_intra(x) + f_inter(x, ρ) at the observed cells, with ρ
   the empirical law of the cells observed at that time (:func:`velocities`).
 
@@ -19,7 +19,7 @@ What the weights mean depends on the kernel: for ``attention`` they are the soft
 probabilities (each row sums to 1 over j ≠ i); for ``rbf`` the kernel values
 Σ_m exp(−‖x_i − x_j‖²/2h_m²) (one "head" per bandwidth, symmetric); for ``pairwise_mlp`` the
 magnitude ‖φ(x_i, x_j)‖/(N−1) of each pair's contribution. The ``none`` kernel (the Itô-SDE
-ablation) has no interaction at all: :func:`attention_maps` raises :class:`NoInteractionWeights`,
+ablation) has no interaction at all: :func:`interaction_weights` raises :class:`NoInteractionWeights`,
 and :func:`explain` reports it and writes only the velocity outputs.
 
 The weights of a mean-field kernel depend on the whole population (a softmax normalises over
@@ -28,21 +28,36 @@ the population — an unbiased sample of ρ_t, but a row of attention then sprea
 sources, so absolute values scale roughly with 1/n_cells; compare label-wise patterns, not raw
 magnitudes, across different ``n_cells``.
 
->>> maps = attention_maps(model, snapshots, n_cells=300)
+>>> maps = interaction_weights(model, snapshots, n_cells=300)
 >>> m = maps[0]; m.weights.shape, m.labels[:3]
 ((300, 300), array(['A', 'A', 'A'], dtype='<U1'))
->>> lab = label_attention(m.weights, m.labels); lab.matrix, lab.asymmetry
+>>> lab = label_weights(m.weights, m.labels); lab.matrix, lab.asymmetry
 >>> summary = explain(model, snapshots, "runs/x/explain")
 """
 from __future__ import annotations
 
 from ..embedding import pca_embedding
 from .report import explain
-from .weights import (AttentionMap, LabelAttention, NoInteractionWeights, asymmetry_index, attention_maps,
-                      cluster_labels, has_interaction_weights, label_attention, velocities, with_labels)
+from .weights import (WeightMap, LabelWeights, NoInteractionWeights, asymmetry_index, interaction_weights,
+                      cluster_labels, has_interaction_weights, label_weights, velocities, with_labels)
+
+#: names before mfsde 0.2 ("attention" for the weights of every kernel): still work, with a warning
+_RENAMED = {"attention_maps": "interaction_weights", "AttentionMap": "WeightMap", "label_attention": "label_weights",
+            "LabelAttention": "LabelWeights"}
+
+
+def __getattr__(name: str):
+    if name in _RENAMED:
+        import warnings
+
+        warnings.warn(f"mfsde.explain.{name} is now {_RENAMED[name]} (the weights of any kernel, not only attention)",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module 'mfsde.explain' has no attribute {name!r}")
+
 
 __all__ = [
-    "AttentionMap", "LabelAttention", "NoInteractionWeights", "attention_maps", "label_attention",
+    "WeightMap", "LabelWeights", "NoInteractionWeights", "interaction_weights", "label_weights",
     "asymmetry_index", "velocities", "pca_embedding", "explain", "has_interaction_weights", "cluster_labels",
     "with_labels",
 ]

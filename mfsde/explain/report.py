@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..embedding import pca_embedding
-from .weights import (AttentionMap, _inter, _time_indices, _times, attention_maps, cluster_labels,
+from .weights import (WeightMap, _inter, _time_indices, _times, interaction_weights, cluster_labels,
                       has_interaction_weights, velocities, with_labels)
 
 __all__ = ["explain"]
@@ -45,7 +45,7 @@ def explain(
 
     Writes (``k`` = time index):
 
-    - ``attention_t{k}.npz`` — :meth:`AttentionMap.to_npz_dict`: ``weights`` (N, N), ``heads``
+    - ``weights_t{k}.npz`` — :meth:`WeightMap.to_npz_dict`: ``weights`` (N, N), ``heads``
       (H, N, N), ``cells``, ``labels``, ``asymmetry`` and, with labels, ``label_names``,
       ``label_matrix``, ``label_counts``, ``label_asymmetry``, ``label_net``;
     - ``velocities.npz`` — per time point ``x_t{k}``, ``v_t{k}`` (total drift), ``v_intra_t{k}``,
@@ -53,8 +53,8 @@ def explain(
       ``times``, and the PCA used for the figures (``pca_mean``, ``pca_components``);
     - ``summary.json`` — kernel, asymmetry indices per time point, label-wise matrices, drift
       magnitudes (mean ‖f_intra‖, ‖f_inter‖ per time) and notes;
-    - figures (``figures=True``, needs matplotlib): ``attention_cells_t{k}.png``,
-      ``attention_labels_t{k}.png``, ``attention_graph_t{k}.png``, ``velocities.png`` and
+    - figures (``figures=True``, needs matplotlib): ``weights_cells_t{k}.png``,
+      ``weights_labels_t{k}.png``, ``weights_graph_t{k}.png``, ``velocities.png`` and
       ``loss.png`` (when ``history`` is given).
 
     ``n_cells`` caps the cells per attention matrix (see the module notes); velocities use all
@@ -86,16 +86,16 @@ def explain(
         notes.append(f"clusters={clusters} not used: the data carry their own cell labels")
 
     # attention
-    maps: list[AttentionMap] = []
+    maps: list[WeightMap] = []
     ok, reason = has_interaction_weights(model)
     if ok:
-        say(f"attention maps at {len(ks)} time point(s) ...")
-        maps = attention_maps(model, snapshots, time_indices=ks, n_cells=n_cells, seed=seed)
+        say(f"interaction weights at {len(ks)} time point(s) ...")
+        maps = interaction_weights(model, snapshots, time_indices=ks, n_cells=n_cells, seed=seed)
         for m in maps:
-            p = out / f"attention_t{m.time_index}.npz"
+            p = out / f"weights_t{m.time_index}.npz"
             np.savez_compressed(p, **m.to_npz_dict())
             files.append(p.name)
-        summary["attention"] = [
+        summary["weights"] = [
             {
                 "time_index": m.time_index, "time": m.time, "n_cells": int(len(m.cells)), "heads": int(m.heads.shape[0]),
                 "asymmetry": m.asymmetry,
@@ -109,7 +109,7 @@ def explain(
             notes.append("the data carry no cell labels: cells are ordered along PC1 and no label-wise matrix is computed")
     else:
         notes.append(reason)
-        summary["attention"] = None
+        summary["weights"] = None
 
     # velocities + simulation
     say("velocities at observed cells ...")
@@ -147,12 +147,12 @@ def explain(
         say("figures ...")
         labels_all = getattr(snapshots, "labels", None)
         for m in maps:
-            files.append(plotting.plot_cell_attention(m, out / f"attention_cells_t{m.time_index}.png").name)
+            files.append(plotting.plot_cell_weights(m, out / f"weights_cells_t{m.time_index}.png").name)
             if m.label is not None:
-                files.append(plotting.plot_label_attention(m.label, out / f"attention_labels_t{m.time_index}.png",
+                files.append(plotting.plot_label_weights(m.label, out / f"weights_labels_t{m.time_index}.png",
                                                            kernel=m.kernel,
                                                            title=f"cell-type interaction, t = {m.time:g}").name)
-                files.append(plotting.plot_label_graph(m.label, out / f"attention_graph_t{m.time_index}.png",
+                files.append(plotting.plot_label_graph(m.label, out / f"weights_graph_t{m.time_index}.png",
                                                        kernel=m.kernel,
                                                        title=f"directed cell-type interaction, t = {m.time:g}").name)
         files.append(plotting.plot_velocities(

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "AttentionMap", "LabelAttention", "NoInteractionWeights", "attention_maps", "label_attention",
+    "WeightMap", "LabelWeights", "NoInteractionWeights", "interaction_weights", "label_weights",
     "asymmetry_index", "velocities", "has_interaction_weights", "cluster_labels", "with_labels",
 ]
 
@@ -18,7 +18,7 @@ class NoInteractionWeights(ValueError):
 
 
 @dataclass
-class LabelAttention:
+class LabelWeights:
     """Label-wise aggregate of a cell-wise interaction matrix.
 
     Attributes:
@@ -42,7 +42,7 @@ class LabelAttention:
 
 
 @dataclass
-class AttentionMap:
+class WeightMap:
     """The interaction weights among the observed cells of one time point.
 
     Attributes:
@@ -55,7 +55,7 @@ class AttentionMap:
             or ``None`` when the data carry no labels (then cells are ordered along the first
             principal component of the time point).
         asymmetry: :func:`asymmetry_index` of ``weights``.
-        label: :class:`LabelAttention` of ``weights`` by ``labels`` (``None`` without labels).
+        label: :class:`LabelWeights` of ``weights`` by ``labels`` (``None`` without labels).
         kernel: name of the interaction class.
     """
 
@@ -66,7 +66,7 @@ class AttentionMap:
     cells: np.ndarray
     labels: np.ndarray | None
     asymmetry: float
-    label: LabelAttention | None = None
+    label: LabelWeights | None = None
     kernel: str = ""
 
     def to_npz_dict(self) -> dict[str, Any]:
@@ -250,7 +250,7 @@ def asymmetry_index(a: np.ndarray) -> float:
     return 0.0 if norm == 0 else float(np.linalg.norm(a - a.T) / (2 * norm))
 
 
-def label_attention(weights, labels, *, names: Sequence[str] | None = None, exclude_self: bool = True) -> LabelAttention:
+def label_weights(weights, labels, *, names: Sequence[str] | None = None, exclude_self: bool = True) -> LabelWeights:
     """Aggregate a cell-wise matrix ``weights`` ``(N, N)`` (rows = receivers) by cell label.
 
     ``matrix[a, b]`` is the mean of ``weights[i, j]`` over all receivers i labelled a and
@@ -282,18 +282,18 @@ def label_attention(weights, labels, *, names: Sequence[str] | None = None, excl
         var = np.maximum(np.where(pairs > 0, sq / safe, np.nan) - matrix ** 2, 0.0)
         sem = np.where(pairs > 1, np.sqrt(var / safe), np.nan)
     net = matrix - matrix.T
-    return LabelAttention(names, matrix, counts.astype(int), asymmetry_index(matrix), net, sem)
+    return LabelWeights(names, matrix, counts.astype(int), asymmetry_index(matrix), net, sem)
 
 
 @torch.no_grad()
-def attention_maps(
+def interaction_weights(
     model,
     snapshots,
     *,
     time_indices: int | Sequence[int] | None = None,
     n_cells: int | None = None,
     seed: int = 0,
-) -> list[AttentionMap]:
+) -> list[WeightMap]:
     """The model's interaction weights among the observed cells of each time point.
 
     Args:
@@ -306,7 +306,7 @@ def attention_maps(
         seed: seed of that subset.
 
     Returns:
-        one :class:`AttentionMap` per time point, cells ordered by label (contiguous blocks).
+        one :class:`WeightMap` per time point, cells ordered by label (contiguous blocks).
 
     Raises:
         NoInteractionWeights: the interaction is ``none`` or exposes no weights.
@@ -333,12 +333,12 @@ def attention_maps(
             heads = heads.detach().cpu().double().numpy()
             heads = heads.reshape(-1, len(idx), len(idx))
             w = heads.mean(0)
-            m = AttentionMap(
+            m = WeightMap(
                 time_index=k, time=float(times[k]), weights=w, heads=heads, cells=idx, labels=lab,
                 asymmetry=asymmetry_index(w), kernel=type(inter).__name__,
             )
             if lab is not None:
-                m.label = label_attention(w, lab, names=_all_label_names(snapshots))
+                m.label = label_weights(w, lab, names=_all_label_names(snapshots))
             out.append(m)
     finally:
         model.train(was_training)

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _common
 
-__all__ = ["plot_cell_attention", "plot_label_attention", "plot_label_graph"]
+__all__ = ["plot_cell_weights", "plot_label_weights", "plot_label_graph"]
 
 
 
@@ -27,8 +27,8 @@ def _uniform(lab_or_n, kernel) -> float | None:
     return 1.0 / max(n - 1, 1) if "Attention" in str(kernel) else None
 
 
-def plot_cell_attention(amap, path, *, head: int | None = None, title: str | None = None, quantile: float = 0.99) -> Path:
-    """Heat map of an :class:`~mfsde.explain.AttentionMap` (mean over heads, or ``head``).
+def plot_cell_weights(amap, path, *, head: int | None = None, title: str | None = None, quantile: float = 0.99) -> Path:
+    """Heat map of an :class:`~mfsde.explain.WeightMap` (mean over heads, or ``head``).
 
     Rows are receivers (targets) i, columns sources j. The colour scale spans the
     ``1 − quantile`` to ``quantile`` quantiles of the off-diagonal weights so that a few extreme
@@ -84,8 +84,8 @@ def plot_cell_attention(amap, path, *, head: int | None = None, title: str | Non
     return _common._save(fig, path)
 
 
-def plot_label_attention(lab, path, *, title: str | None = None, kernel=None) -> Path:
-    """Annotated heat map of a :class:`~mfsde.explain.LabelAttention` (rows = receiver type).
+def plot_label_weights(lab, path, *, title: str | None = None, kernel=None) -> Path:
+    """Annotated heat map of a :class:`~mfsde.explain.LabelWeights` (rows = receiver type).
     For attention the colours diverge around the uniform level 1/(N − 1) (white: no preference),
     so "more than uniform" and "less than uniform" read at a glance."""
     plt = _common._plt()
