@@ -142,10 +142,10 @@ def baselines(family: str, control: bool, seed: int) -> list[dict]:
     return rows
 
 
-def jobs(families, presets, seeds):
+def jobs(families, presets, seeds, controls=True):
     out = []
     for fam in families:
-        for control in (False, True):
+        for control in ((False, True) if controls else (False,)):
             for p in list(presets) + list(EXTRA.get(fam, ())):
                 for s in seeds:
                     out.append((fam, control, p, s))
@@ -271,11 +271,15 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", action="store_true", help="keep the rows already logged and skip their jobs")
     ap.add_argument("--render", action="store_true", help="only rebuild the table, JSON and figure from the log")
     ap.add_argument("--quick", action="store_true", help="3 s per run, one seed, two families: a smoke test")
+    ap.add_argument("--name", default=None, help="results file stem (default populations[_quick])")
+    ap.add_argument("--no-controls", action="store_true", help="skip the non-interacting controls")
     ap.add_argument("--readme", action="store_true",
                     help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
     args = ap.parse_args(argv)
+    if args.name:
+        NAME = args.name
     if args.quick:
-        NAME = "populations_quick"
+        NAME = args.name or "populations_quick"
         args.budget, args.seeds, args.families = 3.0, [0], ["ou", "two_species"]
     torch.set_num_threads(1)
     log = _common.RESULTS_DIR / f"{NAME}.rows.jsonl"
@@ -299,7 +303,7 @@ def main(argv=None) -> int:
     done = {(r["family"], r["control"], r["preset"], r["seed"]) for r in read() if r["kind"] == "model"}
     base_done = {(r["family"], r["control"], r["seed"]) for r in read() if r["kind"] == "baseline"}
     commit = _common.env_info()["git_commit"]
-    todo = jobs(args.families, args.presets, args.seeds)
+    todo = jobs(args.families, args.presets, args.seeds, controls=not args.no_controls)
     print(f"{len(todo)} runs of {args.budget:g} s (+ evaluation); shard {k}/{n}", flush=True)
     for i, (fam, control, preset, seed) in enumerate(todo):
         if i % n != k - 1 or (fam, control, preset, seed) in done:
