@@ -16,7 +16,8 @@ from .registry import Registry
 from .solvers import SOLVERS, Diffusion, Solution, sdeint, torchsde_sdeint
 from . import data
 from .data import Populations, PopulationTask, Snapshots, Task
-from .evaluation import compare, evaluate
+from .comparison import compare
+from .evaluation import evaluate
 from .runs import load_run as load
 from .training import fit
 

@@ -165,7 +165,7 @@ def baseline_evaluations(snapshots, task, *, n_particles: int | None = 2000, see
 def _population_baselines(pops, task, *, times, metrics, names, **kwargs) -> list[dict]:
     """:func:`baseline_evaluations` per (population, time), merged per baseline (module doc)."""
     from .data.populations import PredictTask
-    from .evaluation import population_items
+    from .data.populations import population_items
 
     ptask, items = population_items(pops, task, times)
     if not items:

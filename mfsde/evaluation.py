@@ -1,33 +1,25 @@
-"""Evaluation on held-out time points (scIMF's protocol) and preset × seed comparisons.
+"""Evaluation on held-out time points and held-out populations (scIMF's protocol).
 
 :func:`evaluate` simulates ``n_particles`` cells from the first snapshot (eval mode, no
 gradients) to every held-out time and measures exact W1 and W2 (POT, uniform weights) against
-*all* observed cells there. :func:`compare` trains and evaluates presets over seeds;
-:func:`summarise` gives mean ± std over seeds; :func:`to_markdown` / :func:`to_csv` write tables.
+*all* observed cells there (:func:`simulate` gives the cells). Comparisons of presets over seeds
+(``compare``, ``summarise``, tables) are in :mod:`mfsde.comparison`.
 
->>> rows = compare(["scimf", "ito"], snaps, "interpolate:2", seeds=[0, 1, 2],
-...                overrides={"train.iterations": 500})
->>> print(to_markdown(summarise(rows)))
+>>> ev = evaluate(model, snaps, "interpolate:2", n_particles=2000, seed=0)
+>>> ev["w1"], ev["per_time"][0]["w1"]
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from .config import Config
 from .data.inputs import check_inputs, draw_initial, resolve_task
-from .data.populations import Populations, as_population_task
+from .data.populations import Populations, population_items
 from .losses import w1, w2
-from .runs import RunDir
 
-__all__ = ["simulate", "evaluate", "compare", "summarise", "to_markdown", "to_csv", "metric_key", "START"]
+__all__ = ["simulate", "evaluate", "metric_key", "START"]
 
 
 def metric_key(metric: str, rec: dict) -> str:
@@ -149,21 +141,6 @@ def evaluate(model, snapshots, task, *, n_particles: int | None = 2000, seed: in
     return out
 
 
-def population_items(pops: Populations, task, times: Sequence[int] | None = None):
-    """``[(name, per-population task, indices, held out?)]``: what is scored per population — a
-    held-out population at all its later times, a training one at its held-out times (or, with
-    ``times``, at those of ``times`` it has); populations with nothing to score are left out."""
-    ptask = as_population_task(task)
-    tasks = ptask.resolve(pops)
-    out = []
-    for name, t in tasks.items():
-        idx = sorted(int(k) for k in t.heldout) if times is None else \
-            sorted(int(k) for k in times if 0 < int(k) < pops[name].n_times)
-        if idx:
-            out.append((name, t, idx, name in ptask.heldout_populations))
-    return ptask, out
-
-
 def _evaluate_populations(model, pops: Populations, task, *, times, metrics, **kwargs) -> dict:
     """:func:`evaluate` over populations: one ``per_time`` row per (population, time) with
     ``population`` and ``heldout_population``; the means over all rows and ``per_population``."""
@@ -182,209 +159,3 @@ def _evaluate_populations(model, pops: Populations, task, *, times, metrics, **k
     out["per_population"] = {name: {m: float(np.mean([r[m] for r in per_time if r["population"] == name]))
                                     for m in metrics} for name, *_ in items}
     return out
-
-
-# -- comparisons -----------------------------------------------------------------------------
-def _flatten_eval(ev: dict) -> dict:
-    row = {m: ev[m] for m in ("w1", "w2") if m in ev}
-    for r in ev["per_time"]:
-        for m in ("w1", "w2"):
-            if m in r:
-                row[metric_key(m, r)] = r[m]
-    notes = [f"{metric_key('', r)[1:]}: {r['note']}" for r in ev["per_time"] if r.get("note")]
-    if notes:
-        row["note"] = "; ".join(notes)
-    return row
-
-
-def compare(
-    presets: Sequence[str] | Mapping[str, Config],
-    snapshots,
-    task,
-    seeds: Iterable[int],
-    *,
-    overrides: dict | None = None,
-    out_dir: str | Path | None = None,
-    progress: bool = True,
-    time_budget: float | None = None,
-    starts: Sequence[str] = ("t0",),
-    baselines: Sequence[str] | bool = True,
-) -> list[dict]:
-    """Train every preset with every seed on ``task`` and evaluate it on the held-out times,
-    with the baselines (:mod:`mfsde.baselines`) scored on the same cells beside them.
-
-    ``presets``: preset names, or a mapping ``label → Config`` for variants that are not presets
-    (e.g. ``{"scimf+zero_init": preset("scimf", 10).override(**{"model.inter.zero_init": True})}``).
-    Each config is ``preset(name, dim=snapshots.dim)`` (or the mapped config) with the dotted ``overrides`` (e.g.
-    ``{"train.iterations": 200, "model.inter.heads": 5}``) and ``train.seed = seed``; evaluation
-    uses ``config.eval.n_particles`` and ``config.eval.seed``. ``time_budget`` (seconds of
-    training steps, ``train.time_budget``) compares methods at equal compute: each run stops at
-    the budget or its iteration count, whichever comes first. ``starts``: the evaluation
-    protocols (``"t0"``, ``"previous"``, see :func:`evaluate`), a row per protocol. ``baselines``:
-    names from :data:`mfsde.baselines.BASELINES` (``True``: all, ``False``: none), one row per
-    baseline, seed and protocol (the seed draws their cells). With ``out_dir`` each run is
-    written to ``out_dir/<preset>-seed<seed>/`` (plus its ``eval.json``), and rows are appended
-    to ``out_dir/results.jsonl``.
-
-    Returns one row per run and protocol: ``preset``, ``seed``, ``task``, ``start``, ``w1``,
-    ``w2``, ``w1@k``/``w2@k`` per held-out index k, ``final_loss``, ``iterations``,
-    ``train_seconds``, ``out_dir``; then the baseline rows (``kind = "baseline"``).
-    """
-    from .baselines import BASELINES, baseline_evaluations
-    from .config import preset as get_preset
-    from .training import fit
-
-    if isinstance(presets, str):
-        presets = [presets]
-    seeds = [int(s) for s in seeds]
-    if not presets or not seeds:
-        raise ValueError("compare needs at least one preset and one seed")
-    starts = [starts] if isinstance(starts, str) else list(starts)
-    bad = [s for s in starts if s not in START]
-    if bad or not starts:
-        raise ValueError(f"starts: unknown protocol(s) {bad or starts}; available: {', '.join(START)}")
-    baselines = list(BASELINES) if baselines is True else ([] if baselines is False else list(baselines))
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise ValueError(f"baselines: unknown name(s) {unknown}; available: {', '.join(BASELINES)}")
-    if isinstance(snapshots, Populations):
-        task, items = population_items(snapshots, task)
-        if not items:
-            raise ValueError(f"task {task.name!r} holds out no population and no time point to evaluate")
-    else:
-        task = resolve_task(task, snapshots)
-        check_inputs(snapshots, task)
-        if not list(task.heldout):
-            raise ValueError(f"task {task.name!r} has no held-out time to evaluate")
-    out_dir = Path(out_dir) if out_dir is not None else None
-    overrides = dict(overrides or {})
-    if "train.seed" in overrides:
-        raise ValueError("set seeds with the `seeds` argument, not overrides['train.seed']")
-    if time_budget is not None:
-        overrides["train.time_budget"] = time_budget
-    if isinstance(presets, Mapping):
-        bad = [k for k, v in presets.items() if not isinstance(v, Config)]
-        if bad:
-            raise TypeError(f"presets: a mapping must give an mfsde.Config per label, not for {bad}")
-        configs = {label: cfg.override(**overrides) for label, cfg in presets.items()}
-    else:
-        configs = {p: get_preset(p, dim=snapshots.dim).override(**overrides) for p in presets}  # fail fast
-    rows = []
-
-    def record(row: dict, run_dir: Path | None = None, ev: dict | None = None) -> None:
-        rows.append(row)
-        if out_dir is not None:
-            if run_dir is not None and ev is not None:
-                RunDir(run_dir).write_eval(ev, row["start"])
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with open(out_dir / "results.jsonl", "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-
-    for name in configs:
-        for seed in seeds:
-            cfg = configs[name].override(**{"train.seed": seed})
-            run_dir = out_dir / f"{name}-seed{seed}" if out_dir is not None else None
-            res = fit(cfg, snapshots, task, out_dir=run_dir, progress=progress)
-            for start in starts:
-                ev = evaluate(res.model, snapshots, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed,
-                              start=start)
-                record({"preset": name, "kind": "model", "seed": seed, "task": task.name, "start": start,
-                        **_flatten_eval(ev),
-                        "final_loss": res.history[-1]["loss"] if res.history else float("nan"),
-                        "iterations": res.iteration, "train_seconds": res.train_seconds,
-                        "out_dir": str(run_dir) if run_dir is not None else None}, run_dir, ev)
-    n_eval = next(iter(configs.values())).eval.n_particles
-    for start in starts:
-        for seed in seeds if baselines else []:
-            for ev in baseline_evaluations(snapshots, task, n_particles=n_eval, seed=seed, names=baselines):
-                record({"preset": ev["preset"], "kind": "baseline", "seed": seed, "task": task.name, "start": start,
-                        **_flatten_eval(ev)})
-    return rows
-
-
-_GROUP_KEYS = ("task", "start", "preset")
-_NOT_METRICS = {"seed"}
-
-
-def summarise(rows: Sequence[dict], metrics: Sequence[str] | None = None) -> list[dict]:
-    """Mean ± std over seeds per (task, start protocol, preset), in order of first appearance.
-
-    ``metrics`` defaults to every numeric column except ``seed``. The std is the sample
-    standard deviation (ddof = 1; NaN for a single seed). Output rows: ``task``, ``start``,
-    ``preset``, ``n_seeds``, ``seeds`` and ``<metric>_mean``, ``<metric>_std`` per metric.
-    """
-    if not rows:
-        return []
-    if metrics is None:
-        metrics = []
-        for r in rows:
-            for k, v in r.items():
-                if k not in _GROUP_KEYS and k not in _NOT_METRICS and k not in metrics \
-                        and isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
-                    metrics.append(k)
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r.get(k) for k in _GROUP_KEYS), []).append(r)
-    out = []
-    for key, rs in groups.items():
-        s = dict(zip(_GROUP_KEYS, key))
-        s["n_seeds"] = len(rs)
-        s["seeds"] = [r.get("seed") for r in rs]
-        for m in metrics:
-            vals = np.array([r[m] for r in rs if r.get(m) is not None], dtype=np.float64)
-            s[f"{m}_mean"] = float(vals.mean()) if vals.size else float("nan")
-            s[f"{m}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else float("nan")
-        out.append(s)
-    return out
-
-
-def _fmt(v, digits: int) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def to_markdown(summary: Sequence[dict], metrics: Sequence[str] = ("w1", "w2"), digits: int = 2) -> str:
-    """A Markdown table: one row per (task, preset), a ``mean ± std`` cell per metric.
-
-    Works on :func:`summarise` output (``<m>_mean``/``<m>_std``) and on raw rows (``<m>``)."""
-    if not summary:
-        return ""
-    raw = not any(f"{m}_mean" in r for r in summary for m in metrics)
-    lead = [k for k in _GROUP_KEYS if any(r.get(k) is not None for r in summary)] + (["seed"] if raw else ["n_seeds"])
-    header = lead + [m.upper() for m in metrics]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for r in summary:
-        cells = [_fmt(r.get(k), digits) for k in lead]
-        for m in metrics:
-            if raw:
-                cells.append(_fmt(r.get(m), digits))
-            else:
-                mean, std = r.get(f"{m}_mean"), r.get(f"{m}_std")
-                cell = _fmt(mean, digits)
-                if std is not None and not (isinstance(std, float) and math.isnan(std)):
-                    cell += f" ± {_fmt(std, digits)}"
-                cells.append(cell)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(rows: Sequence[dict], path: str | Path | None = None) -> str:
-    """CSV text of ``rows`` (columns in order of first appearance; lists joined by ``;``);
-    also written to ``path`` when given."""
-    columns: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in columns:
-                columns.append(k)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in r.items()})
-    text = buf.getvalue()
-    if path is not None:
-        Path(path).write_text(text)
-    return text

@@ -12,7 +12,8 @@ import torch
 import mfsde
 from mfsde.data import from_arrays
 from mfsde.config import preset
-from mfsde.evaluation import compare, evaluate, simulate, summarise, to_csv, to_markdown
+from mfsde.comparison import compare, summarise, to_csv, to_markdown
+from mfsde.evaluation import evaluate, simulate
 
 D = 2
 

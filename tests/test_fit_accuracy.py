@@ -13,7 +13,8 @@ import mfsde
 from mfsde.baselines import BASELINES, baseline_evaluations, floor_split, mccann, neighbours, previous
 from mfsde.cli import main
 from mfsde.data import from_arrays
-from mfsde.evaluation import compare, evaluate, simulate
+from mfsde.comparison import compare
+from mfsde.evaluation import evaluate, simulate
 from mfsde.losses import w1
 from mfsde.scaling import DataScale, DataUnitsDrift
 from mfsde.training import Trainer, fit

@@ -259,7 +259,7 @@ def test_explain_asks_for_one_population(tmp_path):
 
 
 def test_compare_over_populations_has_rows_per_population_and_time(tmp_path):
-    from mfsde.evaluation import compare, summarise
+    from mfsde.comparison import compare, summarise
 
     pops = three()
     task = PopulationTask("all", heldout_populations=["b"])

@@ -111,7 +111,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_compare(args) -> int:
     from ..config import preset
-    from ..evaluation import compare, summarise, to_csv, to_markdown
+    from ..comparison import compare, summarise, to_csv, to_markdown
 
     spec = data_spec(args)
     snaps = load_data(spec)

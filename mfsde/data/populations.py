@@ -28,7 +28,7 @@ import numpy as np
 from .snapshots import SnapshotError, Snapshots, _fmt_time
 from .tasks import Task, TaskError, get_task
 
-__all__ = ["Populations", "PopulationError", "PopulationTask", "PredictTask", "as_population_task"]
+__all__ = ["Populations", "PopulationError", "PopulationTask", "PredictTask", "as_population_task", "population_items"]
 
 
 class PopulationError(SnapshotError):
@@ -276,3 +276,18 @@ def as_population_task(task) -> PopulationTask:
     if isinstance(task, (str, Task)):
         return PopulationTask(task)
     raise TypeError(f"task for populations must be a PopulationTask, a Task or a task name, got {type(task).__name__}")
+
+
+def population_items(pops: "Populations", task, times: Sequence[int] | None = None):
+    """``[(name, per-population task, indices, held out?)]``: what is scored per population — a
+    held-out population at all its later times, a training one at its held-out times (or, with
+    ``times``, at those of ``times`` it has); populations with nothing to score are left out."""
+    ptask = as_population_task(task)
+    tasks = ptask.resolve(pops)
+    out = []
+    for name, t in tasks.items():
+        idx = sorted(int(k) for k in t.heldout) if times is None else \
+            sorted(int(k) for k in times if 0 < int(k) < pops[name].n_times)
+        if idx:
+            out.append((name, t, idx, name in ptask.heldout_populations))
+    return ptask, out
