@@ -46,6 +46,7 @@ VARIANTS = {
     "+ standardise (global), λ=1": {**PAPER, "model.standardize": "global"},
     "+ time unit = mean gap, λ=1": {"loss.energy_weight": 1.0},
     "λ = 0.1": {"loss.energy_weight": 0.1},
+    "λ = 0.03": {"loss.energy_weight": 0.03},
     "default (λ = 0.01)": {},
     "λ = 0": {"loss.energy_weight": 0.0},
     "per-dim standardise": {"model.standardize": "per_dim"},
