@@ -26,6 +26,7 @@ Writes ``benchmarks/results/populations.{rows.jsonl,json,md,png}``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -54,6 +55,7 @@ EXTRA = {"two_species": ("symmetric_qk",)}
 NAME = "populations"
 
 
+@functools.lru_cache(maxsize=2)  # baselines() and run() of the same (family, control, seed) share it
 def dataset(family: str, control: bool, seed: int):
     systems = population_systems(family, N_POPULATIONS, control=control)
     pops = population_snapshots(systems, n_per_time=N_CELLS, seed=seed)

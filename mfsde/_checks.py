@@ -35,9 +35,3 @@ def check_positive_int(value, name: str, allow_none: bool = False):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
     return int(value)
-
-
-def check_positive(value: float, name: str) -> float:
-    if not (isinstance(value, (int, float)) and value > 0 and value == value and value != float("inf")):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Population", "population_seed", "seed_everything"]
+__all__ = ["RandomStreams", "population_seed", "seed_everything"]
 
 
 def _derived_seed(seed: int, stream: int) -> int:
@@ -39,8 +39,9 @@ def seed_everything(seed: int) -> None:
 
 
 @dataclass
-class Population:
-    """The random streams of one simulated population (one per population on this rank).
+class RandomStreams:
+    """The random streams of one simulated copy (``train.populations`` of them, split over the
+    ranks; each copy simulates every training data population).
 
     Attributes:
         index: the population's global index p (0 ≤ p < ``train.populations``).

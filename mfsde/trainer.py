@@ -18,9 +18,9 @@ from .config import Config
 from .data.inputs import build_series, draw_initial, group_series, training_members
 from .losses import LOSSES, path_energy, subsample
 from .model import MeanFieldSDE, build_model
-from .streams import Population, population_seed, seed_everything
+from .streams import RandomStreams, population_seed, seed_everything
 
-__all__ = ["Trainer", "Population", "FitLoss", "default_simulate", "population_seed", "seed_everything",
+__all__ = ["Trainer", "RandomStreams", "FitLoss", "default_simulate", "population_seed", "seed_everything",
            "RESUMABLE_CHANGES"]
 
 RESUMABLE_CHANGES = ("train.iterations", "train.checkpoint_every", "train.checkpoint_seconds", "train.log_every",
@@ -113,7 +113,7 @@ class Trainer:
 
     Attributes:
         model (the plain module, also under DDP), optimiser, scheduler, populations (this
-        rank's :class:`Population` list), generator (that of the first one), iteration
+        rank's :class:`RandomStreams` list), generator (that of the first one), iteration
         (completed), history (records, identical on every rank up to ``seconds``).
     """
 
@@ -169,7 +169,7 @@ class Trainer:
         return DistributedDataParallel(model)
 
     # -- RNG of this run ----------------------------------------------------------------------
-    def _population(self, p: int) -> Population:
+    def _population(self, p: int) -> RandomStreams:
         """The streams of population ``p`` (population 0: those of a single-population run; its
         global RNG state is the current one, right after the model was built)."""
         seed = self.config.train.seed
@@ -183,7 +183,7 @@ class Trainer:
             rng = {"cpu": torch.Generator().manual_seed(s).get_state()}
             if self.device.type == "cuda":
                 rng["cuda"] = torch.Generator(device=self.device).manual_seed(s).get_state()
-        return Population(p, gen, target, rng)
+        return RandomStreams(p, gen, target, rng)
 
     def _global_rng(self):
         state = {"cpu": torch.get_rng_state()}
@@ -197,7 +197,7 @@ class Trainer:
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
     # -- one iteration ------------------------------------------------------------------------
-    def population_loss(self, pop: Population) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def population_loss(self, pop: RandomStreams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw cells, simulate population ``pop`` with its own streams and return
         ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor over
         :attr:`fit_idx`). With several data populations every one is simulated from its own
@@ -307,7 +307,7 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     @staticmethod
-    def _population_rng(pop: Population) -> dict:
+    def _population_rng(pop: RandomStreams) -> dict:
         out = {"generator": pop.generator.get_state(), "torch": pop.torch_rng["cpu"]}
         if "cuda" in pop.torch_rng:
             out["torch_cuda_device"] = pop.torch_rng["cuda"]
@@ -315,7 +315,7 @@ class Trainer:
             out["target_generator"] = pop.target_generator.get_state()
         return out
 
-    def _set_population_rng(self, pop: Population, state: dict) -> None:
+    def _set_population_rng(self, pop: RandomStreams, state: dict) -> None:
         pop.generator.set_state(state["generator"])
         pop.torch_rng = {"cpu": state["torch"]}
         if "torch_cuda_device" in state and self.device.type == "cuda":

@@ -44,11 +44,12 @@ from . import distributed, runs
 from .config import Config
 from .data.inputs import check_inputs, draw_initial, resolve_task
 from .model import MeanFieldSDE
-from .trainer import (RESUMABLE_CHANGES, FitLoss, Population, Trainer, _task_dict, default_simulate,  # noqa: F401
+from .trainer import (RESUMABLE_CHANGES, FitLoss, RandomStreams, Trainer, _task_dict, default_simulate,  # noqa: F401
                       population_seed, seed_everything)
 
 __all__ = ["fit", "FitResult", "Trainer", "FitLoss", "TrainingInterrupted", "DeferredSignals", "check_inputs",
-           "resolve_task", "draw_initial", "population_seed", "seed_everything", "default_simulate", "Population"]
+           "resolve_task", "draw_initial", "population_seed", "seed_everything", "default_simulate", "RandomStreams",
+           "RESUMABLE_CHANGES"]
 
 
 @dataclass

@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Iterator, Sequence
 
-import numpy as np
-
-from .snapshots import SnapshotError, Snapshots, _fmt_time
+from .snapshots import SnapshotError, Snapshots
 from .tasks import Task, TaskError, get_task
 
 __all__ = ["Populations", "PopulationError", "PopulationTask", "PredictTask", "as_population_task", "population_items"]
@@ -136,41 +134,6 @@ class Populations(Mapping):
         more = ", …" if len(self) > 6 else ""
         head = f"Populations({self.name!r}, " if self.name else "Populations("
         return f"{head}{len(self)} populations, d={self.dim}, {parts}{more}, total {self.n_cells} cells)"
-
-    @classmethod
-    def from_labels(cls, cells: np.ndarray, times, population, *, labels=None, feature_names=None,
-                    name: str = "", order: Sequence[str] | None = None) -> "Populations":
-        """Split per-cell arrays into populations: ``cells`` ``(n, d)``, ``times`` ``(n,)`` and
-        ``population`` ``(n,)`` (any hashable values, turned into strings), optional per-cell
-        ``labels``. Populations are ordered by first appearance (or ``order``)."""
-        cells = np.asarray(cells)
-        times = np.asarray(times, dtype=np.float64)
-        pop = np.asarray(population).astype(str)
-        if cells.ndim != 2 or times.shape != (len(cells),) or pop.shape != (len(cells),):
-            raise PopulationError(f"from_labels: cells (n, d), times (n,) and population (n,) must agree; got "
-                                  f"{cells.shape}, {times.shape}, {pop.shape}")
-        names = list(dict.fromkeys(pop.tolist())) if order is None else [str(o) for o in order]
-        missing = sorted(set(pop.tolist()) - set(names))
-        if missing:
-            raise PopulationError(f"from_labels: population(s) {missing} are not in order={names}")
-        lab = None if labels is None else np.asarray(labels).astype(str)
-        out = []
-        for n in names:
-            rows = pop == n
-            if not rows.any():
-                raise PopulationError(f"population {n!r} has no cells")
-            t = times[rows]
-            uniq = np.unique(t)
-            if len(uniq) < 2:
-                raise PopulationError(f"population {n!r} has a single time point ({_fmt_time(uniq[0])}); "
-                                      "each population needs at least 2 to learn dynamics")
-            data = [cells[rows][t == u] for u in uniq]
-            labs = None if lab is None else [lab[rows][t == u] for u in uniq]
-            try:
-                out.append((n, Snapshots(uniq, data, labs, feature_names, name=n)))
-            except SnapshotError as e:
-                raise PopulationError(f"population {n!r}: {e}") from None
-        return cls(out, name=name)
 
 
 @dataclass
