@@ -23,11 +23,11 @@ class MeanFieldSDE(nn.Module):
     identity otherwise) maps data units in and out: :meth:`sample` and :meth:`data_velocity`.
     """
 
-    def __init__(self, drift: MeanFieldDrift, sigma=0.1, dt: float = 0.1, method: str = "euler_maruyama"):
+    def __init__(self, drift: MeanFieldDrift, sigma=0.1, dt: float = 0.1, solver: str = "euler_maruyama"):
         super().__init__()
         self.drift = drift
         self.diffusion = sigma if isinstance(sigma, Diffusion) else Diffusion(sigma)
-        self.dt, self.method = float(dt), method
+        self.dt, self.solver = float(dt), solver
         self.dim = drift.dim
         self.scale = DataScale(self.dim)
 
@@ -35,7 +35,8 @@ class MeanFieldSDE(nn.Module):
         """Simulate from ``x0`` ``(..., N, d)`` through output times ``ts``; kwargs go to
         :func:`mfsde.solvers.sdeint` (``generator``, ``seed``, ``energy``, ``random_batch`` …)."""
         kwargs.setdefault("dt", self.dt)
-        kwargs.setdefault("method", self.method)
+        if "method" not in kwargs:
+            kwargs.setdefault("solver", self.solver)
         return sdeint(self.drift, x0, ts, sigma=self.diffusion, **kwargs)
 
     def velocity(self, x: torch.Tensor, t=None) -> torch.Tensor:
@@ -70,4 +71,4 @@ def build_model(config: Config | ModelConfig) -> MeanFieldSDE:
     intra = build_intra(m.intra.name, dim=m.dim, **m.intra.options)
     inter = build_interaction(m.inter.name, dim=m.dim, **m.inter.options)
     sigma = torch.as_tensor(m.sigma) if isinstance(m.sigma, list) else m.sigma
-    return MeanFieldSDE(MeanFieldDrift(intra, inter), sigma=sigma, dt=m.dt, method=m.solver)
+    return MeanFieldSDE(MeanFieldDrift(intra, inter), sigma=sigma, dt=m.dt, solver=m.solver)

@@ -15,11 +15,15 @@ class Registry:
 
     >>> INTERACTIONS.register("mine")(MyKernel)       # or as a decorator
     >>> INTERACTIONS.build("mine", dim=3, width=8)
+
+    ``entries`` registers a first table at construction: ``Registry("solver", {"em": EulerMaruyama})``.
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, entries: Dict[str, Callable[..., Any]] | None = None):
         self.kind = kind
         self._table: Dict[str, Callable[..., Any]] = {}
+        for name, obj in (entries or {}).items():
+            self.register(name, obj)
 
     def register(self, name: str, obj: Callable[..., Any] | None = None, *, overwrite: bool = False):
         """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""

@@ -89,6 +89,16 @@ def environment() -> dict[str, Any]:
     }
 
 
+class _RunFile:
+    """A read-only attribute of :class:`RunDir`: the path of one of its files."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, run, owner=None) -> Path:
+        return self if run is None else run.path / self.name
+
+
 class RunDir:
     """A run directory and every file in it (module docstring). Nothing is created until written.
 
@@ -107,25 +117,11 @@ class RunDir:
         return str(self.path)
 
     # -- file names ------------------------------------------------------------------------------
-    @property
-    def config(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def meta(self) -> Path:
-        return self.path / META_FILE
-
-    @property
-    def history(self) -> Path:
-        return self.path / HISTORY_FILE
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.path / CHECKPOINT_FILE
-
-    @property
-    def data_spec(self) -> Path:
-        return self.path / DATA_SPEC_FILE
+    config = _RunFile(CONFIG_FILE)
+    meta = _RunFile(META_FILE)
+    history = _RunFile(HISTORY_FILE)
+    checkpoint = _RunFile(CHECKPOINT_FILE)
+    data_spec = _RunFile(DATA_SPEC_FILE)
 
     def eval_file(self, start: str | None = None) -> Path:
         """``eval.json`` (``start=None``) or ``eval-<start>.json``."""

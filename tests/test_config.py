@@ -89,7 +89,7 @@ def test_preset_builds_and_runs(name):
     cfg = _tiny(preset(name, dim=4))
     model = build_model(cfg).eval()
     assert isinstance(model, mfsde.MeanFieldSDE)
-    assert model.dim == 4 and model.dt == cfg.model.dt and model.method == cfg.model.solver
+    assert model.dim == 4 and model.dt == cfg.model.dt and model.solver == cfg.model.solver
     assert model.drift.inter is not None
     want_inter = {"scimf": "AttentionInteraction", "symmetric_qk": "AttentionInteraction", "ito": "NoInteraction",
                   "scimf_paper": "AttentionInteraction",

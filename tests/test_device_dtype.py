@@ -72,7 +72,7 @@ def test_solver_dtype_and_device(method, options, device):
     drift = mfsde.MeanFieldDrift(build_intra("mlp", dim=D, width=8), build_interaction("rbf", dim=D)).double().to(device)
     x0 = _x(2, 7, D, device=device).requires_grad_(True)
     sigma = torch.tensor([0.1, 0.2, 0.3, 0.4], device=device)  # float32 sigma: the state stays float64
-    sol = sdeint(drift, x0, [0.0, 0.25, 0.5], sigma=sigma, dt=0.1, method=method, seed=0, energy=True, **options)
+    sol = sdeint(drift, x0, [0.0, 0.25, 0.5], sigma=sigma, dt=0.1, solver=method, seed=0, energy=True, **options)
     for t in (sol.xs, sol.energy, sol.ts):
         _check(t, device)
     (sol.xs[-1].sum() + sol.energy[-1].sum()).backward()

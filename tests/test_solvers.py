@@ -103,7 +103,7 @@ def test_output_times_hit_exactly_and_no_hidden_drift_evaluations(method):
     c = torch.tensor([1.0, -2.0], dtype=F64)
     counter = Counting(lambda x, t: c.expand_as(x))
     x0 = _randn(2, 4, 2)
-    sol = sdeint(counter, x0, TS_OFF_GRID, sigma=0.0, dt=0.1, method=method)
+    sol = sdeint(counter, x0, TS_OFF_GRID, sigma=0.0, dt=0.1, solver=method)
     torch.testing.assert_close(sol.ts, torch.tensor(TS_OFF_GRID, dtype=sol.ts.dtype))
     grid = step_counts(check_times(TS_OFF_GRID), 0.1)
     n_steps = sum(n for n, _ in grid)
@@ -135,7 +135,7 @@ def test_single_output_time_returns_x0():
 def test_seed_and_generator(method):
     drift = small_drift(2)
     x0 = _randn(2, 5, 2)
-    run = lambda **kw: sdeint(drift, x0, [0.0, 0.5], dt=0.1, method=method, **kw).xs  # noqa: E731
+    run = lambda **kw: sdeint(drift, x0, [0.0, 0.5], dt=0.1, solver=method, **kw).xs  # noqa: E731
     a, b = run(seed=7), run(seed=7)
     assert torch.equal(a, b)
     assert not torch.allclose(run(seed=8), a)
@@ -153,7 +153,7 @@ def test_seed_and_generator(method):
 def test_energy_of_constant_drift(method):
     c = torch.tensor([1.0, 2.0], dtype=F64)  # ‖c‖² = 5
     x0 = _randn(2, 3, 4, 2)
-    sol = sdeint(lambda x, t: c.expand_as(x), x0, TS_OFF_GRID, sigma=0.3, dt=0.1, method=method, seed=0, energy=True)
+    sol = sdeint(lambda x, t: c.expand_as(x), x0, TS_OFF_GRID, sigma=0.3, dt=0.1, solver=method, seed=0, energy=True)
     assert sol.energy.shape == (4, 2, 3)
     want = 5.0 * torch.tensor(TS_OFF_GRID, dtype=F64).view(-1, 1, 1).expand(4, 2, 3)
     torch.testing.assert_close(sol.energy, want, atol=1e-12, rtol=1e-12)
@@ -208,9 +208,9 @@ def test_random_batch_returns_each_drift_to_its_particle(method):
     x0, h = _randn(2, 10, 2), 0.1
     z = _randn(4, 2, 10, 2, seed=1) * math.sqrt(h)
     drift = lambda x, t: -x.pow(3) + torch.sin(x)  # noqa: E731
-    full = sdeint(drift, x0, [0.0, 0.4], sigma=0.3, dt=h, method=method, bm=TableBM(z, h)).xs
+    full = sdeint(drift, x0, [0.0, 0.4], sigma=0.3, dt=h, solver=method, bm=TableBM(z, h)).xs
     for batch in (3, 5):
-        rb = sdeint(drift, x0, [0.0, 0.4], sigma=0.3, dt=h, method=method, bm=TableBM(z, h), seed=2, random_batch=batch).xs
+        rb = sdeint(drift, x0, [0.0, 0.4], sigma=0.3, dt=h, solver=method, bm=TableBM(z, h), seed=2, random_batch=batch).xs
         torch.testing.assert_close(rb, full, atol=1e-14, rtol=0)
 
 
@@ -224,7 +224,7 @@ def test_checkpointing_gives_same_values_and_gradients(method, random_batch):
     def run(ckpt):
         drift.zero_grad()
         x0 = base.clone().requires_grad_(True)
-        sol = sdeint(drift, x0, [0.0, 0.35, 0.6], dt=0.1, method=method, seed=3, energy=True,
+        sol = sdeint(drift, x0, [0.0, 0.35, 0.6], dt=0.1, solver=method, seed=3, energy=True,
                      random_batch=random_batch, recompute_every=ckpt)
         (sol.xs.pow(2).sum() + sol.energy.sum()).backward()
         return sol.xs.detach(), x0.grad, [p.grad.clone() for p in drift.parameters()]
@@ -251,8 +251,8 @@ def test_solver_is_permutation_equivariant_with_matching_noise(data):
     x0 = _randn(*lead, n, d, seed=1)
     h, steps = 0.1, 3
     z = _randn(steps, *lead, n, d, seed=2) * math.sqrt(h)
-    sol = sdeint(drift, x0, [0.0, 0.1, 0.3], sigma=0.5, dt=h, method=method, bm=TableBM(z, h))
-    sol_p = sdeint(drift, x0[..., perm, :], [0.0, 0.1, 0.3], sigma=0.5, dt=h, method=method,
+    sol = sdeint(drift, x0, [0.0, 0.1, 0.3], sigma=0.5, dt=h, solver=method, bm=TableBM(z, h))
+    sol_p = sdeint(drift, x0[..., perm, :], [0.0, 0.1, 0.3], sigma=0.5, dt=h, solver=method,
                    bm=TableBM(z[..., perm, :], h))
     torch.testing.assert_close(sol_p.xs, sol.xs[..., perm, :], atol=1e-10, rtol=1e-10)
 
@@ -352,7 +352,7 @@ def test_ou_marginals_match_the_scheme_and_the_exact_law(method, dt):
     b, n, d = 1000, 10, 4
     ts = [0.0, 0.3, 0.7, 1.5]
     x0 = _ou_x0(b, n, d, seed=0)
-    xs = sdeint(ou_drift, x0, ts, sigma=OU["sigma"], dt=dt, method=method, seed=1).xs
+    xs = sdeint(ou_drift, x0, ts, sigma=OU["sigma"], dt=dt, solver=method, seed=1).xs
     scheme = ou_scheme(ts, dt, n, method)
     for k, t in enumerate(ts[1:], start=1):
         m_exact, v_exact, v_bar = ou_exact(t, n)
@@ -387,7 +387,7 @@ def test_ou_weak_order():
 
     ratios, diffs = {}, {}
     for method in METHODS:
-        v = [sdeint(ou_drift, x0, [0.0, T], sigma=OU["sigma"], dt=h, method=method, bm=bm).xs[-1].var().item()
+        v = [sdeint(ou_drift, x0, [0.0, T], sigma=OU["sigma"], dt=h, solver=method, bm=bm).xs[-1].var().item()
              for h in (0.2, 0.1, 0.05)]
         diffs[method] = (v[0] - v[1], v[1] - v[2])
         ratios[method] = diffs[method][0] / diffs[method][1]
@@ -449,7 +449,7 @@ def test_adjoint_gradient_matches_backprop():
 # -- diffusion and bad input --------------------------------------------------------------------------
 def test_heun_refuses_state_dependent_noise():
     with pytest.raises(ValueError, match="'heun' supports additive"):
-        sdeint(lambda x, t: x, _randn(3, 2), [0.0, 0.1], sigma=lambda x, t: x, method="heun")
+        sdeint(lambda x, t: x, _randn(3, 2), [0.0, 0.1], sigma=lambda x, t: x, solver="heun")
 
 
 def test_learnable_sigma_gets_gradients():
@@ -478,7 +478,7 @@ def test_learnable_sigma_gets_gradients():
         (dict(sigma=torch.tensor([0.1, 0.2, 0.3])), ValueError, r"sigma has 3 entries but particles have d = 2"),
         (dict(sigma=-0.1), ValueError, r"sigma must be finite and non-negative"),
         (dict(sigma=torch.ones(2, 2)), ValueError, r"sigma must be a number, a \(d,\) tensor"),
-        (dict(method="rk4"), KeyError, r"unknown solver 'rk4'; available: euler_maruyama, heun"),
+        (dict(solver="rk4"), KeyError, r"unknown solver 'rk4'; available: euler_maruyama, heun"),
         (dict(random_batch=0), ValueError, r"random_batch must be a positive int"),
         (dict(recompute_every=0), ValueError, r"recompute_every must be a positive int"),
     ],
@@ -497,3 +497,13 @@ def test_bad_torchsde_input():
         torchsde_sdeint(drift, torch.zeros(3, dtype=F64), [0.0, 0.1])
     with pytest.raises(ValueError, match=r"ts must be strictly increasing"):
         torchsde_sdeint(drift, _randn(3, 2), [0.1, 0.0])
+
+
+def test_method_is_a_deprecated_alias_of_solver():
+    drift = small_drift(2, "attention")
+    x0 = _randn(5, 2)
+    new = sdeint(drift, x0, [0.0, 0.3], dt=0.1, solver="heun", seed=4)
+    with pytest.warns(DeprecationWarning, match="use solver="):
+        old = sdeint(drift, x0, [0.0, 0.3], dt=0.1, method="heun", seed=4)
+    assert old.solver == new.solver == "heun"
+    torch.testing.assert_close(old.xs, new.xs, rtol=0, atol=0)

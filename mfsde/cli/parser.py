@@ -151,6 +151,16 @@ def _add_eval_args(p: argparse.ArgumentParser, many: bool = False) -> None:
                         "interpolation, sampling floor) that are otherwise printed beside the model")
 
 
+def _command(sub, name: str, func, help: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand: its help, wrapped description, dedented ``examples`` epilog, ``--threads``
+    and the function that runs it."""
+    p = sub.add_parser(name, help=help, formatter_class=_Formatter, description=_fill(description),
+                       epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples), "  "))
+    _add_threads(p)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..config import PRESETS
 
@@ -172,12 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     # fit
-    p = sub.add_parser(
-        "fit", help="train a model and write a run directory", formatter_class=_Formatter,
-        description=_fill("Train a mean-field SDE on the training time points of a task and write a run "
-                    "directory (config.json, meta.json, history.jsonl, checkpoint.pt, data.json)."),
-        epilog=textwrap.dedent("""\
-            examples:
+    p = _command(sub, "fit", cmd_fit, help="train a model and write a run directory",
+        description="Train a mean-field SDE on the training time points of a task and write a run "
+                    "directory (config.json, meta.json, history.jsonl, checkpoint.pt, data.json). Under "
+                    "torchrun (WORLD_SIZE > 1) fit joins the process group (NCCL on GPUs, else gloo); rank 0 "
+                    "prints, writes the run directory and evaluates; see docs/distributed.md.",
+        examples="""\
               mfsde fit --data ../shared/data/emt/emt.csv --task interpolate:2 --out runs/emt-scimf
               mfsde fit --data day0.npy day1.npy day2.npy --times 0 1 3 --task extrapolate:1 \\
                         --preset ito --iterations 500 --seed 1 --out runs/ito
@@ -186,10 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
               mfsde fit --resume runs/emt-scimf --iterations 5000   # continue a run
               torchrun --standalone --nproc_per_node=4 -m mfsde fit --data cells.csv \\
                         --populations 4 --out runs/ddp   # data-parallel: one population per process
-
-            under torchrun (WORLD_SIZE > 1) fit joins the process group (NCCL on GPUs, else gloo);
-            rank 0 prints, writes the run directory and evaluates; see docs/distributed.md.
-            """))
+            """)
     _add_data_args(p, required=False)
     _add_config_args(p)
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default: runs/<preset>-seed<seed>)")
@@ -197,21 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in DIR (its config, data and task; only --iterations may change)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
-    _add_threads(p)
-    p.set_defaults(func=cmd_fit)
 
     # evaluate
-    p = sub.add_parser(
-        "evaluate", help="W1/W2 of a fitted run at the held-out time points", formatter_class=_Formatter,
-        description=_fill("Simulate cells from the first time point with a fitted run and measure exact W1 "
+    p = _command(sub, "evaluate", cmd_evaluate, help="W1/W2 of a fitted run at the held-out time points",
+        description="Simulate cells from the first time point with a fitted run and measure exact W1 "
                     "and W2 (POT) against all observed cells at each held-out time point (scIMF's "
-                    "protocol). Prints a table and writes eval.json."),
-        epilog=textwrap.dedent("""\
-            examples:
+                    "protocol). Prints a table and writes eval.json.",
+        examples="""\
               mfsde evaluate --run runs/emt-scimf
               mfsde evaluate --run runs/emt-scimf --task extrapolate:1 --n-particles 500
               mfsde evaluate --run runs/a --at 1 2 3   # specific time indices, e.g. training ones
-            """))
+            """)
     p.add_argument("--run", required=True, metavar="DIR", help="run directory written by `mfsde fit`")
     _add_data_args(p, required=False)
     p.add_argument("--at", nargs="+", type=int, default=None, metavar="K",
@@ -222,21 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, metavar="S", help="simulation seed (default: the config's eval.seed)")
     _add_eval_args(p)
     p.add_argument("--out", default=None, metavar="FILE", help="where to write the JSON result (default: RUN/eval.json)")
-    _add_threads(p)
-    p.set_defaults(func=cmd_evaluate)
 
     # compare
-    p = sub.add_parser(
-        "compare", help="train presets over seeds and tabulate held-out W1/W2", formatter_class=_Formatter,
-        description=_fill("Train every preset with every seed on a task, evaluate each on the held-out "
+    p = _command(sub, "compare", cmd_compare, help="train presets over seeds and tabulate held-out W1/W2",
+        description="Train every preset with every seed on a task, evaluate each on the held-out "
                     "time points and print mean ± std over seeds as a Markdown table. Writes "
-                    "results.csv (one row per run), summary.csv, summary.md and every run directory."),
-        epilog=textwrap.dedent("""\
-            examples:
+                    "results.csv (one row per run), summary.csv, summary.md and every run directory.",
+        examples="""\
               mfsde compare --data ../shared/data/emt/emt.csv --task interpolate:2 \\
                             --presets scimf ito symmetric_qk --seeds 0 1 2 --iterations 500 --out runs/cmp
               mfsde compare --data cells.csv --task loo:3 --presets scimf rbf --seeds 0 --set model.dt=0.05
-            """))
+            """)
     _add_data_args(p, required=True)
     p.add_argument("--presets", nargs="+", required=True, metavar="NAME", help=f"presets to compare: {', '.join(PRESETS)}")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="training seeds (default: 0)")
@@ -244,24 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_args(p, many=True)
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/compare-<task>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_threads(p)
-    p.set_defaults(func=cmd_compare)
 
     # explain
-    p = sub.add_parser(
-        "explain", help="interaction matrices, velocities and figures of a fitted run", formatter_class=_Formatter,
-        description=_fill("Interpretation outputs of a fitted run (scIMF's 'interpretation'): per time "
+    p = _command(sub, "explain", cmd_explain, help="interaction matrices, velocities and figures of a fitted run",
+        description="Interpretation outputs of a fitted run (scIMF's 'interpretation'): per time "
                     "point the cell-wise interaction matrix of the observed cells (rows = receivers, "
                     "columns = sources, ordered by label), the cell-type-wise matrix with its "
                     "asymmetry index and a directed cell-type graph (with --label-col), the drift "
                     "f(x, ρ) at the observed cells drawn on a 2-D PCA embedding next to simulated "
                     "vs observed cells, and the training-loss curve. Writes .npz arrays, "
-                    "summary.json and PNG figures."),
-        epilog=textwrap.dedent("""\
-            examples:
+                    "summary.json and PNG figures.",
+        examples="""\
               mfsde explain --run runs/emt-scimf
               mfsde explain --run runs/a --data cells.csv --label-col cell_type --time-index 0 3 --n-cells 600
-            """))
+            """)
     p.add_argument("--run", required=True, metavar="DIR", help="run directory written by `mfsde fit`")
     _add_data_args(p, required=False)
     p.add_argument("--time-index", nargs="+", type=int, default=None, metavar="K",
@@ -278,29 +273,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with populations: the population to explain (default: the first training one); "
                         "output goes to RUN/explain/NAME")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN/explain)")
-    _add_threads(p)
-    p.set_defaults(func=cmd_explain)
 
     # demo
-    p = sub.add_parser(
-        "demo", help="a 2-3 minute tour: scIMF vs Itô SDE on a simulated interacting system",
-        formatter_class=_Formatter,
-        description=_fill("Simulate a small 2-D interacting particle system (mfsde.systems.demo_dataset), "
+    p = _command(sub, "demo", cmd_demo, help="a 2-3 minute tour: scIMF vs Itô SDE on a simulated interacting system",
+        description=("Simulate a small 2-D interacting particle system (mfsde.systems.demo_dataset), "
                     "hold out its middle time point, fit the `scimf` preset (attention interaction) "
                     "and the `ito` preset (no interaction) briefly, and print the held-out W1/W2 of "
                     "both. With --out, the runs and the interpretation figures of the scimf fit are "
                     "written there."),
-        epilog=textwrap.dedent("""\
-            examples:
+        examples="""\
               mfsde demo
               mfsde demo --iterations 400 --seed 1 --out runs/demo
-            """))
+            """)
     from ..demo import DEFAULT_ITERATIONS
 
     p.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS, metavar="N", help="training iterations per model (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of data, training and evaluation (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="DIR", help="also write runs, results and figures here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_threads(p)
-    p.set_defaults(func=cmd_demo)
     return parser

@@ -28,6 +28,15 @@ def _fmt_time(t: float) -> str:
     return str(int(t)) if t.is_integer() else repr(t)
 
 
+def _check_finite(a: np.ndarray, what: str) -> None:
+    """Raise naming ``what`` and how many NaN / Inf values (and cells) ``a`` ``(n, d)`` holds."""
+    finite = np.isfinite(a)
+    if not finite.all():
+        n_bad, n_nan = int((~finite).sum()), int(np.isnan(a).sum())
+        raise SnapshotError(f"{what} contains {n_bad} non-finite value(s) ({n_nan} NaN, {n_bad - n_nan} Inf) "
+                            f"in {int((~finite).any(axis=1).sum())} of {a.shape[0]} cells")
+
+
 @dataclass(eq=False)
 class Snapshots:
     """Cells observed at ``T ≥ 2`` strictly increasing times.
@@ -97,13 +106,7 @@ class Snapshots:
                 raise SnapshotError(
                     f"{where}ragged dimensions: {label} has d = {a.shape[1]} but time point 0 has d = {dim}"
                 )
-            bad = a.size - int(np.isfinite(a).sum())
-            if bad:
-                n_nan = int(np.isnan(a).sum())
-                raise SnapshotError(
-                    f"{where}{label} contains {bad} non-finite value(s) ({n_nan} NaN, {bad - n_nan} Inf) "
-                    f"in {int((~np.isfinite(a)).any(axis=1).sum())} of {a.shape[0]} cells"
-                )
+            _check_finite(a, where + label)
             arrays.append(a)
         self.data = arrays
 

@@ -3,11 +3,9 @@ from ..registry import Registry
 from .intra import IntraDrift, LinearDrift, MLPDrift, PotentialDrift, ZeroDrift, mlp
 from .mean_field import MeanFieldDrift
 
-INTRA_DRIFTS = Registry("intra drift")
-INTRA_DRIFTS.register("mlp", MLPDrift)
-INTRA_DRIFTS.register("zero", ZeroDrift)
-INTRA_DRIFTS.register("potential", PotentialDrift)
-INTRA_DRIFTS.register("linear", LinearDrift)
+INTRA_DRIFTS = Registry(
+    "intra drift", {"mlp": MLPDrift, "zero": ZeroDrift, "potential": PotentialDrift, "linear": LinearDrift}
+)
 
 
 def build_intra(name: str, /, dim: int, **options) -> IntraDrift:

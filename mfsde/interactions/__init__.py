@@ -17,11 +17,10 @@ from .pairwise import PairwiseInteraction
 from .pairwise_mlp import PairwiseMLPInteraction
 from .rbf import RBFInteraction
 
-INTERACTIONS = Registry("interaction")
-INTERACTIONS.register("attention", AttentionInteraction)
-INTERACTIONS.register("rbf", RBFInteraction)
-INTERACTIONS.register("pairwise_mlp", PairwiseMLPInteraction)
-INTERACTIONS.register("none", NoInteraction)
+INTERACTIONS = Registry("interaction", {
+    "attention": AttentionInteraction, "rbf": RBFInteraction,
+    "pairwise_mlp": PairwiseMLPInteraction, "none": NoInteraction,
+})
 
 
 def build_interaction(name: str, /, dim: int, **options) -> Interaction:

@@ -49,20 +49,9 @@ class AttentionInteraction(Interaction):
 
     has_weights = True
 
-    def __init__(
-        self,
-        dim: int,
-        heads: int = 2,
-        dropout: float = 0.1,
-        tie_qk: bool = False,
-        style: str = "code",
-        layer_norm: bool | None = None,
-        out_proj: bool | None = None,
-        residual: bool = False,
-        ffn_mult: int = 4,
-        chunk_size: int | None = None,
-        zero_init: bool = False,
-    ):
+    def __init__(self, dim: int, heads: int = 2, dropout: float = 0.1, tie_qk: bool = False, style: str = "code",
+                 layer_norm: bool | None = None, out_proj: bool | None = None, residual: bool = False,
+                 ffn_mult: int = 4, chunk_size: int | None = None, zero_init: bool = False):
         super().__init__(dim)
         if zero_init and residual:
             raise ValueError("zero_init=True cannot make f_inter zero with residual=True (x reaches the output)")

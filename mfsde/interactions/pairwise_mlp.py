@@ -29,15 +29,8 @@ class PairwiseMLPInteraction(PairwiseInteraction):
     the magnitude of j's contribution to i's drift (the :class:`PairwiseInteraction` default).
     """
 
-    def __init__(
-        self,
-        dim: int,
-        width: int = 64,
-        depth: int = 2,
-        relative: bool = False,
-        chunk_size: int | None = None,
-        zero_init: bool = False,
-    ):
+    def __init__(self, dim: int, width: int = 64, depth: int = 2, relative: bool = False,
+                 chunk_size: int | None = None, zero_init: bool = False):
         super().__init__(dim, chunk_size=chunk_size)
         check_positive_int(width, "width")
         check_positive_int(depth, "depth")

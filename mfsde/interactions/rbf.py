@@ -39,14 +39,8 @@ class RBFInteraction(PairwiseInteraction):
     symmetric = True
     has_weights = True
 
-    def __init__(
-        self,
-        dim: int,
-        n_kernels: int = 3,
-        bandwidth: float = 1.0,
-        scalar_force: bool = False,
-        chunk_size: int | None = None,
-    ):
+    def __init__(self, dim: int, n_kernels: int = 3, bandwidth: float = 1.0, scalar_force: bool = False,
+                 chunk_size: int | None = None):
         super().__init__(dim, chunk_size=chunk_size)
         check_positive_int(n_kernels, "n_kernels")
         if not bandwidth > 0:

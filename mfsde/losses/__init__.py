@@ -9,9 +9,7 @@ from .mmd import MMDLoss, energy_distance
 from .sinkhorn import SinkhornLoss, sinkhorn, subsample
 from .wasserstein import w1, w2, wasserstein
 
-LOSSES = Registry("loss")
-LOSSES.register("sinkhorn", SinkhornLoss)
-LOSSES.register("mmd", MMDLoss)
+LOSSES = Registry("loss", {"sinkhorn": SinkhornLoss, "mmd": MMDLoss})
 
 
 def build_loss(name: str, /, **options):

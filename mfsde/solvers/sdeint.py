@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,7 +28,7 @@ class Solution:
             population (left-point rule on the solver grid), or ``None`` if not requested.
         n_steps: number of solver steps taken.
         n_drift_evals: number of population drift evaluations (steps × evals per step).
-        method: solver name.
+        solver: solver name.
     """
 
     ts: torch.Tensor
@@ -35,7 +36,7 @@ class Solution:
     energy: torch.Tensor | None
     n_steps: int
     n_drift_evals: int
-    method: str
+    solver: str
 
     def at(self, t: float) -> torch.Tensor:
         """Population at output time ``t`` (must be one of ``ts``)."""
@@ -79,6 +80,15 @@ def random_batch_drift(drift, perm: torch.Tensor, batch: int):
     return f
 
 
+def _deprecated_method(solver: str, method: str | None) -> str:
+    """``method=`` is the former name of ``solver=`` (torchsde's word; mfsde calls its steppers
+    solvers everywhere: ``SOLVERS``, ``model.solver``)."""
+    if method is None:
+        return solver
+    warnings.warn("sdeint(method=...) is deprecated; use solver=...", DeprecationWarning, stacklevel=3)
+    return method
+
+
 def sdeint(
     drift: Callable[[torch.Tensor, float], torch.Tensor],
     x0: torch.Tensor,
@@ -86,13 +96,14 @@ def sdeint(
     *,
     sigma: SigmaLike = 0.1,
     dt: float = 0.1,
-    method: str = "euler_maruyama",
+    solver: str = "euler_maruyama",
     generator: torch.Generator | None = None,
     seed: int | None = None,
     bm: BrownianFn | None = None,
     energy: bool = False,
     random_batch: int | None = None,
     recompute_every: int | None = None,
+    method: str | None = None,
 ) -> Solution:
     """Integrate the mean-field SDE ``dx = f(x, ρ_t, t) dt + g(x, t) dW`` for a particle population.
 
@@ -106,7 +117,8 @@ def sdeint(
         sigma: diffusion — a number, a ``(d,)`` tensor, a callable ``g(x, t)`` or a
             :class:`~mfsde.solvers.Diffusion`.
         dt: largest step size.
-        method: a name in ``SOLVERS`` (``"euler_maruyama"``, ``"heun"``).
+        solver: a name in ``SOLVERS`` (``"euler_maruyama"``, ``"heun"``); ``method=`` is its
+            deprecated former name.
         generator / seed: source of the Brownian increments (``seed`` builds a fresh
             ``torch.Generator``); neither: torch's global RNG.
         bm: optional ``bm(t_a, t_b)`` returning the Brownian increment over [t_a, t_b] with the
@@ -124,7 +136,8 @@ def sdeint(
     if not isinstance(ts, torch.Tensor):  # Python numbers: keep x0's precision, not the default dtype
         ts = torch.as_tensor(ts, dtype=x0.dtype)
     ts = check_times(ts).to(device=x0.device)
-    stepper = SOLVERS.build(method)
+    solver = _deprecated_method(solver, method)
+    stepper = SOLVERS.build(solver)
     diffusion = as_diffusion(sigma).to(x0.device)
     stepper.check(diffusion)
     grid = step_counts(ts, dt)
@@ -185,5 +198,5 @@ def sdeint(
         energy=torch.stack(es) if energy else None,
         n_steps=n_steps,
         n_drift_evals=n_steps * stepper.drift_evals_per_step,
-        method=method,
+        solver=solver,
     )

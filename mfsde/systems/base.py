@@ -141,12 +141,12 @@ class ParticleSystem:
         dt: float = 0.01,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        method: str = "euler_maruyama",
+        solver: str = "euler_maruyama",
     ) -> Solution:
         """Integrate the particle system from ``x0`` ``(..., N, d)`` (observed coordinates) with
         :func:`mfsde.solvers.sdeint`; ``sol.xs`` ``(T, ..., N, d)`` is in observed coordinates."""
         sol = sdeint(self.state_drift, self._to_state(x0), ts, sigma=self.sigma, dt=dt,
-                     generator=generator, seed=seed, method=method)
+                     generator=generator, seed=seed, solver=solver)
         sol.xs = self._from_state(sol.xs)
         return sol
 

@@ -27,7 +27,7 @@ def simulate_snapshots(
     n_per_time: int | Sequence[int],
     generator: torch.Generator,
     dt: float = 0.01,
-    method: str = "euler_maruyama",
+    solver: str = "euler_maruyama",
     dtype=torch.float32,
 ) -> list[torch.Tensor]:
     """Populations ``[(n_k, d)]``, population k drawn from its own initial sample and simulated
@@ -53,7 +53,7 @@ def simulate_snapshots(
         for k in idx:
             t_k = float(ts[k])
             if t_k > t:
-                x = system.simulate(x, [t, t_k], dt=dt, generator=generator, method=method).xs[-1]
+                x = system.simulate(x, [t, t_k], dt=dt, generator=generator, solver=solver).xs[-1]
                 t = t_k
             out[k], x = x[0], x[1:]
     return out  # type: ignore[return-value]
@@ -66,7 +66,7 @@ def snapshots(
     seed: int = 0,
     dt: float = 0.01,
     *,
-    method: str = "euler_maruyama",
+    solver: str = "euler_maruyama",
     name: str | None = None,
 ):
     """Snapshot dataset of ``system`` at ``times``: ``n_per_time`` fresh particles per time.
@@ -84,7 +84,7 @@ def snapshots(
         n_per_time: particles per time (an int, or one int per time).
         seed: RNG seed.
         dt: largest solver step.
-        method: solver name (``"euler_maruyama"``, ``"heun"``).
+        solver: solver name (``"euler_maruyama"``, ``"heun"``).
         name: dataset name (default the system's name).
 
     Returns:
@@ -99,7 +99,7 @@ def snapshots(
         times = system.default_times
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
-        pops = simulate_snapshots(system, times, n_per_time, gen, dt=dt, method=method)
+        pops = simulate_snapshots(system, times, n_per_time, gen, dt=dt, solver=solver)
     return Snapshots(
         times=np.asarray(times, dtype=np.float64),
         data=[p.detach().cpu().numpy().astype(np.float32) for p in pops],

@@ -63,14 +63,19 @@ class AngleRotation(IntraDrift):
         return torch.full_like(self.inputs(x, None), self.omega)
 
 
-class AngleCoupling(Interaction):
-    """f_inter(θ_i) = (K/N) Σ_j sin(θ_j − θ_i) = K (S̄ cos θ_i − C̄ sin θ_i), O(N) via C̄, S̄ = mean cos, sin."""
+class _Coupling(Interaction):
+    """Kuramoto coupling of strength ``K`` on states of dimension ``state_dim``."""
 
     symmetric = True
+    state_dim = 1
 
     def __init__(self, K: float):
-        super().__init__(1)
+        super().__init__(self.state_dim)
         self.K = float(K)
+
+
+class AngleCoupling(_Coupling):
+    """f_inter(θ_i) = (K/N) Σ_j sin(θ_j − θ_i) = K (S̄ cos θ_i − C̄ sin θ_i), O(N) via C̄, S̄ = mean cos, sin."""
 
     def forward(self, x, t=None):
         x = self.check(x)
@@ -91,15 +96,11 @@ class EmbeddedRotation(IntraDrift):
         return self.omega * _rotate(y) - self.D * y
 
 
-class EmbeddedCoupling(Interaction):
+class EmbeddedCoupling(_Coupling):
     """f_inter(y_i) = K (S̄ c_i − C̄ s_i) J y_i with (C̄, S̄) the population mean of y = (c, s):
     the Kuramoto coupling (K/N) Σ_j sin(θ_j − θ_i) pushed along the circle's tangent J y_i."""
 
-    symmetric = True
-
-    def __init__(self, K: float):
-        super().__init__(2)
-        self.K = float(K)
+    state_dim = 2
 
     def forward(self, x, t=None):
         y = self.check(x)
