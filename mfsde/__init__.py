@@ -20,6 +20,7 @@ from .comparison import compare
 from .evaluation import evaluate
 from .runs import load_run as load
 from .training import fit
+from . import pl, pp, tl  # scanpy-style AnnData API (anndata needed only when called)
 
 __version__ = "0.1.0"
 
@@ -28,5 +29,5 @@ __all__ = [
     "INTRA_DRIFTS", "MeanFieldDrift", "build_intra", "INTERACTIONS", "Interaction", "build_interaction",
     "LOSSES", "build_loss", "w1", "w2", "MeanFieldSDE", "build_model", "Registry", "SOLVERS", "Diffusion",
     "Solution", "sdeint", "torchsde_sdeint", "__version__", "data", "Snapshots", "Populations", "PopulationTask",
-    "Task", "fit", "evaluate", "compare", "load",
+    "Task", "fit", "evaluate", "compare", "load", "pp", "tl", "pl",
 ]

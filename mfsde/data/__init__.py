@@ -10,7 +10,7 @@ are imported by the functions that use them (``pip install mfsde[sc]``).
 """
 from .snapshots import TIME_MODES, SnapshotError, Snapshots, normalise_times
 from .loaders import (
-    MissingColumnError, from_arrays, from_dataframe, load, load_csv, load_h5ad, load_npy, load_npy_pattern,
+    MissingColumnError, from_anndata, from_arrays, from_dataframe, load, load_csv, load_h5ad, load_npy, load_npy_pattern,
     load_npy_stack,
 )
 from .populations import PopulationError, Populations, PopulationTask, PredictTask, as_population_task
@@ -23,7 +23,7 @@ from .tasks import (
 __all__ = [
     "Snapshots", "SnapshotError", "normalise_times", "TIME_MODES", "Populations", "PopulationError",
     "PopulationTask", "PredictTask", "as_population_task",
-    "load", "load_csv", "from_dataframe", "load_npy", "load_npy_pattern", "load_npy_stack", "load_h5ad",
+    "load", "load_csv", "from_dataframe", "load_npy", "load_npy_pattern", "load_npy_stack", "load_h5ad", "from_anndata",
     "from_arrays", "MissingColumnError",
     "Preprocessor", "highly_variable_genes", "normalize_total",
     "Task", "TaskError", "UnknownTaskError", "TASKS", "GENERIC_TASKS", "available_tasks", "explicit",

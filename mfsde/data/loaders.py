@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from ._load_common import MissingColumnError, _check_file
-from .load_h5ad import load_h5ad
+from .load_h5ad import from_anndata, load_h5ad
 from .load_numpy import from_arrays, load_npy, load_npy_pattern, load_npy_stack
 from .load_tables import from_dataframe, load_csv
 from .snapshots import Snapshots, SnapshotError
 
 __all__ = [
     "load", "load_csv", "from_dataframe", "load_npy", "load_npy_pattern", "load_npy_stack",
-    "load_h5ad", "from_arrays", "MissingColumnError",
+    "load_h5ad", "from_anndata", "from_arrays", "MissingColumnError",
 ]
 
 

@@ -358,7 +358,6 @@ def _all_label_names(snapshots) -> list[str] | None:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def velocities(model, x, t=None) -> dict[str, np.ndarray]:
     """The drift at a population ``x`` ``(N, d)`` (array or tensor, data units), with ρ = its
     empirical law, in data units per data time unit (the model's

@@ -30,6 +30,19 @@ def _save(fig, path) -> Path:
     return path
 
 
+def _finish(fig, path):
+    """Save and close ``fig`` at ``path`` (returns the path), or return the open figure when
+    ``path`` is ``None`` (for callers that show, compose or save it themselves)."""
+    return fig if path is None else _save(fig, path)
+
+
+def _axes(ax, figsize):
+    """``(fig, ax)``: a new figure of ``figsize``, or the figure of a given ``ax``."""
+    if ax is not None:
+        return ax.figure, ax
+    return _plt().subplots(figsize=figsize)
+
+
 def _label_colors(names: Sequence[str]) -> dict[str, Any]:
     plt = _plt()
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")

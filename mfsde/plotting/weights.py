@@ -84,17 +84,18 @@ def plot_cell_weights(amap, path, *, head: int | None = None, title: str | None 
     return _common._save(fig, path)
 
 
-def plot_label_weights(lab, path, *, title: str | None = None, kernel=None) -> Path:
-    """Annotated heat map of a :class:`~mfsde.explain.LabelWeights` (rows = receiver type).
+def plot_label_weights(lab, path=None, *, title: str | None = None, kernel=None, ax=None):
+    """Annotated heat map of a :class:`~mfsde.explain.LabelWeights` (rows = receiver type);
+    saved at ``path`` (returns it), or the open figure when ``path`` is ``None`` (on ``ax`` if given).
     For attention the colours diverge around the uniform level 1/(N − 1) (white: no preference),
     so "more than uniform" and "less than uniform" read at a glance."""
-    plt = _common._plt()
+    _common._plt()  # matplotlib with a headless backend
     from matplotlib.colors import TwoSlopeNorm
 
     m = np.asarray(lab.matrix, dtype=float)
     n = len(lab.names)
     size = 2.8 + 0.55 * n
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    fig, ax = _common._axes(ax, (size + 1.2, size))
     finite = m[np.isfinite(m)]
     ref = _uniform(lab.counts, kernel)
     label = "mean cell-wise weight"
@@ -122,10 +123,10 @@ def plot_label_weights(lab, path, *, title: str | None = None, kernel=None) -> P
     ax.set_xlabel("source type (influences)")
     ax.set_ylabel("receiver type (is influenced)")
     ax.set_title(f"{title or 'cell-type interaction'}\nasymmetry index {lab.asymmetry:.3f}", fontsize=10)
-    return _common._save(fig, path)
+    return _common._finish(fig, path)
 
 
-def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float = 0.0, kernel=None) -> Path:
+def plot_label_graph(lab, path=None, *, title: str | None = None, min_fraction: float = 0.0, kernel=None, ax=None):
     """Directed cell-type graph: nodes = labels with cells (size ∝ cell count), an arrow from
     source type b to receiver type a whose width is *proportional to* ``matrix[a, b]`` on an
     absolute scale: the reference width (3 pt) is the uniform level 1/(N − 1) for attention, the
@@ -133,8 +134,9 @@ def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float
     two directions of a pair differ by less than 2 standard errors (``lab.sem``) both arrows are
     dashed: reciprocal within sampling noise. A halo around a node shows the within-type weight.
     Arrows below ``min_fraction`` × the largest weight are left out; types without cells are
-    listed in the title instead of drawn."""
-    plt = _common._plt()
+    listed in the title instead of drawn. Saved at ``path`` (returns it), or the open figure when
+    ``path`` is ``None`` (on ``ax`` if given)."""
+    _common._plt()  # matplotlib with a headless backend
     from matplotlib.patches import Circle, FancyArrowPatch
 
     counts_all = np.asarray(lab.counts, dtype=float)
@@ -153,7 +155,7 @@ def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float
     off = m[~np.eye(n, dtype=bool)] if n > 1 else m.ravel()
     hi = float(max(m.max(initial=0.0), 0.0))
     ref = _uniform(counts_all, kernel) or (float(off[off > 0].mean()) if (off > 0).any() else 1.0)
-    fig, ax = plt.subplots(figsize=(6.6, 6.4))
+    fig, ax = _common._axes(ax, (6.6, 6.4))
     n_within = 0
     for a in range(n):  # receiver
         for b in range(n):  # source
@@ -195,7 +197,7 @@ def plot_label_graph(lab, path, *, title: str | None = None, min_fraction: float
         notes.append(f"no cells here: {', '.join(empty)}")
     ax.set_title(f"{title or 'directed cell-type interaction'}\narrow b → a: source type b influences receiver "
                  f"type a; asymmetry index {lab.asymmetry:.3f}\n" + "; ".join(notes), fontsize=8)
-    return _common._save(fig, path)
+    return _common._finish(fig, path)
 
 
 # -- velocities ---------------------------------------------------------------------------------

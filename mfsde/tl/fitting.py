@@ -1,0 +1,81 @@
+"""``mfsde.tl.fit``: train a model on an AnnData's embedding and record it in ``uns``."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import Config, preset as _preset
+from ..runs import RunDir
+from ._anndata import check_adata, fit_record, jsonable, require_obs, snapshots, task_of, uns_record
+
+__all__ = ["fit", "load_model"]
+
+
+def fit(adata, time_key: str, basis: str = "X_pca", preset: str | Config = "scimf", task=None, *,
+        population_key: str | None = None, heldout_populations=(), out_dir=None, seed: int | None = None,
+        progress: bool = True, device=None, **overrides):
+    """Fit a mean-field SDE to the cells of ``adata`` in ``obsm[basis]``, one snapshot per
+    ``obs[time_key]`` value; returns the trained :class:`~mfsde.MeanFieldSDE`.
+
+    Args:
+        time_key: ``obs`` column of cell times (numbers, "day2"-style strings, or an ordered
+            categorical).
+        basis: the ``obsm`` embedding to model (``"X_pca"`` or ``"pca"``), e.g. from
+            :func:`mfsde.pp.preprocess`.
+        preset: a preset name (``mfsde.PRESETS``) or a :class:`~mfsde.Config`.
+        task: time points to hold out (``"loo:2"``, a :class:`~mfsde.data.Task`); ``None``: train
+            on every time point.
+        population_key: ``obs`` column naming each cell's population (replicate, donor,
+            condition): populations are simulated as independent particle systems;
+            ``heldout_populations`` are kept out of training.
+        out_dir: also write a run directory there (resumable; ``mfsde evaluate/explain`` read it).
+        seed: training seed (default: the config's).
+        **overrides: config overrides with ``__`` for dots, e.g. ``train__iterations=200``,
+            ``model__inter__heads=1`` (or ``**{"train.iterations": 200}``).
+
+    Records in ``adata.uns["mfsde"]["fit"]``: ``time_key``, ``basis``, ``times``, ``task``,
+    ``population_key``, ``preset``, ``config`` and ``scale`` (JSON strings), ``run_dir``;
+    :func:`velocity`, :func:`interactions` and :func:`predict` read their defaults from it.
+    """
+    from ..data import PopulationTask
+    from ..training import fit as _fit
+
+    check_adata(adata)
+    require_obs(adata, time_key, "time_key")
+    data = snapshots(adata, time_key, basis, population_key=population_key)
+    if population_key:
+        time_task = "all" if task is None else task
+        run_task = PopulationTask(time_task, heldout_populations=list(heldout_populations))
+        task_info = {"time_task": str(getattr(time_task, "name", time_task)),
+                     "heldout_populations": [str(p) for p in heldout_populations]}
+    else:
+        if heldout_populations:
+            raise ValueError("heldout_populations needs population_key")
+        run_task = task_of(task, data.n_times)
+        task_info = {"name": run_task.name, "train": run_task.train, "heldout": run_task.heldout}
+    config = _preset(preset, data.dim) if isinstance(preset, str) else preset
+    if not isinstance(config, Config):
+        raise TypeError(f"preset must be a preset name or a Config, got {type(preset).__name__}")
+    dotted = {k.replace("__", "."): v for k, v in overrides.items()}
+    if seed is not None:
+        dotted["train.seed"] = seed
+    if dotted:
+        config = config.override(**dotted)
+    result = _fit(config, data, run_task, out_dir=out_dir, progress=progress, device=device)
+    times = data.times if not population_key else np.unique(np.concatenate([data[p].times for p in data]))
+    uns_record(adata)["fit"] = {
+        "time_key": time_key, "basis": basis if basis.startswith("X_") else f"X_{basis}",
+        "times": np.asarray(times, dtype=np.float64), "task": jsonable(task_info),
+        "population_key": population_key or "", "preset": config.preset or "",
+        "config": jsonable(config.to_dict()), "scale": jsonable(result.model.scale.to_dict()),
+        "run_dir": "" if result.out_dir is None else str(result.out_dir),
+        "iterations": int(result.iteration), "train_seconds": float(result.train_seconds),
+    }
+    return result.model
+
+
+def load_model(adata):
+    """The model of the run directory that :func:`fit` recorded (``fit(..., out_dir=...)``)."""
+    run_dir = fit_record(adata).get("run_dir")
+    if not run_dir:
+        raise ValueError("adata.uns['mfsde']['fit'] records no run directory; fit with out_dir=... to keep the model")
+    return RunDir(run_dir).load()[0]
