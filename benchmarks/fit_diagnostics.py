@@ -60,6 +60,10 @@ VARIANTS = {
     # diffusion σ (model units; with model.standardize="global" that is σ × scale in data units)
     "σ 0.03": {"model.sigma": 0.03},
     "σ 0.01": {"model.sigma": 0.01},
+    # Polyak averaging of the weights (the trace's intermediate points score the raw weights;
+    # the last point and --final-eval the averaged model that fit returns)
+    "EMA 0.95": {"train.ema": 0.95},
+    "EMA 0.99": {"train.ema": 0.99},
 }
 #: ``--final-eval`` protocols: column title → evaluate() keywords (held-out times only)
 FINAL = {"2000 cells from t0": {"n_particles": 2000, "start": "t0"},

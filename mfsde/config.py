@@ -104,6 +104,12 @@ class TrainConfig:
     #: ``eval_seconds``; ``None``: never (the ``fit@k`` losses are always recorded).
     eval_every: int | None = None
     eval_particles: int = 1000
+    #: exponential moving average of the parameters (Polyak averaging), decay per iteration
+    #: (0: off; 0.99 averages over about the last 100 iterations, with the warm-up
+    #: min(ema, (1 + i)/(10 + i)) so that early iterations do not pin it to the initial weights).
+    #: The averaged weights are the model ``fit`` returns, ``eval_every`` scores and the run
+    #: directory loads; training continues on the raw weights.
+    ema: float = 0.0
 
 
 @dataclass
@@ -249,6 +255,8 @@ class Config:
                 raise ValueError(f"train.{name} must be a positive number of seconds or None, got {v!r}")
         if t.checkpoint_every is not None and t.checkpoint_every < 1:
             raise ValueError(f"train.checkpoint_every must be a positive int or None, got {t.checkpoint_every!r}")
+        if isinstance(t.ema, bool) or not isinstance(t.ema, (int, float)) or not 0 <= t.ema < 1:
+            raise ValueError(f"train.ema must be a number in [0, 1) (0 = off), got {t.ema!r}")
         for name in ("eval_every", "eval_particles"):
             v = getattr(t, name)
             if not (v is None and name == "eval_every") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):

@@ -216,7 +216,7 @@ class RunDir:
         ckpt = self.load_checkpoint()
         config = Config.load(self.config) if self.has_config else Config.from_dict(ckpt["config"])
         model = build_model(config)
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt.get("model_averaged", ckpt["model"]))  # train.ema: the averaged weights
         if device is not None:
             model.to(device)
         model.eval()

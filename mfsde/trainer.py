@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from . import distributed, runs
+from .averaging import ParameterAverage
 from .config import Config
 from .data.inputs import build_series, draw_initial, group_series, training_members
 from .losses import LOSSES, path_energy, subsample
@@ -147,6 +148,8 @@ class Trainer:
         self.generator = self.populations[0].generator
         self.forward_model = self._wrap(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        #: the moving average of ``params`` (``train.ema``), or ``None``
+        self.ema = ParameterAverage(self.params, tc.ema) if tc.ema > 0 else None
         self.optimiser = torch.optim.Adam(self.params, lr=tc.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=tc.lr_step, gamma=tc.lr_gamma)
         self.loss_fn = FitLoss(config)
@@ -277,6 +280,8 @@ class Trainer:
         self.optimiser.step()
         self.scheduler.step()
         self.iteration += 1
+        if self.ema is not None:
+            self.ema.update(self.iteration)
         values = stats.tolist()
         rec = {"iteration": self.iteration, "loss": values[0], "fit": values[1], "energy": values[2],
                **{f"fit@{k}": v for k, v in zip(self.fit_idx, values[3:])},
@@ -291,19 +296,33 @@ class Trainer:
         """Exact W1 in data units at every time index ≥ 1 up to the last task time (training and
         held-out), ``train.eval_particles`` cells simulated from t₀ with ``eval.seed``:
         ``{"w1@k": …, "eval_seconds": …}`` (merged into the history record by :func:`fit`).
-        Tells under-fitting (training times far) from over-fitting (training near, held-out far)."""
+        Tells under-fitting (training times far) from over-fitting (training near, held-out far).
+        With ``train.ema`` the averaged weights are scored."""
+        t0 = time.perf_counter()
+        with self.averaged():
+            out = self._fit_report()
+        out["eval_seconds"] = time.perf_counter() - t0
+        return out
+
+    def _fit_report(self) -> dict:
         from .evaluation import evaluate, metric_key
 
-        t0 = time.perf_counter()
         if hasattr(self.task, "train"):
             times = range(1, max([*self.task.train, *self.task.heldout]) + 1)
         else:  # populations: every later time of every population, held-out ones included
             times = range(1, max(s.n_times for s in self.snapshots.values()))
         ev = evaluate(self.model, self.snapshots, self.task, n_particles=self.config.train.eval_particles,
                       seed=self.config.eval.seed, times=times, metrics=("w1",))
-        out = {metric_key("w1", r): r["w1"] for r in ev["per_time"]}
-        out["eval_seconds"] = time.perf_counter() - t0
-        return out
+        return {metric_key("w1", r): r["w1"] for r in ev["per_time"]}
+
+    def averaged(self):
+        """A context in which the model holds the averaged weights (``train.ema``; no-op when off)."""
+        return contextlib.nullcontext() if self.ema is None else self.ema.applied()
+
+    def use_averaged(self) -> None:
+        """Replace the model's weights by their average for good (end of training)."""
+        if self.ema is not None:
+            self.ema.apply()
 
     # -- checkpoints --------------------------------------------------------------------------
     @staticmethod
@@ -335,8 +354,13 @@ class Trainer:
         rng = runs.rng_states()
         rng.update(gathered[self.populations[0].index])
         rng["populations"] = [gathered[p] for p in range(self.config.train.populations)]
+        extra = {}
+        if self.ema is not None:
+            with self.averaged():
+                extra["model_averaged"] = {k: v.clone() for k, v in self.model.state_dict().items()}
+            extra["ema"] = self.ema.state()
         return {
-            "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+            **extra, "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
             "scheduler": self.scheduler.state_dict(), "config": self.config.to_dict(),
             "iteration": self.iteration, "history": list(self.history), "rng": rng,
             "task": _task_dict(self.task), "versions": runs.package_versions(),
@@ -352,6 +376,8 @@ class Trainer:
         if {k: v for k, v in theirs.items() if k != "name"} != {k: v for k, v in mine.items() if k != "name"}:
             raise ValueError(f"cannot resume {source!r}: checkpoint task {ckpt['task']} differs from {mine}")
         self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None:
+            self.ema.load(ckpt["ema"])
         self.optimiser.load_state_dict(ckpt["optimiser"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         rng = ckpt["rng"]

@@ -252,6 +252,7 @@ def fit(
         bar.close()
         if hist_file is not None:
             hist_file.close()
+    trainer.use_averaged()  # train.ema: the averaged weights are the result
     trainer.model.eval()
     return FitResult(model=trainer.model, history=trainer.history, config=config, out_dir=out_dir,
                      elapsed=time.perf_counter() - t_start, iteration=trainer.iteration,

@@ -259,3 +259,39 @@ def test_non_finite_loss_raises(snaps):
     cfg = tiny_config("ito", **{"train.iterations": 1, "loss.fit_weight": float("nan")})
     with pytest.raises(FloatingPointError, match="non-finite"):
         fit(cfg, snaps, task(), progress=False)
+
+
+def test_parameter_average_follows_its_formula():
+    from mfsde.averaging import ParameterAverage
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    avg = ParameterAverage([p], decay=0.9)
+    expect = p.detach().clone()
+    for i in range(1, 40):
+        with torch.no_grad():
+            p.add_(torch.tensor([0.5, 0.25]))
+        avg.update(i)
+        d = min(0.9, i / (9 + i))
+        expect = d * expect + (1 - d) * p.detach()
+        torch.testing.assert_close(avg.values[0], expect)
+    raw = p.detach().clone()
+    with avg.applied():
+        torch.testing.assert_close(p.detach(), expect)
+    torch.testing.assert_close(p.detach(), raw)
+
+
+def test_ema_model_is_the_average_and_resumes_bit_identically(snaps, tmp_path):
+    cfg = tiny_config(**{"train.iterations": 6, "train.ema": 0.9})
+    plain = fit(cfg.override(**{"train.ema": 0.0}), snaps, task(), progress=False)
+    full = fit(cfg, snaps, task(), out_dir=tmp_path / "full", progress=False)
+    assert strip(full.history) == strip(plain.history)  # training itself is unchanged
+    assert not same_params(full.model, plain.model)  # the result is the averaged weights
+    ckpt = load_checkpoint(tmp_path / "full")
+    assert all(torch.equal(full.model.state_dict()[k], v) for k, v in ckpt["model_averaged"].items())
+    assert all(torch.equal(plain.model.state_dict()[k], v) for k, v in ckpt["model"].items())
+    assert same_params(load_run(tmp_path / "full")[0], full.model)
+    fit(cfg.override(**{"train.iterations": 3}), snaps, task(), out_dir=tmp_path / "half", progress=False)
+    resumed = fit(cfg, snaps, task(), resume=tmp_path / "half", progress=False)
+    assert same_params(resumed.model, full.model)
+    with pytest.raises(ValueError, match=r"train.ema must be a number in \[0, 1\)"):
+        cfg.override(**{"train.ema": 1.0})
