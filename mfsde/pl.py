@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tl._anndata import MissingColumnError, check_adata, fit_record, obsm_key, require_obs, require_obsm, \
-    uns_record, velocity_key
+from .tl._anndata import MissingColumnError, check_adata, fit_record, need_time_key, obsm_key, require_obs, \
+    require_obsm, times_of, uns_record, velocity_key
 
 __all__ = ["velocity", "interactions", "predicted", "velocity_embedding"]
 
@@ -76,16 +76,19 @@ def _project(x: np.ndarray, v: np.ndarray, emb: np.ndarray, k: int) -> np.ndarra
     k = int(min(k, len(x) - 1))
     if k < 1:
         raise ValueError("velocity projection needs at least 2 cells")
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]  # (n, k)
-    dx = x[idx] - x[:, None, :]
-    vn = np.linalg.norm(v, axis=1, keepdims=True)
-    cos = np.einsum("nkd,nd->nk", dx, v) / np.maximum(np.linalg.norm(dx, axis=2) * vn, 1e-12)
-    p = np.exp((cos - cos.max(1, keepdims=True)) / 0.1)
-    p /= p.sum(1, keepdims=True)
-    de = emb[idx] - emb[:, None, :]
-    de /= np.maximum(np.linalg.norm(de, axis=2, keepdims=True), 1e-12)
-    out = np.einsum("nk,nkd->nd", p, de) - de.mean(1)
-    out[vn[:, 0] == 0] = 0.0
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(x)
+    out = np.zeros((len(x), 2))
+    for a in range(0, len(x), 10000):  # blocks of cells: memory O(block · k · d)
+        s = slice(a, a + 10000)
+        idx = nn.kneighbors(x[s], return_distance=False)[:, 1:]  # (b, k)
+        dx = x[idx] - x[s, None, :]
+        vn = np.linalg.norm(v[s], axis=1, keepdims=True)
+        cos = np.einsum("nkd,nd->nk", dx, v[s]) / np.maximum(np.linalg.norm(dx, axis=2) * vn, 1e-12)
+        p = np.exp((cos - cos.max(1, keepdims=True)) / 0.1)
+        p /= p.sum(1, keepdims=True)
+        de = emb[idx] - emb[s, None, :]
+        de /= np.maximum(np.linalg.norm(de, axis=2, keepdims=True), 1e-12)
+        out[s] = np.where(vn == 0, 0.0, np.einsum("nk,nkd->nd", p, de) - de.mean(1))
     return out
 
 
@@ -145,10 +148,12 @@ def _grid_average(emb, v, n):
     gx, gy = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
     h = (hi - lo) / n
     pts = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
-    d2 = (((pts[:, None, :] - emb[None]) / (1.5 * h)) ** 2).sum(-1)
-    wgt = np.exp(-0.5 * d2)
-    tot = wgt.sum(1)
-    avg = wgt @ v / np.maximum(tot, 1e-12)[:, None]
+    tot, acc = np.zeros(len(pts)), np.zeros((len(pts), 2))
+    for a in range(0, len(emb), 5000):  # blocks of cells: memory O(grid² · block)
+        wgt = np.exp(-0.5 * (((pts[:, None, :] - emb[None, a:a + 5000]) / (1.5 * h)) ** 2).sum(-1))
+        tot += wgt.sum(1)
+        acc += wgt @ v[a:a + 5000]
+    avg = acc / np.maximum(tot, 1e-12)[:, None]
     avg[tot < 1.0] = np.nan  # less than about one cell nearby: no streamline
     return gx, gy, avg[:, 0].reshape(n, n), avg[:, 1].reshape(n, n)
 
@@ -176,6 +181,8 @@ def interactions(adata, time=None, *, kind: str = "heatmap", ax=None, show: bool
     if rec is None:
         raise KeyError("adata.uns['mfsde']['interactions'] not found: run mfsde.tl.interactions first")
     times = np.asarray(rec["times"], dtype=float)
+    if time is not None and (isinstance(time, bool) or not isinstance(time, (int, float, np.number))):
+        raise TypeError(f"time must be a number among the interaction times {times.tolist()}, got {time!r}")
     k = len(times) - 1 if time is None else int(np.argmin(np.abs(times - float(time))))
     if time is not None and not np.isclose(times[k], float(time)):
         raise ValueError(f"time {time} not among the interaction times {times.tolist()}")
@@ -193,19 +200,18 @@ def predicted(adata, pred, *, basis: str | None = None, time_key: str | None = N
     (``pred`` from :func:`mfsde.tl.predict`, colour), on the first two coordinates of the basis;
     observed cells of other times are not drawn. Returns the list of axes with ``show=False``."""
     plt = _plt()
-    rec = fit_record(adata)
-    time_key = time_key or rec.get("time_key")
-    require_obs(adata, time_key, "time_key")
-    require_obs(pred, time_key, "time_key (of pred)")
-    key = require_obsm(adata, basis or rec.get("basis", "X_pca"))
+    time_key = need_time_key(adata, time_key)
+    key = require_obsm(adata, basis or fit_record(adata).get("basis", "X_pca"))
     require_obsm(pred, key, "basis (of pred)")
-    t_obs = np.asarray(adata.obs[time_key], dtype=float) if adata.obs[time_key].dtype.kind in "biuf" else None
-    times = np.unique(np.asarray(pred.obs[time_key], dtype=float))
+    require_obs(pred, "mfsde_time", "pred's time column (written by mfsde.tl.predict)")
+    t_all, index = times_of(adata, time_key)
+    t_obs = t_all[index]
+    t_pred = np.asarray(pred.obs["mfsde_time"], dtype=float)
+    times = np.unique(t_pred)
     fig, axes = plt.subplots(1, len(times), figsize=(3.6 * len(times), 3.6), squeeze=False)
     x, y = np.asarray(adata.obsm[key])[:, :2], np.asarray(pred.obsm[key])[:, :2]
-    t_pred = np.asarray(pred.obs[time_key], dtype=float)
     for ax, t in zip(axes[0], times):
-        if t_obs is not None and np.isclose(t_obs, t).any():
+        if np.isclose(t_obs, t).any():
             o = x[np.isclose(t_obs, t)]
             ax.scatter(o[:, 0], o[:, 1], s=4, c="0.6", lw=0, alpha=0.6, label=f"observed ({len(o)})")
         s = y[np.isclose(t_pred, t)]

@@ -23,8 +23,8 @@ import json
 import numpy as np
 
 from .data import Preprocessor
-from .data.load_h5ad import anndata_times
-from .tl._anndata import check_adata, task_of, uns_record
+from .data._load_common import MissingColumnError
+from .tl._anndata import check_adata, task_of, times_of, uns_record
 
 __all__ = ["preprocess"]
 
@@ -49,9 +49,14 @@ def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: 
     """
     check_adata(adata)
     adata = adata.copy() if copy else adata
-    times, index = anndata_times(adata, time_key, where="adata")
+    times, index = times_of(adata, time_key)
     task = task_of(task, len(times))
     X = adata.X if layer is None else _layer(adata, layer)
+    if X is None:
+        raise ValueError("adata.X is empty; pass layer= with the counts")
+    if kind == "counts" and layer is None and "log1p" in adata.uns:
+        raise ValueError("adata.X is already log-normalised (uns['log1p'] is set) and kind='counts' would "
+                         "normalise it again; pass layer= with the raw counts, or kind='embedded'")
     names = [str(v) for v in adata.var_names]
     train_rows = np.flatnonzero(np.isin(index, task.train))
     from .data import Snapshots
@@ -86,7 +91,7 @@ def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: 
 
 def _layer(adata, layer: str):
     if layer not in adata.layers:
-        raise KeyError(f"layer {layer!r} not in adata.layers; layers are {list(adata.layers.keys())}")
+        raise MissingColumnError(f"layer {layer!r} not in adata.layers; layers are {list(adata.layers.keys())}")
     return adata.layers[layer]
 
 

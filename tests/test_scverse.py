@@ -97,26 +97,56 @@ def test_ito_model_has_exactly_zero_interaction_velocity():
 
 
 def test_interactions_per_time_with_a_shuffled_label_reference(fitted):
-    adata, model = fitted
+    adata, model = fitted  # rbf: symmetric, so the label matrices are symmetric and the null is NaN
     rec = mfsde.tl.interactions(adata, model, groupby="cell_type", n_cells=50, n_permutations=20, cellwise=True)
     assert list(rec["names"]) == ["A", "B"] and rec["matrix"].shape == (3, 2, 2)
     np.testing.assert_allclose(rec["net"], rec["matrix"] - rec["matrix"].transpose(0, 2, 1))
-    assert np.all(rec["counts"].sum(1) == 50) and np.all((rec["asymmetry_p_value"] > 0) & (rec["asymmetry_p_value"] <= 1))
-    assert np.all(rec["asymmetry_null_q95"] >= 0)
-    w = rec["cellwise"]["0"]
-    assert w["weights"].shape == (50, 50) and set(w["obs_names"]) <= set(adata.obs_names)
+    assert np.all(rec["counts"].sum(1) == 50) and np.all(rec["asymmetry"] < 1e-9)
+    assert np.isnan(rec["asymmetry_p_value"]).all() and np.isnan(rec["asymmetry_null_q95"]).all()
     assert adata.uns["mfsde"]["interactions"] is rec
+    # the cell-wise weights belong to the cells they name, in that order
+    w = rec["cellwise"]["2"]
+    x = torch.as_tensor(adata[w["obs_names"]].obsm["X_pca"])
+    with torch.no_grad():
+        ref = model.drift.inter.pair_weights(model.scale.encode(x), model.scale.encode_times(2.0)).mean(-3)
+    np.testing.assert_allclose(w["weights"], ref.numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_attention_asymmetry_has_a_permutation_reference():
+    adata = _counts(seed=3)
+    adata.obs.loc[adata.obs_names[:7], "cell_type"] = np.nan  # unlabelled cells stay out of the matrices
+    mfsde.pp.preprocess(adata, "day", n_top_genes=30, n_comps=4)
+    model = mfsde.tl.fit(adata, "day", preset="scimf", **FAST)
+    rec = mfsde.tl.interactions(adata, model, groupby="cell_type", n_cells=None, n_permutations=30)
+    assert list(rec["names"]) == ["A", "B"]
+    assert rec["counts"].sum() == adata.n_obs - 7
+    p = rec["asymmetry_p_value"]
+    assert np.all((p >= 1 / 31) & (p <= 1)) and np.all(rec["asymmetry_null_q95"] >= rec["asymmetry_null_mean"])
 
 
 def test_predict_gives_simulated_cells_that_concatenate(fitted):
     adata, model = fitted
     pred = mfsde.tl.predict(adata, model, times=[2.0, 1.5], n_cells=40, seed=3)
     assert pred.n_obs == 80 and pred.obsm["X_pca"].shape == (80, 4)
-    assert sorted(set(pred.obs["day"])) == [1.5, 2.0] and pred.obs["simulated"].all()
+    assert pred.obs["simulated"].all()
     again = mfsde.tl.predict(adata, model, times=[2.0, 1.5], n_cells=40, seed=3)
     np.testing.assert_array_equal(pred.obsm["X_pca"], again.obsm["X_pca"])
+    assert list(pred.obs["day"].astype(str)) == ["1.5"] * 40 + ["day2"] * 40  # the column's own labels
+    np.testing.assert_array_equal(pred.obs["mfsde_time"], [1.5] * 40 + [2.0] * 40)
     both = ad.concat([adata, pred], join="outer")
     assert both.n_obs == adata.n_obs + 80 and "X_pca" in both.obsm
+
+
+def test_predicted_cells_keep_a_categorical_time_column_and_save(fitted, tmp_path):
+    adata, model = fitted
+    cat = adata.copy()
+    cat.obs["day"] = pd.Categorical(cat.obs["day"], categories=["day0", "day1", "day2"], ordered=True)
+    pred = mfsde.tl.predict(cat, model, n_cells=10)
+    assert pred.obs["day"].dtype == "category" and list(pred.obs["day"].unique()) == ["day1", "day2"]
+    both = ad.concat([cat, pred], join="outer")
+    both.obs["simulated"] = both.obs["simulated"].astype("boolean").fillna(False)
+    both.write_h5ad(tmp_path / "both.h5ad")
+    assert ad.read_h5ad(tmp_path / "both.h5ad").n_obs == cat.n_obs + 20
 
 
 def test_everything_written_survives_write_h5ad(fitted, tmp_path):
@@ -145,6 +175,8 @@ def test_plots_return_axes_and_save(fitted, tmp_path):
         assert mfsde.pl.interactions(adata, time=2, kind=kind, show=False) is not None
     axes = mfsde.pl.predicted(adata, mfsde.tl.predict(adata, model, n_cells=30), show=False)
     assert len(axes) == 2
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes]
+    assert legends == [["observed (60)", "simulated (30)"]] * 2
 
 
 def test_projection_onto_the_model_basis_is_the_velocity_itself(fitted):
@@ -175,6 +207,23 @@ def test_bad_input_names_the_key_and_what_exists(fitted):
         mfsde.tl.velocity(np.zeros((3, 2)), model)
     with pytest.raises(KeyError, match="run mfsde.tl.interactions first"):
         mfsde.pl.interactions(_counts())
+    with pytest.raises(TypeError, match="basis must be an obsm key"):
+        mfsde.tl.fit(adata, "day", basis=None, **FAST)
+    logged = _counts()
+    logged.uns["log1p"] = {"base": None}
+    with pytest.raises(ValueError, match=r"already log-normalised \(uns\['log1p'\] is set\)"):
+        mfsde.pp.preprocess(logged, "day")
+    words = adata.copy()
+    words.obs["stage"] = np.where(words.obs["day"] == "day0", "early", "late")
+    with pytest.raises(mfsde.data.SnapshotError, match="ordered categorical whose category order is the time order"):
+        mfsde.tl.fit(words, "stage", **FAST)
+
+
+def test_fit_warns_when_preprocessing_saw_the_held_out_time():
+    adata = _counts(seed=4)
+    mfsde.pp.preprocess(adata, "day", n_top_genes=30, n_comps=3)  # fitted on every day
+    with pytest.warns(UserWarning, match=r"fitted on held-out time\(s\) \[1.0\]"):
+        mfsde.tl.fit(adata, "day", preset="ito", task="loo:1", **FAST)
 
 
 def test_populations_through_population_key():

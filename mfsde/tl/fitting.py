@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+import json
+import warnings
+
 from ..config import Config, preset as _preset
 from ..runs import RunDir
-from ._anndata import check_adata, fit_record, jsonable, require_obs, snapshots, task_of, uns_record
+from ._anndata import check_adata, fit_record, jsonable, obsm_key, require_obs, snapshots, task_of, uns_record
 
 __all__ = ["fit", "load_model"]
 
@@ -41,6 +44,7 @@ def fit(adata, time_key: str, basis: str = "X_pca", preset: str | Config = "scim
 
     check_adata(adata)
     require_obs(adata, time_key, "time_key")
+    basis = obsm_key(basis)
     data = snapshots(adata, time_key, basis, population_key=population_key)
     if population_key:
         time_task = "all" if task is None else task
@@ -52,6 +56,8 @@ def fit(adata, time_key: str, basis: str = "X_pca", preset: str | Config = "scim
             raise ValueError("heldout_populations needs population_key")
         run_task = task_of(task, data.n_times)
         task_info = {"name": run_task.name, "train": run_task.train, "heldout": run_task.heldout}
+    if not population_key:
+        _warn_if_preprocessing_saw(adata, [float(data.times[k]) for k in run_task.heldout])
     config = _preset(preset, data.dim) if isinstance(preset, str) else preset
     if not isinstance(config, Config):
         raise TypeError(f"preset must be a preset name or a Config, got {type(preset).__name__}")
@@ -63,7 +69,7 @@ def fit(adata, time_key: str, basis: str = "X_pca", preset: str | Config = "scim
     result = _fit(config, data, run_task, out_dir=out_dir, progress=progress, device=device)
     times = data.times if not population_key else np.unique(np.concatenate([data[p].times for p in data]))
     uns_record(adata)["fit"] = {
-        "time_key": time_key, "basis": basis if basis.startswith("X_") else f"X_{basis}",
+        "time_key": time_key, "basis": basis,
         "times": np.asarray(times, dtype=np.float64), "task": jsonable(task_info),
         "population_key": population_key or "", "preset": config.preset or "",
         "config": jsonable(config.to_dict()), "scale": jsonable(result.model.scale.to_dict()),
@@ -71,6 +77,17 @@ def fit(adata, time_key: str, basis: str = "X_pca", preset: str | Config = "scim
         "iterations": int(result.iteration), "train_seconds": float(result.train_seconds),
     }
     return result.model
+
+
+def _warn_if_preprocessing_saw(adata, heldout_times) -> None:
+    """Held-out cells must not shape the preprocessing (gene selection, scaling, PCA axes)."""
+    raw = adata.uns.get("mfsde", {}).get("preprocess")
+    if not raw or not heldout_times:
+        return
+    seen = sorted(set(heldout_times) - set(json.loads(raw).get("heldout_times", [])))
+    if seen:
+        warnings.warn(f"mfsde.pp.preprocess was fitted on held-out time(s) {seen}: their cells shaped the genes, "
+                      "scaling and PCA axes; preprocess with the same task= to keep them out", UserWarning, stacklevel=3)
 
 
 def load_model(adata):

@@ -21,7 +21,10 @@ def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | No
     and a sampling-noise reference for it: the index recomputed with the labels shuffled among
     the same cells ``n_permutations`` times (mean, 95th percentile and the permutation p-value).
     An asymmetry above the null's 95th percentile is one the cell types explain; below it, the
-    one-sidedness is what any random grouping of these cells would show.
+    one-sidedness is what any random grouping of these cells would show. For a kernel that
+    declares itself symmetric (``rbf``) the matrices are symmetric and the null entries are NaN.
+    Cells whose ``groupby`` value is missing (NaN) are left out of the label matrices (they still
+    act on the others through the drift).
 
     ``n_cells`` caps the cells per time point (a random subset; the matrix is N × N; ``None``:
     all). With ``cellwise=True`` the cell-wise N × N weights are kept as well. With populations
@@ -30,12 +33,12 @@ def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | No
     Writes and returns ``adata.uns["mfsde"]["interactions"]``: ``groupby``, ``names`` ``(L,)``,
     ``times`` ``(T,)``, ``matrix``/``net``/``sem`` ``(T, L, L)``, ``counts`` ``(T, L)``,
     ``asymmetry``, ``asymmetry_null_mean``, ``asymmetry_null_q95``, ``asymmetry_p_value`` and
-    ``n_cells`` ``(T,)``, ``kernel``; with ``cellwise`` also ``cellwise[str(k)] = {"obs_names",
+    ``n_cells`` (labelled cells used) ``(T,)``, ``kernel``; with ``cellwise`` also ``cellwise[str(k)] = {"obs_names",
     "weights"}`` per time index k.
     """
     check_adata(adata)
     require_obs(adata, groupby, "groupby")
-    cats = np.unique(adata.obs[groupby].astype(str).to_numpy())
+    cats = np.unique(adata.obs[groupby].dropna().astype(str).to_numpy())
     if len(cats) < 2:
         raise ValueError(f"groupby {groupby!r} has a single category {cats.tolist()}; need at least 2 to compare")
     if n_permutations < 0:
@@ -50,14 +53,16 @@ def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | No
         raise ValueError("population= needs a fit with population_key")
     maps = interaction_weights(model, data, n_cells=n_cells, seed=seed)
     rng = np.random.default_rng(seed)
-    names = list(maps[0].label.names)
+    names = [str(c) for c in cats]  # cells without a label (NaN) take no part in the label matrices
+    symmetric = bool(getattr(getattr(getattr(model, "drift", model), "inter", None), "symmetric", False))
     out = {k: [] for k in ("matrix", "net", "sem", "counts", "asymmetry", "asymmetry_null_mean",
                            "asymmetry_null_q95", "asymmetry_p_value", "n_cells")}
     cell = {}
     for m in maps:
-        lab = m.label
-        null = np.array([label_weights(m.weights, rng.permutation(m.labels), names=names).asymmetry
-                         for _ in range(n_permutations)])
+        lab = label_weights(m.weights, m.labels, names=names)
+        # a symmetric kernel's label matrix is symmetric: its asymmetry (~1e-16) has no null to compare
+        null = np.array([] if symmetric else [label_weights(m.weights, rng.permutation(m.labels), names=names)
+                                              .asymmetry for _ in range(n_permutations)])
         out["matrix"].append(lab.matrix)
         out["net"].append(lab.net)
         out["sem"].append(lab.sem)
@@ -66,7 +71,7 @@ def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | No
         out["asymmetry_null_mean"].append(null.mean() if null.size else np.nan)
         out["asymmetry_null_q95"].append(np.quantile(null, 0.95) if null.size else np.nan)
         out["asymmetry_p_value"].append((1 + (null >= lab.asymmetry).sum()) / (1 + null.size) if null.size else np.nan)
-        out["n_cells"].append(len(m.cells))
+        out["n_cells"].append(int(lab.counts.sum()))
         if cellwise:
             obs_pos = rows[m.time_index][m.cells]
             cell[str(m.time_index)] = {"obs_names": np.asarray(adata.obs_names[obs_pos]).astype(str),

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..data.inputs import draw_initial
-from ._anndata import check_adata, fit_record, resolve, snapshots
+from ._anndata import check_adata, fit_record, resolve, snapshots, time_labels
 
 __all__ = ["predict"]
 
@@ -24,7 +24,9 @@ def predict(adata, model, times=None, n_cells: int = 1000, *, time_key: str | No
 
     Returns:
         an ``AnnData`` with ``n_cells × len(times)`` rows: ``obsm[basis]`` the simulated
-        coordinates, ``obs[time_key]`` the time, ``obs["simulated"] = True`` (and
+        coordinates, ``obs[time_key]`` the time in the column's own labels and type (a time never
+        observed gets its number, as text for a text or categorical column), ``obs["mfsde_time"]``
+        the time as a number, ``obs["simulated"] = True`` (and
         ``obs[population_key]``), adata's ``var_names`` with an *empty* sparse ``X`` (simulated
         cells carry no expression values; it is there so that ``anndata.concat([adata, pred],
         join="outer")`` puts them beside the observed cells, whose ``simulated`` is then NaN).
@@ -59,7 +61,17 @@ def predict(adata, model, times=None, n_cells: int = 1000, *, time_key: str | No
         model.train(was_training)
     pick = [int(np.searchsorted(grid, t)) for t in times[order]]
     coords = np.concatenate([xs[i] for i in pick])
-    obs = pd.DataFrame({time_key: np.repeat(times[order], n_cells), "simulated": True})
+    t_sorted = np.repeat(times[order], n_cells)
+    labels = np.asarray(time_labels(adata, time_key, t_sorted), dtype=object)
+    col = adata.obs[time_key]
+    if hasattr(col, "cat"):  # keep the categorical, with any new times as extra categories
+        cats = list(col.cat.categories) + [v for v in dict.fromkeys(labels) if v not in list(col.cat.categories)]
+        labels = pd.Categorical(labels, categories=cats, ordered=bool(col.cat.ordered))
+    elif col.dtype.kind in "biuf":
+        labels = labels.astype(np.float64)
+    else:
+        labels = labels.astype(str)
+    obs = pd.DataFrame({time_key: labels, "mfsde_time": t_sorted, "simulated": True})
     if population_key:
         obs[population_key] = population
     obs.index = [f"sim-{i}" for i in range(len(obs))]
