@@ -271,3 +271,19 @@ def test_compare_over_populations_has_rows_per_population_and_time(tmp_path):
     assert set(base) == {"previous", "mccann", "floor"} and "w1@b:2" in base["mccann"]
     assert (tmp_path / "ito-seed0" / "eval-t0.json").is_file()
     assert {s["preset"] for s in summarise(rows)} == {"ito", "previous", "mccann", "floor"}
+
+
+def test_cross_population_error_is_zero_for_the_truth_and_one_without_interaction():
+    from mfsde.systems import SystemModel, cross_population_error, population_systems
+
+    systems = population_systems("morse", 4)
+    a, b = (systems[n] for n in list(systems)[:2])
+    times = [0.0, 0.5, 1.0]
+    truth = cross_population_error(SystemModel(a), a, b, times, n_particles=80, seed=0)
+    assert truth["inter"] < 1e-8 and truth["cosine"] > 1 - 1e-8 and truth["inter_norm"] > 0  # float32 model
+    ito = mfsde.build_model(mfsde.preset("ito", dim=2))  # f(x, t) only: Δf̂ ≡ 0 at a shared time
+    assert cross_population_error(ito, a, b, times, n_particles=80, seed=0)["inter"] == pytest.approx(1.0, abs=1e-12)
+    rbf = mfsde.build_model(mfsde.preset("rbf", dim=2))
+    assert cross_population_error(rbf, a, b, times, n_particles=80, seed=0)["inter"] != pytest.approx(1.0)
+    with pytest.raises(TypeError, match="systems of different kinds"):
+        cross_population_error(ito, a, next(iter(population_systems("ou", 2).values())), times)

@@ -21,7 +21,8 @@ from .opinion import BoundedConfidence, OpinionDynamics, bump
 from .ou import MeanFieldOU, MeanReversion, ou_control
 from .two_species import NonReciprocalPursuit, TwoSpecies, two_species_control
 from .dataset import demo_dataset, simulate_snapshots, snapshots
-from .populations import POPULATION_FAMILIES, population_snapshots, population_systems, species_labels
+from .populations import (POPULATION_FAMILIES, cross_population_error, population_snapshots, population_systems,
+                          species_labels)
 from ..plotting.recovery import plot_recovery
 from .recovery import (SystemModel, drift_error, interaction_error, recovery_report,
                        recovery_samples, true_populations)
@@ -34,5 +35,5 @@ __all__ = [
     "HarmonicConfinement", "morse_control", "SystemModel", "true_populations", "drift_error",
     "interaction_error", "recovery_samples", "recovery_report", "plot_recovery", "TwoSpecies",
     "NonReciprocalPursuit", "two_species_control", "POPULATION_FAMILIES", "population_systems",
-    "population_snapshots", "species_labels",
+    "population_snapshots", "species_labels", "cross_population_error",
 ]
