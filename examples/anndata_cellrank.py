@@ -54,11 +54,12 @@ g.compute_fate_probabilities()
 fates = np.asarray(g.fate_probabilities)
 
 # 4. figures and a summary
-fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
+n_fates = fates.shape[1]  # GPCCA may return more macrostates than asked (it keeps conjugate eigenvalue pairs)
+fig, axes = plt.subplots(1, 2 + n_fates, figsize=(5.3 * (2 + n_fates), 4.8))
 mfsde.pl.velocity(adata, basis="pca", color="time", ax=axes[0], show=False)
 mfsde.pl.interactions(adata, kind="heatmap", ax=axes[1], show=False)
 x = adata.obsm["X_pca"]
-for ax, j in zip(axes[2:], range(fates.shape[1])):
+for ax, j in zip(axes[2:], range(n_fates)):
     im = ax.scatter(x[:, 0], x[:, 1], c=fates[:, j], s=4, cmap="viridis", vmin=0, vmax=1)
     ax.set_title(f"CellRank fate probability: {g.fate_probabilities.names[j]}", fontsize=10)
     ax.set_xlabel("pca 1")
