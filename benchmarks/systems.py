@@ -1,5 +1,5 @@
 """Particle systems with known physics: every preset × system × seed, held-out W1/W2 and
-drift / interaction recovery (mfsde.systems.recovery); plus the interacting-GRN CSV files.
+drift / interaction recovery (mfsde.evaluation.recovery); plus the interacting-GRN CSV files.
 
 Simulated systems (``mfsde.systems.SYSTEMS``: each family and, where registered, its
 non-interacting control): 300 fresh cells at each of 6 times 0, 0.8, …, 4.0; one training run
@@ -90,7 +90,7 @@ def run_task(kind: str, name: str, seed: int, args) -> list[dict]:
 
     from mfsde.config import preset
     from mfsde.evaluation import evaluate
-    from mfsde.systems.recovery import SystemModel, recovery_report
+    from mfsde.evaluation.recovery import SystemModel, recovery_report
     from mfsde.training import fit
 
     torch.set_num_threads(args.threads)

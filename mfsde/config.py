@@ -104,11 +104,8 @@ class TrainConfig:
     #: ``eval_seconds``; ``None``: never (the ``fit@k`` losses are always recorded).
     eval_every: int | None = None
     eval_particles: int = 1000
-    #: exponential moving average of the parameters (Polyak averaging), decay per iteration
-    #: (0: off; 0.99 averages over about the last 100 iterations, with the warm-up
-    #: min(ema, (1 + i)/(10 + i)) so that early iterations do not pin it to the initial weights).
-    #: The averaged weights are the model ``fit`` returns, ``eval_every`` scores and the run
-    #: directory loads; training continues on the raw weights.
+    #: decay of the moving average of the weights (:mod:`mfsde.averaging`; 0: off; 0.99: about the
+    #: last 100 iterations), which ``fit`` returns, ``eval_every`` scores and the run loads
     ema: float = 0.0
 
 

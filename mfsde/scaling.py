@@ -139,7 +139,7 @@ class DataUnitsDrift(nn.Module):
     """A model-units drift seen in data units: ``forward(x, t)`` with ``x`` ``(..., N, d)`` in data
     units and ``t`` on the data time axis *relative to t₀* (``t − t₀``), returning data units per
     data time unit. ``.intra`` / ``.inter`` (when the wrapped drift has them) are wrapped alike,
-    so code written for a drift in data coordinates (e.g. :mod:`mfsde.systems.recovery`) works on
+    so code written for a drift in data coordinates (e.g. :mod:`mfsde.evaluation.recovery`) works on
     a standardised model unchanged."""
 
     def __init__(self, drift: nn.Module, scale: DataScale):

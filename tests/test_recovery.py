@@ -1,4 +1,4 @@
-"""Recovery metrics (mfsde.systems.recovery) and the Cucker–Smale example."""
+"""Recovery metrics (mfsde.evaluation.recovery) and the Cucker–Smale example."""
 from __future__ import annotations
 
 import math

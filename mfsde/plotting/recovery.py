@@ -1,4 +1,4 @@
-"""Figure of a recovery check: learned vs true drift and population-dependent part (:mod:`mfsde.systems.recovery`)."""
+"""Figure of a recovery check: learned vs true drift and population-dependent part (:mod:`mfsde.evaluation.recovery`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +17,7 @@ def plot_recovery(model, system, times: Sequence[float], path, *, components: Se
     (default: all, at most 4): top row the total drift f at probe particles, bottom row the
     gauge-fixed population-dependent part Δf (:func:`recovery_samples`); the diagonal is a
     perfect recovery. Panel titles give the relative errors. Writes a PNG and returns its path."""
-    from ..systems.recovery import _ratio, recovery_samples
+    from ..evaluation.recovery import _ratio, recovery_samples
 
     s = recovery_samples(model, system, times, n_particles=n_particles, seed=seed, time_origin=time_origin)
     comps = list(range(min(system.dim, 4))) if components is None else [int(c) for c in components]

@@ -10,7 +10,7 @@ the truth.
 ['cucker_smale', 'kuramoto', 'morse', 'morse_control', 'opinion', 'ou', 'ou_control', 'two_species', 'two_species_control']
 >>> ds = snapshots(get_system("kuramoto", K=2.0), times=[0, 1, 2, 4], n_per_time=500, seed=0)
 
-After fitting, :mod:`mfsde.systems.recovery` scores a model against the truth: held-out W1/W2,
+After fitting, :mod:`mfsde.evaluation.recovery` scores a model against the truth: held-out W1/W2,
 the relative drift error and a gauge-fixed interaction error (:func:`recovery_report`).
 """
 from .base import SYSTEMS, NonInteracting, ParticleSystem, get_system
@@ -21,10 +21,10 @@ from .opinion import BoundedConfidence, OpinionDynamics, bump
 from .ou import MeanFieldOU, MeanReversion, ou_control
 from .two_species import NonReciprocalPursuit, TwoSpecies, two_species_control
 from .dataset import demo_dataset, simulate_snapshots, snapshots
-from .populations import (POPULATION_FAMILIES, cross_population_error, population_snapshots, population_systems,
-                          species_labels)
+from ..evaluation.cross_population import cross_population_error
+from .populations import POPULATION_FAMILIES, population_snapshots, population_systems, species_labels
 from ..plotting.recovery import plot_recovery
-from .recovery import (SystemModel, drift_error, interaction_error, recovery_report,
+from ..evaluation.recovery import (SystemModel, drift_error, interaction_error, recovery_report,
                        recovery_samples, true_populations)
 
 __all__ = [

@@ -15,9 +15,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .data.inputs import check_inputs, draw_initial, resolve_task
-from .data.populations import Populations, population_items
-from .losses import w1, w2
+from ..data.inputs import check_inputs, draw_initial, resolve_task
+from ..data.populations import Populations, population_items
+from ..losses import w1, w2
 
 __all__ = ["simulate", "evaluate", "metric_key", "START"]
 
@@ -115,7 +115,7 @@ def evaluate(model, snapshots, task, *, n_particles: int | None = 2000, seed: in
     if start == "t0":
         groups = {0: idx}
     else:
-        from .baselines import neighbours
+        from ..baselines import neighbours
 
         groups = {}
         for k in idx:
