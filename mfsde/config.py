@@ -104,9 +104,7 @@ class TrainConfig:
     #: ``eval_seconds``; ``None``: never (the ``fit@k`` losses are always recorded).
     eval_every: int | None = None
     eval_particles: int = 1000
-    #: decay of the moving average of the weights (:mod:`mfsde.averaging`; 0: off; 0.99: about the
-    #: last 100 iterations), which ``fit`` returns, ``eval_every`` scores and the run loads
-    ema: float = 0.0
+    ema: float = 0.0  #: weight averaging decay (:mod:`mfsde.averaging`; 0 off, 0.99 ≈ last 100 its)
 
 
 @dataclass
