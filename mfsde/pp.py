@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-from .data import Preprocessor
+from .data import Preprocessor, Snapshots
 from .data._load_common import MissingColumnError
 from .tl._anndata import check_adata, task_of, times_of, uns_record
 
@@ -58,23 +58,21 @@ def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: 
         raise ValueError("adata.X is already log-normalised (uns['log1p'] is set) and kind='counts' would "
                          "normalise it again; pass layer= with the raw counts, or kind='embedded'")
     names = [str(v) for v in adata.var_names]
-    train_rows = np.flatnonzero(np.isin(index, task.train))
-    from .data import Snapshots
-
     blocks = [_dense(X[np.flatnonzero(index == k)]) for k in task.train]
     train = Snapshots(np.asarray(times)[list(task.train)], blocks, feature_names=names, name="train")
     counts = kind == "counts"
     pre = Preprocessor(kind, n_components=n_comps, scale=scale, max_value=max_value, random_state=random_state,
                        **(dict(n_top_genes=n_top_genes, target_sum=target_sum, log1p=log1p) if counts else {}))
     pre.fit(train)
-    out = np.empty((adata.n_obs, pre.components_.shape[0] if pre.components_ is not None else len(names)),
-                   dtype=np.float32)
+    out = np.empty((adata.n_obs, pre.record["output_dim"]), dtype=np.float32)
     step = 20000
     for a in range(0, adata.n_obs, step):  # dense blocks of bounded size
         out[a:a + step] = pre.transform_array(_dense(X[a:a + step]), f"cells {a}..{min(a + step, adata.n_obs) - 1}")
     adata.obsm[key_added] = out
-    genes = np.arange(len(names)) if pre.genes_ is None else np.asarray(pre.genes_)
-    adata.var["highly_variable"] = np.isin(np.arange(len(names)), genes)
+    genes = slice(None) if pre.genes_ is None else pre.genes_
+    selected = np.zeros(len(names), dtype=bool)
+    selected[genes] = True
+    adata.var["highly_variable"] = selected
     if pre.components_ is not None:
         loadings = np.zeros((len(names), pre.components_.shape[0]), dtype=np.float32)
         loadings[genes] = pre.components_.T
@@ -82,8 +80,9 @@ def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: 
         adata.uns["pca"] = {"variance_ratio": np.asarray(pre.explained_variance_ratio_),
                             "params": {"zero_center": True, "use_highly_variable": pre.genes_ is not None,
                                        "mfsde_fitted_on_times": np.asarray(times)[list(task.train)]}}
-    record = dict(pre.record, time_key=time_key, key_added=key_added, n_train_cells=int(len(train_rows)),
-                  train_times=[float(times[k]) for k in task.train],
+    # the Preprocessor saw the training snapshots only: its indices are into that subset
+    record = dict(pre.record, time_key=time_key, key_added=key_added, train_indices=list(task.train),
+                  heldout_indices=list(task.heldout), train_times=[float(times[k]) for k in task.train],
                   heldout_times=[float(times[k]) for k in task.heldout])
     uns_record(adata)["preprocess"] = json.dumps(record)
     return adata if copy else None

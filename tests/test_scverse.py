@@ -1,4 +1,5 @@
 """The scanpy-style AnnData path: mfsde.pp / mfsde.tl / mfsde.pl and the CellRank hand-off."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,9 @@ def test_preprocess_fits_on_training_times_only_and_writes_scanpy_keys():
     assert adata.var["highly_variable"].sum() == 30
     assert adata.varm["PCs"].shape == (80, 4)
     assert np.all(adata.varm["PCs"][~adata.var["highly_variable"].to_numpy()] == 0)
-    assert len(adata.uns["pca"]["variance_ratio"]) == 4 and "preprocess" in adata.uns["mfsde"]
+    assert len(adata.uns["pca"]["variance_ratio"]) == 4
+    rec = json.loads(adata.uns["mfsde"]["preprocess"])
+    assert rec["train_indices"] == [0, 2] and rec["heldout_indices"] == [1] and rec["heldout_times"] == [1.0]
     # changing the held-out day's counts changes nothing fitted: training cells keep their coordinates
     other = adata.copy()
     held = (other.obs["day"] == "day1").to_numpy()
