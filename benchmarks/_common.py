@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -77,13 +76,6 @@ def time_interleaved(fns: dict[str, Callable[[], object]], *, warmup: int = 2, r
 
 
 # -- environment --------------------------------------------------------------------------------
-def _version(pkg: str) -> str | None:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -56,7 +56,7 @@ EXTRA = {"two_species": ("symmetric_qk",)}
 NAME = "populations"
 
 
-@functools.lru_cache(maxsize=2)  # baselines() and run() of the same (family, control, seed) share it
+@functools.lru_cache(maxsize=None)  # baselines() and every run of the same (family, control, seed) share it
 def dataset(family: str, control: bool, seed: int):
     systems = population_systems(family, N_POPULATIONS, control=control)
     pops = population_snapshots(systems, n_per_time=N_CELLS, seed=seed)
@@ -312,8 +312,9 @@ def main(argv=None) -> int:
     k, n = int(k), int(n or 1)
     if k == 1 and not args.resume:
         log.unlink(missing_ok=True)
-    done = {(r["family"], r["control"], r["preset"], r["seed"]) for r in read() if r["kind"] == "model"}
-    base_done = {(r["family"], r["control"], r["seed"]) for r in read() if r["kind"] == "baseline"}
+    old = read() if args.resume else []  # without --resume, rows of an earlier run (which shard 1 deletes) count for nothing
+    done = {(r["family"], r["control"], r["preset"], r["seed"]) for r in old if r["kind"] == "model"}
+    base_done = {(r["family"], r["control"], r["seed"]) for r in old if r["kind"] == "baseline"}
     commit = _common.env_info()["git_commit"]
     todo = jobs(args.families, args.presets, args.seeds, controls=not args.no_controls)
     print(f"{len(todo)} runs of {args.budget:g} s (+ evaluation); shard {k}/{n}", flush=True)

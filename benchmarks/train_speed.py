@@ -206,7 +206,7 @@ def part_fidelity(cfg, snaps, task, trainer, targets, repeats, log):
         gen = torch.Generator().manual_seed(seed)
         x0 = draw_initial(ys[0], cfg.train.n_particles, gen)
         t0 = time.perf_counter()
-        sol = default_simulate(model, x0, trainer.ts, gen)
+        sol = default_simulate(model, x0, trainer.series[0].ts, gen)
         return [sol.xs[k] for k in fit_idx], time.perf_counter() - t0
 
     def grads(xs, n_targets, gen):

@@ -175,7 +175,10 @@ class Config:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Config":
+    def load(cls, path: str | Path, dim: int | None = None) -> "Config":
+        """A config file (JSON or TOML). A file that names a ``preset`` starts from it, built for
+        the file's ``model.dim``, else for ``dim`` (so the preset's dimension rules apply: heads,
+        LayerNorm at low d); ``dim`` also fills a missing ``model.dim``."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
@@ -188,7 +191,13 @@ class Config:
         unset = data.pop("unset", [])
         if not isinstance(unset, list) or not all(isinstance(k, str) for k in unset):
             raise ValueError(f"'unset' in {str(path)!r} must be a list of dotted keys, got {unset!r}")
-        base = preset(data["preset"]).to_dict() if data.get("preset") else cls().to_dict()
+        d = (data.get("model") or {}).get("dim", dim)
+        if data.get("preset"):
+            base = (preset(data["preset"]) if d is None else preset(data["preset"], d)).to_dict()
+        else:
+            base = cls().to_dict()
+            if d is not None:
+                base["model"]["dim"] = d
         cfg = cls.from_dict(merge(base, data))
         return cfg.override(**{k: None for k in unset}) if unset else cfg
 
@@ -310,10 +319,8 @@ def _scimf_paper(dim: int) -> Config:
 
 
 #: preset name → function ``dim → Config``; add your own with ``@PRESETS.register("mine")``
-PRESETS = Registry("preset")
-for _name, _fn in (("scimf", _scimf), ("ito", _ito), ("symmetric_qk", _symmetric_qk), ("rbf", _rbf),
-                   ("pairwise_mlp", _pairwise_mlp), ("scimf_paper", _scimf_paper)):
-    PRESETS.register(_name, _fn)
+PRESETS = Registry("preset", {"scimf": _scimf, "ito": _ito, "symmetric_qk": _symmetric_qk, "rbf": _rbf,
+                               "pairwise_mlp": _pairwise_mlp, "scimf_paper": _scimf_paper})
 
 
 def preset(name: str, dim: int = 50) -> Config:

@@ -143,11 +143,12 @@ class Trainer:
         self.groups = group_series(self.series)
         #: the indices of the ``fit@k`` records: every training index ≥ 1 of any population
         self.fit_idx = sorted({k for s in self.series for k in s.fit_idx})
-        self.data, self.ts = self.series[0].data, self.series[0].ts
         self.populations = [self._population(p) for p in indices]
         self.generator = self.populations[0].generator
         self.forward_model = self._wrap(self.model)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self._param_names = [n for n, _ in named]
         #: the moving average of ``params`` (``train.ema``), or ``None``
         self.ema = ParameterAverage(self.params, tc.ema) if tc.ema > 0 else None
         self.optimiser = torch.optim.Adam(self.params, lr=tc.lr)
@@ -223,10 +224,6 @@ class Trainer:
         finally:
             pop.torch_rng = self._global_rng()
         fw, ew = float(self.config.loss.fit_weight), float(self.config.loss.energy_weight)
-        if len(parts) == 1:
-            _, fits, energy = parts[0]
-            fit_term = fits.mean()
-            return fw * fit_term + ew * energy, fit_term, energy, fits
         fit_term = torch.stack([f.mean() for _, f, _ in parts]).mean()
         energy = torch.stack([e for _, _, e in parts]).mean()
         per_k = []
@@ -355,10 +352,8 @@ class Trainer:
         rng.update(gathered[self.populations[0].index])
         rng["populations"] = [gathered[p] for p in range(self.config.train.populations)]
         extra = {}
-        if self.ema is not None:
-            with self.averaged():
-                extra["model_averaged"] = {k: v.clone() for k, v in self.model.state_dict().items()}
-            extra["ema"] = self.ema.state()
+        if self.ema is not None:  # the model's state with the averaged parameters (the average's only copy)
+            extra["model_averaged"] = {**self.model.state_dict(), **dict(zip(self._param_names, self.ema.state()))}
         return {
             **extra, "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
             "scheduler": self.scheduler.state_dict(), "config": self.config.to_dict(),
@@ -377,7 +372,7 @@ class Trainer:
             raise ValueError(f"cannot resume {source!r}: checkpoint task {ckpt['task']} differs from {mine}")
         self.model.load_state_dict(ckpt["model"])
         if self.ema is not None:
-            self.ema.load(ckpt["ema"])
+            self.ema.load([ckpt["model_averaged"][n] for n in self._param_names])
         self.optimiser.load_state_dict(ckpt["optimiser"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         rng = ckpt["rng"]

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import mfsde
 from mfsde.cli import main, parse_value
 
 SUBCOMMANDS = ["fit", "evaluate", "compare", "explain", "demo"]
@@ -182,3 +183,20 @@ def test_demo_runs_end_to_end_with_one_iteration(tmp_path, capsys):
     assert (tmp_path / "scimf" / "explain" / "velocities.png").is_file()
     # the demo records its data, so its runs can be re-evaluated without --data
     assert main(["evaluate", "--run", str(tmp_path / "ito"), "--n-particles", "50"]) == 0
+
+
+def test_config_file_naming_a_preset_is_built_for_the_data_dimension(tmp_path):
+    from mfsde.config import Config
+
+    path = tmp_path / "c.json"
+    path.write_text('{"preset": "scimf"}')
+    cfg = Config.load(path, dim=3)
+    ref = mfsde.preset("scimf", dim=3)
+    assert cfg.model.dim == 3 and cfg.model.inter.options == ref.model.inter.options  # 1 head, no LayerNorm
+
+
+def test_allow_pickle_outside_a_single_npy_is_refused(tmp_path, capsys):
+    csv = tmp_path / "d.csv"
+    csv.write_text("t,x\n0,1\n1,2\n2,3\n")
+    assert main(["fit", "--data", str(csv), "--time-col", "t", "--allow-pickle", "--iterations", "1"]) == 2
+    assert "--allow-pickle applies to a single stacked .npy file only" in capsys.readouterr().err

@@ -507,3 +507,11 @@ def test_method_is_a_deprecated_alias_of_solver():
         old = sdeint(drift, x0, [0.0, 0.3], dt=0.1, method="heun", seed=4)
     assert old.solver == new.solver == "heun"
     torch.testing.assert_close(old.xs, new.xs, rtol=0, atol=0)
+
+
+def test_solver_and_method_together_are_refused():
+    with pytest.raises(TypeError, match="pass solver= only"):
+        sdeint(small_drift(2, "attention"), _randn(4, 2), [0.0, 0.2], dt=0.1, solver="heun", method="euler_maruyama")
+    sol = sdeint(small_drift(2, "attention"), _randn(4, 2), [0.0, 0.2], dt=0.1, solver="heun", seed=0)
+    with pytest.warns(DeprecationWarning, match="use Solution.solver"):
+        assert sol.method == "heun"

@@ -63,22 +63,11 @@ def build_config(args, dim: int):
         path = Path(args.config)
         if not path.is_file():
             raise CLIError(f"config file {str(path)!r} does not exist")
-        cfg = Config.load(path)
-        raw = _read_raw_config(path)
-        if "dim" not in (raw.get("model") or {}):
-            cfg = cfg.override(**{"model.dim": dim})
+        cfg = Config.load(path, dim=dim)
     else:
         cfg = preset(getattr(args, "preset", None) or "scimf", dim=dim)
     overrides = _shortcut_overrides(args)
     return cfg.override(**overrides) if overrides else cfg
-
-
-def _read_raw_config(path: Path) -> dict:
-    if path.suffix == ".toml":
-        from ..config import toml_loads
-
-        return toml_loads(path.read_text())
-    return json.loads(path.read_text())
 
 
 def _check_paths(paths: Sequence[str]) -> None:
@@ -109,6 +98,8 @@ def load_data(spec: dict):
     _check_paths(paths)
     tabular = len(paths) == 1 and Path(paths[0]).suffix.lower() in (".csv", ".h5ad")
     kw: dict[str, Any] = {}
+    if spec.get("allow_pickle") and not (len(paths) == 1 and Path(paths[0]).suffix.lower() == ".npy"):
+        raise CLIError("--allow-pickle applies to a single stacked .npy file only")
     if tabular:
         for key in ("time_col", "label_col", "population_col"):
             if spec.get(key) is not None:
@@ -129,7 +120,7 @@ def load_data(spec: dict):
                 raise CLIError(f"--{key.replace('_', '-')} applies to .csv/.h5ad data only")
         if spec.get("times") is not None:
             kw["times"] = list(spec["times"])
-        if spec.get("allow_pickle") and len(paths) == 1 and Path(paths[0]).suffix.lower() == ".npy":
+        if spec.get("allow_pickle"):
             kw["allow_pickle"] = True
     return mdata.load(paths if len(paths) > 1 else paths[0], **kw)
 
@@ -191,9 +182,11 @@ def _run_data_and_task(args, run: Path):
         spec = data_spec(args)
     elif saved.get("paths"):
         spec = saved
-        for k in ("time_col", "label_col", "times"):  # explicit flags still win
+        for k in ("time_col", "label_col", "times", "features", "drop_cols", "population_col"):  # explicit flags win
             if getattr(args, k, None) is not None:
                 spec[k] = getattr(args, k)
+        if getattr(args, "allow_pickle", False):
+            spec["allow_pickle"] = True
     else:
         raise CLIError(f"the run {str(run)!r} records no data; pass --data")
     snaps = load_data(spec)

@@ -247,6 +247,11 @@ def population_items(pops: "Populations", task, times: Sequence[int] | None = No
     ``times``, at those of ``times`` it has); populations with nothing to score are left out."""
     ptask = as_population_task(task)
     tasks = ptask.resolve(pops)
+    if times is not None:
+        longest = max(pops[n].n_times for n in tasks)
+        bad = sorted({int(k) for k in times if not 0 <= int(k) < longest})
+        if bad:
+            raise ValueError(f"time indices {bad} out of range: the populations have at most {longest} time points")
     out = []
     for name, t in tasks.items():
         idx = sorted(int(k) for k in t.heldout) if times is None else \

@@ -38,6 +38,12 @@ class Solution:
     n_drift_evals: int
     solver: str
 
+    @property
+    def method(self) -> str:
+        """Deprecated name of :attr:`solver`."""
+        warnings.warn("Solution.method is deprecated; use Solution.solver", DeprecationWarning, stacklevel=2)
+        return self.solver
+
     def at(self, t: float) -> torch.Tensor:
         """Population at output time ``t`` (must be one of ``ts``)."""
         hit = torch.isclose(self.ts, torch.as_tensor(t, dtype=self.ts.dtype), rtol=0, atol=1e-9).nonzero()
@@ -85,6 +91,8 @@ def _deprecated_method(solver: str, method: str | None) -> str:
     solvers everywhere: ``SOLVERS``, ``model.solver``)."""
     if method is None:
         return solver
+    if solver != "euler_maruyama":
+        raise TypeError(f"pass solver= only (method= is its deprecated name), got solver={solver!r} and method={method!r}")
     warnings.warn("sdeint(method=...) is deprecated; use solver=...", DeprecationWarning, stacklevel=3)
     return method
 

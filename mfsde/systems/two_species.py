@@ -104,11 +104,6 @@ class TwoSpecies(ParticleSystem):
         s = species.expand(*batch, n).unsqueeze(-1)
         return torch.cat([p, s], dim=-1).to(dtype)
 
-    @staticmethod
-    def species(x) -> list:
-        """Labels ``"A"`` / ``"B"`` of observed particles ``(N, 3)``."""
-        return ["A" if float(v) > 0 else "B" for v in x[..., -1].reshape(-1)]
-
 
 @SYSTEMS.register("two_species_control")
 def two_species_control(**options) -> NonInteracting:
