@@ -137,9 +137,10 @@ def compare(
                         "iterations": res.iteration, "train_seconds": res.train_seconds,
                         "out_dir": str(run_dir) if run_dir is not None else None}, run_dir, ev)
     n_eval = next(iter(configs.values())).eval.n_particles
-    for start in starts:
-        for seed in seeds if baselines else []:
-            for ev in baseline_evaluations(snapshots, task, n_particles=n_eval, seed=seed, names=baselines):
+    for seed in seeds if baselines else []:
+        evs = baseline_evaluations(snapshots, task, n_particles=n_eval, seed=seed, names=baselines)
+        for start in starts:  # the baselines do not depend on the protocol: one row per start, computed once
+            for ev in evs:
                 record({"preset": ev["preset"], "kind": "baseline", "seed": seed, "task": task.name, "start": start,
                         **_flatten_eval(ev)})
     return rows
