@@ -42,9 +42,9 @@ import mfsde  # noqa: E402
 from mfsde.baselines import baseline_evaluations  # noqa: E402
 from mfsde.data import PopulationTask, PredictTask  # noqa: E402
 from mfsde.evaluation import evaluate  # noqa: E402
-from mfsde.explain import has_interaction_weights, label_weights  # noqa: E402
-from mfsde.systems import (SystemModel, cross_population_error, drift_error, population_snapshots,  # noqa: E402
-                           population_systems)
+from mfsde.explain import has_interaction_weights, label_influence, label_weights  # noqa: E402
+from mfsde.systems import (SystemModel, cross_population_error, drift_error, pair_jacobian_error,  # noqa: E402
+                           population_snapshots, population_systems)
 from mfsde.evaluation.recovery import interaction_error, recovery_samples  # noqa: E402
 from mfsde.training import fit  # noqa: E402
 
@@ -90,6 +90,14 @@ def direction(model, system, snaps, seed: int) -> dict:
     with torch.no_grad():
         out = {"model": influence(lambda z: model.data_velocity(z, t), x, is_a, seed),
                "truth": influence(lambda z: system.drift(z.double()).float(), x, is_a, seed)}
+    labels = snaps.labels[k]
+    for who, m in (("model", model), ("truth", SystemModel(system))):  # ‖∂f_inter(x_i)/∂x_j‖ by species
+        lab = label_influence(m, x, labels, t, names=["A", "B"])
+        out[f"jacobian_{who}"] = {"A<-B": float(lab.matrix[0, 1]), "B<-A": float(lab.matrix[1, 0]),
+                                  "A<-A": float(lab.matrix[0, 0]), "B<-B": float(lab.matrix[1, 1]),
+                                  "net_A<-B": float(lab.net[0, 1]), "sem_A<-B": float(lab.sem[0, 1]),
+                                  "sem_B<-A": float(lab.sem[1, 0])}
+    with torch.no_grad():
         ok, _ = has_interaction_weights(model)
         if ok:
             w = model.drift.inter.pair_weights(model.scale.encode(x)).mean(0).numpy()
@@ -100,17 +108,32 @@ def direction(model, system, snaps, seed: int) -> dict:
     return out
 
 
-def run(family: str, control: bool, preset: str, seed: int, budget: float, quick: bool) -> dict:
+def sigma_overrides(mode: str, system) -> dict:
+    """Config overrides for the noise level: ``preset`` (the preset's σ in model units),
+    ``truth`` (the system's own σ, in data units: the model family then contains the truth) or
+    ``learn`` (trained with the drift, from the preset's σ)."""
+    if mode == "preset":
+        return {}
+    if mode == "learn":
+        return {"model.learn_sigma": True}
+    sigma = torch.as_tensor(system.sigma, dtype=torch.float64).expand(system.dim)
+    return {"model.sigma": [float(v) for v in sigma], "model.sigma_units": "data"}
+
+
+def run(family: str, control: bool, preset: str, seed: int, budget: float, quick: bool,
+        sigma: str = "preset") -> dict:
     systems, pops, task = dataset(family, control, seed)
     cfg = mfsde.preset(preset, dim=pops.dim).override(**{
-        "train.seed": seed, "train.time_budget": budget, "train.iterations": 10**6, "train.n_particles": 128})
+        "train.seed": seed, "train.time_budget": budget, "train.iterations": 10**6, "train.n_particles": 128,
+        **sigma_overrides(sigma, next(iter(systems.values())))})
     res = fit(cfg, pops, task, progress=False)
     model = res.model
     ev = evaluate(model, pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",))
     row = {"kind": "model", "family": family, "control": control, "preset": preset, "seed": seed, "budget": budget,
+           "sigma_mode": sigma, "sigma_model": model.diffusion.constant().detach().tolist(),
            "iterations": res.iteration, "train_seconds": res.train_seconds, "w1": ev["w1"],
            "w1_per_population": {n: v["w1"] for n, v in ev["per_population"].items()}}
-    drift, inter, scaled = [], [], []
+    drift, inter, scaled, jac = [], [], [], []
     n_rec = 100 if quick else 300
     for name in task.heldout_populations:
         system, times = systems[name], list(pops[name].times)
@@ -118,7 +141,11 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
         ie = interaction_error(model, system, times, n_particles=n_rec, seed=seed + 2)
         inter.append(ie["inter"])
         scaled.append(ie["inter_scaled"])
-    row.update(drift=float(np.mean(drift)), inter=float(np.mean(inter)), inter_scaled=float(np.mean(scaled)))
+        jac.append(pair_jacobian_error(model, system, times, n_particles=min(n_rec, 150), seed=seed + 4))
+    row.update(drift=float(np.mean(drift)), inter=float(np.mean(inter)), inter_scaled=float(np.mean(scaled)),
+               inter_jac=float(np.mean([j["inter"] for j in jac])), cosine_jac=float(np.mean([j["cosine"] for j in jac])),
+               jac_model_norm=float(np.mean([j["model_norm"] for j in jac])),
+               jac_true_norm=float(np.mean([j["true_norm"] for j in jac])))
     if not control:  # the two held-out populations against each other, at shared times
         h0, h1 = task.heldout_populations[:2]
         cross = cross_population_error(model, systems[h0], systems[h1], list(pops[h0].times), n_particles=n_rec,
@@ -178,7 +205,9 @@ def render(rows: list[dict], settings: dict) -> str:
     lines = [f"Held-out populations ({len(HELDOUT)} of {N_POPULATIONS}, each predicted from its own first snapshot; "
              f"{N_CELLS} cells per time), {budget:g} s of training steps per run (1 thread, 128 particles per "
              "population), mean ± std over seeds. W1: mean over held-out populations and times ≥ 1. drift: "
-             "E‖f̂−f‖²/E‖f‖²; inter: gauge-fixed interaction error (controls: inter_scaled, spurious "
+             "E‖f̂−f‖²/E‖f‖²; pairwise ∂f: Σ‖Ĵ_ij−J_ij‖²/Σ‖J_ij‖² with J_ij = ∂f(x_i, ρ)/∂x_j, j ≠ i, on fresh "
+             "populations of the true system (`mfsde.systems.pair_jacobian_error`: gauge-free, on the data's support; "
+             "0 = truth, 1 = no interaction); inter: gauge-fixed interaction error (controls: inter_scaled, spurious "
              "interaction in units of the drift), between two times of one held-out population; cross-pop: the "
              "same error between the two held-out populations at shared times (time effects cancel), with the "
              "cosine between learned and true Δf. Verdict: an interaction preset *beats* ito when its mean W1 is "
@@ -191,9 +220,9 @@ def render(rows: list[dict], settings: dict) -> str:
             if not rs:
                 continue
             title = f"{fam}{' control (no interaction)' if control else ''}"
-            lines += [f"### {title}", "", "| method | held-out W1 | drift error | "
+            lines += [f"### {title}", "", "| method | held-out W1 | drift error | pairwise ∂f error (cosine) | "
                       f"{'inter_scaled' if control else 'inter error'} | cross-pop inter (cosine) | iterations | seeds "
-                      "| vs ito |", "|---|---|---|---|---|---|---|---|"]
+                      "| vs ito |", "|---|---|---|---|---|---|---|---|---|"]
             models = [r for r in rs if r["kind"] == "model"]
             ito = [r["w1"] for r in models if r["preset"] == "ito"]
             for p in dict.fromkeys(r["preset"] for r in models):
@@ -210,28 +239,43 @@ def render(rows: list[dict], settings: dict) -> str:
                 key = "inter_scaled" if control else "inter"
                 cross = (f"{_ms([r.get('inter_cross') for r in pr])} ({_ms([r.get('cosine_cross') for r in pr], 2)})"
                          if any("inter_cross" in r for r in pr) else "–")
-                lines.append(f"| {p} | {_ms([r['w1'] for r in pr])} | {_ms([r['drift'] for r in pr])} | "
+                jac = (f"{_ms([r.get('inter_jac') for r in pr])} ({_ms([r.get('cosine_jac') for r in pr], 2)})"
+                       if not control and any("inter_jac" in r for r in pr) else "–")
+                lines.append(f"| {p} | {_ms([r['w1'] for r in pr])} | {_ms([r['drift'] for r in pr])} | {jac} | "
                              f"{_ms([r[key] for r in pr])} | {cross} | {_ms([r['iterations'] for r in pr], 0)} | "
                              f"{len(pr)} | {verdict} |")
             for b in ("truth", "mccann", "previous", "floor"):
                 br = [r["w1"] for r in rs if r["kind"] == "baseline" and r["preset"] == b]
                 if br:
-                    lines.append(f"| *{b}* | {_ms(br)} | | | | | {len(br)} | |")
+                    lines.append(f"| *{b}* | {_ms(br)} | | | | | | {len(br)} | |")
             lines.append("")
     dirs = [r for r in rows if r.get("direction")]
     if dirs:
         lines += ["### two_species: who drives whom (held-out population, last time; truth: A←B > 0, B←A = 0)", "",
-                  "| method | seed | perturbation A←B | perturbation B←A | weights A←B | weights B←A | weight asymmetry | "
-                  "direction shown (weights) |", "|---|---|---|---|---|---|---|---|"]
-        truth = dirs[0]["direction"]["truth"]
-        lines.append(f"| *truth* | – | {truth['A<-B']:.3f} | {truth['B<-A']:.3f} | | | | |")
+                  "Jacobian: mean ‖∂f_inter(x_i)/∂x_j‖ over receivers i of one species and sources j of the other "
+                  "(`mfsde.explain.label_influence`, data units); shown when A←B exceeds B←A by more than 2 standard "
+                  "errors. Perturbation: relative change of one species' drift when the other's cells are displaced. "
+                  "Weights: the kernel's cell-type aggregated weights.", "",
+                  "| method | seed | Jacobian A←B | Jacobian B←A | shown (Jacobian) | perturbation A←B | "
+                  "perturbation B←A | weights A←B | weights B←A | shown (weights) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        truth = dirs[0]["direction"]
+        jt = truth.get("jacobian_truth")
+        jcells = f"{jt['A<-B']:.4f} | {jt['B<-A']:.4f} | yes" if jt else "| |"
+        lines.append(f"| *truth* | – | {jcells} | {truth['truth']['A<-B']:.3f} | {truth['truth']['B<-A']:.3f} | | | |")
         for r in sorted(dirs, key=lambda r: (r["preset"], r["seed"])):
             d = r["direction"]
-            w = d.get("weights")
+            w, j = d.get("weights"), d.get("jacobian_model")
             shown = "–" if w is None else ("yes" if w["A<-B"] > w["B<-A"] * 1.05 else "no")
-            wcells = "| – | – | – |" if w is None else f"| {w['A<-B']:.4f} | {w['B<-A']:.4f} | {w['asymmetry']:.3f} |"
-            lines.append(f"| {r['preset']} | {r['seed']} | {d['model']['A<-B']:.3f} | {d['model']['B<-A']:.3f} "
-                         f"{wcells} {shown} |")
+            wcells = "| – | – |" if w is None else f"| {w['A<-B']:.4f} | {w['B<-A']:.4f} |"
+            if j is None:
+                jcells = "– | – | –"
+            else:
+                gap = j["A<-B"] - j["B<-A"]
+                ok = gap > 2 * float(np.hypot(j["sem_A<-B"], j["sem_B<-A"])) and j["A<-B"] > 0
+                jcells = f"{j['A<-B']:.4f} | {j['B<-A']:.4f} | {'yes' if ok else 'no'}"
+            lines.append(f"| {r['preset']} | {r['seed']} | {jcells} | {d['model']['A<-B']:.3f} | "
+                         f"{d['model']['B<-A']:.3f} {wcells} {shown} |")
         lines.append("")
     if verdicts:
         lines += ["### verdicts against ito", "", "| system | preset | verdict |", "|---|---|---|"]
@@ -284,6 +328,9 @@ def main(argv=None) -> int:
     ap.add_argument("--render", action="store_true", help="only rebuild the table, JSON and figure from the log")
     ap.add_argument("--quick", action="store_true", help="3 s per run, one seed, two families: a smoke test")
     ap.add_argument("--name", default=None, help="results file stem (default populations[_quick])")
+    ap.add_argument("--sigma", default="preset", choices=["preset", "truth", "learn"],
+                    help="noise of the models: the preset's σ (model units), the system's true σ (data units), "
+                         "or learned (default preset)")
     ap.add_argument("--no-controls", action="store_true", help="skip the non-interacting controls")
     ap.add_argument("--readme", action="store_true",
                     help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
@@ -327,7 +374,7 @@ def main(argv=None) -> int:
         if (fam, control, seed) not in base_done and first == i:  # one shard computes them
             new += baselines(fam, control, seed)
             base_done.add((fam, control, seed))
-        row = run(fam, control, preset, seed, args.budget, args.quick)
+        row = run(fam, control, preset, seed, args.budget, args.quick, args.sigma)
         row.update(loadavg_1=_common.env_info()["loadavg_1_5_15"][0], git_commit=commit)
         new.append(row)
         with open(log, "a") as fh:

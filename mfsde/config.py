@@ -46,6 +46,10 @@ class Component:
         return {"name": self.name, **self.options}
 
 
+#: the units of ``model.sigma``
+SIGMA_UNITS = ("model", "data")
+
+
 @dataclass
 class ModelConfig:
     """The mean-field SDE: dx = (f_intra + f_inter) dt + σ dW, integrated by ``solver``."""
@@ -54,6 +58,12 @@ class ModelConfig:
     intra: Component = field(default_factory=lambda: Component("mlp", {"width": 256, "depth": 2}))
     inter: Component = field(default_factory=lambda: Component("attention", {"heads": 2, "dropout": 0.1}))
     sigma: float | list[float] = 0.1
+    #: ``"model"``: σ is in model units (standardised space, model time). ``"data"``: σ is in the
+    #: data's own units per data time unit (e.g. a known noise level of a simulated system),
+    #: converted once the scale is fitted: σ_model = σ · √time_unit / scale (per dimension).
+    sigma_units: str = "model"
+    #: train σ with the drift (a positive ``nn.Parameter`` stored as log σ; it must start > 0)
+    learn_sigma: bool = False
     solver: str = "euler_maruyama"
     dt: float = 0.1
     #: data → model units, fitted on the training times (see :mod:`mfsde.scaling`): σ, dt, the
@@ -232,6 +242,11 @@ class Config:
             raise ValueError(f"model.dim must be a positive int, got {m.dim!r}")
         if isinstance(m.sigma, (list, tuple)) and len(m.sigma) != m.dim:
             raise ValueError(f"model.sigma has {len(m.sigma)} entries but model.dim = {m.dim}")
+        if m.sigma_units not in SIGMA_UNITS:
+            raise ValueError(f"model.sigma_units must be one of {', '.join(SIGMA_UNITS)}; got {m.sigma_units!r}")
+        sig = m.sigma if isinstance(m.sigma, (list, tuple)) else [m.sigma]
+        if m.learn_sigma and not all(isinstance(v, (int, float)) and v > 0 for v in sig):
+            raise ValueError(f"model.learn_sigma needs every model.sigma > 0 (it is trained as log σ), got {m.sigma!r}")
         check_options(INTRA_DRIFTS.get(m.intra.name), {"dim": m.dim, **m.intra.options}, f"intra drift {m.intra.name!r}")
         check_options(INTERACTIONS.get(m.inter.name), {"dim": m.dim, **m.inter.options}, f"interaction {m.inter.name!r}")
         check_options(LOSSES.get(self.loss.fit.name), self.loss.fit.options, f"loss {self.loss.fit.name!r}")
@@ -302,6 +317,13 @@ def _rbf(dim: int) -> Config:
     return cfg
 
 
+def _radial(dim: int) -> Config:
+    cfg = _scimf(dim)
+    cfg.model.inter = Component("radial", {"width": 32, "depth": 2})
+    cfg.preset = "radial"
+    return cfg
+
+
 def _pairwise_mlp(dim: int) -> Config:
     cfg = _scimf(dim)
     cfg.model.inter = Component("pairwise_mlp", {"width": 64, "depth": 2})
@@ -320,13 +342,13 @@ def _scimf_paper(dim: int) -> Config:
 
 #: preset name → function ``dim → Config``; add your own with ``@PRESETS.register("mine")``
 PRESETS = Registry("preset", {"scimf": _scimf, "ito": _ito, "symmetric_qk": _symmetric_qk, "rbf": _rbf,
-                               "pairwise_mlp": _pairwise_mlp, "scimf_paper": _scimf_paper})
+                               "radial": _radial, "pairwise_mlp": _pairwise_mlp, "scimf_paper": _scimf_paper})
 
 
 def preset(name: str, dim: int = 50) -> Config:
     """The named preset for particles of dimension ``dim``: ``scimf`` (the paper's
     hyper-parameters), ``ito`` (no interaction), ``symmetric_qk`` (W_Q = W_K), ``rbf``,
-    ``pairwise_mlp``. The attention presets use 2 heads where ``dim`` is even and 1 head where it
+    ``radial`` (central forces with a learned profile ψ(r)), ``pairwise_mlp``. The attention presets use 2 heads where ``dim`` is even and 1 head where it
     is odd (d_k = d / heads must be whole)."""
     cfg = PRESETS.get(name)(dim)  # KeyError listing the presets for an unknown name
     inter = cfg.model.inter

@@ -70,5 +70,20 @@ def build_model(config: Config | ModelConfig) -> MeanFieldSDE:
     m = config.model if isinstance(config, Config) else config
     intra = build_intra(m.intra.name, dim=m.dim, **m.intra.options)
     inter = build_interaction(m.inter.name, dim=m.dim, **m.inter.options)
-    sigma = torch.as_tensor(m.sigma) if isinstance(m.sigma, list) else m.sigma
-    return MeanFieldSDE(MeanFieldDrift(intra, inter), sigma=sigma, dt=m.dt, solver=m.solver)
+    sigma = torch.as_tensor(m.sigma, dtype=torch.get_default_dtype())
+    if m.sigma_units == "data":  # one σ per dimension: the conversion divides by each dimension's scale
+        sigma = sigma.expand(m.dim).clone()
+    diffusion = Diffusion(sigma if sigma.dim() else float(sigma), learnable=m.learn_sigma)
+    return MeanFieldSDE(MeanFieldDrift(intra, inter), sigma=diffusion, dt=m.dt, solver=m.solver)
+
+
+def sigma_to_model_units(model: MeanFieldSDE, config: Config | ModelConfig) -> None:
+    """With ``model.sigma_units = "data"``, set the diffusion to the configured σ in model units
+    (σ · √time_unit / scale, per dimension) from the model's fitted scale; otherwise nothing."""
+    m = config.model if isinstance(config, Config) else config
+    if m.sigma_units != "data":
+        return
+    scale = model.scale
+    value = (torch.as_tensor(m.sigma, dtype=scale.scale.dtype).expand(m.dim) * float(scale.time_unit) ** 0.5
+             / scale.scale)
+    model.diffusion.set_(value)

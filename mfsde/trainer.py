@@ -18,7 +18,7 @@ from .averaging import ParameterAverage
 from .config import Config
 from .data.inputs import build_series, draw_initial, group_series, training_members
 from .losses import LOSSES, path_energy, subsample
-from .model import MeanFieldSDE, build_model
+from .model import MeanFieldSDE, build_model, sigma_to_model_units
 from .streams import RandomStreams, population_seed, seed_everything
 
 __all__ = ["Trainer", "RandomStreams", "FitLoss", "default_simulate", "population_seed", "seed_everything",
@@ -138,6 +138,7 @@ class Trainer:
         # the model works in standardised units fitted on the training times (mfsde.scaling)
         scale = self.model.scale.fit_many_([(s, t.train) for _, s, t in members], config.model.standardize,
                                            config.model.time_scale)
+        sigma_to_model_units(self.model, config)  # model.sigma_units = "data": σ from the fitted scale
         #: one :class:`~mfsde.data.inputs.Series` per training population, and their batches
         self.series = build_series(members, scale, self.device, dtype)
         self.groups = group_series(self.series)

@@ -93,7 +93,8 @@ def test_preset_builds_and_runs(name):
     assert model.drift.inter is not None
     want_inter = {"scimf": "AttentionInteraction", "symmetric_qk": "AttentionInteraction", "ito": "NoInteraction",
                   "scimf_paper": "AttentionInteraction",
-                  "rbf": "RBFInteraction", "pairwise_mlp": "PairwiseMLPInteraction"}[name]
+                  "rbf": "RBFInteraction", "radial": "RadialInteraction",
+                  "pairwise_mlp": "PairwiseMLPInteraction"}[name]
     assert type(model.drift.inter).__name__ == want_inter
     sol = model(torch.randn(2, 5, 4), [0.0, 0.2], seed=0)
     assert sol.xs.shape == (2, 2, 5, 4) and torch.isfinite(sol.xs).all()

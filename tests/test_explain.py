@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 import torch
 
 import mfsde
@@ -261,3 +262,66 @@ def test_old_attention_names_still_work_with_a_warning():
         assert pl.plot_label_attention is pl.plot_label_weights
     with pytest.raises(AttributeError):
         ex.no_such_thing
+
+
+# -- influence: ‖∂f_inter(x_i)/∂x_j‖ -----------------------------------------------------------------
+def test_influence_matrix_is_the_jacobian_norm_of_the_interaction_drift():
+    from mfsde.explain import influence_matrix
+
+    model = _model("scimf", dim=3)
+    x = torch.randn(12, 3)
+    inf = influence_matrix(model, x, chunk=5)  # chunks that split receivers' rows
+    f = lambda z: model.data_velocity(z, part="inter")  # noqa: E731
+    model.eval()
+    jac = torch.autograd.functional.jacobian(f, x)  # (N, d, N, d)
+    assert np.allclose(inf, jac.pow(2).sum((1, 3)).sqrt().numpy(), atol=1e-6)
+    assert inf.shape == (12, 12) and (inf > 0).all()
+
+
+def test_influence_of_the_none_kernel_is_exactly_zero():
+    from mfsde.explain import influence_matrix
+
+    assert not influence_matrix(_model("ito", dim=3), torch.randn(10, 3)).any()
+
+
+@given(seed=st.integers(0, 10**6), n=st.integers(4, 12))
+@settings(max_examples=10, deadline=None)
+def test_influence_is_permutation_equivariant(seed, n):
+    from mfsde.explain import influence_matrix
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    perm = torch.randperm(n, generator=g)
+    model = _model("scimf", dim=3)
+    a, b = influence_matrix(model, x), influence_matrix(model, x[perm])
+    assert np.allclose(b, a[perm.numpy()][:, perm.numpy()], atol=1e-6)
+
+
+def test_label_influence_shows_a_one_way_interaction_that_weights_cannot():
+    """Two species, A chases B, B feels nothing: the true drift's influence is A←B > 0 and
+    B←A = 0 exactly; a softmax attention's label weights cannot be 0 for B (rows sum to 1)."""
+    from mfsde.explain import label_influence
+    from mfsde.systems import SystemModel, TwoSpecies
+
+    system = TwoSpecies(fraction=0.4)
+    x = system.sample_initial(60, generator=torch.Generator().manual_seed(0)).float()
+    labels = np.where(x[:, -1] > 0, "A", "B")
+    lab = label_influence(SystemModel(system), x, labels, names=["A", "B"])
+    assert lab.matrix[0, 1] > 0 and lab.matrix[1, 0] == 0 and lab.net[0, 1] > 0
+    weights = label_weights(_model("scimf", dim=3).drift.inter.pair_weights(x).mean(0).detach().numpy(), labels,
+                            names=["A", "B"])
+    assert weights.matrix[1, 0] > 0
+
+
+def test_influence_bad_input():
+    from mfsde.explain import influence_matrix, label_influence
+
+    model = _model("scimf", dim=3)
+    with pytest.raises(ValueError, match="x must be"):
+        influence_matrix(model, torch.randn(2, 5, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        influence_matrix(model, torch.full((4, 3), float("nan")))
+    with pytest.raises(ValueError, match="labels must have"):
+        label_influence(model, torch.randn(5, 3), ["A"] * 4)
+    with pytest.raises(ValueError, match="chunk"):
+        influence_matrix(model, torch.randn(5, 3), chunk=0)

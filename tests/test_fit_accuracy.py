@@ -267,3 +267,55 @@ def test_mccann_plan_refuses_an_unconverged_ot():
     assert np.allclose(ot_plan(x, y).sum(1), 1 / 60)
     with pytest.raises(RuntimeError, match="did not converge"):
         ot_plan(x, y, num_iter_max=3)
+
+
+# -- σ in data units, learned σ -------------------------------------------------------------------
+@pytest.mark.parametrize("standardize", ["global", "per_dim"])
+def test_sigma_in_data_units_gives_that_noise_in_data_units(standardize, tmp_path):
+    """σ given in data units reaches the data as σ: with the drift zeroed, the decoded particles'
+    variance grows by σ_k² Δt per dimension (data time), whatever the scale and time unit."""
+    snaps = line_snapshots(scale=40.0, times=(0.0, 2.0, 5.0, 8.0))
+    sigma = [6.0, 2.0]
+    cfg = tiny(**{"model.sigma": sigma, "model.sigma_units": "data", "model.standardize": standardize,
+                  "train.iterations": 1})
+    res = fit(cfg, snaps, task(), out_dir=tmp_path / "run")
+    model = res.model
+    sc = model.scale
+    expect = torch.tensor(sigma) * float(sc.time_unit) ** 0.5 / sc.scale
+    assert torch.allclose(model.diffusion.constant(), expect, rtol=1e-6)
+    assert float(sc.time_unit) != 1.0 and not torch.allclose(model.diffusion.constant(), torch.tensor(sigma))
+    reloaded = mfsde.runs.load_run(tmp_path / "run")[0]
+    assert torch.equal(reloaded.diffusion.constant(), model.diffusion.constant())
+    for p in model.drift.parameters():
+        p.data.zero_()
+    x0 = torch.zeros(20000, D)
+    xs = model.sample(x0, [0.0, 3.0], seed=0)
+    var = xs[-1].var(0)
+    assert torch.allclose(var, torch.tensor(sigma) ** 2 * 3.0, rtol=0.05), var
+
+
+def test_sigma_in_model_units_is_unchanged_by_the_scale():
+    snaps = line_snapshots(scale=40.0)
+    res = fit(tiny(**{"model.sigma": 0.2, "train.iterations": 1}), snaps, task())
+    assert float(res.model.diffusion.constant()) == pytest.approx(0.2)
+
+
+def test_learned_sigma_is_a_parameter_that_moves_and_resumes(tmp_path):
+    snaps = line_snapshots()
+    cfg = tiny(**{"model.learn_sigma": True, "model.sigma": 0.5, "train.iterations": 5})
+    res = fit(cfg, snaps, task(), out_dir=tmp_path / "run")
+    names = [n for n, _ in res.model.named_parameters()]
+    assert "diffusion.log_sigma" in names
+    assert float(res.model.diffusion.constant().detach()) != pytest.approx(0.5, abs=1e-7)
+    again = mfsde.runs.load_run(tmp_path / "run")[0]
+    assert torch.equal(again.diffusion.constant(), res.model.diffusion.constant())
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"model.sigma_units": "pixels"}, "model.sigma_units"),
+    ({"model.learn_sigma": True, "model.sigma": 0.0}, "model.learn_sigma"),
+    ({"model.learn_sigma": "yes"}, "model.learn_sigma"),
+])
+def test_bad_sigma_options_name_the_key(over, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        tiny(**over).validate()

@@ -144,6 +144,33 @@ def test_rbf_scalar_force_is_newtonian():
     torch.testing.assert_close(k(x).sum(-2), torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
+def test_radial_is_newtonian_rotation_equivariant_and_starts_at_zero():
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    assert not build_interaction("radial", dim=3).double()(x).any()  # zero_init: the Itô model
+    k = make_kernel("radial", 3)
+    f = k(x)
+    assert f.abs().max() > 1e-3
+    torch.testing.assert_close(f.sum(-2), torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    torch.testing.assert_close(k(x @ q.T), f @ q.T, atol=1e-10, rtol=0)
+
+
+def test_radial_with_the_morse_profile_is_the_morse_interaction():
+    """ψ(r) = W'(r) gives exactly the Morse system's forces (up to its 1/N vs our 1/(N−1))."""
+    from mfsde.systems.morse import MorseInteraction
+
+    true = MorseInteraction(2, C_a=10.0, l_a=2.0, C_r=15.0, l_r=0.5)
+    k = make_kernel("radial", 2)
+
+    class MorseProfile(torch.nn.Module):
+        def forward(self, r):
+            return true.dW(r)
+
+    k.psi = MorseProfile()
+    x = 3 * torch.randn(9, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(k(x) * 8 / 9, true(x), atol=1e-9, rtol=1e-6)
+
+
 # -- vectorised / chunked == naive loop ---------------------------------------------------------
 @pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
 @settings(max_examples=8)

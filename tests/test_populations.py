@@ -287,3 +287,34 @@ def test_cross_population_error_is_zero_for_the_truth_and_one_without_interactio
     assert cross_population_error(rbf, a, b, times, n_particles=80, seed=0)["inter"] != pytest.approx(1.0)
     with pytest.raises(TypeError, match="systems of different kinds"):
         cross_population_error(ito, a, next(iter(population_systems("ou", 2).values())), times)
+
+
+def test_pair_jacobian_error_is_zero_for_the_truth_one_without_interaction_and_gauge_free():
+    from mfsde.drifts import MeanFieldDrift
+    from mfsde.systems import SystemModel, pair_jacobian_error, population_systems
+
+    system = next(iter(population_systems("morse", 2).values()))
+    times = [0.0, 1.0]
+    truth = pair_jacobian_error(SystemModel(system), system, times, n_particles=30, seed=0)
+    assert truth["inter"] < 1e-10 and truth["cosine"] > 1 - 1e-10 and truth["true_norm"] > 0
+    ito = mfsde.build_model(mfsde.preset("ito", dim=2))
+    assert pair_jacobian_error(ito, system, times, n_particles=30)["inter"] == pytest.approx(1.0, abs=1e-12)
+
+    class Gauged(torch.nn.Module):  # the true drift plus a population-independent g(x, t)
+        def __init__(self):
+            super().__init__()
+            self.dim = 2
+
+        def forward(self, x, t=None):
+            return system.drift(x, t) + torch.sin(3 * x) * (1 + t)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drift, self.dim = Gauged(), 2
+
+    gauged = pair_jacobian_error(Model(), system, times, n_particles=30, seed=0)
+    assert gauged["inter"] < 1e-10  # g(x_i, t) has no derivative in x_j, j ≠ i
+    rbf = mfsde.build_model(mfsde.preset("rbf", dim=2))
+    assert 0 < pair_jacobian_error(rbf, system, times, n_particles=30)["inter"] != pytest.approx(1.0)
+    assert isinstance(system.drift, MeanFieldDrift)

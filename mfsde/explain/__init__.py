@@ -9,6 +9,10 @@ scIMF reads three things off a trained model (see ``docs/scimf.md``, "Interpreta
 - the **label-wise (cell-type) matrix**: the mean of the cell-wise scores over all (target
   label, source label) pairs of distinct cells, and an asymmetry index that says how
   non-reciprocal the influence is (:func:`label_weights`, :func:`asymmetry_index`);
+- **influence**, for any kernel: ‖∂f_inter(x_i)/∂x_j‖_F, how much receiver i's interaction
+  drift changes when source j moves, and its label aggregate (:func:`influence_matrix`,
+  :func:`label_influence`). Softmax weights sum to 1 per receiver, so they cannot say that a
+  receiver feels nothing; the influence can;
 - **velocities**: the drift f(x, ρ) = f_intra(x) + f_inter(x, ρ) at the observed cells, with ρ
   the empirical law of the cells observed at that time (:func:`velocities`).
 
@@ -37,6 +41,7 @@ magnitudes, across different ``n_cells``.
 from __future__ import annotations
 
 from ..embedding import pca_embedding
+from .influence import influence_matrix, label_influence
 from .report import explain
 from .weights import (WeightMap, LabelWeights, NoInteractionWeights, asymmetry_index, interaction_weights,
                       cluster_labels, has_interaction_weights, label_weights, velocities, with_labels)
@@ -59,5 +64,5 @@ def __getattr__(name: str):
 __all__ = [
     "WeightMap", "LabelWeights", "NoInteractionWeights", "interaction_weights", "label_weights",
     "asymmetry_index", "velocities", "pca_embedding", "explain", "has_interaction_weights", "cluster_labels",
-    "with_labels",
+    "with_labels", "influence_matrix", "label_influence",
 ]

@@ -3,7 +3,7 @@
 >>> from mfsde.interactions import INTERACTIONS, build_interaction
 >>> kernel = build_interaction("attention", dim=50, heads=2)
 >>> INTERACTIONS.names()
-['attention', 'none', 'pairwise_mlp', 'rbf']
+['attention', 'none', 'pairwise_mlp', 'radial', 'rbf']
 
 A new pairwise kernel: subclass :class:`PairwiseInteraction`, write ``phi(x_i, dx)``, and
 register it with ``@INTERACTIONS.register("name")`` in your own module (see
@@ -15,11 +15,12 @@ from .base import Interaction
 from .none import NoInteraction
 from .pairwise import PairwiseInteraction
 from .pairwise_mlp import PairwiseMLPInteraction
+from .radial import RadialInteraction
 from .rbf import RBFInteraction
 
 INTERACTIONS = Registry("interaction", {
     "attention": AttentionInteraction, "rbf": RBFInteraction,
-    "pairwise_mlp": PairwiseMLPInteraction, "none": NoInteraction,
+    "pairwise_mlp": PairwiseMLPInteraction, "radial": RadialInteraction, "none": NoInteraction,
 })
 
 
@@ -30,5 +31,5 @@ def build_interaction(name: str, /, dim: int, **options) -> Interaction:
 
 __all__ = [
     "INTERACTIONS", "build_interaction", "Interaction", "PairwiseInteraction", "AttentionInteraction",
-    "RBFInteraction", "PairwiseMLPInteraction", "NoInteraction",
+    "RBFInteraction", "PairwiseMLPInteraction", "RadialInteraction", "NoInteraction",
 ]

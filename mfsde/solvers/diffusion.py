@@ -60,6 +60,25 @@ class Diffusion(nn.Module):
             raise ValueError("this diffusion is state-dependent; call it with (x, t)")
         return self.log_sigma.exp() if hasattr(self, "log_sigma") else self.sigma_value
 
+    @torch.no_grad()
+    def set_(self, value) -> "Diffusion":
+        """Overwrite a constant σ in place (same shape; a learnable one restarts from ``value``)."""
+        if self.fn is not None:
+            raise ValueError("set_ needs a constant diffusion, not a state-dependent one")
+        old = self.constant()
+        value = torch.as_tensor(value, dtype=old.dtype, device=old.device)
+        if value.shape != old.shape:
+            raise ValueError(f"sigma has shape {tuple(old.shape)}, got {tuple(value.shape)}")
+        if not torch.isfinite(value).all() or (value < 0).any():
+            raise ValueError(f"sigma must be finite and non-negative, got {value.tolist()}")
+        if hasattr(self, "log_sigma"):
+            if (value <= 0).any():
+                raise ValueError("a learnable sigma must stay positive")
+            self.log_sigma.copy_(value.log())
+        else:
+            self.sigma_value.copy_(value)
+        return self
+
     def forward(self, x: torch.Tensor, t=None) -> torch.Tensor:
         """g(x, t), broadcastable to ``x`` (a scalar/``(d,)`` tensor for constant noise)."""
         if self.fn is None:

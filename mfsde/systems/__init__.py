@@ -22,6 +22,7 @@ from .ou import MeanFieldOU, MeanReversion, ou_control
 from .two_species import NonReciprocalPursuit, TwoSpecies, two_species_control
 from .dataset import demo_dataset, simulate_snapshots, snapshots
 from ..evaluation.cross_population import cross_population_error
+from ..evaluation.pair_jacobian import pair_jacobian_error
 from .populations import POPULATION_FAMILIES, population_snapshots, population_systems, species_labels
 from ..plotting.recovery import plot_recovery
 from ..evaluation.recovery import (SystemModel, drift_error, interaction_error, recovery_report,
@@ -36,4 +37,5 @@ __all__ = [
     "interaction_error", "recovery_samples", "recovery_report", "plot_recovery", "TwoSpecies",
     "NonReciprocalPursuit", "two_species_control", "POPULATION_FAMILIES", "population_systems",
     "population_snapshots", "species_labels", "cross_population_error",
+    "pair_jacobian_error",
 ]

@@ -1,0 +1,34 @@
+"""Rows of a particle drift's Jacobian, batched (shared by :mod:`mfsde.explain.influence` and
+:mod:`mfsde.evaluation.pair_jacobian`)."""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+
+def pair_jacobian_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                       chunk: int = 512) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Rows of the Jacobian of ``fn: (N, d) → (N, d)`` at ``x``, ``chunk`` outputs at a time.
+
+    Yields ``(receivers (c,), grads (c, N, d))``: ``grads[r] = ∂ fn(x)[i_r, k_r] / ∂x`` for the
+    flat outputs ``(i_r, k_r)`` of the chunk (``receivers`` holds the i_r). A ``fn`` that does not
+    depend on ``x`` yields zeros. ``x`` is not modified."""
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    n, d = x.shape
+    xg = x.detach().clone().requires_grad_(True)
+    out = fn(xg)
+    if out.shape != (n, d):
+        raise ValueError(f"the drift returned shape {tuple(out.shape)}, expected {(n, d)}")
+    for a in range(0, n * d, chunk):
+        b = min(a + chunk, n * d)
+        receivers = torch.arange(a, b) // d
+        if not out.requires_grad:
+            yield receivers, x.new_zeros(b - a, n, d)
+            continue
+        rows = torch.zeros(b - a, n * d, dtype=out.dtype, device=out.device)
+        rows[torch.arange(b - a), torch.arange(a, b)] = 1.0
+        (g,) = torch.autograd.grad(out, xg, rows.view(b - a, n, d), retain_graph=True, is_grads_batched=True,
+                                   allow_unused=True)
+        yield receivers, (x.new_zeros(b - a, n, d) if g is None else g.detach())
