@@ -92,6 +92,9 @@ class TrainConfig:
     iterations: int = 3000
     n_particles: int = 512
     lr: float = 1e-3
+    #: learning rate of a learned σ (``model.learn_sigma``; None: ``lr``). Adam moves log σ by
+    #: about this much per step, so at 1e-3 σ changes by at most ~e^0.5 in 500 iterations.
+    sigma_lr: float | None = None
     lr_step: int = 100
     lr_gamma: float = 0.9
     clip_grad_norm: float | None = 0.1
@@ -265,6 +268,8 @@ class Config:
                 raise ValueError(f"train.{name} must be a positive int, got {getattr(t, name)!r}")
         if not t.lr > 0:
             raise ValueError(f"train.lr must be > 0, got {t.lr!r}")
+        if t.sigma_lr is not None and not (isinstance(t.sigma_lr, (int, float)) and t.sigma_lr > 0):
+            raise ValueError(f"train.sigma_lr must be > 0 or None, got {t.sigma_lr!r}")
         if t.time_budget is not None and (isinstance(t.time_budget, bool) or not isinstance(t.time_budget, (int, float))
                                           or not math.isfinite(t.time_budget) or t.time_budget <= 0):
             raise ValueError(f"train.time_budget must be a positive number of seconds or None, got {t.time_budget!r}")

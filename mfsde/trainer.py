@@ -152,7 +152,12 @@ class Trainer:
         self._param_names = [n for n, _ in named]
         #: the moving average of ``params`` (``train.ema``), or ``None``
         self.ema = ParameterAverage(self.params, tc.ema) if tc.ema > 0 else None
-        self.optimiser = torch.optim.Adam(self.params, lr=tc.lr)
+        sigma = [p for n, p in named if n.startswith("diffusion.")]
+        if sigma and tc.sigma_lr is not None:  # a learned σ with its own step size
+            rest = [p for n, p in named if not n.startswith("diffusion.")]
+            self.optimiser = torch.optim.Adam([{"params": rest}, {"params": sigma, "lr": tc.sigma_lr}], lr=tc.lr)
+        else:
+            self.optimiser = torch.optim.Adam(self.params, lr=tc.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=tc.lr_step, gamma=tc.lr_gamma)
         self.loss_fn = FitLoss(config)
         self.simulate = simulate or default_simulate
@@ -286,6 +291,8 @@ class Trainer:
                "lr": lr, "grad_norm": float(grad_norm),
                "grad_norm_clipped": min(float(grad_norm), clip) if clip is not None else float(grad_norm),
                "seconds": time.perf_counter() - t0}
+        if self.config.model.learn_sigma:  # where the learned noise is (model units; mean over dimensions)
+            rec["sigma"] = float(self.model.diffusion.constant().detach().mean())
         self.history.append(rec)
         self.train_seconds += rec["seconds"]
         return rec

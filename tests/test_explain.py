@@ -160,7 +160,7 @@ def test_explain_writes_arrays_summary_and_pngs(tmp_path):
                 "seconds": 0.1} for i in range(1, 30)]
     summary = explain(model, snaps, tmp_path, time_indices=[0], n_cells=20, n_particles=50, history=history, heldout=[1])
     for name in ("weights_cells_t0.png", "weights_labels_t0.png", "weights_graph_t0.png",
-                 "velocities.png", "loss.png"):
+                 "influence_labels_t0.png", "velocities.png", "loss.png"):
         path = tmp_path / name
         assert path.is_file() and path.stat().st_size > 5000, name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -170,6 +170,12 @@ def test_explain_writes_arrays_summary_and_pngs(tmp_path):
     assert vel["v_t1"].shape == snaps.data[1].shape and vel["pred_t2"].shape == (50, 4)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["weights"][0]["label_names"] == ["B", "NK", "T"]
+    from mfsde.explain import label_influence
+
+    m = interaction_weights(model, snaps, time_indices=[0], n_cells=20, seed=0)[0]
+    want = label_influence(model, np.asarray(snaps.data[0])[m.cells], m.labels, m.time, names=m.label.names)
+    inf = on_disk["influence"][0]
+    assert inf["label_names"] == ["B", "NK", "T"] and np.allclose(inf["label_matrix"], want.matrix, rtol=1e-5)
     assert set(summary["files"]) >= {"weights_t0.npz", "velocities.npz", "summary.json", "loss.png"}
 
 
@@ -325,3 +331,25 @@ def test_influence_bad_input():
         label_influence(model, torch.randn(5, 3), ["A"] * 4)
     with pytest.raises(ValueError, match="chunk"):
         influence_matrix(model, torch.randn(5, 3), chunk=0)
+
+
+@given(seed=st.integers(0, 10**6), n=st.integers(3, 10))
+@settings(max_examples=10, deadline=None)
+def test_newtonian_kernels_have_reciprocal_influence(seed, n):
+    """Central pair forces F_ij(x_j − x_i) = −F_ji: ∂f_i/∂x_j = ∂f_j/∂x_i, so the influence matrix
+    of `rbf` and `radial` is symmetric and no direction can show; attention's is not."""
+    from mfsde.explain import influence_matrix
+    from mfsde.interactions import build_interaction
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    for name in ("rbf", "radial"):
+        torch.manual_seed(seed)
+        kernel = build_interaction(name, dim=3).double()
+        for p in kernel.parameters():
+            torch.nn.init.normal_(p, generator=g)
+        inf = influence_matrix(kernel, x)
+        assert np.allclose(inf, inf.T, rtol=1e-6, atol=1e-12) and inf.max() > 0
+    qk = _model("symmetric_qk", dim=4)
+    inf = influence_matrix(qk, torch.randn(n, 4, generator=g))
+    assert not np.allclose(inf, inf.T, rtol=1e-3)

@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 import mfsde
 from mfsde.baselines import BASELINES, baseline_evaluations, floor_split, mccann, neighbours, previous
 from mfsde.cli import main
+from mfsde.config import Component
 from mfsde.data import from_arrays
 from mfsde.comparison import compare
 from mfsde.evaluation import evaluate, simulate
@@ -309,12 +310,35 @@ def test_learned_sigma_is_a_parameter_that_moves_and_resumes(tmp_path):
     assert float(res.model.diffusion.constant().detach()) != pytest.approx(0.5, abs=1e-7)
     again = mfsde.runs.load_run(tmp_path / "run")[0]
     assert torch.equal(again.diffusion.constant(), res.model.diffusion.constant())
+    assert [round(r["sigma"], 6) for r in res.history][-1] == round(float(res.model.diffusion.constant()), 6)
+
+
+def test_learned_sigma_finds_the_noise_of_pure_diffusion():
+    """Cells that only diffuse (σ = 0.6 per √time, no drift): an Itô model started at σ = 0.1
+    with its own σ step size (train.sigma_lr) learns the noise; at the default lr σ barely moves."""
+    rng = np.random.default_rng(0)
+    times = [0.0, 1.0, 2.0, 3.0]
+    arrays = [(0.6 * np.sqrt(t) * rng.normal(size=(300, D)) + 0.05 * rng.normal(size=(300, D))).astype(np.float32)
+              for t in times]
+    snaps = from_arrays(arrays, times=times)
+    over = {"model.learn_sigma": True, "model.sigma": 0.6 / 6, "model.sigma_units": "data",
+            "model.standardize": "none", "model.time_scale": "none", "train.iterations": 80, "train.lr": 1e-3,
+            "train.n_particles": 200, "train.n_targets": 200, "loss.fit.blur": 0.05, "loss.energy_weight": 0.0}
+    def run(**extra):
+        cfg = tiny(**over, **extra)
+        cfg.model.intra = Component("zero")  # no drift to learn: only σ
+        return fit(cfg, snaps, task(train=(0, 1, 2, 3), heldout=()), progress=False).model
+
+    slow, fast = run(), run(**{"train.sigma_lr": 5e-2})
+    assert float(slow.diffusion.constant().detach().mean()) < 0.2
+    assert float(fast.diffusion.constant().detach().mean()) == pytest.approx(0.6, rel=0.15)
 
 
 @pytest.mark.parametrize("over, match", [
     ({"model.sigma_units": "pixels"}, "model.sigma_units"),
     ({"model.learn_sigma": True, "model.sigma": 0.0}, "model.learn_sigma"),
     ({"model.learn_sigma": "yes"}, "model.learn_sigma"),
+    ({"train.sigma_lr": 0.0}, "train.sigma_lr"),
 ])
 def test_bad_sigma_options_name_the_key(over, match):
     with pytest.raises((ValueError, TypeError), match=match):

@@ -115,6 +115,21 @@ def test_interactions_per_time_with_a_shuffled_label_reference(fitted):
     np.testing.assert_allclose(w["weights"], ref.numpy(), rtol=1e-4, atol=1e-7)
 
 
+def test_interactions_by_influence_are_the_drift_sensitivities_of_the_named_cells(fitted):
+    from mfsde.explain import influence_matrix
+
+    adata, model = fitted  # rbf is Newtonian: its influence is reciprocal too, but now it has a null
+    rec = mfsde.tl.interactions(adata, model, groupby="cell_type", n_cells=40, n_permutations=10, cellwise=True,
+                                measure="influence")
+    assert rec["measure"] == "influence" and rec["matrix"].shape == (3, 2, 2)
+    w = rec["cellwise"]["1"]
+    ref = influence_matrix(model, adata[w["obs_names"]].obsm["X_pca"], 1.0)
+    np.testing.assert_allclose(w["weights"], ref, rtol=1e-4, atol=1e-8)
+    assert np.isfinite(rec["asymmetry_p_value"]).all() and np.all(rec["asymmetry"] < 1e-4)
+    with pytest.raises(ValueError, match="measure must be"):
+        mfsde.tl.interactions(adata, model, groupby="cell_type", measure="attention")
+
+
 def test_attention_asymmetry_has_a_permutation_reference():
     adata = _counts(seed=3)
     adata.obs.loc[adata.obs_names[:7], "cell_type"] = np.nan  # unlabelled cells stay out of the matrices

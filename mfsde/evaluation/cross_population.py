@@ -30,6 +30,12 @@ def cross_population_error(model, system_a: ParticleSystem, system_b: ParticleSy
 
     Returns ``{"inter": E‖Δf̂−Δf‖² / E‖Δf‖², "inter_norm": E‖Δf‖², "cosine": the pooled cosine
     between Δf̂ and Δf (direction alone), "n_probes"}``.
+
+    Caveat: when the two populations occupy different regions (Morse swarms started in different
+    places), a probe of A sits far outside B, and Δf there asks the kernel about distances that
+    no training population contains, where it is not identified (a learned radial profile
+    extrapolates freely). :func:`~mfsde.evaluation.pair_jacobian.pair_jacobian_error` compares the
+    interaction on the populations' own cells instead.
     """
     if type(system_a) is not type(system_b):
         raise TypeError(f"systems of different kinds: {type(system_a).__name__} and {type(system_b).__name__}")

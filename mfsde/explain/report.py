@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..embedding import pca_embedding
+from .influence import label_influence
 from .weights import (WeightMap, _inter, _time_indices, _times, interaction_weights, cluster_labels,
                       has_interaction_weights, velocities, with_labels)
 
@@ -51,10 +52,11 @@ def explain(
     - ``velocities.npz`` — per time point ``x_t{k}``, ``v_t{k}`` (total drift), ``v_intra_t{k}``,
       ``v_inter_t{k}`` at all observed cells, ``pred_t{k}`` (particles simulated from t_0),
       ``times``, and the PCA used for the figures (``pca_mean``, ``pca_components``);
-    - ``summary.json`` — kernel, asymmetry indices per time point, label-wise matrices, drift
+    - ``summary.json`` — kernel, asymmetry indices per time point, label-wise matrices (weights,
+      and with labels the influence ‖∂f_inter(x_i)/∂x_j‖ of :func:`label_influence`), drift
       magnitudes (mean ‖f_intra‖, ‖f_inter‖ per time) and notes;
     - figures (``figures=True``, needs matplotlib): ``weights_cells_t{k}.png``,
-      ``weights_labels_t{k}.png``, ``weights_graph_t{k}.png``, ``velocities.png`` and
+      ``weights_labels_t{k}.png``, ``weights_graph_t{k}.png``, ``influence_labels_t{k}.png``, ``velocities.png`` and
       ``loss.png`` (when ``history`` is given).
 
     ``n_cells`` caps the cells per attention matrix (see the module notes); velocities use all
@@ -105,6 +107,22 @@ def explain(
             }
             for m in maps
         ]
+        influence = [m for m in maps if m.label is not None]
+        if influence:
+            say(f"influence ‖∂f_i/∂x_j‖ at {len(influence)} time point(s) ...")
+        summary["influence"] = []
+        for m in influence:  # who drives whom, from the drift itself (weights cannot say "feels nothing")
+            x = np.asarray(snapshots.data[m.time_index], dtype=np.float32)[m.cells]
+            lab = label_influence(model, x, m.labels, m.time, names=m.label.names)
+            summary["influence"].append({"time_index": m.time_index, "time": m.time, "label_names": lab.names,
+                                         "label_matrix": _nan_to_none(lab.matrix), "label_net": _nan_to_none(lab.net),
+                                         "label_asymmetry": lab.asymmetry})
+            if figures:
+                from .. import plotting
+
+                files.append(plotting.plot_label_weights(
+                    lab, out / f"influence_labels_t{m.time_index}.png", quantity="mean ‖∂f_inter(x_i)/∂x_j‖",
+                    title=f"cell-type influence, t = {m.time:g}").name)
         if maps and maps[0].labels is None:
             notes.append("the data carry no cell labels: cells are ordered along PC1 and no label-wise matrix is computed")
     else:

@@ -84,9 +84,12 @@ def plot_cell_weights(amap, path, *, head: int | None = None, title: str | None 
     return _common._save(fig, path)
 
 
-def plot_label_weights(lab, path=None, *, title: str | None = None, kernel=None, ax=None):
+def plot_label_weights(lab, path=None, *, title: str | None = None, kernel=None, ax=None,
+                       quantity: str = "mean cell-wise weight"):
     """Annotated heat map of a :class:`~mfsde.explain.LabelWeights` (rows = receiver type);
     saved at ``path`` (returns it), or the open figure when ``path`` is ``None`` (on ``ax`` if given).
+    ``quantity`` names what the cells hold (the colour bar's label), e.g. the influence of
+    :func:`~mfsde.explain.label_influence`.
     For attention the colours diverge around the uniform level 1/(N − 1) (white: no preference),
     so "more than uniform" and "less than uniform" read at a glance."""
     _common._plt()  # matplotlib with a headless backend
@@ -98,7 +101,7 @@ def plot_label_weights(lab, path=None, *, title: str | None = None, kernel=None,
     fig, ax = _common._axes(ax, (size + 1.2, size))
     finite = m[np.isfinite(m)]
     ref = _uniform(lab.counts, kernel)
-    label = "mean cell-wise weight"
+    label = quantity
     if ref is not None and finite.size and finite.min() < ref < finite.max():
         norm, cmap = TwoSlopeNorm(vcenter=ref, vmin=finite.min(), vmax=finite.max()), "RdBu_r"
         label += f" (white = uniform 1/(N−1) = {ref:.3g})"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..explain.influence import influence_matrix
 from ..explain.weights import interaction_weights, label_weights
 from ._anndata import check_adata, fit_record, require_obs, resolve, snapshots, uns_record
 
@@ -11,9 +12,14 @@ __all__ = ["interactions"]
 
 def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | None = None, basis: str | None = None,
                  population: str | None = None, n_cells: int | None = 1000, n_permutations: int = 100,
-                 cellwise: bool = False, seed: int = 0) -> dict:
+                 cellwise: bool = False, measure: str = "weights", seed: int = 0) -> dict:
     """Aggregate the model's interaction weights among the observed cells of each time point by
     the ``obs[groupby]`` categories.
+
+    ``measure="weights"`` aggregates the kernel's pair weights (attention probabilities, kernel
+    values); ``measure="influence"`` the sensitivity ‖∂f_inter(x_i)/∂x_j‖ of each receiver's drift
+    to each source (:func:`~mfsde.explain.influence_matrix`, data units): softmax weights sum to 1
+    per receiver and cannot say that a cell type feels nothing, the influence can.
 
     For every time point: ``matrix[a, b]`` = mean weight of source type b on receiver type a
     (rows = receivers), its standard error ``sem``, ``net = matrix − matrixᵀ`` (b drives a more
@@ -33,7 +39,7 @@ def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | No
     Writes and returns ``adata.uns["mfsde"]["interactions"]``: ``groupby``, ``names`` ``(L,)``,
     ``times`` ``(T,)``, ``matrix``/``net``/``sem`` ``(T, L, L)``, ``counts`` ``(T, L)``,
     ``asymmetry``, ``asymmetry_null_mean``, ``asymmetry_null_q95``, ``asymmetry_p_value`` and
-    ``n_cells`` (labelled cells used) ``(T,)``, ``kernel``; with ``cellwise`` also ``cellwise[str(k)] = {"obs_names",
+    ``n_cells`` (labelled cells used) ``(T,)``, ``kernel``, ``measure``; with ``cellwise`` also ``cellwise[str(k)] = {"obs_names",
     "weights"}`` per time index k.
     """
     check_adata(adata)
@@ -41,6 +47,8 @@ def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | No
     cats = np.unique(adata.obs[groupby].dropna().astype(str).to_numpy())
     if len(cats) < 2:
         raise ValueError(f"groupby {groupby!r} has a single category {cats.tolist()}; need at least 2 to compare")
+    if measure not in ("weights", "influence"):
+        raise ValueError(f"measure must be 'weights' or 'influence', got {measure!r}")
     if n_permutations < 0:
         raise ValueError(f"n_permutations must be >= 0, got {n_permutations}")
     time_key, key = resolve(adata, model, time_key, basis)
@@ -54,11 +62,15 @@ def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | No
     maps = interaction_weights(model, data, n_cells=n_cells, seed=seed)
     rng = np.random.default_rng(seed)
     names = [str(c) for c in cats]  # cells without a label (NaN) take no part in the label matrices
-    symmetric = bool(getattr(getattr(getattr(model, "drift", model), "inter", None), "symmetric", False))
+    symmetric = measure == "weights" and bool(getattr(getattr(getattr(model, "drift", model), "inter", None),
+                                                      "symmetric", False))
     out = {k: [] for k in ("matrix", "net", "sem", "counts", "asymmetry", "asymmetry_null_mean",
                            "asymmetry_null_q95", "asymmetry_p_value", "n_cells")}
     cell = {}
     for m in maps:
+        if measure == "influence":
+            x = np.asarray(data.data[m.time_index], dtype=np.float32)[m.cells]
+            m.weights = influence_matrix(model, x, m.time)
         lab = label_weights(m.weights, m.labels, names=names)
         # a symmetric kernel's label matrix is symmetric: its asymmetry (~1e-16) has no null to compare
         null = np.array([] if symmetric else [label_weights(m.weights, rng.permutation(m.labels), names=names)
@@ -78,7 +90,7 @@ def interactions(adata, model, groupby: str = "cell_type", *, time_key: str | No
                                        "weights": m.weights.astype(np.float32)}
     rec = {k: np.asarray(v, dtype=np.int64 if k in ("counts", "n_cells") else np.float64) for k, v in out.items()}
     rec.update(groupby=groupby, names=np.asarray(names, dtype=str), times=np.asarray(data.times, dtype=np.float64),
-               kernel=maps[0].kernel, n_permutations=int(n_permutations), population=population or "")
+               kernel=maps[0].kernel, measure=measure, n_permutations=int(n_permutations), population=population or "")
     if cellwise:
         rec["cellwise"] = cell
     uns_record(adata)["interactions"] = rec
