@@ -7,9 +7,27 @@ from typing import Callable, Iterator
 import torch
 
 
+#: memory for the temporaries of one batched backward pass (see :func:`auto_chunk`)
+CHUNK_BYTES = 1 << 29
+
+
+def auto_chunk(model, n: int, dtype_bytes: int = 4) -> int:
+    """Jacobian rows per batched backward pass such that their temporaries stay near
+    :data:`CHUNK_BYTES`: each row re-runs the backward of the interaction over all N² pairs, which
+    holds ``pair_bytes`` per pair for a :class:`~mfsde.interactions.PairwiseInteraction` (an MLP
+    over pairs: hundreds of bytes) and about 64 bytes per pair otherwise (fused attention)."""
+    inter = getattr(getattr(model, "drift", model), "inter", model)
+    per_pair = 64
+    if hasattr(inter, "pair_bytes"):
+        per_pair = max(per_pair, int(inter.pair_bytes(torch.empty(0, dtype={8: torch.float64}.get(dtype_bytes,
+                                                                                            torch.float32)))))
+    return int(max(1, min(512, CHUNK_BYTES // (3 * per_pair * n * n))))
+
+
 def pair_jacobian_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
                        chunk: int = 512) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Rows of the Jacobian of ``fn: (N, d) → (N, d)`` at ``x``, ``chunk`` outputs at a time.
+    """Rows of the Jacobian of ``fn: (N, d) → (N, d)`` at ``x``, ``chunk`` outputs at a time
+    (:func:`auto_chunk` sizes it to a memory budget).
 
     Yields ``(receivers (c,), grads (c, N, d))``: ``grads[r] = ∂ fn(x)[i_r, k_r] / ∂x`` for the
     flat outputs ``(i_r, k_r)`` of the chunk (``receivers`` holds the i_r). A ``fn`` that does not

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from .._jacobian import pair_jacobian_rows
+from .._jacobian import auto_chunk, pair_jacobian_rows
 from ..systems.base import ParticleSystem
 from .recovery import _check_count, _check_times, _drift_of, true_populations
 
@@ -23,7 +23,7 @@ __all__ = ["pair_jacobian_rows", "pair_jacobian_error"]
 
 def pair_jacobian_error(model, system: ParticleSystem, times: Sequence[float], *, n_particles: int = 200,
                         seed: int = 0, dt: float = 0.01, time_origin: float | None = None,
-                        chunk: int = 512) -> dict:
+                        chunk: int | None = None) -> dict:
     """Error of the learned pairwise sensitivities on fresh populations of the true system.
 
     At every time t of ``times`` a population of ``n_particles`` is simulated from the system's
@@ -50,8 +50,9 @@ def pair_jacobian_error(model, system: ParticleSystem, times: Sequence[float], *
         for x, t in zip(true_populations(system, ts, n, seed, dt), ts):
             x = x.double()
             tm = torch.tensor(t - t_zero, dtype=dtype)
-            learned = pair_jacobian_rows(lambda z: drift(z.to(dtype), tm).double(), x, chunk)
-            true = pair_jacobian_rows(lambda z: system.drift(z, torch.tensor(t, dtype=z.dtype)), x, chunk)
+            c = min(auto_chunk(model, n), auto_chunk(system, n)) if chunk is None else chunk
+            learned = pair_jacobian_rows(lambda z: drift(z.to(dtype), tm).double(), x, c)
+            true = pair_jacobian_rows(lambda z: system.drift(z, torch.tensor(t, dtype=z.dtype)), x, c)
             for (rec, gm), (_, gt) in zip(learned, true):
                 keep = torch.ones_like(gt)
                 keep[torch.arange(len(rec)), rec] = 0.0  # drop the self-blocks j = i

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .._jacobian import pair_jacobian_rows
+from .._jacobian import auto_chunk, pair_jacobian_rows
 from .weights import LabelWeights, _as_tensor, _model_time, label_weights
 
 
@@ -44,12 +44,13 @@ def _inter_data_units(model, t):
     return f
 
 
-def influence_matrix(model, x, t=None, *, chunk: int = 512) -> np.ndarray:
+def influence_matrix(model, x, t=None, *, chunk: int | None = None) -> np.ndarray:
     """``(N, N)`` ``influence[i, j] = ‖∂ f_inter(x_i) / ∂ x_j‖_F`` at the population ``x``
     ``(N, d)`` (array or tensor, data units), in data units per data time unit; rows =
     receivers. The diagonal holds a cell's sensitivity to its own state through the population
-    term. ``t`` is the data time. The cost is N·d backward passes, batched ``chunk`` at a time:
-    pass a subsample of cells for large N (it stands in for ρ)."""
+    term. ``t`` is the data time. The cost is N·d backward passes, batched ``chunk`` at a time
+    (default: sized to ~0.5 GiB of temporaries by :func:`mfsde._jacobian.auto_chunk`): pass a
+    subsample of cells for large N (it stands in for ρ)."""
     xt = _as_tensor(x, model)
     if xt.dim() != 2:
         raise ValueError(f"x must be (N, d) cells, got shape {tuple(xt.shape)}")
@@ -60,6 +61,7 @@ def influence_matrix(model, x, t=None, *, chunk: int = 512) -> np.ndarray:
     model.eval()
     try:
         sq = torch.zeros(n, n, dtype=torch.float64)
+        chunk = auto_chunk(model, n, xt.element_size()) if chunk is None else chunk
         for receivers, g in pair_jacobian_rows(_inter_data_units(model, t), xt, chunk):
             sq.index_add_(0, receivers, g.double().pow(2).sum(-1))  # Σ_k Σ_l (∂f_ik/∂x_jl)²
         return sq.sqrt().numpy()
@@ -68,7 +70,7 @@ def influence_matrix(model, x, t=None, *, chunk: int = 512) -> np.ndarray:
 
 
 def label_influence(model, x, labels, t=None, *, names: Sequence[str] | None = None,
-                    chunk: int = 512) -> LabelWeights:
+                    chunk: int | None = None) -> LabelWeights:
     """:func:`influence_matrix` aggregated by cell label (rows = receiving labels), self-pairs
     excluded: ``matrix[a, b]`` = mean over receivers i labelled a and sources j ≠ i labelled b of
     ‖∂ f_inter(x_i) / ∂ x_j‖_F. ``net = matrix − matrix.T``, ``asymmetry`` and ``sem`` as in
