@@ -310,7 +310,7 @@ def test_learned_sigma_is_a_parameter_that_moves_and_resumes(tmp_path):
     assert float(res.model.diffusion.constant().detach()) != pytest.approx(0.5, abs=1e-7)
     again = mfsde.runs.load_run(tmp_path / "run")[0]
     assert torch.equal(again.diffusion.constant(), res.model.diffusion.constant())
-    assert [round(r["sigma"], 6) for r in res.history][-1] == round(float(res.model.diffusion.constant()), 6)
+    assert [round(r["sigma"], 6) for r in res.history][-1] == round(float(res.model.diffusion.constant().detach()), 6)
 
 
 def test_learned_sigma_finds_the_noise_of_pure_diffusion():
