@@ -301,11 +301,15 @@ def _scimf(dim: int) -> Config:
     return cfg
 
 
-def _ito(dim: int) -> Config:
-    cfg = _scimf(dim)
-    cfg.model.inter = Component("none")
-    cfg.preset = "ito"
-    return cfg
+def _kernel_preset(name: str, inter: Component):
+    """A preset that is ``scimf`` with another interaction kernel."""
+    def build(dim: int) -> Config:
+        cfg = _scimf(dim)
+        cfg.model.inter = Component(inter.name, dict(inter.options))
+        cfg.preset = name
+        return cfg
+
+    return build
 
 
 def _symmetric_qk(dim: int) -> Config:
@@ -315,25 +319,10 @@ def _symmetric_qk(dim: int) -> Config:
     return cfg
 
 
-def _rbf(dim: int) -> Config:
-    cfg = _scimf(dim)
-    cfg.model.inter = Component("rbf", {"n_kernels": 3, "bandwidth": 1.0})
-    cfg.preset = "rbf"
-    return cfg
-
-
-def _radial(dim: int) -> Config:
-    cfg = _scimf(dim)
-    cfg.model.inter = Component("radial", {"width": 32, "depth": 2})
-    cfg.preset = "radial"
-    return cfg
-
-
-def _pairwise_mlp(dim: int) -> Config:
-    cfg = _scimf(dim)
-    cfg.model.inter = Component("pairwise_mlp", {"width": 64, "depth": 2})
-    cfg.preset = "pairwise_mlp"
-    return cfg
+_ito = _kernel_preset("ito", Component("none"))
+_rbf = _kernel_preset("rbf", Component("rbf", {"n_kernels": 3, "bandwidth": 1.0}))
+_radial = _kernel_preset("radial", Component("radial", {"width": 32, "depth": 2}))
+_pairwise_mlp = _kernel_preset("pairwise_mlp", Component("pairwise_mlp", {"width": 64, "depth": 2}))
 
 
 def _scimf_paper(dim: int) -> Config:
