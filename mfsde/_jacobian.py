@@ -11,7 +11,7 @@ import torch
 CHUNK_BYTES = 1 << 29
 
 
-def auto_chunk(model, n: int, dtype_bytes: int = 4) -> int:
+def auto_chunk(model, n: int, dtype: torch.dtype = torch.float32) -> int:
     """Jacobian rows per batched backward pass such that their temporaries stay near
     :data:`CHUNK_BYTES`: each row re-runs the backward of the interaction over all N² pairs, which
     holds ``pair_bytes`` per pair for a :class:`~mfsde.interactions.PairwiseInteraction` (an MLP
@@ -19,8 +19,7 @@ def auto_chunk(model, n: int, dtype_bytes: int = 4) -> int:
     inter = getattr(getattr(model, "drift", model), "inter", model)
     per_pair = 64
     if hasattr(inter, "pair_bytes"):
-        per_pair = max(per_pair, int(inter.pair_bytes(torch.empty(0, dtype={8: torch.float64}.get(dtype_bytes,
-                                                                                            torch.float32)))))
+        per_pair = max(per_pair, int(inter.pair_bytes(torch.empty(0, dtype=dtype))))
     return int(max(1, min(512, CHUNK_BYTES // (3 * per_pair * n * n))))
 
 

@@ -270,6 +270,8 @@ class Config:
             raise ValueError(f"train.lr must be > 0, got {t.lr!r}")
         if t.sigma_lr is not None and not (isinstance(t.sigma_lr, (int, float)) and t.sigma_lr > 0):
             raise ValueError(f"train.sigma_lr must be > 0 or None, got {t.sigma_lr!r}")
+        if t.sigma_lr is not None and not self.model.learn_sigma:
+            raise ValueError("train.sigma_lr is set but model.learn_sigma is false: σ is not trained")
         if t.time_budget is not None and (isinstance(t.time_budget, bool) or not isinstance(t.time_budget, (int, float))
                                           or not math.isfinite(t.time_budget) or t.time_budget <= 0):
             raise ValueError(f"train.time_budget must be a positive number of seconds or None, got {t.time_budget!r}")
@@ -342,8 +344,9 @@ PRESETS = Registry("preset", {"scimf": _scimf, "ito": _ito, "symmetric_qk": _sym
 def preset(name: str, dim: int = 50) -> Config:
     """The named preset for particles of dimension ``dim``: ``scimf`` (the paper's
     hyper-parameters), ``ito`` (no interaction), ``symmetric_qk`` (W_Q = W_K), ``rbf``,
-    ``radial`` (central forces with a learned profile ψ(r)), ``pairwise_mlp``. The attention presets use 2 heads where ``dim`` is even and 1 head where it
-    is odd (d_k = d / heads must be whole)."""
+    ``radial`` (central forces with a learned profile ψ(r)), ``pairwise_mlp``. The attention
+    presets use 2 heads where ``dim`` is even and 1 head where it is odd (d_k = d / heads must be
+    whole)."""
     cfg = PRESETS.get(name)(dim)  # KeyError listing the presets for an unknown name
     inter = cfg.model.inter
     if inter.name == "attention" and dim % int(inter.options.get("heads", 1)):

@@ -338,7 +338,8 @@ def test_learned_sigma_finds_the_noise_of_pure_diffusion():
     ({"model.sigma_units": "pixels"}, "model.sigma_units"),
     ({"model.learn_sigma": True, "model.sigma": 0.0}, "model.learn_sigma"),
     ({"model.learn_sigma": "yes"}, "model.learn_sigma"),
-    ({"train.sigma_lr": 0.0}, "train.sigma_lr"),
+    ({"train.sigma_lr": 0.0, "model.learn_sigma": True}, "train.sigma_lr"),
+    ({"train.sigma_lr": 0.01}, "model.learn_sigma is false"),
 ])
 def test_bad_sigma_options_name_the_key(over, match):
     with pytest.raises((ValueError, TypeError), match=match):

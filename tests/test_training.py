@@ -96,8 +96,9 @@ def test_heldout_data_are_never_read(snaps):
     assert strip(fit(cfg, snaps, task(), progress=False).history) == strip(fit(cfg, other, task(), progress=False).history)
 
 
-def test_resume_is_bit_identical(snaps, tmp_path):
-    cfg = tiny_config(**{"train.iterations": 6, "train.lr_step": 2, "train.lr_gamma": 0.5})
+@pytest.mark.parametrize("extra", [{}, {"model.learn_sigma": True, "train.sigma_lr": 0.05}], ids=["default", "learned_sigma"])
+def test_resume_is_bit_identical(snaps, tmp_path, extra):
+    cfg = tiny_config(**{"train.iterations": 6, "train.lr_step": 2, "train.lr_gamma": 0.5, **extra})
     full = fit(cfg, snaps, task(), out_dir=tmp_path / "full", progress=False)
     half = fit(cfg.override(**{"train.iterations": 3}), snaps, task(), out_dir=tmp_path / "half", progress=False)
     assert half.iteration == 3

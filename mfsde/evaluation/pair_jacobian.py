@@ -45,12 +45,12 @@ def pair_jacobian_error(model, system: ParticleSystem, times: Sequence[float], *
     was_training = getattr(drift, "training", False)
     if isinstance(drift, torch.nn.Module):
         drift.eval()
+    c = min(auto_chunk(model, n), auto_chunk(system, n)) if chunk is None else chunk
     num = den = cross = mod = 0.0
     try:
         for x, t in zip(true_populations(system, ts, n, seed, dt), ts):
             x = x.double()
             tm = torch.tensor(t - t_zero, dtype=dtype)
-            c = min(auto_chunk(model, n), auto_chunk(system, n)) if chunk is None else chunk
             learned = pair_jacobian_rows(lambda z: drift(z.to(dtype), tm).double(), x, c)
             true = pair_jacobian_rows(lambda z: system.drift(z, torch.tensor(t, dtype=z.dtype)), x, c)
             for (rec, gm), (_, gt) in zip(learned, true):

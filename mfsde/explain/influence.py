@@ -61,7 +61,7 @@ def influence_matrix(model, x, t=None, *, chunk: int | None = None) -> np.ndarra
     model.eval()
     try:
         sq = torch.zeros(n, n, dtype=torch.float64)
-        chunk = auto_chunk(model, n, xt.element_size()) if chunk is None else chunk
+        chunk = auto_chunk(model, n, xt.dtype) if chunk is None else chunk
         for receivers, g in pair_jacobian_rows(_inter_data_units(model, t), xt, chunk):
             sq.index_add_(0, receivers, g.double().pow(2).sum(-1))  # Σ_k Σ_l (∂f_ik/∂x_jl)²
         return sq.sqrt().numpy()

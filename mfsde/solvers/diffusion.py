@@ -38,8 +38,7 @@ class Diffusion(nn.Module):
         value = torch.as_tensor(sigma, dtype=torch.get_default_dtype())
         if value.dim() > 1:
             raise ValueError(f"sigma must be a number, a (d,) tensor or a callable g(x, t), got shape {tuple(value.shape)}")
-        if not torch.isfinite(value).all() or (value < 0).any():
-            raise ValueError(f"sigma must be finite and non-negative, got {value.tolist()}")
+        _check_values(value)
         self.kind = "scalar" if value.dim() == 0 else "per_dimension"
         self.elementwise = True
         if learnable:
@@ -69,8 +68,7 @@ class Diffusion(nn.Module):
         value = torch.as_tensor(value, dtype=old.dtype, device=old.device)
         if value.shape != old.shape:
             raise ValueError(f"sigma has shape {tuple(old.shape)}, got {tuple(value.shape)}")
-        if not torch.isfinite(value).all() or (value < 0).any():
-            raise ValueError(f"sigma must be finite and non-negative, got {value.tolist()}")
+        _check_values(value)
         if hasattr(self, "log_sigma"):
             if (value <= 0).any():
                 raise ValueError("a learnable sigma must stay positive")
@@ -90,6 +88,11 @@ class Diffusion(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}"
+
+
+def _check_values(value: torch.Tensor) -> None:
+    if not torch.isfinite(value).all() or (value < 0).any():
+        raise ValueError(f"sigma must be finite and non-negative, got {value.tolist()}")
 
 
 def as_diffusion(sigma: SigmaLike) -> Diffusion:
