@@ -33,7 +33,7 @@ from mfsde.scaling import DataScale  # noqa: E402
 from mfsde.systems import population_snapshots, population_systems  # noqa: E402
 
 HELDOUT = (1, 5)
-KERNELS = [("rbf", {}), ("rbf", {"n_kernels": 6}), ("radial", {})]
+KERNELS = [("rbf", {}), ("rbf", {"n_kernels": 6}), ("radial", {}), ("radial", {"basis": "linear"})]
 
 
 def forces(systems, pops, scale: DataScale, idx, n_cells: int, rng) -> tuple[torch.Tensor, torch.Tensor]:

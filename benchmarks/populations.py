@@ -121,16 +121,19 @@ def sigma_overrides(mode: str, system, sigma_lr: float | None = None) -> dict:
 
 
 def run(family: str, control: bool, preset: str, seed: int, budget: float, quick: bool,
-        sigma: str = "preset", sigma_lr: float | None = None) -> dict:
+        sigma: str = "preset", sigma_lr: float | None = None, inter_lr: float | None = None) -> dict:
     systems, pops, task = dataset(family, control, seed)
-    cfg = mfsde.preset(preset, dim=pops.dim).override(**{
+    cfg = mfsde.preset(preset, dim=pops.dim)
+    own_lr = {"train.inter_lr": inter_lr} if inter_lr is not None and cfg.model.inter.name != "none" else {}
+    cfg = cfg.override(**{
         "train.seed": seed, "train.time_budget": budget, "train.iterations": 10**6, "train.n_particles": 128,
-        **sigma_overrides(sigma, next(iter(systems.values())), sigma_lr)})
+        **sigma_overrides(sigma, next(iter(systems.values())), sigma_lr), **own_lr})
     res = fit(cfg, pops, task, progress=False)
     model = res.model
     ev = evaluate(model, pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",))
     row = {"kind": "model", "family": family, "control": control, "preset": preset, "seed": seed, "budget": budget,
-           "sigma_mode": sigma, "sigma_lr": sigma_lr, "sigma_model": model.diffusion.constant().detach().tolist(),
+           "sigma_mode": sigma, "sigma_lr": sigma_lr, "inter": cfg.to_dict()["model"]["inter"],
+           "lr": cfg.train.lr, "inter_lr": cfg.train.inter_lr, "sigma_model": model.diffusion.constant().detach().tolist(),
            "iterations": res.iteration, "train_seconds": res.train_seconds, "w1": ev["w1"],
            "w1_per_population": {n: v["w1"] for n, v in ev["per_population"].items()}}
     drift, inter, scaled, jac = [], [], [], []
@@ -216,6 +219,11 @@ def render(rows: list[dict], settings: dict) -> str:
              "cosine. Verdict: an interaction preset *beats* ito when its mean W1 is "
              "lower by more than the larger of the two seed spreads (controls: *within* = not different by more "
              "than that).", ""]
+    models = [r for r in rows if r["kind"] == "model"]
+    sigma_modes = sorted({r.get("sigma_mode", "preset") for r in models})
+    steps = sorted({f"{r['preset']} {r.get('inter_lr')}" for r in models if r.get("inter_lr") is not None})
+    lines[0] += (f" Noise: {', '.join(sigma_modes)}. Step size of the interaction kernel (train.inter_lr): "
+                 f"{'; '.join(steps) if steps else 'train.lr for every preset'}.")
     verdicts = []
     for fam in dict.fromkeys(r["family"] for r in rows):
         for control in (False, True):
@@ -336,6 +344,8 @@ def main(argv=None) -> int:
                          "or learned (default preset)")
     ap.add_argument("--sigma-lr", type=float, default=None,
                     help="with --sigma learn: the step size of log σ (train.sigma_lr; default: train.lr)")
+    ap.add_argument("--inter-lr", type=float, default=None,
+                    help="step size of every interaction kernel (train.inter_lr; default: each preset's own)")
     ap.add_argument("--only-controls", action="store_true", help="run the non-interacting controls only")
     ap.add_argument("--no-extra", action="store_true",
                     help="skip the extra presets of some families (symmetric_qk on two_species)")
@@ -383,7 +393,7 @@ def main(argv=None) -> int:
         if (fam, control, seed) not in base_done and first == i:  # one shard computes them
             new += baselines(fam, control, seed)
             base_done.add((fam, control, seed))
-        row = run(fam, control, preset, seed, args.budget, args.quick, args.sigma, args.sigma_lr)
+        row = run(fam, control, preset, seed, args.budget, args.quick, args.sigma, args.sigma_lr, args.inter_lr)
         row.update(loadavg_1=_common.env_info()["loadavg_1_5_15"][0], git_commit=commit)
         new.append(row)
         with open(log, "a") as fh:

@@ -95,6 +95,11 @@ class TrainConfig:
     #: learning rate of a learned σ (``model.learn_sigma``; None: ``lr``). Adam moves log σ by
     #: about this much per step, so at 1e-3 σ changes by at most ~e^0.5 in 500 iterations.
     sigma_lr: float | None = None
+    #: learning rate of the interaction kernel's parameters (None: ``lr``). Adam moves each
+    #: parameter by about this much per step whatever the gradient's size, so a kernel whose
+    #: outputs are its parameters (``radial`` with ``basis="linear"``: ψ at the nodes, in model
+    #: units) reaches forces of size F only after ~F / inter_lr steps.
+    inter_lr: float | None = None
     lr_step: int = 100
     lr_gamma: float = 0.9
     clip_grad_norm: float | None = 0.1
@@ -272,6 +277,10 @@ class Config:
             raise ValueError(f"train.sigma_lr must be > 0 or None, got {t.sigma_lr!r}")
         if t.sigma_lr is not None and not self.model.learn_sigma:
             raise ValueError("train.sigma_lr is set but model.learn_sigma is false: σ is not trained")
+        if t.inter_lr is not None and not (isinstance(t.inter_lr, (int, float)) and t.inter_lr > 0):
+            raise ValueError(f"train.inter_lr must be > 0 or None, got {t.inter_lr!r}")
+        if t.inter_lr is not None and self.model.inter.name == "none":
+            raise ValueError("train.inter_lr is set but model.inter is 'none': there is no kernel to train")
         if t.time_budget is not None and (isinstance(t.time_budget, bool) or not isinstance(t.time_budget, (int, float))
                                           or not math.isfinite(t.time_budget) or t.time_budget <= 0):
             raise ValueError(f"train.time_budget must be a positive number of seconds or None, got {t.time_budget!r}")
@@ -303,11 +312,12 @@ def _scimf(dim: int) -> Config:
     return cfg
 
 
-def _kernel_preset(name: str, inter: Component):
-    """A preset that is ``scimf`` with another interaction kernel."""
+def _kernel_preset(name: str, inter: Component, inter_lr: float | None = None):
+    """A preset that is ``scimf`` with another interaction kernel (and its own step size)."""
     def build(dim: int) -> Config:
         cfg = _scimf(dim)
         cfg.model.inter = Component(inter.name, dict(inter.options))
+        cfg.train.inter_lr = inter_lr
         cfg.preset = name
         return cfg
 
@@ -323,7 +333,9 @@ def _symmetric_qk(dim: int) -> Config:
 
 _ito = _kernel_preset("ito", Component("none"))
 _rbf = _kernel_preset("rbf", Component("rbf", {"n_kernels": 3, "bandwidth": 1.0}))
-_radial = _kernel_preset("radial", Component("radial", {"width": 32, "depth": 2}))
+# ψ's node values are forces in model units, O(1)–O(10) at short range; at lr = 1e-3 Adam moves
+# them by ~0.3 in 300 steps (benchmarks/results/populations_radial_lr.md)
+_radial = _kernel_preset("radial", Component("radial", {"basis": "linear", "n_basis": 32}), inter_lr=0.1)
 _pairwise_mlp = _kernel_preset("pairwise_mlp", Component("pairwise_mlp", {"width": 64, "depth": 2}))
 
 

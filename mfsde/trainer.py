@@ -152,12 +152,7 @@ class Trainer:
         self._param_names = [n for n, _ in named]
         #: the moving average of ``params`` (``train.ema``), or ``None``
         self.ema = ParameterAverage(self.params, tc.ema) if tc.ema > 0 else None
-        sigma = [p for n, p in named if n.startswith("diffusion.")]
-        if sigma and tc.sigma_lr is not None:  # a learned σ with its own step size
-            rest = [p for n, p in named if not n.startswith("diffusion.")]
-            self.optimiser = torch.optim.Adam([{"params": rest}, {"params": sigma, "lr": tc.sigma_lr}], lr=tc.lr)
-        else:
-            self.optimiser = torch.optim.Adam(self.params, lr=tc.lr)
+        self.optimiser = torch.optim.Adam(self._param_groups(named, tc), lr=tc.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=tc.lr_step, gamma=tc.lr_gamma)
         self.loss_fn = FitLoss(config)
         self.simulate = simulate or default_simulate
@@ -165,6 +160,17 @@ class Trainer:
         #: seconds spent in :meth:`step` over the whole run, resumed parts included (what
         #: ``train.time_budget`` limits)
         self.train_seconds = 0.0
+
+    @staticmethod
+    def _param_groups(named: list, tc) -> list[dict]:
+        """Adam's parameter groups: a learned σ (``train.sigma_lr``) and the interaction kernel
+        (``train.inter_lr``) get their own step size where one is set; the rest uses ``lr``."""
+        own = {"diffusion.": tc.sigma_lr, "drift.inter.": tc.inter_lr}
+        groups, rest = {}, []
+        for n, p in named:
+            prefix = next((k for k, lr in own.items() if lr is not None and n.startswith(k)), None)
+            (groups.setdefault(prefix, []) if prefix else rest).append(p)
+        return [{"params": rest}] + [{"params": ps, "lr": own[k]} for k, ps in groups.items()]
 
     def _wrap(self, model: MeanFieldSDE) -> torch.nn.Module:
         """``model`` itself, or its ``DistributedDataParallel`` wrapper under a process group

@@ -41,6 +41,8 @@ KERNEL_CASES = [
     ("rbf-scalar", "rbf", {"scalar_force": True}),
     ("pairwise_mlp", "pairwise_mlp", {"width": 8}),
     ("pairwise_mlp-relative", "pairwise_mlp", {"width": 8, "relative": True}),
+    ("radial", "radial", {"width": 8}),
+    ("radial-linear", "radial", {"basis": "linear", "n_basis": 6}),
     ("none", "none", {}),
 ]
 KERNEL_IDS = [c[0] for c in KERNEL_CASES]
@@ -163,12 +165,38 @@ def pairwise_loop(k, x: torch.Tensor):
     return out, weights
 
 
+def radial_loop(k, x: torch.Tensor):
+    """f_i = 1/(N−1) Σ_{j≠i} ψ(r_ij) (x_j − x_i)/r_ij; the piecewise-linear ψ as a sum of hat
+    functions Σ_m w_m max(0, 1 − |u (M−1) − m|), u = r/(1 + r) (an independent form)."""
+    n, d = x.shape
+    out = torch.zeros_like(x)
+    weights = torch.zeros(1, n, n, dtype=x.dtype)
+    for i in range(n):
+        acc = torch.zeros(d, dtype=x.dtype)
+        for j in range(n):
+            if j == i:
+                continue
+            dx = x[j] - x[i]
+            r = torch.sqrt(dx @ dx + k.eps ** 2)
+            if k.basis == "mlp":
+                psi = k.psi(r.reshape(1, 1))[0, 0]
+            else:
+                s = r / (1 + r) * (k.n_basis - 1)
+                psi = sum(k.nodes[m] * torch.clamp(1 - (s - m).abs(), min=0) for m in range(k.n_basis))
+            msg = psi * dx / r
+            weights[0, i, j] = msg.norm() / (n - 1)
+            acc = acc + msg
+        out[i] = acc / (n - 1)
+    return out, weights
+
+
 def none_loop(k, x: torch.Tensor):
     n = x.shape[0]
     return torch.zeros_like(x), torch.zeros(1, n, n, dtype=x.dtype)
 
 
-LOOPS = {"attention": attention_loop, "rbf": rbf_loop, "pairwise_mlp": pairwise_loop, "none": none_loop}
+LOOPS = {"attention": attention_loop, "rbf": rbf_loop, "pairwise_mlp": pairwise_loop, "radial": radial_loop,
+         "none": none_loop}
 
 
 def reference(name: str, k, x: torch.Tensor):

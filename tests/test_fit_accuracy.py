@@ -340,6 +340,8 @@ def test_learned_sigma_finds_the_noise_of_pure_diffusion():
     ({"model.learn_sigma": "yes"}, "model.learn_sigma"),
     ({"train.sigma_lr": 0.0, "model.learn_sigma": True}, "train.sigma_lr"),
     ({"train.sigma_lr": 0.01}, "model.learn_sigma is false"),
+    ({"train.inter_lr": -1.0}, "train.inter_lr"),
+    ({"train.inter_lr": 0.1, "model.inter.name": "none"}, "model.inter is 'none'"),
 ])
 def test_bad_sigma_options_name_the_key(over, match):
     with pytest.raises((ValueError, TypeError), match=match):

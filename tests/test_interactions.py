@@ -171,6 +171,49 @@ def test_radial_with_the_morse_profile_is_the_morse_interaction():
     torch.testing.assert_close(k(x) * 8 / 9, true(x), atol=1e-9, rtol=1e-6)
 
 
+
+def test_radial_linear_profile_interpolates_its_nodes_and_converges_to_the_morse_forces():
+    """ψ equals the node values at the nodes u_m = m/(M−1) (u = r/(1+r)), is linear in u between
+    them, and with the nodes set to W' the forces approach the Morse system's as M grows."""
+    from mfsde.systems.morse import MorseInteraction
+
+    k = make_kernel("radial", 2, basis="linear", n_basis=9)
+    u = torch.linspace(0, 1, 9, dtype=torch.float64)[:-1]
+    torch.testing.assert_close(k.profile(u / (1 - u)), k.nodes[:-1], atol=1e-12, rtol=0)
+    mid = (u[:-1] + u[1:]) / 2
+    torch.testing.assert_close(k.profile(mid / (1 - mid)), (k.nodes[:-2] + k.nodes[1:-1]) / 2, atol=1e-12, rtol=0)
+    assert torch.isclose(k.profile(torch.tensor(1e9, dtype=torch.float64)), k.nodes[-1], atol=1e-6)
+
+    true = MorseInteraction(2, C_a=10.0, l_a=2.0, C_r=15.0, l_r=0.5)
+    x = 3 * torch.randn(40, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    errors = []
+    for m in (8, 32, 128):
+        k = build_interaction("radial", dim=2, basis="linear", n_basis=m).double()
+        nodes = torch.linspace(0, 1, m, dtype=torch.float64).clamp(max=1 - 1e-9)
+        with torch.no_grad():
+            k.nodes.copy_(true.dW(nodes / (1 - nodes)))
+        with torch.no_grad():
+            f, t = k(x) * 39 / 40, true(x)
+        errors.append(float((f - t).pow(2).sum() / t.pow(2).sum()))
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-3, errors
+
+
+@pytest.mark.parametrize("options, match", [({"basis": "spline"}, "basis must be one of"),
+                                            ({"basis": "linear", "n_basis": 1}, "n_basis must be >= 2"),
+                                            ({"n_basis": 0}, "n_basis")])
+def test_radial_bad_options_are_refused(options, match):
+    with pytest.raises(ValueError, match=match):
+        build_interaction("radial", dim=2, **options)
+
+
+def test_radial_linear_starts_at_zero_and_trains():
+    x = torch.randn(2, 9, 3, generator=torch.Generator().manual_seed(1))
+    k = build_interaction("radial", dim=3, basis="linear")
+    out = k(x)
+    assert not out.any()
+    (out * torch.randn_like(out)).sum().backward()
+    assert k.nodes.grad.abs().sum() > 0  # the zero profile still receives gradients
+
 # -- vectorised / chunked == naive loop ---------------------------------------------------------
 @pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
 @settings(max_examples=8)

@@ -12,6 +12,7 @@ import mfsde
 from mfsde.config import Config
 from mfsde.data import from_arrays
 from mfsde.runs import load_checkpoint, load_run, package_versions, read_history
+from mfsde.streams import seed_everything
 from mfsde.data.tasks import Task, get_task
 from mfsde.training import FitResult, Trainer, fit
 
@@ -96,7 +97,9 @@ def test_heldout_data_are_never_read(snaps):
     assert strip(fit(cfg, snaps, task(), progress=False).history) == strip(fit(cfg, other, task(), progress=False).history)
 
 
-@pytest.mark.parametrize("extra", [{}, {"model.learn_sigma": True, "train.sigma_lr": 0.05}], ids=["default", "learned_sigma"])
+@pytest.mark.parametrize("extra", [{}, {"model.learn_sigma": True, "train.sigma_lr": 0.05},
+                                   {"model.learn_sigma": True, "train.sigma_lr": 0.05, "train.inter_lr": 0.03}],
+                         ids=["default", "learned_sigma", "three_step_sizes"])
 def test_resume_is_bit_identical(snaps, tmp_path, extra):
     cfg = tiny_config(**{"train.iterations": 6, "train.lr_step": 2, "train.lr_gamma": 0.5, **extra})
     full = fit(cfg, snaps, task(), out_dir=tmp_path / "full", progress=False)
@@ -111,6 +114,20 @@ def test_resume_is_bit_identical(snaps, tmp_path, extra):
     # the learning-rate schedule went on where it stopped
     assert [h["lr"] for h in resumed.history] == [h["lr"] for h in full.history]
     assert resumed.history[-1]["lr"] < resumed.history[0]["lr"]
+
+
+def test_inter_lr_is_the_interaction_kernels_own_step_size(snaps):
+    """Adam's first step moves every parameter with a non-zero gradient by its group's step size:
+    the kernel's by train.inter_lr, every other by train.lr."""
+    cfg = tiny_config("radial", **{"train.iterations": 1, "train.lr": 1e-3, "train.inter_lr": 0.05,
+                                   "train.lr_step": 1000})
+    seed_everything(cfg.train.seed)  # the initial parameters fit() starts from
+    start = mfsde.model.build_model(cfg)
+    res = fit(cfg, snaps, task(), progress=False)
+    before, after = dict(start.named_parameters()), dict(res.model.named_parameters())
+    moved = {n: (after[n] - before[n]).abs().max().item() for n in after}
+    assert moved["drift.inter.nodes"] == pytest.approx(0.05, rel=1e-3)
+    assert max(v for n, v in moved.items() if not n.startswith("drift.inter.")) == pytest.approx(1e-3, rel=1e-3)
 
 
 def test_resume_from_periodic_checkpoint(snaps, tmp_path):
