@@ -21,7 +21,9 @@ training), and scored on the held-out populations, each predicted from its own f
         python benchmarks/populations.py --render
     python benchmarks/populations.py --quick        # a few seconds per run, smoke test of the pipeline
 
-Writes ``benchmarks/results/populations.{rows.jsonl,json,md,png}``.
+Writes ``benchmarks/results/populations.{rows.jsonl,json,md,png}`` (the figure: true vs learned
+interaction on OU) and, when a radial kernel ran on Morse, ``populations_profile.png`` (its learned
+force profile ψ(r) against the truth's W'(r), in data units).
 """
 from __future__ import annotations
 
@@ -157,11 +159,33 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
     if family == "two_species" and not control:
         name = task.heldout_populations[0]
         row["direction"] = direction(model, systems[name], pops[name], seed)
+    if family == "morse" and not control and hasattr(model.drift.inter, "profile"):
+        row["profile"] = force_profile(model, systems[task.heldout_populations[0]], pops)
     if family == "ou" and not control and seed == 0:  # material for the figure
         name = task.heldout_populations[0]
         s = recovery_samples(model, systems[name], list(pops[name].times), n_particles=n_rec, seed=seed + 2)
         row["delta_sample"] = {"true": s["delta_true"][:200].tolist(), "model": s["delta_model"][:200].tolist()}
     return row
+
+
+def force_profile(model, system, pops) -> dict:
+    """A radial kernel's learned force profile ψ(r) in data units (ψ_data(r) = ψ(r / s) s / τ for
+    the global scale s and time unit τ) beside the Morse system's W'(r), on distances up to the
+    largest distance between two observed cells of one population; ``counts``: how often each
+    distance occurs between cells of one training snapshot (where ψ is identified)."""
+    s, tau = float(model.scale.scale.mean()), float(model.scale.time_unit)
+    dist = []
+    for name in pops.names:
+        for x in pops[name].data:
+            x = torch.as_tensor(x[:150], dtype=torch.float64)
+            dist.append(torch.pdist(x).numpy())
+    dist = np.concatenate(dist)
+    r = np.linspace(0.02, float(dist.max()), 120)
+    with torch.no_grad():
+        learned = model.drift.inter.profile(torch.as_tensor(r / s, dtype=torch.float32)).double().numpy() * s / tau
+        true = system.drift.inter.dW(torch.as_tensor(r)).numpy()
+    counts, _ = np.histogram(dist, bins=len(r), range=(0.0, float(dist.max())))
+    return {"r": r.tolist(), "learned": learned.tolist(), "true": true.tolist(), "counts": counts.tolist()}
 
 
 def baselines(family: str, control: bool, seed: int) -> list[dict]:
@@ -301,6 +325,9 @@ def render(rows: list[dict], settings: dict) -> str:
 
 def figure(rows: list[dict]) -> None:
     samples = [r for r in rows if r.get("delta_sample")]
+    profiles = [r for r in rows if r.get("profile")]
+    if profiles:
+        profile_figure(profiles)
     if not samples:
         return
     import matplotlib
@@ -324,6 +351,35 @@ def figure(rows: list[dict]) -> None:
     fig.suptitle("mean-field OU, held-out population: true vs learned interaction (seed 0)", fontsize=10)
     fig.tight_layout()
     fig.savefig(_common.RESULTS_DIR / f"{NAME}.png", dpi=110)
+    plt.close(fig)
+
+
+def profile_figure(rows: list[dict]) -> None:
+    """Learned force profiles ψ(r) of the radial kernel on Morse, every seed, against W'(r)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    first = rows[0]["profile"]
+    r = np.asarray(first["r"])
+    ax.plot(r, first["true"], color="k", lw=2, label="truth W'(r)")
+    for row in sorted(rows, key=lambda x: x["seed"]):
+        ax.plot(r, row["profile"]["learned"], lw=1, alpha=0.8,
+                label=f"{row['preset']} seed {row['seed']} (inter {row['inter']:.2f})")
+    counts = np.asarray(first["counts"], dtype=float)
+    lo, hi = ax.get_ylim()
+    ax.fill_between(r, lo, lo + 0.25 * (hi - lo) * counts / counts.max(), color="0.85", zorder=0,
+                    label="pair distances in the data")
+    ax.set_ylim(lo, hi)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xlabel("distance r (data units)")
+    ax.set_ylabel("force ψ(r) (> 0 attracts)")
+    ax.set_title("Morse swarms: learned force profile of the radial kernel", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(_common.RESULTS_DIR / f"{NAME}_profile.png", dpi=110)
     plt.close(fig)
 
 

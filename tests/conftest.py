@@ -142,52 +142,51 @@ def rbf_loop(k, x: torch.Tensor):
     return out, weights
 
 
-def pairwise_loop(k, x: torch.Tensor):
-    """f_i = 1/(N−1) Σ_{j≠i} φ([x_i, x_j − x_i]) (or φ(x_j − x_i) when relative)."""
+def _pair_loop(x: torch.Tensor, message):
+    """f_i = 1/(N−1) Σ_{j≠i} message(i, j) and the weights ‖message(i, j)‖ / (N − 1), by loops."""
     n, d = x.shape
-    w_rel, b = k.first_rel.weight, k.first_rel.bias
     out = torch.zeros_like(x)
     weights = torch.zeros(1, n, n, dtype=x.dtype)
     for i in range(n):
         acc = torch.zeros(d, dtype=x.dtype)
         for j in range(n):
-            if j == i:
-                continue
-            if k.relative:
-                h = w_rel @ (x[j] - x[i]) + b
-            else:
-                w = torch.cat([k.first_self.weight, w_rel], dim=1)
-                h = w @ torch.cat([x[i], x[j] - x[i]]) + b
-            msg = _mlp(k.rest, h)
-            weights[0, i, j] = msg.norm() / (n - 1)
-            acc = acc + msg
+            if j != i:
+                msg = message(i, j)
+                weights[0, i, j] = msg.norm() / (n - 1)
+                acc = acc + msg
         out[i] = acc / (n - 1)
     return out, weights
+
+
+def pairwise_loop(k, x: torch.Tensor):
+    """f_i = 1/(N−1) Σ_{j≠i} φ([x_i, x_j − x_i]) (or φ(x_j − x_i) when relative)."""
+    w_rel, b = k.first_rel.weight, k.first_rel.bias
+
+    def message(i, j):
+        if k.relative:
+            h = w_rel @ (x[j] - x[i]) + b
+        else:
+            w = torch.cat([k.first_self.weight, w_rel], dim=1)
+            h = w @ torch.cat([x[i], x[j] - x[i]]) + b
+        return _mlp(k.rest, h)
+
+    return _pair_loop(x, message)
 
 
 def radial_loop(k, x: torch.Tensor):
     """f_i = 1/(N−1) Σ_{j≠i} ψ(r_ij) (x_j − x_i)/r_ij; the piecewise-linear ψ as a sum of hat
     functions Σ_m w_m max(0, 1 − |u (M−1) − m|), u = r/(1 + r) (an independent form)."""
-    n, d = x.shape
-    out = torch.zeros_like(x)
-    weights = torch.zeros(1, n, n, dtype=x.dtype)
-    for i in range(n):
-        acc = torch.zeros(d, dtype=x.dtype)
-        for j in range(n):
-            if j == i:
-                continue
-            dx = x[j] - x[i]
-            r = torch.sqrt(dx @ dx + k.eps ** 2)
-            if k.basis == "mlp":
-                psi = k.psi(r.reshape(1, 1))[0, 0]
-            else:
-                s = r / (1 + r) * (k.n_basis - 1)
-                psi = sum(k.nodes[m] * torch.clamp(1 - (s - m).abs(), min=0) for m in range(k.n_basis))
-            msg = psi * dx / r
-            weights[0, i, j] = msg.norm() / (n - 1)
-            acc = acc + msg
-        out[i] = acc / (n - 1)
-    return out, weights
+    def message(i, j):
+        dx = x[j] - x[i]
+        r = torch.sqrt(dx @ dx + k.eps ** 2)
+        if k.basis == "mlp":
+            psi = k.psi(r.reshape(1, 1))[0, 0]
+        else:
+            s = r / (1 + r) * (k.n_basis - 1)
+            psi = sum(k.nodes[m] * torch.clamp(1 - (s - m).abs(), min=0) for m in range(k.n_basis))
+        return psi * dx / r
+
+    return _pair_loop(x, message)
 
 
 def none_loop(k, x: torch.Tensor):

@@ -200,7 +200,9 @@ def test_radial_linear_profile_interpolates_its_nodes_and_converges_to_the_morse
 
 @pytest.mark.parametrize("options, match", [({"basis": "spline"}, "basis must be one of"),
                                             ({"basis": "linear", "n_basis": 1}, "n_basis must be >= 2"),
-                                            ({"n_basis": 0}, "n_basis")])
+                                            ({"basis": "linear", "n_basis": 0}, "n_basis"),
+                                            ({"basis": "linear", "width": 8}, "width applies to radial's other"),
+                                            ({"n_basis": 8}, "n_basis applies to radial's other")])
 def test_radial_bad_options_are_refused(options, match):
     with pytest.raises(ValueError, match=match):
         build_interaction("radial", dim=2, **options)
