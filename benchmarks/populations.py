@@ -367,7 +367,8 @@ def profile_figure(rows: list[dict]) -> None:
     ax.plot(r, first["true"], color="k", lw=2, label="truth W'(r)")
     for row in sorted(rows, key=lambda x: x["seed"]):
         ax.plot(r, row["profile"]["learned"], lw=1, alpha=0.8,
-                label=f"{row['preset']} seed {row['seed']} (inter {row['inter']:.2f})")
+                label=f"{row['preset']}, step {row.get('inter_lr') or row.get('lr')}, seed {row['seed']} "
+                      f"(inter {row['inter']:.2f})")
     counts = np.asarray(first["counts"], dtype=float)
     lo, hi = ax.get_ylim()
     ax.fill_between(r, lo, lo + 0.25 * (hi - lo) * counts / counts.max(), color="0.85", zorder=0,
