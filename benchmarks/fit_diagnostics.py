@@ -64,6 +64,9 @@ VARIANTS = {
     # the last point and --final-eval the averaged model that fit returns)
     "EMA 0.95": {"train.ema": 0.95},
     "EMA 0.99": {"train.ema": 0.99},
+    # the interaction kernel's own Adam step size (attention presets only; ito has no kernel)
+    "kernel lr 1e-2": {"train.inter_lr": 1e-2},
+    "kernel lr 3e-3": {"train.inter_lr": 3e-3},
 }
 #: ``--final-eval`` protocols: column title → evaluate() keywords (held-out times only)
 FINAL = {"2000 cells from t0": {"n_particles": 2000, "start": "t0"},
