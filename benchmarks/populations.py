@@ -171,8 +171,9 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
 def force_profile(model, system, pops) -> dict:
     """A radial kernel's learned force profile ψ(r) in data units (ψ_data(r) = ψ(r / s) s / τ for
     the global scale s and time unit τ) beside the Morse system's W'(r), on distances up to the
-    largest distance between two observed cells of one population; ``counts``: how often each
-    distance occurs between cells of one training snapshot (where ψ is identified)."""
+    largest distance between two observed cells of one snapshot; ``counts``: how often each
+    distance occurs between cells of one snapshot (the first 150 cells of every snapshot of every
+    population: where pairs are observed, ψ is identified)."""
     s, tau = float(model.scale.scale.mean()), float(model.scale.time_unit)
     dist = []
     for name in pops.names:
@@ -243,9 +244,9 @@ def render(rows: list[dict], settings: dict) -> str:
              "cosine. Verdict: an interaction preset *beats* ito when its mean W1 is "
              "lower by more than the larger of the two seed spreads (controls: *within* = not different by more "
              "than that).", ""]
-    models = [r for r in rows if r["kind"] == "model"]
-    sigma_modes = sorted({r.get("sigma_mode", "preset") for r in models})
-    steps = sorted({f"{r['preset']} {r.get('inter_lr')}" for r in models if r.get("inter_lr") is not None})
+    all_models = [r for r in rows if r["kind"] == "model"]
+    sigma_modes = sorted({r.get("sigma_mode", "preset") for r in all_models})
+    steps = sorted({f"{r['preset']} {r.get('inter_lr')}" for r in all_models if r.get("inter_lr") is not None})
     lines[0] += (f" Noise: {', '.join(sigma_modes)}. Step size of the interaction kernel (train.inter_lr): "
                  f"{'; '.join(steps) if steps else 'train.lr for every preset'}.")
     verdicts = []

@@ -441,3 +441,11 @@ def test_zero_init_starts_as_the_ito_model_and_still_learns(name, options):
 def test_zero_init_refuses_residual():
     with pytest.raises(ValueError, match="zero_init=True cannot make f_inter zero with residual=True"):
         make_kernel("attention", 4, heads=2, residual=True, zero_init=True)
+
+
+@pytest.mark.parametrize("basis", ["mlp", "linear"])
+def test_radial_pair_bytes_grow_with_the_dimension(basis):
+    """Each pair holds d-vectors (dx, the message): the automatic block size must see them."""
+    x = torch.empty(0)
+    small, large = (build_interaction("radial", dim=d, basis=basis).pair_bytes(x) for d in (2, 50))
+    assert large - small >= 4 * 48 * x.element_size()

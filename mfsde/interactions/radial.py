@@ -108,8 +108,8 @@ class RadialInteraction(PairwiseInteraction):
         return (self.profile(r) / r).unsqueeze(-1) * dx
 
     def pair_bytes(self, x: torch.Tensor) -> int:
-        per_pair = 3 * self.width * self.depth if self.basis == "mlp" else 12
-        return (per_pair + 4) * x.element_size()
+        per_pair = 3 * self.width * self.depth if self.basis == "mlp" else 12  # the profile's temporaries
+        return (per_pair + 4 * self.dim) * x.element_size()  # + dx, the message, the mask, the sum
 
     def extra_repr(self) -> str:
         shape = f"width={self.width}, depth={self.depth}" if self.basis == "mlp" else f"n_basis={self.n_basis}"
