@@ -110,6 +110,20 @@ def direction(model, system, snaps, seed: int) -> dict:
     return out
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``["model.inter.width=16", "model.inter.relative=true"]`` → ``{"model.inter.width": 16, ...}``."""
+    out = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
 def sigma_overrides(mode: str, system, sigma_lr: float | None = None) -> dict:
     """Config overrides for the noise level: ``preset`` (the preset's σ in model units),
     ``truth`` (the system's own σ, in data units: the model family then contains the truth) or
@@ -123,19 +137,26 @@ def sigma_overrides(mode: str, system, sigma_lr: float | None = None) -> dict:
 
 
 def run(family: str, control: bool, preset: str, seed: int, budget: float, quick: bool,
-        sigma: str = "preset", sigma_lr: float | None = None, inter_lr: float | None = None) -> dict:
+        sigma: str = "preset", sigma_lr: float | None = None, inter_lr: float | None = None,
+        inter_set: dict | None = None) -> dict:
+    """One training run and its scores. ``inter_set``: config overrides (``{"model.inter.width": 16}``)
+    applied to the presets with an interaction kernel, like ``inter_lr``."""
     systems, pops, task = dataset(family, control, seed)
     cfg = mfsde.preset(preset, dim=pops.dim)
-    own_lr = {"train.inter_lr": inter_lr} if inter_lr is not None and cfg.model.inter.name != "none" else {}
+    own = {}
+    if cfg.model.inter.name != "none":
+        own = dict(inter_set or {})
+        if inter_lr is not None:
+            own["train.inter_lr"] = inter_lr
     cfg = cfg.override(**{
         "train.seed": seed, "train.time_budget": budget, "train.iterations": 10**6, "train.n_particles": 128,
-        **sigma_overrides(sigma, next(iter(systems.values())), sigma_lr), **own_lr})
+        **sigma_overrides(sigma, next(iter(systems.values())), sigma_lr), **own})
     res = fit(cfg, pops, task, progress=False)
     model = res.model
     ev = evaluate(model, pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",))
     row = {"kind": "model", "family": family, "control": control, "preset": preset, "seed": seed, "budget": budget,
-           "sigma_mode": sigma, "sigma_lr": sigma_lr, "inter": cfg.to_dict()["model"]["inter"],
-           "lr": cfg.train.lr, "inter_lr": cfg.train.inter_lr, "sigma_model": model.diffusion.constant().detach().tolist(),
+           "sigma_mode": sigma, "sigma_lr": sigma_lr, "inter_options": cfg.to_dict()["model"]["inter"],
+           "lr": cfg.train.lr, "inter_lr": cfg.train.inter_lr, "overrides": own, "sigma_model": model.diffusion.constant().detach().tolist(),
            "iterations": res.iteration, "train_seconds": res.train_seconds, "w1": ev["w1"],
            "w1_per_population": {n: v["w1"] for n, v in ev["per_population"].items()}}
     drift, inter, scaled, jac = [], [], [], []
@@ -249,6 +270,14 @@ def render(rows: list[dict], settings: dict) -> str:
     steps = sorted({f"{r['preset']} {r.get('inter_lr')}" for r in all_models if r.get("inter_lr") is not None})
     lines[0] += (f" Noise: {', '.join(sigma_modes)}. Step size of the interaction kernel (train.inter_lr): "
                  f"{'; '.join(steps) if steps else 'train.lr for every preset'}.")
+    kernels = sorted({f"{r['preset']}: " + ", ".join(f"{k}={v}" for k, v in sorted(r["inter_options"].items()))
+                      for r in all_models if r.get("inter_options", {}).get("name", "none") != "none"})
+    if kernels:
+        lines[0] += f" Kernels: {'; '.join(kernels)}."
+    extra = sorted({f"{r['preset']}: " + ", ".join(f"{k}={v}" for k, v in sorted(r["overrides"].items()))
+                    for r in all_models if r.get("overrides")})
+    if extra:
+        lines[0] += f" Overrides (--inter-lr, --inter-set): {'; '.join(extra)}."
     verdicts = []
     for fam in dict.fromkeys(r["family"] for r in rows):
         for control in (False, True):
@@ -404,6 +433,9 @@ def main(argv=None) -> int:
                     help="with --sigma learn: the step size of log σ (train.sigma_lr; default: train.lr)")
     ap.add_argument("--inter-lr", type=float, default=None,
                     help="step size of every interaction kernel (train.inter_lr; default: each preset's own)")
+    ap.add_argument("--inter-set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="config overrides for every preset with an interaction kernel, e.g. model.inter.width=16 "
+                         "(values parsed as JSON, else kept as text)")
     ap.add_argument("--only-controls", action="store_true", help="run the non-interacting controls only")
     ap.add_argument("--no-extra", action="store_true",
                     help="skip the extra presets of some families (symmetric_qk on two_species)")
@@ -411,6 +443,10 @@ def main(argv=None) -> int:
     ap.add_argument("--readme", action="store_true",
                     help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
     args = ap.parse_args(argv)
+    try:
+        inter_set = parse_overrides(args.inter_set)
+    except ValueError as exc:
+        ap.error(f"--inter-set: {exc}")
     if args.name:
         NAME = args.name
     if args.quick:
@@ -451,7 +487,8 @@ def main(argv=None) -> int:
         if (fam, control, seed) not in base_done and first == i:  # one shard computes them
             new += baselines(fam, control, seed)
             base_done.add((fam, control, seed))
-        row = run(fam, control, preset, seed, args.budget, args.quick, args.sigma, args.sigma_lr, args.inter_lr)
+        row = run(fam, control, preset, seed, args.budget, args.quick, args.sigma, args.sigma_lr, args.inter_lr,
+                  inter_set)
         row.update(loadavg_1=_common.env_info()["loadavg_1_5_15"][0], git_commit=commit)
         new.append(row)
         with open(log, "a") as fh:

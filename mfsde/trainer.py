@@ -170,6 +170,10 @@ class Trainer:
         for n, p in named:
             prefix = next((k for k, lr in own.items() if lr is not None and n.startswith(k)), None)
             (groups.setdefault(prefix, []) if prefix else rest).append(p)
+        for prefix, setting in (("diffusion.", "train.sigma_lr"), ("drift.inter.", "train.inter_lr")):
+            if own[prefix] is not None and prefix not in groups:  # e.g. a plugin kernel without parameters
+                raise ValueError(f"{setting} is set but the model has no trainable parameters under "
+                                 f"{prefix.rstrip('.')!r} for it to apply to")
         return [{"params": rest}] + [{"params": ps, "lr": own[k]} for k, ps in groups.items()]
 
     def _wrap(self, model: MeanFieldSDE) -> torch.nn.Module:

@@ -130,6 +130,25 @@ def test_inter_lr_is_the_interaction_kernels_own_step_size(snaps):
     assert max(v for n, v in moved.items() if not n.startswith("drift.inter.")) == pytest.approx(1e-3, rel=1e-3)
 
 
+class _FixedMeanPull(mfsde.interactions.Interaction):
+    """A kernel without trainable parameters: f_i = mean of the others − x_i."""
+
+    def forward(self, x, t=None):
+        x = self.check(x)
+        n = x.shape[-2]
+        return (x.sum(-2, keepdim=True) - x) / max(n - 1, 1) - x if n > 1 else torch.zeros_like(x)
+
+
+def test_inter_lr_with_a_parameter_free_kernel_is_refused(snaps, registry_cleanup):
+    """train.inter_lr must act on something: a kernel without trainable parameters (a plugin the
+    config check cannot know about) makes it an error, not a silently ignored setting."""
+    mfsde.interactions.INTERACTIONS.register("test_fixed_pull", _FixedMeanPull)
+    cfg = tiny_config("ito", **{"model.inter": {"name": "test_fixed_pull"}, "train.iterations": 1})
+    assert fit(cfg, snaps, task(), progress=False).iteration == 1  # trains without inter_lr
+    with pytest.raises(ValueError, match=r"train.inter_lr is set but the model has no trainable parameters under 'drift.inter'"):
+        fit(cfg.override(**{"train.inter_lr": 0.1}), snaps, task(), progress=False)
+
+
 def test_resume_from_periodic_checkpoint(snaps, tmp_path):
     """A run stopped (by its callback) after a periodic checkpoint resumes bit-identically."""
     cfg = tiny_config(**{"train.iterations": 5, "train.checkpoint_every": 2})
