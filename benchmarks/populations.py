@@ -237,6 +237,28 @@ def jobs(families, presets, seeds, controls=True, only_controls=False, extra=Tru
 
 
 # -- report -------------------------------------------------------------------------------------
+def combine(sources: list[str]) -> list[dict]:
+    """The rows of several named runs (``NAME`` or ``NAME=LABEL``) as one log: each seed's baselines
+    once (they depend on the data set only), model rows with their preset renamed to ``LABEL``."""
+    rows, seen = [], set()
+    for src in sources:
+        name, _, label = src.partition("=")
+        log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
+        if not log.is_file():
+            raise FileNotFoundError(f"no rows of a run named {name!r} ({log})")
+        for r in (json.loads(x) for x in log.read_text().splitlines() if x.strip()):
+            if r["kind"] == "baseline":
+                key = (r["family"], r["control"], r["seed"], r["preset"])
+                if key in seen:
+                    continue
+                seen.add(key)
+            elif label:
+                r = {**r, "preset": label, "source": name}
+            rows.append(r)
+    return rows
+
+
+
 def _ms(vals, d=3) -> str:
     v = np.asarray([x for x in vals if x is not None and np.isfinite(x)], float)
     if not v.size:
@@ -440,6 +462,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-extra", action="store_true",
                     help="skip the extra presets of some families (symmetric_qk on two_species)")
     ap.add_argument("--no-controls", action="store_true", help="skip the non-interacting controls")
+    ap.add_argument("--from", dest="sources", nargs="+", default=[], metavar="NAME[=LABEL]",
+                    help="with --render: one table from the rows of these named runs (their baselines once per "
+                         "seed); =LABEL renames a run's presets, e.g. populations_pairwise_mlp_ema='pairwise_mlp, EMA'")
     ap.add_argument("--readme", action="store_true",
                     help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
     args = ap.parse_args(argv)
@@ -456,8 +481,14 @@ def main(argv=None) -> int:
     log = _common.RESULTS_DIR / f"{NAME}.rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     read = lambda: [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []  # noqa: E731
+    if args.sources and not args.render:
+        ap.error("--from only works with --render")
     if args.render:
-        md = render(read(), vars(args))
+        try:
+            rows = combine(args.sources) if args.sources else read()
+        except FileNotFoundError as exc:
+            ap.error(f"--from: {exc}")
+        md = render(rows, vars(args))
         print(md)
         if args.readme:
             readme = _common.REPO_ROOT / "README.md"
