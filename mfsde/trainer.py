@@ -163,8 +163,7 @@ class Trainer:
 
     @staticmethod
     def _param_groups(named: list, tc) -> list[dict]:
-        """Adam's parameter groups: a learned σ (``train.sigma_lr``) and the interaction kernel
-        (``train.inter_lr``) get their own step size where one is set; the rest uses ``lr``."""
+        """Adam's groups: σ (``train.sigma_lr``) and the kernel (``train.inter_lr``) where set; the rest ``lr``."""
         own = {"diffusion.": tc.sigma_lr, "drift.inter.": tc.inter_lr}
         groups, rest = {}, []
         for n, p in named:
@@ -172,8 +171,7 @@ class Trainer:
             (groups.setdefault(prefix, []) if prefix else rest).append(p)
         for prefix, setting in (("diffusion.", "train.sigma_lr"), ("drift.inter.", "train.inter_lr")):
             if own[prefix] is not None and prefix not in groups:  # e.g. a plugin kernel without parameters
-                raise ValueError(f"{setting} is set but the model has no trainable parameters under "
-                                 f"{prefix.rstrip('.')!r} for it to apply to")
+                raise ValueError(f"{setting} is set but no trainable parameter under {prefix[:-1]!r} takes it")
         return [{"params": rest}] + [{"params": ps, "lr": own[k]} for k, ps in groups.items()]
 
     def _wrap(self, model: MeanFieldSDE) -> torch.nn.Module:

@@ -145,7 +145,7 @@ def test_inter_lr_with_a_parameter_free_kernel_is_refused(snaps, registry_cleanu
     mfsde.interactions.INTERACTIONS.register("test_fixed_pull", _FixedMeanPull)
     cfg = tiny_config("ito", **{"model.inter": {"name": "test_fixed_pull"}, "train.iterations": 1})
     assert fit(cfg, snaps, task(), progress=False).iteration == 1  # trains without inter_lr
-    with pytest.raises(ValueError, match=r"train.inter_lr is set but the model has no trainable parameters under 'drift.inter'"):
+    with pytest.raises(ValueError, match=r"train.inter_lr is set but no trainable parameter under .drift.inter. takes it"):
         fit(cfg.override(**{"train.inter_lr": 0.1}), snaps, task(), progress=False)
 
 
