@@ -133,6 +133,13 @@ def env_info() -> dict:
 
 
 # -- output -------------------------------------------------------------------------------------
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a ``*.rows.jsonl`` log (one JSON object per line); ``[]`` if there is none."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def write_json(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically (via a ``.tmp`` file) and return the path.
 

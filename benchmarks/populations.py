@@ -42,6 +42,7 @@ import torch  # noqa: E402
 
 import mfsde  # noqa: E402
 from mfsde.baselines import baseline_evaluations  # noqa: E402
+from mfsde.cli.inputs import CLIError, parse_overrides  # noqa: E402
 from mfsde.data import PopulationTask, PredictTask  # noqa: E402
 from mfsde.evaluation import evaluate  # noqa: E402
 from mfsde.explain import has_interaction_weights, label_influence, label_weights  # noqa: E402
@@ -107,20 +108,6 @@ def direction(model, system, snaps, seed: int) -> dict:
             out["weights"] = {"A<-B": float(lab.matrix[0, 1]), "B<-A": float(lab.matrix[1, 0]),
                               "A<-A": float(lab.matrix[0, 0]), "B<-B": float(lab.matrix[1, 1]),
                               "asymmetry": float(lab.asymmetry)}
-    return out
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``["model.inter.width=16", "model.inter.relative=true"]`` → ``{"model.inter.width": 16, ...}``."""
-    out = {}
-    for item in items:
-        key, eq, text = item.partition("=")
-        if not eq or not key:
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key] = text
     return out
 
 
@@ -246,7 +233,7 @@ def combine(sources: list[str]) -> list[dict]:
         log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
         if not log.is_file():
             raise FileNotFoundError(f"no rows of a run named {name!r} ({log})")
-        for r in (json.loads(x) for x in log.read_text().splitlines() if x.strip()):
+        for r in _common.read_rows(log):
             if r["kind"] == "baseline":
                 key = (r["family"], r["control"], r["seed"], r["preset"])
                 if key in seen:
@@ -257,6 +244,10 @@ def combine(sources: list[str]) -> list[dict]:
             rows.append(r)
     return rows
 
+
+def _options(preset: str, options: dict) -> str:
+    """``"rbf: bandwidth=1.0, name=rbf"``: a preset and its settings, for the table's header."""
+    return f"{preset}: " + ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
 def _ms(vals, d=3) -> str:
@@ -292,12 +283,11 @@ def render(rows: list[dict], settings: dict) -> str:
     steps = sorted({f"{r['preset']} {r.get('inter_lr')}" for r in all_models if r.get("inter_lr") is not None})
     lines[0] += (f" Noise: {', '.join(sigma_modes)}. Step size of the interaction kernel (train.inter_lr): "
                  f"{'; '.join(steps) if steps else 'train.lr for every preset'}.")
-    kernels = sorted({f"{r['preset']}: " + ", ".join(f"{k}={v}" for k, v in sorted(r["inter_options"].items()))
-                      for r in all_models if r.get("inter_options", {}).get("name", "none") != "none"})
+    kernels = sorted({_options(r["preset"], r["inter_options"]) for r in all_models
+                      if r.get("inter_options", {}).get("name", "none") != "none"})
     if kernels:
         lines[0] += f" Kernels: {'; '.join(kernels)}."
-    extra = sorted({f"{r['preset']}: " + ", ".join(f"{k}={v}" for k, v in sorted(r["overrides"].items()))
-                    for r in all_models if r.get("overrides")})
+    extra = sorted({_options(r["preset"], r["overrides"]) for r in all_models if r.get("overrides")})
     if extra:
         lines[0] += f" Overrides (--inter-lr, --inter-set): {'; '.join(extra)}."
     verdicts = []
@@ -457,7 +447,7 @@ def main(argv=None) -> int:
                     help="step size of every interaction kernel (train.inter_lr; default: each preset's own)")
     ap.add_argument("--inter-set", nargs="+", default=[], metavar="KEY=VALUE",
                     help="config overrides for every preset with an interaction kernel, e.g. model.inter.width=16 "
-                         "(values parsed as JSON, else kept as text)")
+                         "(values parsed as by `mfsde fit --set`)")
     ap.add_argument("--only-controls", action="store_true", help="run the non-interacting controls only")
     ap.add_argument("--no-extra", action="store_true",
                     help="skip the extra presets of some families (symmetric_qk on two_species)")
@@ -469,8 +459,8 @@ def main(argv=None) -> int:
                     help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
     args = ap.parse_args(argv)
     try:
-        inter_set = parse_overrides(args.inter_set)
-    except ValueError as exc:
+        inter_set = parse_overrides(args.inter_set)  # the same KEY=VALUE parsing as `mfsde fit --set`
+    except CLIError as exc:
         ap.error(f"--inter-set: {exc}")
     if args.name:
         NAME = args.name
@@ -480,7 +470,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     log = _common.RESULTS_DIR / f"{NAME}.rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
-    read = lambda: [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []  # noqa: E731
+    read = lambda: _common.read_rows(log)  # noqa: E731
     if args.sources and not args.render:
         ap.error("--from only works with --render")
     if args.render:

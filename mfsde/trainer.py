@@ -164,15 +164,15 @@ class Trainer:
     @staticmethod
     def _param_groups(named: list, tc) -> list[dict]:
         """Adam's groups: σ (``train.sigma_lr``) and the kernel (``train.inter_lr``) where set; the rest ``lr``."""
-        own = {"diffusion.": tc.sigma_lr, "drift.inter.": tc.inter_lr}
-        groups, rest = {}, []
+        lrs = {"diffusion.": ("train.sigma_lr", tc.sigma_lr), "drift.inter.": ("train.inter_lr", tc.inter_lr)}
+        own = {k: v for k, v in lrs.items() if v[1] is not None}
+        groups, rest = {}, []  # groups in order of first appearance (the order checkpoints were saved in)
         for n, p in named:
-            prefix = next((k for k, lr in own.items() if lr is not None and n.startswith(k)), None)
+            prefix = next((k for k in own if n.startswith(k)), None)
             (groups.setdefault(prefix, []) if prefix else rest).append(p)
-        for prefix, setting in (("diffusion.", "train.sigma_lr"), ("drift.inter.", "train.inter_lr")):
-            if own[prefix] is not None and prefix not in groups:  # e.g. a plugin kernel without parameters
-                raise ValueError(f"{setting} is set but no trainable parameter under {prefix[:-1]!r} takes it")
-        return [{"params": rest}] + [{"params": ps, "lr": own[k]} for k, ps in groups.items()]
+        for k in (k for k in own if k not in groups):  # e.g. a plugin kernel without parameters
+            raise ValueError(f"{own[k][0]} is set but no trainable parameter under {k[:-1]!r} takes it")
+        return [{"params": rest}] + [{"params": ps, "lr": own[k][1]} for k, ps in groups.items()]
 
     def _wrap(self, model: MeanFieldSDE) -> torch.nn.Module:
         """``model`` itself, or its ``DistributedDataParallel`` wrapper under a process group

@@ -136,7 +136,7 @@ class _FixedMeanPull(mfsde.interactions.Interaction):
     def forward(self, x, t=None):
         x = self.check(x)
         n = x.shape[-2]
-        return (x.sum(-2, keepdim=True) - x) / max(n - 1, 1) - x if n > 1 else torch.zeros_like(x)
+        return (x.sum(-2, keepdim=True) - x) / (n - 1) - x if n > 1 else torch.zeros_like(x)
 
 
 def test_inter_lr_with_a_parameter_free_kernel_is_refused(snaps, registry_cleanup):
