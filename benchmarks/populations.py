@@ -225,23 +225,32 @@ def jobs(families, presets, seeds, controls=True, only_controls=False, extra=Tru
 
 # -- report -------------------------------------------------------------------------------------
 def combine(sources: list[str]) -> list[dict]:
-    """The rows of several named runs (``NAME`` or ``NAME=LABEL``) as one log: each seed's baselines
-    once (they depend on the data set only), model rows with their preset renamed to ``LABEL``."""
+    """The rows of several named runs (``NAME``, ``NAME:PRESET``, either with ``=LABEL``) as one log:
+    each seed's baselines once (they depend on the data set only); ``:PRESET`` keeps only that
+    preset's model rows of the run, ``=LABEL`` renames its presets to ``LABEL``."""
     rows, seen = [], set()
     for src in sources:
         name, _, label = src.partition("=")
+        name, _, only = name.partition(":")
         log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
         if not log.is_file():
             raise FileNotFoundError(f"no rows of a run named {name!r} ({log})")
+        found = False
         for r in _common.read_rows(log):
             if r["kind"] == "baseline":
                 key = (r["family"], r["control"], r["seed"], r["preset"])
                 if key in seen:
                     continue
                 seen.add(key)
-            elif label:
-                r = {**r, "preset": label, "source": name}
+            elif only and r["preset"] != only:
+                continue
+            else:
+                found = True
+                if label:
+                    r = {**r, "preset": label, "source": name}
             rows.append(r)
+        if only and not found:
+            raise FileNotFoundError(f"the run named {name!r} has no rows of preset {only!r}")
     return rows
 
 
@@ -452,9 +461,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-extra", action="store_true",
                     help="skip the extra presets of some families (symmetric_qk on two_species)")
     ap.add_argument("--no-controls", action="store_true", help="skip the non-interacting controls")
-    ap.add_argument("--from", dest="sources", nargs="+", default=[], metavar="NAME[=LABEL]",
+    ap.add_argument("--from", dest="sources", nargs="+", default=[], metavar="NAME[:PRESET][=LABEL]",
                     help="with --render: one table from the rows of these named runs (their baselines once per "
-                         "seed); =LABEL renames a run's presets, e.g. populations_pairwise_mlp_ema='pairwise_mlp, EMA'")
+                         "seed); :PRESET keeps one preset's rows of a run, =LABEL renames a run's presets, "
+                         "e.g. populations_known_sigma:ito populations_pairwise_mlp_ema='pairwise_mlp, EMA'")
     ap.add_argument("--readme", action="store_true",
                     help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
     args = ap.parse_args(argv)

@@ -32,6 +32,18 @@ def test_preset_names():
         preset("scIMF")
 
 
+def test_only_the_radial_preset_takes_its_own_step_and_averages_its_weights():
+    """`radial` trains ψ's node values (forces) at 0.1 and averages the weights to take that step's
+    noise out (benchmarks/results/populations_radial_ema_all.md); every other preset is the scIMF
+    recipe's plain Adam at train.lr."""
+    r = preset("radial", dim=2).train
+    assert (r.inter_lr, r.ema) == (0.1, 0.98)
+    for name in set(PRESETS.names()) - {"radial"}:
+        t = preset(name, dim=2).train
+        assert t.ema == 0.0, name
+        assert t.inter_lr is None, name
+
+
 def test_a_user_preset_registers_by_name(registry_cleanup):
     @PRESETS.register("tiny_rbf")
     def tiny_rbf(dim):

@@ -120,7 +120,7 @@ def test_inter_lr_is_the_interaction_kernels_own_step_size(snaps):
     """Adam's first step moves every parameter with a non-zero gradient by its group's step size:
     the kernel's by train.inter_lr, every other by train.lr."""
     cfg = tiny_config("radial", **{"train.iterations": 1, "train.lr": 1e-3, "train.inter_lr": 0.05,
-                                   "train.lr_step": 1000})
+                                   "train.lr_step": 1000, "train.ema": 0.0})  # the trained weights, not their average
     seed_everything(cfg.train.seed)  # the initial parameters fit() starts from
     start = mfsde.model.build_model(cfg)
     res = fit(cfg, snaps, task(), progress=False)
