@@ -37,6 +37,7 @@ KERNEL_CASES = [
     ("attention-paper", "attention", {"style": "paper"}),
     ("attention-tie_qk", "attention", {"tie_qk": True}),
     ("attention-residual", "attention", {"residual": True}),
+    ("attention-qk_bias", "attention", {"qk_bias": True}),
     ("rbf", "rbf", {}),
     ("rbf-scalar", "rbf", {"scalar_force": True}),
     ("pairwise_mlp", "pairwise_mlp", {"width": 8}),
@@ -97,6 +98,8 @@ def attention_loop(k, x: torch.Tensor):
     xqk = torch.stack([_layer_norm(k.norm_qk, x[i]) for i in range(n)])
     xv = torch.stack([_layer_norm(k.norm_v, x[i]) for i in range(n)])
     wq, wk, wv = k.w_q.weight, k.w_k.weight, k.w_v.weight
+    bq = k.w_q.bias if k.w_q.bias is not None else torch.zeros(d, dtype=x.dtype)
+    bk = k.w_k.bias if k.w_k.bias is not None else torch.zeros(d, dtype=x.dtype)
     out = torch.zeros_like(x)
     weights = torch.zeros(k.heads, n, n, dtype=x.dtype)
     for i in range(n):
@@ -104,8 +107,8 @@ def attention_loop(k, x: torch.Tensor):
         others = [j for j in range(n) if j != i]
         for h in range(k.heads):
             rows = slice(h * e, (h + 1) * e)
-            q = wq[rows] @ xqk[i]
-            s = torch.stack([(q * (wk[rows] @ xqk[j])).sum() / math.sqrt(e) for j in others])
+            q = wq[rows] @ xqk[i] + bq[rows]
+            s = torch.stack([(q * (wk[rows] @ xqk[j] + bk[rows])).sum() / math.sqrt(e) for j in others])
             w = torch.softmax(s, dim=0)
             for a, j in enumerate(others):
                 weights[h, i, j] = w[a]

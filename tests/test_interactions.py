@@ -107,10 +107,10 @@ def test_every_kernel_is_permutation_equivariant(case, data):
 
 # -- symmetry ------------------------------------------------------------------------------------
 @settings(max_examples=10)
-@given(x=populations(min_n=3))
-def test_tied_qk_scores_symmetric_untied_not(x):
+@given(x=populations(min_n=3), bias=st.booleans())
+def test_tied_qk_scores_symmetric_untied_not(x, bias):
     d = x.shape[-1]
-    tied = make_kernel("attention", d, tie_qk=True)
+    tied = make_kernel("attention", d, tie_qk=True, qk_bias=bias)
     assert tied.symmetric and tied.w_k is tied.w_q
     s = tied.scores(x)
     torch.testing.assert_close(s, s.transpose(-1, -2), atol=1e-12, rtol=0)
@@ -123,6 +123,46 @@ def test_untied_scores_are_asymmetric(style):
     x = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     s = k.scores(x)
     assert (s - s.transpose(-1, -2)).abs().max() > 1e-2
+
+
+def _two_mirrored_groups(d: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n cells at u and n at −u (two groups of a centred data set), u random: ``(2n, d)``, and
+    the labels (True: group B)."""
+    u = torch.randn(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.cat([u.expand(n, d), -u.expand(n, d)]), torch.cat([torch.zeros(n), torch.ones(n)]).bool()
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), d=st.integers(2, 6))
+def test_bilinear_scores_tie_the_preferences_of_two_mirrored_groups(seed, d):
+    """Without a bias the score is x_iᵀ M x_j: on two mirrored groups, group A's preference for B
+    over A equals group B's preference for A over B, so "A follows B, B ignores A" (one-way) is out
+    of reach of scIMF's attention (the docstring of ``qk_bias``)."""
+    k = make_kernel("attention", d, seed=seed, layer_norm=False)
+    x, b = _two_mirrored_groups(d, 4, seed)
+    with torch.no_grad():
+        s = k.scores(x)  # (H, N, N)
+    a_prefers_b = s[:, ~b][:, :, b].mean((-1, -2)) - s[:, ~b][:, :, ~b].mean((-1, -2))
+    b_prefers_a = s[:, b][:, :, ~b].mean((-1, -2)) - s[:, b][:, :, b].mean((-1, -2))
+    torch.testing.assert_close(a_prefers_b, b_prefers_a, atol=1e-9 * (1 + float(s.abs().max())), rtol=0)
+
+
+def test_qk_bias_lets_both_groups_attend_to_one():
+    """With ``qk_bias`` a source-only score b_Qᵀ W_K x_j exists: both groups can attend to B."""
+    d = 3
+    x, b = _two_mirrored_groups(d, 4, 0)
+    u_b = x[b].mean(0)
+    for bias, expected in ((True, True), (False, False)):
+        k = make_kernel("attention", d, heads=1, layer_norm=False, qk_bias=bias)
+        with torch.no_grad():
+            k.w_q.weight.zero_()  # scores from the bias alone (or nothing at all without it)
+            if bias:
+                k.w_q.bias.copy_(torch.ones(d, dtype=k.w_q.bias.dtype))
+                k.w_k.bias.zero_()
+            k.w_k.weight.copy_(20.0 * torch.outer(torch.ones(d, dtype=x.dtype), u_b) / u_b.dot(u_b))
+        w = k.pair_weights(x)[0]  # (N, N)
+        on_b = w[:, b].sum(-1)  # each receiver's attention to the B's
+        assert bool((on_b > 0.99).all()) is expected, (bias, on_b)
 
 
 @settings(max_examples=10)

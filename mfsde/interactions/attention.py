@@ -43,6 +43,11 @@ class AttentionInteraction(Interaction):
         zero_init: start the FFN's output layer at zero, so f_inter ≡ 0 at initialisation (the
             model starts as the Itô model; off by default, as in scIMF's code, whose randomly
             initialised block adds an O(1) drift at the start). Not with ``residual``.
+        qk_bias: give W_Q and W_K a bias (scIMF's have none). Without one the score is bilinear,
+            x_iᵀ M x_j: on centred data of two mirrored groups (u_B ≈ −u_A), A preferring B's over
+            A's forces B to prefer A's over B's, so a one-way influence (A follows B, B ignores A)
+            cannot be expressed. The bias adds a term of the source alone, b_Qᵀ W_K x_j, under
+            which every receiver can prefer the same group.
 
     Shapes: ``x`` ``(..., N, d)`` → ``(..., N, d)``; :meth:`pair_weights` ``(..., H, N, N)``.
     """
@@ -51,7 +56,7 @@ class AttentionInteraction(Interaction):
 
     def __init__(self, dim: int, heads: int = 2, dropout: float = 0.1, tie_qk: bool = False, style: str = "code",
                  layer_norm: bool | None = None, out_proj: bool | None = None, residual: bool = False,
-                 ffn_mult: int = 4, chunk_size: int | None = None, zero_init: bool = False):
+                 ffn_mult: int = 4, chunk_size: int | None = None, zero_init: bool = False, qk_bias: bool = False):
         super().__init__(dim)
         if zero_init and residual:
             raise ValueError("zero_init=True cannot make f_inter zero with residual=True (x reaches the output)")
@@ -70,8 +75,9 @@ class AttentionInteraction(Interaction):
         self.residual, self.chunk_size = bool(residual), chunk_size
         self.self_excluding = not self.residual  # a residual feeds x_i back into its own output
 
-        self.w_q = nn.Linear(dim, dim, bias=False)
-        self.w_k = self.w_q if tie_qk else nn.Linear(dim, dim, bias=False)
+        self.qk_bias = bool(qk_bias)
+        self.w_q = nn.Linear(dim, dim, bias=self.qk_bias)
+        self.w_k = self.w_q if tie_qk else nn.Linear(dim, dim, bias=self.qk_bias)
         self.w_v = nn.Linear(dim, dim, bias=False)
         self.w_o = nn.Linear(dim, dim) if self.use_out_proj else nn.Identity()
         self.norm_qk = nn.LayerNorm(dim) if self.layer_norm else nn.Identity()
@@ -139,5 +145,5 @@ class AttentionInteraction(Interaction):
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, heads={self.heads}, dropout={self.dropout}, tie_qk={self.tie_qk}, "
-            f"style={self.style!r}, layer_norm={self.layer_norm}, out_proj={self.use_out_proj}"
+            f"style={self.style!r}, layer_norm={self.layer_norm}, out_proj={self.use_out_proj}, qk_bias={self.qk_bias}"
         )
