@@ -17,7 +17,8 @@ McCann interpolation between the neighbouring training time points, the sampling
 (:mod:`mfsde.baselines`), and published figures where they exist (CITE).
 
 Every finished run is appended to ``results/<name>.rows.jsonl`` at once; ``--resume`` skips the
-runs already there, and ``--shard K/N`` runs every N-th run (start two shards on two cores). The
+runs already there, and ``--shard K/N`` runs every N-th model run and every N-th baseline run
+(start two shards on two cores). ``--set KEY=VALUE …`` overrides the presets' configs. The
 table, JSON and figure are written from the rows (``--render`` alone rewrites them).
 
     python benchmarks/accuracy.py --shard 1/2 & python benchmarks/accuracy.py --shard 2/2; \\
@@ -41,6 +42,7 @@ import torch  # noqa: E402
 
 import mfsde  # noqa: E402
 from mfsde.baselines import baseline_evaluations  # noqa: E402
+from mfsde.cli.inputs import CLIError, parse_overrides  # noqa: E402
 from mfsde.evaluation import evaluate  # noqa: E402
 from mfsde.training import fit  # noqa: E402
 
@@ -81,8 +83,9 @@ def n_eval(start: str):
 
 
 def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, args) -> list[dict]:
+    overrides = getattr(args, "overrides", None) or {}
     cfg = mfsde.preset(preset, dim=snaps.dim).override(**{
-        "train.seed": seed, "train.time_budget": args.budget, "train.iterations": 10**6})
+        **overrides, "train.seed": seed, "train.time_budget": args.budget, "train.iterations": 10**6})
     marks = [args.budget * (j + 1) / CURVE_POINTS for j in range(CURVE_POINTS - 1)]
     curve, spent = [], [0.0]
     wall = time.perf_counter()
@@ -107,7 +110,7 @@ def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, ar
                      "w1": ev["w1"], "w2": ev["w2"], "per_time": ev["per_time"], "iterations": res.iteration,
                      "train_seconds": res.train_seconds, "wall_seconds": time.perf_counter() - wall,
                      "final_fit": res.history[-1]["fit"], "final_energy": res.history[-1]["energy"],
-                     "curve": curve if start == "t0" else None, "budget": args.budget})
+                     "curve": curve if start == "t0" else None, "budget": args.budget, "overrides": overrides})
     return rows
 
 
@@ -177,6 +180,10 @@ def markdown(rows: list[dict], digits_for) -> str:
         budget = next((r["budget"] for r in rs if r.get("budget")), None)
         lines.append(f"### {dataset} {task}, start {start}" + (f", {budget:g} s per run" if budget else ""))
         lines.append("")
+        sets = sorted({", ".join(f"{k}={v}" for k, v in sorted(r["overrides"].items()))
+                       for r in rs if r.get("overrides")})
+        if sets:
+            lines += [f"Config overrides (--set): {'; '.join(sets)}.", ""]
         head = ["method"] + [f"W1 @ {k}" for k in idx] + (["W1 mean"] if len(idx) > 1 else []) + ["W2 mean", "iterations", "seeds"]
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
         groups: dict[str, list[dict]] = {}
@@ -335,12 +342,24 @@ def main(argv=None) -> int:
                     help="presets on CITE (each run costs --budget plus ~1.5 min of evaluation)")
     ap.add_argument("--datasets", nargs="+", default=["emt", "bargaje", "cite"], choices=["emt", "bargaje", "cite"])
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    ap.add_argument("--shard", default="1/1", help="K/N: run every N-th run starting at the K-th")
+    ap.add_argument("--shard", default="1/1", help="K/N: run every N-th model run and every N-th baseline run, starting at the K-th")
     ap.add_argument("--resume", action="store_true", help="skip runs already in results/<name>.rows.jsonl")
     ap.add_argument("--name", default="accuracy")
     ap.add_argument("--render", action="store_true", help="only rewrite <name>.md/.json/.png from the rows")
     ap.add_argument("--quick", action="store_true", help="smoke run: EMT loo:1, scimf and ito, 10 s, 1 seed")
+    ap.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="config overrides for every preset run, e.g. model.inter.qk_bias=true (parsed as by "
+                         "`mfsde fit --set`; recorded in each row)")
     args = ap.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.overrides)
+    except CLIError as exc:
+        ap.error(str(exc))
+    for p in set(args.presets) | set(args.cite_presets):  # a bad key fails now, not after hours of runs
+        try:
+            mfsde.preset(p, dim=4).override(**overrides)
+        except (KeyError, ValueError, TypeError) as exc:
+            ap.error(f"--set: preset {p!r}: {exc}")
     if args.render:
         return render(args.name)
     if args.quick:
@@ -366,8 +385,11 @@ def main(argv=None) -> int:
     for d, s in snaps.items():
         if s is None:
             print(f"skip {d}: data not found under {DATA}")
-    jobs = [j for i, j in enumerate(plan(args)) if i % n == k - 1 and snaps[j[0]] is not None
-            and (j[0], j[1], j[3], j[4]) not in done]
+    # models and baselines are dealt to the shards separately, so every shard gets its share of runs
+    planned = [j for j in plan(args) if snaps[j[0]] is not None]
+    mine = [j for part in ([j for j in planned if j[3] != "baselines"], [j for j in planned if j[3] == "baselines"])
+            for i, j in enumerate(part) if i % n == k - 1]
+    jobs = [j for j in planned if j in mine and (j[0], j[1], j[3], j[4]) not in done]
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     t_all = time.perf_counter()
     commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
@@ -377,7 +399,8 @@ def main(argv=None) -> int:
         if what == "baselines":
             rows = run_baselines(snaps[dataset], dataset, task, starts, seed)
         else:
-            rows = run_model(snaps[dataset], dataset, task, starts, what, seed, argparse.Namespace(budget=budget))
+            rows = run_model(snaps[dataset], dataset, task, starts, what, seed,
+                             argparse.Namespace(budget=budget, overrides=overrides))
         env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": args.threads, "git_commit": commit}
         with open(log, "a") as fh:
             for r in rows:
