@@ -355,17 +355,19 @@ def main(argv=None) -> int:
         overrides = parse_overrides(args.overrides)
     except CLIError as exc:
         ap.error(str(exc))
-    for p in set(args.presets) | set(args.cite_presets):  # a bad key fails now, not after hours of runs
-        try:
-            mfsde.preset(p, dim=4).override(**overrides)
-        except (KeyError, ValueError, TypeError) as exc:
-            ap.error(f"--set: preset {p!r}: {exc}")
     if args.render:
         return render(args.name)
     if args.quick:
         args.datasets, args.presets, args.seeds, args.budget = ["emt"], ["scimf", "ito"], [0], 10.0
         args.cite_presets = args.presets
         args.name = args.name if args.name != "accuracy" else "accuracy_quick"
+    runs = (set(args.presets) if set(args.datasets) - {"cite"} else set()) | \
+        (set(args.cite_presets) if "cite" in args.datasets else set())
+    for p in sorted(runs):  # a bad key fails now, not after hours of runs
+        try:
+            mfsde.preset(p, dim=4).override(**overrides)
+        except (KeyError, ValueError, TypeError) as exc:
+            ap.error(f"--set: preset {p!r}: {exc}")
     k, _, n = args.shard.partition("/")
     k, n = int(k), int(n or 1)
     if not 1 <= k <= n:
