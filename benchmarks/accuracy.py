@@ -83,7 +83,7 @@ def n_eval(start: str):
 
 
 def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, args) -> list[dict]:
-    overrides = getattr(args, "overrides", None) or {}
+    overrides = args.overrides
     cfg = mfsde.preset(preset, dim=snaps.dim).override(**{
         **overrides, "train.seed": seed, "train.time_budget": args.budget, "train.iterations": 10**6})
     marks = [args.budget * (j + 1) / CURVE_POINTS for j in range(CURVE_POINTS - 1)]
@@ -361,13 +361,6 @@ def main(argv=None) -> int:
         args.datasets, args.presets, args.seeds, args.budget = ["emt"], ["scimf", "ito"], [0], 10.0
         args.cite_presets = args.presets
         args.name = args.name if args.name != "accuracy" else "accuracy_quick"
-    runs = (set(args.presets) if set(args.datasets) - {"cite"} else set()) | \
-        (set(args.cite_presets) if "cite" in args.datasets else set())
-    for p in sorted(runs):  # a bad key fails now, not after hours of runs
-        try:
-            mfsde.preset(p, dim=4).override(**overrides)
-        except (KeyError, ValueError, TypeError) as exc:
-            ap.error(f"--set: preset {p!r}: {exc}")
     k, _, n = args.shard.partition("/")
     k, n = int(k), int(n or 1)
     if not 1 <= k <= n:
@@ -375,22 +368,28 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if args.resume and log.is_file():
-        for line in log.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done.add((r["dataset"], r["task"], r["preset"] if r["kind"] == "model" else "baselines", r["seed"]))
-    elif not args.resume and k == 1 and log.is_file():
-        log.unlink()
     snaps = {d: load(d) for d in args.datasets}
     for d, s in snaps.items():
         if s is None:
             print(f"skip {d}: data not found under {DATA}")
-    # models and baselines are dealt to the shards separately, so every shard gets its share of runs
     planned = [j for j in plan(args) if snaps[j[0]] is not None]
-    mine = [j for part in ([j for j in planned if j[3] != "baselines"], [j for j in planned if j[3] == "baselines"])
-            for i, j in enumerate(part) if i % n == k - 1]
+    for d, p in sorted({(j[0], j[3]) for j in planned if j[3] != "baselines"}):  # fail now, not after hours
+        try:
+            mfsde.preset(p, dim=snaps[d].dim).override(**overrides)
+        except (KeyError, ValueError, TypeError) as exc:
+            ap.error(f"--set: preset {p!r} on {d}: {exc}")
+    old = _common.read_rows(log) if args.resume else []
+    other = sorted({json.dumps(r.get("overrides") or {}, sort_keys=True) for r in old if r["kind"] == "model"}
+                   - {json.dumps(overrides, sort_keys=True)})
+    if other:  # resuming must not mix runs of different configs under one name
+        ap.error(f"--resume: {log.name} holds runs with other --set overrides ({'; '.join(other)}); "
+                 f"this run has {json.dumps(overrides, sort_keys=True)}")
+    if not args.resume and k == 1:
+        log.unlink(missing_ok=True)
+    done = {(r["dataset"], r["task"], r["preset"] if r["kind"] == "model" else "baselines", r["seed"]) for r in old}
+    # models and baselines are dealt to the shards separately, so every shard gets its share of runs
+    models, bases = [j for j in planned if j[3] != "baselines"], [j for j in planned if j[3] == "baselines"]
+    mine = models[k - 1::n] + bases[k - 1::n]
     jobs = [j for j in planned if j in mine and (j[0], j[1], j[3], j[4]) not in done]
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     t_all = time.perf_counter()

@@ -503,6 +503,13 @@ def main(argv=None) -> int:
     if k == 1 and not args.resume:
         log.unlink(missing_ok=True)
     old = read() if args.resume else []  # without --resume, rows of an earlier run (which shard 1 deletes) count for nothing
+    want = {**inter_set, **({"train.inter_lr": args.inter_lr} if args.inter_lr is not None else {})}
+    clash = sorted({f"{r['preset']} (budget {r['budget']:g} s, noise {r['sigma_mode']}, overrides {r['overrides']})"
+                    for r in old if r["kind"] == "model" and "overrides" in r
+                    and ((r["overrides"] != want and r["inter_options"].get("name") != "none")
+                         or r["budget"] != args.budget or r["sigma_mode"] != args.sigma)})
+    if clash:  # resuming must not mix runs of different settings under one name
+        ap.error(f"--resume: {log.name} holds runs with other settings: {'; '.join(clash)}")
     done = {(r["family"], r["control"], r["preset"], r["seed"]) for r in old if r["kind"] == "model"}
     base_done = {(r["family"], r["control"], r["seed"]) for r in old if r["kind"] == "baseline"}
     commit = _common.env_info()["git_commit"]
