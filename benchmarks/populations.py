@@ -55,7 +55,7 @@ N_POPULATIONS, N_CELLS, HELDOUT = 8, 300, (1, 5)
 FAMILIES = ("ou", "morse", "two_species")
 PRESETS = ("ito", "rbf", "scimf")
 #: extra presets on some families only (symmetric weights cannot show a direction)
-EXTRA = {"two_species": ("symmetric_qk",)}
+EXTRA = {"two_species": ("symmetric_qk",), "two_species_layout": ("symmetric_qk",)}
 NAME = "populations"
 
 
@@ -164,7 +164,7 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
         cross = cross_population_error(model, systems[h0], systems[h1], list(pops[h0].times), n_particles=n_rec,
                                        seed=seed + 3)
         row.update(inter_cross=cross["inter"], cosine_cross=cross["cosine"])
-    if family == "two_species" and not control:
+    if family.startswith("two_species") and not control:
         name = task.heldout_populations[0]
         row["direction"] = direction(model, systems[name], pops[name], seed)
     if family == "morse" and not control and hasattr(model.drift.inter, "profile"):
@@ -271,6 +271,37 @@ def _spread(vals) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
+def _direction_table(fam: str, dirs: list[dict]) -> list[str]:
+    """Markdown lines: who drives whom on a two-species family, per preset and seed."""
+    lines = [f"### {fam}: who drives whom (held-out population, last time; truth: A←B > 0, B←A = 0)", "",
+             "Jacobian: mean ‖∂f_inter(x_i)/∂x_j‖ over receivers i of one species and sources j of the other "
+             "(`mfsde.explain.label_influence`, data units); shown when A←B is more than twice B←A and the gap "
+             "exceeds 2 standard errors (the truth: B←A = 0). Perturbation: relative change of one species' drift when the other's cells are displaced. "
+             "Weights: the kernel's cell-type aggregated weights.", "",
+             "| method | seed | Jacobian A←B | Jacobian B←A | shown (Jacobian) | perturbation A←B | "
+             "perturbation B←A | weights A←B | weights B←A | shown (weights) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    truth = dirs[0]["direction"]
+    jt = truth.get("jacobian_truth")
+    jcells = f"{jt['A<-B']:.4f} | {jt['B<-A']:.4f} | yes" if jt else "| |"
+    lines.append(f"| *truth* | – | {jcells} | {truth['truth']['A<-B']:.3f} | {truth['truth']['B<-A']:.3f} | | | |")
+    for r in sorted(dirs, key=lambda r: (r["preset"], r["seed"])):
+        d = r["direction"]
+        w, j = d.get("weights"), d.get("jacobian_model")
+        shown = "–" if w is None else ("yes" if w["A<-B"] > w["B<-A"] * 1.05 else "no")
+        wcells = "| – | – |" if w is None else f"| {w['A<-B']:.4f} | {w['B<-A']:.4f} |"
+        if j is None:
+            jcells = "– | – | –"
+        else:
+            gap = j["A<-B"] - j["B<-A"]
+            ok = gap > 2 * float(np.hypot(j["sem_A<-B"], j["sem_B<-A"])) and j["A<-B"] > 2 * j["B<-A"]
+            jcells = f"{j['A<-B']:.4f} | {j['B<-A']:.4f} | {'yes' if ok else 'no'}"
+        lines.append(f"| {r['preset']} | {r['seed']} | {jcells} | {d['model']['A<-B']:.3f} | "
+                     f"{d['model']['B<-A']:.3f} {wcells} {shown} |")
+    lines.append("")
+    return lines
+
+
 def render(rows: list[dict], settings: dict) -> str:
     budget = next((r["budget"] for r in rows if r["kind"] == "model"), float("nan"))
     lines = [f"Held-out populations ({len(HELDOUT)} of {N_POPULATIONS}, each predicted from its own first snapshot; "
@@ -335,34 +366,8 @@ def render(rows: list[dict], settings: dict) -> str:
                 if br:
                     lines.append(f"| *{b}* | {_ms(br)} | | | | | | {len(br)} | |")
             lines.append("")
-    dirs = [r for r in rows if r.get("direction")]
-    if dirs:
-        lines += ["### two_species: who drives whom (held-out population, last time; truth: A←B > 0, B←A = 0)", "",
-                  "Jacobian: mean ‖∂f_inter(x_i)/∂x_j‖ over receivers i of one species and sources j of the other "
-                  "(`mfsde.explain.label_influence`, data units); shown when A←B is more than twice B←A and the gap "
-                  "exceeds 2 standard errors (the truth: B←A = 0). Perturbation: relative change of one species' drift when the other's cells are displaced. "
-                  "Weights: the kernel's cell-type aggregated weights.", "",
-                  "| method | seed | Jacobian A←B | Jacobian B←A | shown (Jacobian) | perturbation A←B | "
-                  "perturbation B←A | weights A←B | weights B←A | shown (weights) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        truth = dirs[0]["direction"]
-        jt = truth.get("jacobian_truth")
-        jcells = f"{jt['A<-B']:.4f} | {jt['B<-A']:.4f} | yes" if jt else "| |"
-        lines.append(f"| *truth* | – | {jcells} | {truth['truth']['A<-B']:.3f} | {truth['truth']['B<-A']:.3f} | | | |")
-        for r in sorted(dirs, key=lambda r: (r["preset"], r["seed"])):
-            d = r["direction"]
-            w, j = d.get("weights"), d.get("jacobian_model")
-            shown = "–" if w is None else ("yes" if w["A<-B"] > w["B<-A"] * 1.05 else "no")
-            wcells = "| – | – |" if w is None else f"| {w['A<-B']:.4f} | {w['B<-A']:.4f} |"
-            if j is None:
-                jcells = "– | – | –"
-            else:
-                gap = j["A<-B"] - j["B<-A"]
-                ok = gap > 2 * float(np.hypot(j["sem_A<-B"], j["sem_B<-A"])) and j["A<-B"] > 2 * j["B<-A"]
-                jcells = f"{j['A<-B']:.4f} | {j['B<-A']:.4f} | {'yes' if ok else 'no'}"
-            lines.append(f"| {r['preset']} | {r['seed']} | {jcells} | {d['model']['A<-B']:.3f} | "
-                         f"{d['model']['B<-A']:.3f} {wcells} {shown} |")
-        lines.append("")
+    for fam in dict.fromkeys(r["family"] for r in rows if r.get("direction")):
+        lines += _direction_table(fam, [r for r in rows if r.get("direction") and r["family"] == fam])
     if verdicts:
         lines += ["### verdicts against ito", "", "| system | preset | verdict |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in verdicts]
@@ -435,12 +440,48 @@ def profile_figure(rows: list[dict]) -> None:
     plt.close(fig)
 
 
+def signal(families, seeds) -> str:
+    """How much the data say about the interaction, before any model: on the held-out populations of
+    each family, E‖Δf‖² / E‖f‖² for the true drift, Δf between two times of one population (what
+    the interaction error compares) and between the two held-out populations at shared times (the
+    cross-population error). A small share means a small absolute error of the drift already
+    gives a large relative interaction error. Writes ``results/populations_signal.{md,json}``."""
+    rows = []
+    for fam in families:
+        for seed in seeds:
+            systems, pops, task = dataset(fam, False, seed)
+            h0, h1 = task.heldout_populations[:2]
+            per_pop, f2 = [], []
+            for name in (h0, h1):
+                s = recovery_samples(SystemModel(systems[name]), systems[name], list(pops[name].times),
+                                     n_particles=300, seed=seed + 2)
+                f2.append(float(s["f_true"].pow(2).sum(-1).mean()))
+                per_pop.append(float(s["delta_true"].pow(2).sum(-1).mean()) / f2[-1])
+            cross = cross_population_error(SystemModel(systems[h0]), systems[h0], systems[h1], list(pops[h0].times),
+                                           n_particles=300, seed=seed + 3)
+            rows.append({"family": fam, "seed": seed, "time_pairs": float(np.mean(per_pop)),
+                         "cross": cross["inter_norm"] / float(np.mean(f2))})
+    lines = ["E‖Δf‖² / E‖f‖² of the true system on the held-out populations (300 particles, probes as in the "
+             "interaction errors; the cross-population Δf in units of E‖f‖² at the time-pair probes), mean over "
+             "seeds " + ", ".join(map(str, seeds)) + ".", "",
+             "| family | Δf between two times of one population | Δf between the two held-out populations |",
+             "|---|---|---|"]
+    for fam in families:
+        rs = [r for r in rows if r["family"] == fam]
+        lines.append(f"| {fam} | {_ms([r['time_pairs'] for r in rs])} | {_ms([r['cross'] for r in rs])} |")
+    md = "\n".join(lines) + "\n"
+    (_common.RESULTS_DIR / "populations_signal.md").write_text(md)
+    _common.write_json("populations_signal", {"settings": {"families": list(families), "seeds": list(seeds)},
+                                              "rows": rows})
+    return md
+
+
 def main(argv=None) -> int:
     global NAME
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=75.0, help="seconds of training steps per run (default 75)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES) + ["kuramoto"])
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES) + ["kuramoto", "two_species_layout"])
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--shard", default="1/1", help="K/N: run every N-th job starting at K (parallel processes)")
     ap.add_argument("--resume", action="store_true", help="keep the rows already logged and skip their jobs")
@@ -465,6 +506,9 @@ def main(argv=None) -> int:
                     help="with --render: one table from the rows of these named runs (their baselines once per "
                          "seed); :PRESET keeps one preset's rows of a run, =LABEL renames a run's presets, "
                          "e.g. populations_known_sigma:ito populations_pairwise_mlp_ema='pairwise_mlp, EMA'")
+    ap.add_argument("--signal", action="store_true",
+                    help="only measure E‖Δf‖²/E‖f‖² of the true systems (how much the data say about the "
+                         "interaction): results/populations_signal.{md,json}")
     ap.add_argument("--readme", action="store_true",
                     help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
     args = ap.parse_args(argv)
@@ -481,6 +525,9 @@ def main(argv=None) -> int:
     log = _common.RESULTS_DIR / f"{NAME}.rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     read = lambda: _common.read_rows(log)  # noqa: E731
+    if args.signal:
+        print(signal(args.families, args.seeds))
+        return 0
     if args.sources and not args.render:
         ap.error("--from only works with --render")
     if args.render:

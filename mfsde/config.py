@@ -308,7 +308,14 @@ LOW_DIM_NO_LAYER_NORM = 3
 def _scimf(dim: int) -> Config:
     cfg = Config(model=ModelConfig(dim=dim), preset="scimf")
     if dim <= LOW_DIM_NO_LAYER_NORM:
+        # The LayerNorm's shift β is also what gives scIMF's bias-free W_Q, W_K a score term of the
+        # source alone, (W_Q β)ᵀ W_K x̂_j: without it the score is bilinear and two mirrored groups
+        # of centred data cannot both attend to one of them (one-way influence is out of reach;
+        # tests/test_interactions.py). qk_bias puts that term back: on two species the cell-type
+        # weights then show who drives whom in 3 seeds of 3, with a better held-out W1
+        # (benchmarks/results/populations_scimf_qk_bias_600s.md).
         cfg.model.inter.options["layer_norm"] = False
+        cfg.model.inter.options["qk_bias"] = True
     return cfg
 
 
@@ -329,6 +336,7 @@ def _kernel_preset(name: str, inter: Component, inter_lr: float | None = None, e
 def _symmetric_qk(dim: int) -> Config:
     cfg = _scimf(dim)
     cfg.model.inter.options["tie_qk"] = True
+    cfg.model.inter.options.pop("qk_bias", None)  # the ablation stays scIMF's tied, bias-free scores
     cfg.preset = "symmetric_qk"
     return cfg
 

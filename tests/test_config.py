@@ -44,6 +44,20 @@ def test_only_the_radial_preset_takes_its_own_step_and_averages_its_weights():
         assert t.inter_lr is None, name
 
 
+def test_low_dim_scimf_trades_the_layer_norm_for_a_qk_bias():
+    """At d <= 3 the LayerNorm is left out, and with it the source-only score term its shift
+    gives; the preset puts that term back with qk_bias. The paper's recipe and the symmetric
+    ablation stay bias-free, and higher dimensions keep scIMF's LayerNorm."""
+    for d in (1, 2, 3):
+        opts = preset("scimf", dim=d).model.inter.options
+        assert opts["layer_norm"] is False and opts["qk_bias"] is True, d
+        assert "qk_bias" not in preset("symmetric_qk", dim=d).model.inter.options
+        assert "qk_bias" not in preset("scimf_paper", dim=d).model.inter.options
+    opts = preset("scimf", dim=4).model.inter.options
+    assert "layer_norm" not in opts and "qk_bias" not in opts
+    assert build_model(preset("scimf", dim=2)).drift.inter.w_q.bias is not None
+
+
 def test_a_user_preset_registers_by_name(registry_cleanup):
     @PRESETS.register("tiny_rbf")
     def tiny_rbf(dim):

@@ -165,6 +165,27 @@ def test_qk_bias_lets_both_groups_attend_to_one():
         assert bool((on_b > 0.99).all()) is expected, (bias, on_b)
 
 
+def test_layer_norm_shift_gives_bias_free_attention_a_source_term():
+    """With scIMF's LayerNorm, LN(x) = x̂ + β, and β acts as a bias of W_Q and W_K: both mirrored
+    groups can attend to B without qk_bias (why the presets add the bias only where they leave
+    the LayerNorm out, d <= 3)."""
+    d = 4
+    x, b = _two_mirrored_groups(d, 4, 1)
+    k = make_kernel("attention", d, heads=1, layer_norm=True, qk_bias=False)
+    z_b = torch.nn.functional.layer_norm(x[b][0], (d,))  # x̂ of the B's; the A's have −z_b
+    beta = torch.randn(d, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
+    beta = beta - beta.dot(z_b) / z_b.dot(z_b) * z_b  # β ⟂ x̂: queries see β only
+    e1 = torch.zeros(d, dtype=x.dtype)
+    e1[0] = 1.0
+    with torch.no_grad():
+        k.norm_qk.weight.fill_(1.0)
+        k.norm_qk.bias.copy_(beta)
+        k.w_q.weight.copy_(torch.outer(e1, beta) / beta.dot(beta))  # q_i = e1 for every cell
+        k.w_k.weight.copy_(20.0 * torch.outer(e1, z_b) / z_b.dot(z_b))  # k_j = ±20 e1: + for the B's
+        on_b = k.pair_weights(x)[0][:, b].sum(-1)
+    assert bool((on_b > 0.99).all()), on_b
+
+
 @settings(max_examples=10)
 @given(x=populations(min_n=2))
 def test_rbf_pair_weights_symmetric(x):

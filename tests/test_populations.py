@@ -234,6 +234,46 @@ def test_two_species_is_non_reciprocal():
     assert fractions == sorted(fractions) and fractions[0] < fractions[-1]
 
 
+def test_two_species_layout_moves_the_clusters_between_populations():
+    systems = population_systems("two_species_layout", 6)
+    x = torch.randn(2, 40, 3)
+    x[..., -1] = torch.where(x[..., -1] > 0, 1.0, -1.0)
+    f = [s.drift(x) for s in systems.values()]
+    assert all(torch.equal(f[0], g) for g in f[1:])  # the same dynamics everywhere
+    gen = torch.Generator().manual_seed(0)
+    b_centres, fractions = [], []
+    for s in systems.values():
+        x0 = s.sample_initial(4000, gen).double()
+        a = x0[:, -1] > 0
+        ca, cb = x0[a, :2].mean(0), x0[~a, :2].mean(0)
+        torch.testing.assert_close(ca, -cb, atol=0.05, rtol=0)  # A and B opposite about the origin
+        assert float((cb - ca).norm()) == pytest.approx(float((s.centers[1] - s.centers[0]).norm()), abs=0.05)
+        b_centres.append(cb)
+        fractions.append(float(a.double().mean()))
+    b = torch.stack(b_centres)
+    assert torch.cdist(b, b).add(torch.eye(len(b)) * 9).min() > 0.5  # every population puts B elsewhere
+    assert {round(float((s.centers[1] - s.centers[0]).norm()), 2) for s in systems.values()} == {2.0, 2.75, 3.5}
+    assert fractions == sorted(fractions) and fractions[0] < 0.3 < 0.7 < fractions[-1]
+    control = population_systems("two_species_layout", 3, control=True)
+    assert all(torch.equal(s.drift.inter(x), torch.zeros_like(x)) for s in control.values())
+    with pytest.raises(ValueError, match="two_species_layout sets center_b itself"):
+        population_systems("two_species_layout", 3, center_b=(1.0, 0.0))
+
+
+def test_b_rotation_turns_the_bs_about_the_origin_and_nothing_else():
+    x = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, -1.0], [0.0, 2.0, -1.0]], dtype=torch.float64)
+    still, turning = TwoSpecies(confinement=0.0), TwoSpecies(confinement=0.0, b_rotation=0.5)
+    assert torch.equal(still.drift.intra(x), torch.zeros_like(x))
+    torch.testing.assert_close(turning.drift.intra(x), torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0],
+                                                                     [-1.0, 0.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(turning.drift.inter(x), still.drift.inter(x))  # the interaction is untouched
+    system = next(iter(population_systems("two_species_layout", 3).values()))
+    assert system.drift.intra.b_rotation == 0.5
+    for bad in (float("nan"), "fast", True):
+        with pytest.raises(ValueError, match="b_rotation must be a finite number"):
+            TwoSpecies(b_rotation=bad)
+
+
 def test_preprocessing_fits_on_the_training_populations_only():
     from mfsde.data import Preprocessor
 

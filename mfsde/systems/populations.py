@@ -14,7 +14,19 @@ family             what varies between populations                              
 ``morse``          initial centre on a circle of radius 3, radius 1.5–3.5        2
 ``kuramoto``       initial coherence (θ spread 0.3–2.4) and mean phase           2
 ``two_species``    share of species A, 0.2–0.8 (non-reciprocal pursuit)          3
+``two_species_     share of A as above, and where the clusters sit: the A–B      3
+layout``           axis turns round the circle, their distance is 2, 2.75 or 3.5;
+                   the B's circle the origin (``b_rotation`` 0.5) and A chases
 =================  ===========================================================  ===========
+
+Why ``two_species_layout``: in ``two_species`` every population starts B's cluster in the same
+place with the same spread, and the B's hardly move, so B's law differs between populations and
+times only by its mass. A drift f(x_i) = share_B · h(x_i) then fits every population with any h
+that gives the right total pull, however it depends on *where* the B's are: the per-pair shape
+of the interaction is not identified by those data, only its aggregate. Placing the clusters
+differently in every population, and letting the B's move, is what makes the dependence on the
+B's positions observable (and gives the change of the drift between two times of one
+population, which the interaction error measures, something to measure).
 
 >>> systems = population_systems("two_species", n_populations=6)
 >>> pops = population_snapshots(systems, n_per_time=300, seed=0)
@@ -37,7 +49,7 @@ from .two_species import TwoSpecies
 
 __all__ = ["POPULATION_FAMILIES", "population_systems", "population_snapshots", "species_labels"]
 
-POPULATION_FAMILIES = ("ou", "morse", "kuramoto", "two_species")
+POPULATION_FAMILIES = ("ou", "morse", "kuramoto", "two_species", "two_species_layout")
 
 
 def _family(name: str, p: int, i: int, options: dict) -> tuple[str, ParticleSystem]:
@@ -57,6 +69,15 @@ def _family(name: str, p: int, i: int, options: dict) -> tuple[str, ParticleSyst
     if name == "two_species":
         f = 0.2 + 0.6 * v
         return f"fraction_A={f:.2f}", TwoSpecies(fraction=f, **options)
+    if name == "two_species_layout":
+        f, d = 0.2 + 0.6 * v, (2.0, 2.75, 3.5)[i % 3]
+        axis = (0.5 * d * math.cos(ang), 0.5 * d * math.sin(ang))  # A at −axis, B at +axis
+        placed = sorted({"center_a", "center_b", "fraction"} & set(options))
+        if placed:
+            raise ValueError(f"two_species_layout sets {', '.join(placed)} itself per population; do not pass them")
+        options.setdefault("b_rotation", 0.5)
+        return (f"fraction_A={f:.2f}_angle={360 * u:.0f}_distance={d:g}",
+                TwoSpecies(fraction=f, center_a=(-axis[0], -axis[1]), center_b=axis, **options))
     raise KeyError(f"unknown population family {name!r}; available: {', '.join(POPULATION_FAMILIES)}")
 
 

@@ -1,6 +1,8 @@
 """Two species with a non-reciprocal interaction: species A chases species B, B ignores A."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..drifts import MeanFieldDrift
@@ -10,16 +12,22 @@ from .base import SYSTEMS, NonInteracting, ParticleSystem, positive
 
 
 class SpeciesConfinement(IntraDrift):
-    """f_intra(x) = −λ (position), 0 on the species coordinate (the last one, constant in time)."""
+    """f_intra(x) = −λ p + ω 1[B] J p for the position p = x[..., :2] (J: rotation by +90°, so the
+    B's circle the origin anticlockwise at angular velocity ω), 0 on the species coordinate (the
+    last one, constant in time)."""
 
-    def __init__(self, dim: int, strength: float):
+    def __init__(self, dim: int, strength: float, b_rotation: float = 0.0):
         super().__init__(dim)
-        self.strength = float(strength)
+        self.strength, self.b_rotation = float(strength), float(b_rotation)
 
     def forward(self, x, t=None):
         x = self.inputs(x, None)
-        out = -self.strength * x
-        return torch.cat([out[..., :-1], torch.zeros_like(out[..., -1:])], dim=-1)
+        p = x[..., :-1]
+        out = -self.strength * p
+        if self.b_rotation:
+            turn = torch.stack([-p[..., 1], p[..., 0]], dim=-1)
+            out = out + self.b_rotation * (x[..., -1:] <= 0).to(x.dtype) * turn
+        return torch.cat([out, torch.zeros_like(x[..., -1:])], dim=-1)
 
 
 class NonReciprocalPursuit(Interaction):
@@ -56,7 +64,7 @@ class NonReciprocalPursuit(Interaction):
 class TwoSpecies(ParticleSystem):
     """Two species in the plane with a non-reciprocal (pursuit) interaction:
 
-        dp_i = −λ p_i dt + (1/N) Σ_j c(s_i, s_j) (p_j − p_i) e^{−|p_j − p_i|²/2ℓ²} dt + σ dW_i,
+        dp_i = −λ p_i dt [+ ω J p_i dt for B's] + (1/N) Σ_j c(s_i, s_j) (p_j − p_i) e^{−|p_j − p_i|²/2ℓ²} dt + σ dW_i,
 
     observed as ``(x, y, species)`` with species = +1 (A) or −1 (B), constant. A is attracted by
     B (c(A, B) = ``a_from_b``); B is not affected by A (c(B, A) = ``b_from_a`` = 0 by default):
@@ -71,6 +79,8 @@ class TwoSpecies(ParticleSystem):
         a_from_b, b_from_a: couplings (default 4.0 and 0.0).
         length: interaction range ℓ (default 1.5).
         confinement: λ (default 0.1).
+        b_rotation: ω, the B's own motion: they circle the origin at this angular velocity
+            (default 0: they are only confined). A chases a moving target then.
         sigma: positional noise (default 0.1; the species coordinate has none).
         center_a, center_b: centres of the initial Gaussian clusters of A and B (default
             (−1.5, 0) and (1.5, 0)); spread: ``init_std`` (default 0.5).
@@ -81,7 +91,7 @@ class TwoSpecies(ParticleSystem):
 
     def __init__(self, fraction: float = 0.5, a_from_b: float = 4.0, b_from_a: float = 0.0, length: float = 1.5,
                  confinement: float = 0.1, sigma: float = 0.1, center_a=(-1.5, 0.0), center_b=(1.5, 0.0),
-                 init_std: float = 0.5):
+                 init_std: float = 0.5, b_rotation: float = 0.0):
         self.fraction = float(fraction)
         if not 0.0 < self.fraction < 1.0:
             raise ValueError(f"fraction must be in (0, 1) (both species present), got {fraction!r}")
@@ -90,7 +100,10 @@ class TwoSpecies(ParticleSystem):
             raise ValueError("center_a and center_b must be 2-D points")
         self.init_std = positive(init_std, "init_std", allow_zero=True)
         inter = NonReciprocalPursuit(3, float(a_from_b), float(b_from_a), positive(length, "length"))
-        drift = MeanFieldDrift(SpeciesConfinement(3, positive(confinement, "confinement", allow_zero=True)), inter)
+        if not isinstance(b_rotation, (int, float)) or isinstance(b_rotation, bool) or not math.isfinite(b_rotation):
+            raise ValueError(f"b_rotation must be a finite number (angular velocity), got {b_rotation!r}")
+        intra = SpeciesConfinement(3, positive(confinement, "confinement", allow_zero=True), float(b_rotation))
+        drift = MeanFieldDrift(intra, inter)
         sig = positive(sigma, "sigma", allow_zero=True)
         super().__init__(3, drift, torch.tensor([sig, sig, 0.0]), ["x", "y", "species"])
 
