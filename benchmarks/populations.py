@@ -57,6 +57,8 @@ PRESETS = ("ito", "rbf", "scimf")
 #: extra presets on some families only (symmetric weights cannot show a direction)
 EXTRA = {"two_species": ("symmetric_qk",), "two_species_layout": ("symmetric_qk",)}
 NAME = "populations"
+#: particle dimension of each family's data (positions; two species add the species coordinate)
+DIMS = {"ou": 2, "morse": 2, "kuramoto": 2, "two_species": 3, "two_species_layout": 3}
 
 
 @functools.lru_cache(maxsize=None)  # baselines() and every run of the same (family, control, seed) share it
@@ -65,6 +67,13 @@ def dataset(family: str, control: bool, seed: int):
     pops = population_snapshots(systems, n_per_time=N_CELLS, seed=seed)
     task = PopulationTask("all", heldout_populations=[pops.names[i] for i in HELDOUT])
     return systems, pops, task
+
+
+def kernel_options(preset: str, family: str, overrides: dict) -> dict:
+    """The interaction kernel's config (``{"name": …, **options}``) that ``run`` builds today."""
+    cfg = mfsde.preset(preset, dim=DIMS[family])
+    own = {k: v for k, v in overrides.items() if k.startswith("model.inter.")}
+    return cfg.override(**own).to_dict()["model"]["inter"] if own else cfg.to_dict()["model"]["inter"]
 
 
 def influence(drift, x: torch.Tensor, is_a: torch.Tensor, seed: int) -> dict:
@@ -557,6 +566,11 @@ def main(argv=None) -> int:
                          or r["budget"] != args.budget or r["sigma_mode"] != args.sigma)})
     if clash:  # resuming must not mix runs of different settings under one name
         ap.error(f"--resume: {log.name} holds runs with other settings: {'; '.join(clash)}")
+    stale = sorted({f"{r['preset']} on {r['family']}" for r in old if r["kind"] == "model" and "inter_options" in r
+                    and r["inter_options"] != kernel_options(r["preset"], r["family"], r.get("overrides") or {})})
+    if stale:  # the same name and overrides, but the preset's kernel has changed since (e.g. scimf's qk_bias)
+        ap.error(f"--resume: {log.name} holds runs whose kernel differs from today's preset ({'; '.join(stale)}); "
+                 "start a new --name")
     done = {(r["family"], r["control"], r["preset"], r["seed"]) for r in old if r["kind"] == "model"}
     base_done = {(r["family"], r["control"], r["seed"]) for r in old if r["kind"] == "baseline"}
     commit = _common.env_info()["git_commit"]

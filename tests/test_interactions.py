@@ -172,6 +172,7 @@ def test_layer_norm_shift_gives_bias_free_attention_a_source_term():
     d = 4
     x, b = _two_mirrored_groups(d, 4, 1)
     k = make_kernel("attention", d, heads=1, layer_norm=True, qk_bias=False)
+    assert k.w_q.bias is None and k.w_k.bias is None
     z_b = torch.nn.functional.layer_norm(x[b][0], (d,))  # x̂ of the B's; the A's have −z_b
     beta = torch.randn(d, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
     beta = beta - beta.dot(z_b) / z_b.dot(z_b) * z_b  # β ⟂ x̂: queries see β only
@@ -183,7 +184,10 @@ def test_layer_norm_shift_gives_bias_free_attention_a_source_term():
         k.w_q.weight.copy_(torch.outer(e1, beta) / beta.dot(beta))  # q_i = e1 for every cell
         k.w_k.weight.copy_(20.0 * torch.outer(e1, z_b) / z_b.dot(z_b))  # k_j = ±20 e1: + for the B's
         on_b = k.pair_weights(x)[0][:, b].sum(-1)
-    assert bool((on_b > 0.99).all()), on_b
+        assert bool((on_b > 0.99).all()), on_b
+        k.norm_qk.bias.zero_()  # without the shift the queries vanish: uniform attention
+        uniform = torch.where(b, 3 / 7, 4 / 7).to(on_b.dtype)  # 4 (3) B's among an A's (a B's) 7 others
+        torch.testing.assert_close(k.pair_weights(x)[0][:, b].sum(-1), uniform)
 
 
 @settings(max_examples=10)

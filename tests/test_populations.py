@@ -242,12 +242,14 @@ def test_two_species_layout_moves_the_clusters_between_populations():
     assert all(torch.equal(f[0], g) for g in f[1:])  # the same dynamics everywhere
     gen = torch.Generator().manual_seed(0)
     b_centres, fractions = [], []
-    for s in systems.values():
+    for i, s in enumerate(systems.values()):
+        angle = float(torch.atan2(s.centers[1, 1], s.centers[1, 0])) % (2 * np.pi)
+        assert angle == pytest.approx(2 * np.pi * i / 6, abs=1e-9)  # B on the population's own direction
         x0 = s.sample_initial(4000, gen).double()
         a = x0[:, -1] > 0
         ca, cb = x0[a, :2].mean(0), x0[~a, :2].mean(0)
         torch.testing.assert_close(ca, -cb, atol=0.05, rtol=0)  # A and B opposite about the origin
-        assert float((cb - ca).norm()) == pytest.approx(float((s.centers[1] - s.centers[0]).norm()), abs=0.05)
+        torch.testing.assert_close(cb, s.centers[1], atol=0.05, rtol=0)
         b_centres.append(cb)
         fractions.append(float(a.double().mean()))
     b = torch.stack(b_centres)
@@ -256,14 +258,18 @@ def test_two_species_layout_moves_the_clusters_between_populations():
     assert fractions == sorted(fractions) and fractions[0] < 0.3 < 0.7 < fractions[-1]
     control = population_systems("two_species_layout", 3, control=True)
     assert all(torch.equal(s.drift.inter(x), torch.zeros_like(x)) for s in control.values())
-    with pytest.raises(ValueError, match="two_species_layout sets center_b itself"):
-        population_systems("two_species_layout", 3, center_b=(1.0, 0.0))
+    for key, value in (("center_b", (1.0, 0.0)), ("center_a", (0.0, 0.0)), ("fraction", 0.5)):
+        with pytest.raises(ValueError, match=f"two_species_layout sets {key} itself"):
+            population_systems("two_species_layout", 3, **{key: value})
 
 
 def test_b_rotation_turns_the_bs_about_the_origin_and_nothing_else():
     x = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, -1.0], [0.0, 2.0, -1.0]], dtype=torch.float64)
     still, turning = TwoSpecies(confinement=0.0), TwoSpecies(confinement=0.0, b_rotation=0.5)
     assert torch.equal(still.drift.intra(x), torch.zeros_like(x))
+    confined = TwoSpecies(confinement=0.3).drift.intra(x)  # without rotation: −λ p, as before the option
+    assert torch.equal(confined, torch.cat([-0.3 * x[:, :2], torch.zeros(3, 1, dtype=x.dtype)], dim=-1))
+    assert TwoSpecies(b_rotation=np.float32(0.5)).drift.intra.b_rotation == 0.5
     torch.testing.assert_close(turning.drift.intra(x), torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0],
                                                                      [-1.0, 0.0, 0.0]], dtype=torch.float64))
     torch.testing.assert_close(turning.drift.inter(x), still.drift.inter(x))  # the interaction is untouched

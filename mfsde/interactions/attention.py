@@ -43,7 +43,8 @@ class AttentionInteraction(Interaction):
         zero_init: start the FFN's output layer at zero, so f_inter ≡ 0 at initialisation (the
             model starts as the Itô model; off by default, as in scIMF's code, whose randomly
             initialised block adds an O(1) drift at the start). Not with ``residual``.
-        qk_bias: give W_Q and W_K a bias (scIMF's have none). Without one the score is bilinear,
+        qk_bias: give W_Q and W_K a bias (scIMF's have none). Without one, and without a LayerNorm
+            (whose shift β acts as such a bias: (W_Q β)ᵀ W_K x̂_j), the score is bilinear,
             x_iᵀ M x_j: on centred data of two mirrored groups (u_B ≈ −u_A), A preferring B's over
             A's forces B to prefer A's over B's, so a one-way influence (A follows B, B ignores A)
             cannot be expressed. The bias adds a term of the source alone, b_Qᵀ W_K x_j, under

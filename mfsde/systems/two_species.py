@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -17,6 +18,8 @@ class SpeciesConfinement(IntraDrift):
     last one, constant in time)."""
 
     def __init__(self, dim: int, strength: float, b_rotation: float = 0.0):
+        if dim != 3:
+            raise ValueError(f"SpeciesConfinement is for (x, y, species) particles, dim 3; got dim={dim}")
         super().__init__(dim)
         self.strength, self.b_rotation = float(strength), float(b_rotation)
 
@@ -100,7 +103,7 @@ class TwoSpecies(ParticleSystem):
             raise ValueError("center_a and center_b must be 2-D points")
         self.init_std = positive(init_std, "init_std", allow_zero=True)
         inter = NonReciprocalPursuit(3, float(a_from_b), float(b_from_a), positive(length, "length"))
-        if not isinstance(b_rotation, (int, float)) or isinstance(b_rotation, bool) or not math.isfinite(b_rotation):
+        if not isinstance(b_rotation, numbers.Real) or isinstance(b_rotation, bool) or not math.isfinite(b_rotation):
             raise ValueError(f"b_rotation must be a finite number (angular velocity), got {b_rotation!r}")
         intra = SpeciesConfinement(3, positive(confinement, "confinement", allow_zero=True), float(b_rotation))
         drift = MeanFieldDrift(intra, inter)
