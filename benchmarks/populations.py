@@ -490,7 +490,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=75.0, help="seconds of training steps per run (default 75)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES) + ["kuramoto", "two_species_layout"])
+    ap.add_argument("--families", nargs="+", default=None, choices=list(FAMILIES) + ["kuramoto", "two_species_layout"],
+                    help=f"default: {' '.join(FAMILIES)}; with --render: keep only these families' rows")
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--shard", default="1/1", help="K/N: run every N-th job starting at K (parallel processes)")
     ap.add_argument("--resume", action="store_true", help="keep the rows already logged and skip their jobs")
@@ -530,6 +531,8 @@ def main(argv=None) -> int:
     if args.quick:
         NAME = args.name or "populations_quick"
         args.budget, args.seeds, args.families = 3.0, [0], ["ou", "two_species"]
+    render_only = args.families  # --render keeps these families' rows (all when not given)
+    args.families = args.families or list(FAMILIES)
     torch.set_num_threads(1)
     log = _common.RESULTS_DIR / f"{NAME}.rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -544,6 +547,10 @@ def main(argv=None) -> int:
             rows = combine(args.sources) if args.sources else read()
         except FileNotFoundError as exc:
             ap.error(f"--from: {exc}")
+        if render_only:
+            rows = [r for r in rows if r["family"] in render_only]
+        if args.only_controls:
+            rows = [r for r in rows if r["control"]]
         md = render(rows, vars(args))
         print(md)
         if args.readme:
