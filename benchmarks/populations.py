@@ -47,7 +47,7 @@ from mfsde.data import PopulationTask, PredictTask  # noqa: E402
 from mfsde.evaluation import evaluate  # noqa: E402
 from mfsde.explain import has_interaction_weights, label_influence, label_weights  # noqa: E402
 from mfsde.systems import (SystemModel, cross_population_error, drift_error, pair_jacobian_error,  # noqa: E402
-                           population_snapshots, population_systems)
+                           TwoSpecies, population_snapshots, population_systems)
 from mfsde.evaluation.recovery import interaction_error, recovery_samples  # noqa: E402
 from mfsde.training import fit  # noqa: E402
 
@@ -57,8 +57,6 @@ PRESETS = ("ito", "rbf", "scimf")
 #: extra presets on some families only (symmetric weights cannot show a direction)
 EXTRA = {"two_species": ("symmetric_qk",), "two_species_layout": ("symmetric_qk",)}
 NAME = "populations"
-#: particle dimension of each family's data (positions; two species add the species coordinate)
-DIMS = {"ou": 2, "morse": 2, "kuramoto": 2, "two_species": 3, "two_species_layout": 3}
 
 
 @functools.lru_cache(maxsize=None)  # baselines() and every run of the same (family, control, seed) share it
@@ -71,9 +69,9 @@ def dataset(family: str, control: bool, seed: int):
 
 def kernel_options(preset: str, family: str, overrides: dict) -> dict:
     """The interaction kernel's config (``{"name": …, **options}``) that ``run`` builds today."""
-    cfg = mfsde.preset(preset, dim=DIMS[family])
+    dim = next(iter(population_systems(family, 2).values())).dim  # builds the systems, simulates nothing
     own = {k: v for k, v in overrides.items() if k.startswith("model.inter.")}
-    return cfg.override(**own).to_dict()["model"]["inter"] if own else cfg.to_dict()["model"]["inter"]
+    return mfsde.preset(preset, dim=dim).override(**own).to_dict()["model"]["inter"]
 
 
 def influence(drift, x: torch.Tensor, is_a: torch.Tensor, seed: int) -> dict:
@@ -173,7 +171,7 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
         cross = cross_population_error(model, systems[h0], systems[h1], list(pops[h0].times), n_particles=n_rec,
                                        seed=seed + 3)
         row.update(inter_cross=cross["inter"], cosine_cross=cross["cosine"])
-    if family.startswith("two_species") and not control:
+    if isinstance(next(iter(systems.values())), TwoSpecies) and not control:  # who drives whom
         name = task.heldout_populations[0]
         row["direction"] = direction(model, systems[name], pops[name], seed)
     if family == "morse" and not control and hasattr(model.drift.inter, "profile"):
@@ -462,11 +460,14 @@ def signal(families, seeds) -> str:
             h0, h1 = task.heldout_populations[:2]
             per_pop, f2 = [], []
             for name in (h0, h1):
-                s = recovery_samples(SystemModel(systems[name]), systems[name], list(pops[name].times),
+                # the "model" is the system without interaction: only the true drifts are used, and
+                # this one costs no pairwise evaluation
+                s = recovery_samples(SystemModel(systems[name].without_interaction()), systems[name], list(pops[name].times),
                                      n_particles=300, seed=seed + 2)
                 f2.append(float(s["f_true"].pow(2).sum(-1).mean()))
                 per_pop.append(float(s["delta_true"].pow(2).sum(-1).mean()) / f2[-1])
-            cross = cross_population_error(SystemModel(systems[h0]), systems[h0], systems[h1], list(pops[h0].times),
+            cross = cross_population_error(SystemModel(systems[h0].without_interaction()), systems[h0], systems[h1],
+                                           list(pops[h0].times),
                                            n_particles=300, seed=seed + 3)
             rows.append({"family": fam, "seed": seed, "time_pairs": float(np.mean(per_pop)),
                          "cross": cross["inter_norm"] / float(np.mean(f2))})
