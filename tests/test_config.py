@@ -16,8 +16,9 @@ PRESET_NAMES = sorted(PRESETS)
 
 
 #: what the default presets change from scIMF's recipe (``scimf_paper``), each measured in
-#: benchmarks/fit_diagnostics.py: the scale transform, the energy weight, the target sub-sample
-SCIMF_CHANGES = {"model.standardize", "model.time_scale", "loss.energy_weight", "train.n_targets"}
+#: benchmarks/fit_diagnostics.py: the scale transform, the energy weight, the target sub-sample;
+#: and the interaction's initialisation (zero_init, benchmarks/populations.py)
+SCIMF_CHANGES = {"model.standardize", "model.time_scale", "loss.energy_weight", "train.n_targets", "model.inter"}
 
 
 def _tiny(cfg: Config) -> Config:
@@ -58,6 +59,21 @@ def test_low_dim_scimf_trades_the_layer_norm_for_a_qk_bias():
     assert build_model(preset("scimf", dim=2)).drift.inter.w_q.bias is not None
 
 
+def test_scimf_starts_as_the_ito_model():
+    """The scimf preset (and its symmetric ablation) zero the interaction's output layer, so at
+    initialisation f_inter is exactly 0 at any population; the paper's recipe keeps scIMF's random
+    initialisation."""
+    torch.manual_seed(0)
+    for name, d in (("scimf", 2), ("scimf", 3), ("scimf", 10), ("symmetric_qk", 4)):
+        model = build_model(preset(name, dim=d))
+        x = torch.randn(3, 17, d)
+        assert torch.equal(model.drift.parts(x)["inter"], torch.zeros_like(x)), (name, d)
+    x = torch.randn(17, 10)
+    assert build_model(preset("scimf", dim=10)).drift.parts(x)["intra"].abs().sum() > 0  # not zeroed with it
+    paper = build_model(preset("scimf_paper", dim=10))
+    assert paper.drift.parts(x)["inter"].abs().sum() > 0
+
+
 def test_a_user_preset_registers_by_name(registry_cleanup):
     @PRESETS.register("tiny_rbf")
     def tiny_rbf(dim):
@@ -87,6 +103,7 @@ def test_scimf_differs_from_the_paper_only_where_documented():
     changed = {f"{sec}.{k}" for sec in paper if isinstance(paper[sec], dict)
                for k in paper[sec] if paper[sec][k] != cfg[sec][k]}
     assert changed == SCIMF_CHANGES, changed
+    assert cfg["model"]["inter"] == {**paper["model"]["inter"], "zero_init": True}  # at d = 50
     assert preset("symmetric_qk").model.inter.options["tie_qk"] is True
     assert preset("ito").model.inter.name == "none"
 
@@ -175,7 +192,7 @@ def test_partial_json(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"preset": "symmetric_qk", "model": {"dim": 6, "inter": {"heads": 3}}}))
     cfg = Config.load(path)
-    assert cfg.model.inter == Component("attention", {"heads": 3, "dropout": 0.1, "tie_qk": True})
+    assert cfg.model.inter == Component("attention", {"heads": 3, "dropout": 0.1, "tie_qk": True, "zero_init": True})
 
 
 def test_merge():

@@ -29,8 +29,12 @@ def _snapshots(dim=4, n=(30, 24, 27), labelled=True, seed=0):
 
 
 def _model(name="scimf", dim=4, **over):
+    """An untrained model of the preset; attention kernels keep a random output layer (the presets
+    start with f_inter ≡ 0, which would leave these checks nothing to see)."""
     torch.manual_seed(0)
     cfg = mfsde.preset(name, dim=dim)
+    if cfg.model.inter.name == "attention":
+        over = {"model.inter.zero_init": False, **over}
     if over:
         cfg = cfg.override(**over)
     return mfsde.build_model(cfg)
