@@ -67,9 +67,15 @@ def dataset(family: str, control: bool, seed: int):
     return systems, pops, task
 
 
+@functools.lru_cache(maxsize=None)
+def family_dim(family: str) -> int:
+    """Particle dimension of a family's data (builds two systems, simulates nothing)."""
+    return next(iter(population_systems(family, 2).values())).dim
+
+
 def kernel_options(preset: str, family: str, overrides: dict) -> dict:
     """The interaction kernel's config (``{"name": …, **options}``) that ``run`` builds today."""
-    dim = next(iter(population_systems(family, 2).values())).dim  # builds the systems, simulates nothing
+    dim = family_dim(family)
     own = {k: v for k, v in overrides.items() if k.startswith("model.inter.")}
     return mfsde.preset(preset, dim=dim).override(**own).to_dict()["model"]["inter"]
 
@@ -118,9 +124,10 @@ def direction(model, system, snaps, seed: int) -> dict:
     return out
 
 
-def _is_kuramoto(systems: dict) -> bool:
+def _system_type(systems: dict) -> type:
+    """The class of a family's systems (a non-interacting control wraps its system as ``.base``)."""
     s = next(iter(systems.values()))
-    return isinstance(getattr(s, "base", s), NoisyKuramoto)  # a control wraps its system
+    return type(getattr(s, "base", s))
 
 
 def order_curves(models: dict, pops, seed: int) -> dict:
@@ -137,7 +144,7 @@ def order_curves(models: dict, pops, seed: int) -> dict:
         x0 = torch.as_tensor(snaps.data[0], dtype=torch.float32)
         with torch.no_grad():
             xs = model.sample(x0, list(snaps.times), generator=torch.Generator().manual_seed(seed + 5 + i))
-        r_hat = [float(order_parameter(x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12))) for x in xs]
+        r_hat = [float(order_parameter(torch.nn.functional.normalize(x, dim=-1))) for x in xs]
         r_obs = [float(order_parameter(torch.as_tensor(x, dtype=torch.float64))) for x in snaps.data]
         curves[name] = {"times": [float(t) for t in snaps.times], "observed": r_obs, "model": r_hat}
         err += [abs(a - b) for a, b in zip(r_hat[1:], r_obs[1:])]
@@ -198,10 +205,11 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
         cross = cross_population_error(model, systems[h0], systems[h1], list(pops[h0].times), n_particles=n_rec,
                                        seed=seed + 3)
         row.update(inter_cross=cross["inter"], cosine_cross=cross["cosine"])
-    if isinstance(next(iter(systems.values())), TwoSpecies) and not control:  # who drives whom
+    kind = _system_type(systems)
+    if issubclass(kind, TwoSpecies) and not control:  # who drives whom
         name = task.heldout_populations[0]
         row["direction"] = direction(model, systems[name], pops[name], seed)
-    if _is_kuramoto(systems):
+    if issubclass(kind, NoisyKuramoto):
         oc = order_curves({n: model for n in task.heldout_populations}, pops, seed)
         row.update(order=oc["error"], order_curves=oc["curves"])
     if family == "morse" and not control and hasattr(model.drift.inter, "profile"):
@@ -247,12 +255,13 @@ def baselines(family: str, control: bool, seed: int) -> list[dict]:
     for ev in baseline_evaluations(pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",)):
         rows.append({"kind": "baseline", "family": family, "control": control, "preset": ev["preset"], "seed": seed,
                      "w1": ev["w1"]})
-    if _is_kuramoto(systems):  # the order parameter r(t) (see order_curves)
+    if issubclass(_system_type(systems), NoisyKuramoto):  # the order parameter r(t) (see order_curves)
         oc = order_curves({n: SystemModel(systems[n]) for n in task.heldout_populations}, pops, seed)
         for r in rows:
-            if r["preset"] in ("truth", "previous"):
-                r["order"] = oc["error" if r["preset"] == "truth" else "previous"]
-        rows[0]["order_curves"] = oc["curves"]
+            if r["preset"] == "truth":
+                r.update(order=oc["error"], order_curves=oc["curves"])
+            elif r["preset"] == "previous":
+                r["order"] = oc["previous"]
     return rows
 
 
