@@ -153,15 +153,26 @@ def order_curves(models: dict, pops, seed: int) -> dict:
 
 
 def sigma_overrides(mode: str, system, sigma_lr: float | None = None) -> dict:
-    """Config overrides for the noise level: ``preset`` (the preset's σ in model units),
-    ``truth`` (the system's own σ, in data units: the model family then contains the truth) or
-    ``learn`` (trained with the drift from the preset's σ, step size ``sigma_lr``)."""
+    """Config overrides for the noise: ``preset`` (the preset's σ in model units), ``truth`` (the
+    system's own noise in data units, ``system.noise_config()``: a diagonal σ, or the Kuramoto
+    oscillators' rank-one noise along the circle as ``affine`` noise; the model family then
+    contains the truth), ``learn`` (a diagonal σ trained with the drift from the preset's σ, step
+    size ``sigma_lr``) or ``learn_affine`` (full-rank affine noise g(x) = B + A x trained with the
+    drift from B = the preset's σ·I, A = 0)."""
     if mode == "preset":
         return {}
     if mode == "learn":
         return {"model.learn_sigma": True, "train.sigma_lr": sigma_lr}
-    sigma = torch.as_tensor(system.sigma, dtype=torch.float64).expand(system.dim)
-    return {"model.sigma": [float(v) for v in sigma], "model.sigma_units": "data"}
+    if mode == "learn_affine":
+        return {"model.noise": "affine", "model.learn_sigma": True, "train.sigma_lr": sigma_lr}
+    return system.noise_config()
+
+
+def noise_record(diffusion) -> list | dict:
+    """The model's noise after training: σ (constant noise) or affine noise's B and A (model units)."""
+    if diffusion.additive:
+        return diffusion.constant().detach().tolist()
+    return {"bias": diffusion.fn.bias.detach().tolist(), "slope": diffusion.fn.slope.detach().tolist()}
 
 
 def run(family: str, control: bool, preset: str, seed: int, budget: float, quick: bool,
@@ -184,7 +195,7 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
     ev = evaluate(model, pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",))
     row = {"kind": "model", "family": family, "control": control, "preset": preset, "seed": seed, "budget": budget,
            "sigma_mode": sigma, "sigma_lr": sigma_lr, "inter_options": cfg.to_dict()["model"]["inter"],
-           "lr": cfg.train.lr, "inter_lr": cfg.train.inter_lr, "overrides": own, "sigma_model": model.diffusion.constant().detach().tolist(),
+           "lr": cfg.train.lr, "inter_lr": cfg.train.inter_lr, "overrides": own, "sigma_model": noise_record(model.diffusion),
            "iterations": res.iteration, "train_seconds": res.train_seconds, "w1": ev["w1"],
            "w1_per_population": {n: v["w1"] for n, v in ev["per_population"].items()}}
     drift, inter, scaled, jac = [], [], [], []
@@ -589,9 +600,10 @@ def main(argv=None) -> int:
     ap.add_argument("--render", action="store_true", help="only rebuild the table, JSON and figure from the log")
     ap.add_argument("--quick", action="store_true", help="3 s per run, one seed, two families: a smoke test")
     ap.add_argument("--name", default=None, help="results file stem (default populations[_quick])")
-    ap.add_argument("--sigma", default="preset", choices=["preset", "truth", "learn"],
-                    help="noise of the models: the preset's σ (model units), the system's true σ (data units), "
-                         "or learned (default preset)")
+    ap.add_argument("--sigma", default="preset", choices=["preset", "truth", "learn", "learn_affine"],
+                    help="noise of the models: the preset's σ (model units), the system's true noise (data units; "
+                         "Kuramoto: rank one along the circle), a learned σ, or learned affine noise B + A x "
+                         "(default preset)")
     ap.add_argument("--sigma-lr", type=float, default=None,
                     help="with --sigma learn: the step size of log σ (train.sigma_lr; default: train.lr)")
     ap.add_argument("--inter-lr", type=float, default=None,

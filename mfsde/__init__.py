@@ -13,7 +13,7 @@ from .interactions import INTERACTIONS, Interaction, build_interaction
 from .losses import LOSSES, build_loss, w1, w2
 from .model import MeanFieldSDE, build_model
 from .registry import Registry
-from .solvers import SOLVERS, Diffusion, Solution, sdeint, torchsde_sdeint
+from .solvers import NOISES, SOLVERS, Diffusion, Solution, sdeint, torchsde_sdeint
 from . import data
 from .data import Populations, PopulationTask, Snapshots, Task
 from .comparison import compare
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Component", "Config", "EvalConfig", "LossConfig", "ModelConfig", "TrainConfig", "preset", "PRESETS",
     "INTRA_DRIFTS", "MeanFieldDrift", "build_intra", "INTERACTIONS", "Interaction", "build_interaction",
-    "LOSSES", "build_loss", "w1", "w2", "MeanFieldSDE", "build_model", "Registry", "SOLVERS", "Diffusion",
+    "LOSSES", "build_loss", "w1", "w2", "MeanFieldSDE", "build_model", "Registry", "SOLVERS", "NOISES", "Diffusion",
     "Solution", "sdeint", "torchsde_sdeint", "__version__", "data", "Snapshots", "Populations", "PopulationTask",
     "Task", "fit", "evaluate", "compare", "load", "pp", "tl", "pl",
 ]

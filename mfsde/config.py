@@ -64,6 +64,9 @@ class ModelConfig:
     sigma_units: str = "model"
     #: train σ with the drift (a positive ``nn.Parameter`` stored as log σ; it must start > 0)
     learn_sigma: bool = False
+    #: the noise model by name (:mod:`mfsde.solvers.noise_models`): ``"diagonal"`` (σ dW) or
+    #: ``"affine"`` (g(x) dW, g = B + A x of shape d × rank; options ``rank``, ``bias``, ``slope``)
+    noise: Component = field(default_factory=lambda: Component("diagonal"))
     solver: str = "euler_maruyama"
     dt: float = 0.1
     #: data → model units, fitted on the training times (see :mod:`mfsde.scaling`): σ, dt, the
@@ -146,6 +149,7 @@ class Config:
         out = asdict(self)
         out["model"]["intra"] = self.model.intra.to_dict()
         out["model"]["inter"] = self.model.inter.to_dict()
+        out["model"]["noise"] = self.model.noise.to_dict()
         out["loss"]["fit"] = self.loss.fit.to_dict()
         return out
 
@@ -157,7 +161,7 @@ class Config:
         _check_keys(data, cls, "config")
         model = data.get("model", {})
         _check_keys(model, ModelConfig, "config.model")
-        for key in ("intra", "inter"):
+        for key in ("intra", "inter", "noise"):
             if key in model:
                 model[key] = Component.from_any(model[key], f"config.model.{key}")
         loss = data.get("loss", {})
@@ -244,6 +248,7 @@ class Config:
         from .losses import LOSSES
         from .registry import check_options
         from .solvers import SOLVERS
+        from .solvers.noise_models import NOISES
 
         m = self.model
         if not isinstance(m.dim, int) or m.dim < 1:
@@ -257,6 +262,8 @@ class Config:
             raise ValueError(f"model.learn_sigma needs every model.sigma > 0 (it is trained as log σ), got {m.sigma!r}")
         check_options(INTRA_DRIFTS.get(m.intra.name), {"dim": m.dim, **m.intra.options}, f"intra drift {m.intra.name!r}")
         check_options(INTERACTIONS.get(m.inter.name), {"dim": m.dim, **m.inter.options}, f"interaction {m.inter.name!r}")
+        check_options(NOISES.get(m.noise.name), {"dim": m.dim, "sigma": 0, "learnable": 0, **m.noise.options},
+                      f"noise {m.noise.name!r}")
         check_options(LOSSES.get(self.loss.fit.name), self.loss.fit.options, f"loss {self.loss.fit.name!r}")
         SOLVERS.get(m.solver)
         if not m.dt > 0:

@@ -9,6 +9,7 @@ from .drifts import MeanFieldDrift, build_intra
 from .interactions import build_interaction
 from .scaling import DataScale
 from .solvers import Diffusion, Solution, sdeint
+from .solvers.noise_models import build_noise, noise_to_model_units
 
 
 class MeanFieldSDE(nn.Module):
@@ -73,17 +74,14 @@ def build_model(config: Config | ModelConfig) -> MeanFieldSDE:
     sigma = torch.as_tensor(m.sigma, dtype=torch.get_default_dtype())
     if m.sigma_units == "data":  # one σ per dimension: the conversion divides by each dimension's scale
         sigma = sigma.expand(m.dim).clone()
-    diffusion = Diffusion(sigma if sigma.dim() else float(sigma), learnable=m.learn_sigma)
+    diffusion = build_noise(m.noise.name, m.dim, sigma, m.learn_sigma, **m.noise.options)
     return MeanFieldSDE(MeanFieldDrift(intra, inter), sigma=diffusion, dt=m.dt, solver=m.solver)
 
 
 def sigma_to_model_units(model: MeanFieldSDE, config: Config | ModelConfig) -> None:
-    """With ``model.sigma_units = "data"``, set the diffusion to the configured σ in model units
-    (σ · √time_unit / scale, per dimension) from the model's fitted scale; otherwise nothing."""
+    """With ``model.sigma_units = "data"``, convert the noise to model units from the model's fitted
+    scale (σ · √time_unit / scale per dimension; affine noise: see
+    :func:`~mfsde.solvers.noise_models.noise_to_model_units`); otherwise nothing."""
     m = config.model if isinstance(config, Config) else config
-    if m.sigma_units != "data":
-        return
-    scale = model.scale
-    value = (torch.as_tensor(m.sigma, dtype=scale.scale.dtype).expand(m.dim) * float(scale.time_unit) ** 0.5
-             / scale.scale)
-    model.diffusion.set_(value)
+    if m.sigma_units == "data":
+        noise_to_model_units(model.diffusion, m.sigma, model.scale)

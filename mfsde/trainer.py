@@ -299,7 +299,7 @@ class Trainer:
                "lr": lr, "grad_norm": float(grad_norm),
                "grad_norm_clipped": min(float(grad_norm), clip) if clip is not None else float(grad_norm),
                "seconds": time.perf_counter() - t0}
-        if self.config.model.learn_sigma:  # where the learned noise is (model units; mean over dimensions)
+        if self.config.model.learn_sigma and self.model.diffusion.additive:  # the learned σ (model units, mean over d)
             rec["sigma"] = float(self.model.diffusion.constant().detach().mean())
         self.history.append(rec)
         self.train_seconds += rec["seconds"]

@@ -478,7 +478,7 @@ def test_learnable_sigma_gets_gradients():
         (dict(dt=float("nan")), ValueError, r"dt must be a positive finite number"),
         (dict(sigma=torch.tensor([0.1, 0.2, 0.3])), ValueError, r"sigma has 3 entries but particles have d = 2"),
         (dict(sigma=-0.1), ValueError, r"sigma must be finite and non-negative"),
-        (dict(sigma=torch.ones(2, 2)), ValueError, r"sigma must be a number, a \(d,\) tensor"),
+        (dict(sigma=torch.ones(2, 2, 2)), ValueError, r"sigma must be a number, a \(d,\) tensor"),
         (dict(solver="rk4"), KeyError, r"unknown solver 'rk4'; available: euler_maruyama, heun"),
         (dict(random_batch=0), ValueError, r"random_batch must be a positive int"),
         (dict(recompute_every=0), ValueError, r"recompute_every must be a positive int"),

@@ -1,4 +1,4 @@
-"""Diffusion coefficients g: scalar, per-dimension or state-dependent diagonal noise."""
+"""Diffusion coefficients g: scalar, per-dimension, state-dependent diagonal, or general (d × m) noise."""
 from __future__ import annotations
 
 from typing import Callable, Union
@@ -10,36 +10,62 @@ SigmaLike = Union[float, torch.Tensor, Callable[..., torch.Tensor], "Diffusion"]
 
 
 class Diffusion(nn.Module):
-    """Diagonal noise ``g(x, t)`` multiplying independent Brownian increments, ``dx = f dt + g ⊙ dW``.
+    """Noise ``g(x, t)`` multiplying Brownian increments: ``dx = f dt + g ⊙ dW`` (diagonal kinds,
+    ``dW`` shaped like ``x``) or ``dx = f dt + g dW`` (general kinds: ``g`` is ``d × m`` per
+    particle and ``dW`` has ``m = noise_dim`` independent entries per particle).
 
     ``sigma`` may be
     - a number: the same σ for every particle and dimension (``kind == "scalar"``);
     - a tensor of shape ``(d,)``: one σ per dimension (``kind == "per_dimension"``);
+    - a tensor of shape ``(d, m)``: one constant noise matrix for every particle
+      (``kind == "matrix"``; correlated additive noise, covariance g gᵀ);
     - a callable ``g(x, t) → (..., N, d)`` (e.g. an ``nn.Module``): state-dependent diagonal
       noise (``kind == "diagonal"``). Declare ``elementwise = True`` on it when entry k of g
-      depends on coordinate k only: torchsde's adjoint needs that (see :mod:`.torchsde_adapter`).
+      depends on coordinate k only: torchsde's adjoint needs that (see :mod:`.torchsde_adapter`);
+    - a callable ``g(x, t) → (..., N, d, m)`` with ``noise_dim=m`` (passed here or declared as
+      the callable's ``noise_dim`` attribute): state-dependent general noise
+      (``kind == "general"``), e.g. the rank-one noise √(2D) J y of oscillators observed on the
+      circle (:meth:`mfsde.systems.NoisyKuramoto.diffusion`).
 
     Constant kinds are additive noise (Itô = Stratonovich). ``learnable=True`` makes a constant σ
-    an ``nn.Parameter`` (stored as log σ, so it stays positive).
+    an ``nn.Parameter`` (stored as log σ, so it stays positive; not for a matrix).
     """
 
-    def __init__(self, sigma: SigmaLike = 0.1, learnable: bool = False):
+    def __init__(self, sigma: SigmaLike = 0.1, learnable: bool = False, noise_dim: int | None = None):
         super().__init__()
         self.fn = None
         if isinstance(sigma, Diffusion):
             raise TypeError("sigma is already a Diffusion; pass it directly")
         if callable(sigma) and not isinstance(sigma, torch.Tensor):
-            self.kind = "diagonal"
+            if learnable:
+                raise ValueError("learnable=True is for a constant sigma; a callable g(x, t) trains its own parameters")
+            noise_dim = getattr(sigma, "noise_dim", None) if noise_dim is None else noise_dim
+            self.kind = "diagonal" if noise_dim is None else "general"
+            self.noise_dim = None if noise_dim is None else _positive_int(noise_dim)
             self.fn = sigma
-            self.elementwise = bool(getattr(sigma, "elementwise", False))
+            self.elementwise = bool(getattr(sigma, "elementwise", False)) and noise_dim is None
             if isinstance(sigma, nn.Module):
                 self.module = sigma
             return
         value = torch.as_tensor(sigma, dtype=torch.get_default_dtype())
-        if value.dim() > 1:
-            raise ValueError(f"sigma must be a number, a (d,) tensor or a callable g(x, t), got shape {tuple(value.shape)}")
+        if value.dim() > 2:
+            raise ValueError("sigma must be a number, a (d,) tensor, a (d, m) matrix or a callable g(x, t), "
+                             f"got shape {tuple(value.shape)}")
+        if value.dim() == 2:
+            if learnable:
+                raise ValueError("learnable=True needs a number or a (d,) sigma, not a (d, m) matrix")
+            if not torch.isfinite(value).all():
+                raise ValueError("the sigma matrix contains NaN/Inf")
+            if noise_dim is not None and int(noise_dim) != value.shape[1]:
+                raise ValueError(f"noise_dim={noise_dim} but the sigma matrix has {value.shape[1]} columns")
+            self.kind, self.noise_dim, self.elementwise = "matrix", int(value.shape[1]), False
+            self.register_buffer("sigma_value", value)
+            return
+        if noise_dim is not None:
+            raise ValueError("noise_dim is for a (d, m) matrix or a callable returning (..., N, d, m)")
         _check_values(value)
         self.kind = "scalar" if value.dim() == 0 else "per_dimension"
+        self.noise_dim = None
         self.elementwise = True
         if learnable:
             if (value <= 0).any():
@@ -49,12 +75,32 @@ class Diffusion(nn.Module):
             self.register_buffer("sigma_value", value)
 
     @property
+    def general(self) -> bool:
+        """True for d × m noise (``"matrix"``, ``"general"``): ``dW`` has ``noise_dim`` entries per particle."""
+        return self.noise_dim is not None
+
+    def noise_shape(self, shape) -> tuple:
+        """The shape of ``dW`` for a population of shape ``shape`` ``(..., N, d)``."""
+        shape = tuple(shape)
+        return shape[:-1] + (self.noise_dim,) if self.general else shape
+
+    def increment(self, g: torch.Tensor, dW: torch.Tensor) -> torch.Tensor:
+        """The noise term ``g ⊙ dW`` (diagonal) or ``g dW`` (general), shaped like the state."""
+        if not self.general:
+            return g * dW
+        return (g @ dW.unsqueeze(-1)).squeeze(-1)
+
+    def frozen(self, x: torch.Tensor, t=None) -> "FrozenDiffusion":
+        """Constant noise evaluated once (kept in the autograd graph), with this one's kind."""
+        return FrozenDiffusion(self(x, t), self)
+
+    @property
     def additive(self) -> bool:
         """True when g does not depend on the state (Itô and Stratonovich agree)."""
         return self.fn is None
 
     def constant(self) -> torch.Tensor:
-        """The constant σ (scalar or ``(d,)``); raises for state-dependent noise."""
+        """The constant σ (scalar, ``(d,)`` or ``(d, m)``); raises for state-dependent noise."""
         if self.fn is not None:
             raise ValueError("this diffusion is state-dependent; call it with (x, t)")
         return self.log_sigma.exp() if hasattr(self, "log_sigma") else self.sigma_value
@@ -68,7 +114,11 @@ class Diffusion(nn.Module):
         value = torch.as_tensor(value, dtype=old.dtype, device=old.device)
         if value.shape != old.shape:
             raise ValueError(f"sigma has shape {tuple(old.shape)}, got {tuple(value.shape)}")
-        _check_values(value)
+        if self.kind == "matrix":
+            if not torch.isfinite(value).all():
+                raise ValueError("the sigma matrix contains NaN/Inf")
+        else:
+            _check_values(value)
         if hasattr(self, "log_sigma"):
             if (value <= 0).any():
                 raise ValueError("a learnable sigma must stay positive")
@@ -78,16 +128,42 @@ class Diffusion(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, t=None) -> torch.Tensor:
-        """g(x, t), broadcastable to ``x`` (a scalar/``(d,)`` tensor for constant noise)."""
+        """g(x, t): broadcastable to ``x`` (diagonal kinds; a scalar/``(d,)`` tensor for constant
+        noise), or ``(d, m)`` / ``(..., N, d, m)`` (general kinds)."""
         if self.fn is None:
             s = self.constant()
-            if s.dim() == 1 and s.shape[0] != x.shape[-1]:
-                raise ValueError(f"sigma has {s.shape[0]} entries but particles have d = {x.shape[-1]}")
+            if s.dim() >= 1 and s.shape[0] != x.shape[-1]:
+                what = "rows" if s.dim() == 2 else "entries"
+                raise ValueError(f"sigma has {s.shape[0]} {what} but particles have d = {x.shape[-1]}")
             return s.to(dtype=x.dtype, device=x.device)
-        return self.fn(x, t)
+        g = self.fn(x, t)
+        if self.general and tuple(g.shape) != tuple(x.shape) + (self.noise_dim,):
+            raise ValueError(f"general noise g(x, t) must have shape {tuple(x.shape) + (self.noise_dim,)} "
+                             f"(..., N, d, noise_dim), got {tuple(g.shape)}")
+        return g
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}"
+        return f"kind={self.kind!r}" + (f", noise_dim={self.noise_dim}" if self.general else "")
+
+
+class FrozenDiffusion:
+    """A constant diffusion's value, evaluated once per block of solver steps: calling it returns
+    the value; :meth:`increment` and :attr:`additive` are those of the :class:`Diffusion` it came from."""
+
+    additive = True
+
+    def __init__(self, value: torch.Tensor, source: Diffusion):
+        self.value, self.general, self.noise_dim = value, source.general, source.noise_dim
+        self.increment = source.increment
+
+    def __call__(self, x=None, t=None) -> torch.Tensor:
+        return self.value
+
+
+def _positive_int(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"noise_dim must be a positive integer, got {value!r}")
+    return value
 
 
 def _check_values(value: torch.Tensor) -> None:

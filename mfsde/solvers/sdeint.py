@@ -122,15 +122,17 @@ def sdeint(
         x0: initial population ``(..., N, d)``; leading dims are independent populations.
         ts: increasing output times ``(T,)``; ``ts[0]`` is the time of ``x0``. Each interval is
             split into ⌈Δ/dt⌉ equal steps, so the solver lands exactly on every output time.
-        sigma: diffusion — a number, a ``(d,)`` tensor, a callable ``g(x, t)`` or a
-            :class:`~mfsde.solvers.Diffusion`.
+        sigma: diffusion — a number, a ``(d,)`` tensor, a ``(d, m)`` matrix, a callable
+            ``g(x, t)`` or a :class:`~mfsde.solvers.Diffusion` (general d × m noise:
+            ``Diffusion(g, noise_dim=m)``).
         dt: largest step size.
         solver: a name in ``SOLVERS`` (``"euler_maruyama"``, ``"heun"``); ``method=`` is its
             deprecated former name.
         generator / seed: source of the Brownian increments (``seed`` builds a fresh
             ``torch.Generator``); neither: torch's global RNG.
         bm: optional ``bm(t_a, t_b)`` returning the Brownian increment over [t_a, t_b] with the
-            shape of ``x0`` (to share noise with torchsde or another run); overrides the generator.
+            shape of ``x0`` (``(..., N, m)`` for general noise) (to share noise with torchsde or
+            another run); overrides the generator.
         energy: also accumulate the path energy ∫ mean_i ‖f‖² dt (see :class:`Solution`).
         random_batch: random batch method (Jin, Li & Liu 2020): at every step particles are
             shuffled into groups of this size and interact only within their group (O(N·B)).
@@ -154,6 +156,7 @@ def sdeint(
     if seed is not None:
         generator = torch.Generator(device=x0.device).manual_seed(int(seed))
     n = x0.shape[-2]
+    dw_shape = diffusion.noise_shape(x0.shape)  # x0's shape, or (..., N, m) for general noise
     check_positive_int(random_batch, "random_batch", allow_none=True)
     if random_batch is not None and random_batch >= n:
         random_batch = None  # one group holding everybody: the exact mean-field drift
@@ -161,8 +164,8 @@ def sdeint(
 
     def noise(t: float, h: float) -> torch.Tensor:
         if bm is not None:
-            return bm(t, t + h).reshape(x0.shape).to(x0.dtype)
-        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device).mul_(math.sqrt(h))
+            return bm(t, t + h).reshape(dw_shape).to(x0.dtype)
+        return torch.randn(dw_shape, generator=generator, dtype=x0.dtype, device=x0.device).mul_(math.sqrt(h))
 
     def perm() -> torch.Tensor | None:
         if random_batch is None:
@@ -171,7 +174,7 @@ def sdeint(
 
     def run(x, e, times, h, dWs, perms):
         # constant noise: evaluate g once per block instead of once per step (it stays in the graph)
-        g = diffusion(x, times[0]) if diffusion.additive else diffusion
+        g = diffusion.frozen(x, times[0]) if diffusion.additive else diffusion
         for t, dW, p in zip(times, dWs, perms):
             f_eval = drift if p is None else random_batch_drift(drift, p, random_batch)
             x, f = stepper.step(f_eval, g, x, t, h, dW)

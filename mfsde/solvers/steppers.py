@@ -1,8 +1,9 @@
 """One-step maps of the particle solvers, chosen by name (registry ``SOLVERS``).
 
 A stepper advances the whole population ``x`` ``(..., N, d)`` by one step of size ``h`` from
-time ``t`` given the Brownian increment ``dW`` (same shape as ``x``) and returns the new state
-and the drift evaluated at ``(x, t)`` (used for the path energy).
+time ``t`` given the Brownian increment ``dW`` (shaped like ``x``, or ``(..., N, m)`` for general
+d × m noise) and returns the new state and the drift evaluated at ``(x, t)`` (used for the path
+energy). The noise term is :func:`noise_term` (``g ⊙ dW`` or ``g dW``).
 """
 from __future__ import annotations
 
@@ -19,13 +20,22 @@ SOLVERS = Registry("solver")
 
 
 def _g(diffusion, x, t):
-    """g(x, t); :func:`~mfsde.solvers.sdeint` passes constant noise already evaluated (a tensor)."""
+    """g(x, t); a plain tensor is constant diagonal noise already evaluated."""
     return diffusion if isinstance(diffusion, torch.Tensor) else diffusion(x, t)
+
+
+def noise_term(diffusion, x, t, dW) -> torch.Tensor:
+    """g(x, t) ⊙ dW (diagonal noise) or g(x, t) dW (general d × m noise), shaped like ``x``.
+    ``diffusion``: a :class:`Diffusion`, the :class:`FrozenDiffusion` that
+    :func:`~mfsde.solvers.sdeint` passes for constant noise, or a tensor (constant diagonal)."""
+    if isinstance(diffusion, torch.Tensor):
+        return diffusion * dW
+    return diffusion.increment(diffusion(x, t), dW)
 
 
 @SOLVERS.register("euler_maruyama")
 class EulerMaruyama:
-    """x ← x + f(x, t) h + g(x, t) ⊙ dW. Itô; strong order 1/2 (1 for additive noise), weak order 1."""
+    """x ← x + f(x, t) h + g(x, t) ⊙ dW (or g dW for general noise). Itô; strong order 1/2 (1 for additive noise), weak order 1."""
 
     drift_evals_per_step = 1
     sde_type = "ito"
@@ -36,7 +46,7 @@ class EulerMaruyama:
     def step(self, drift: DriftFn, diffusion: Diffusion, x, t: float, h: float, dW):
         f = drift(x, t)
         # x + h f in one fused op; the noise added in place (add's backward does not need its output)
-        return torch.add(x, f, alpha=h).add_(_g(diffusion, x, t) * dW), f
+        return torch.add(x, f, alpha=h).add_(noise_term(diffusion, x, t, dW)), f
 
 
 @SOLVERS.register("heun")
@@ -54,6 +64,6 @@ class StochasticHeun:
 
     def step(self, drift: DriftFn, diffusion: Diffusion, x, t: float, h: float, dW):
         f = drift(x, t)
-        noise = _g(diffusion, x, t) * dW
+        noise = noise_term(diffusion, x, t, dW)
         pred = x + f * h + noise
         return x + (f + drift(pred, t + h)) * (h / 2) + noise, f

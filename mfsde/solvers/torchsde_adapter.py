@@ -33,6 +33,9 @@ class TorchsdeSDE(nn.Module):
         super().__init__()
         self.drift = drift
         self.diffusion = as_diffusion(sigma)
+        if self.diffusion.general:
+            raise ValueError(f"the torchsde backend takes diagonal noise only, got {self.diffusion.kind!r} "
+                             "(d × m) noise; use mfsde.solvers.sdeint")
         self.shape = tuple(shape)
         self.n_f = self.n_g = 0  # evaluation counters
 

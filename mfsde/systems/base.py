@@ -12,7 +12,9 @@ Conventions shared by every system
   ``drift.intra(x)`` (single-particle part) and ``drift.inter(x)`` (interaction with the empirical
   measure of the population ``x``, shape ``(..., N, d)``) can be evaluated at any population.
 * **Noise.** ``system.sigma`` is the diagonal diffusion (a number or a ``(d,)`` tensor) of the
-  simulated coordinates, passed as ``sigma=`` to :func:`mfsde.solvers.sdeint`.
+  simulated coordinates, passed as ``sigma=`` to :func:`mfsde.solvers.sdeint`;
+  :meth:`ParticleSystem.diffusion` is the noise of the observed coordinates (general d × m noise
+  for the Kuramoto oscillators) and :meth:`ParticleSystem.noise_config` gives a model that noise.
 * **Autonomy.** All systems are time-homogeneous; ``t`` is accepted and ignored.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from ..drifts import MeanFieldDrift
 from ..interactions.none import NoInteraction
 from ..registry import Registry
-from ..solvers import Solution, sdeint
+from ..solvers import Diffusion, Solution, sdeint
 from .._checks import check_positive_int
 
 SYSTEMS = Registry("particle system")
@@ -154,6 +156,17 @@ class ParticleSystem:
         """The control: same single-particle drift, noise and initial law, no interaction."""
         return NonInteracting(self)
 
+    def diffusion(self) -> Diffusion:
+        """The noise in *observed* coordinates, with ``drift`` the exact SDE of the observed
+        process (``sdeint(system.drift, x0, ts, sigma=system.diffusion())``); diagonal σ here."""
+        return Diffusion(self.sigma)
+
+    def noise_config(self) -> dict:
+        """Config overrides that give a model this system's own noise, in data units (so that
+        the model family contains the truth): ``cfg.override(**system.noise_config())``."""
+        sigma = torch.as_tensor(self.sigma, dtype=torch.float64).expand(self.dim)
+        return {"model.noise": "diagonal", "model.sigma": [float(v) for v in sigma], "model.sigma_units": "data"}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
 
@@ -187,3 +200,9 @@ class NonInteracting(ParticleSystem):
 
     def _sample_state(self, n, generator, batch, dtype):
         return self.base._sample_state(n, generator, batch, dtype)
+
+    def diffusion(self) -> Diffusion:
+        return self.base.diffusion()
+
+    def noise_config(self) -> dict:
+        return self.base.noise_config()

@@ -8,6 +8,7 @@ import torch
 from ..drifts import MeanFieldDrift
 from ..drifts.intra import IntraDrift
 from ..interactions.base import Interaction
+from ..solvers import Diffusion
 from .base import SYSTEMS, ParticleSystem, positive
 
 
@@ -125,9 +126,9 @@ class NoisyKuramoto(ParticleSystem):
     (1991) *J. Stat. Phys.* 63:613; Bertini, Giacomin & Pakdaman (2010) *J. Stat. Phys.* 138:270
     (identical noisy rotators, K_c = 1 for D = 1/2 — the default here).
 
-    Coordinates. mfsde's solvers take diagonal noise, but on the circle the noise of y is rank
-    one (one scalar dW_i moves both coordinates), so the system is *integrated in angles*
-    (d = 1, additive noise √(2D); ``state_drift``, ``sigma``) and *observed* in the embedding.
+    Coordinates. On the circle the noise of y is rank one (one scalar dW_i moves both
+    coordinates), so the system is *integrated in angles* (d = 1, additive noise √(2D);
+    ``state_drift``, ``sigma``: exact in law) and *observed* in the embedding.
     ``drift`` is the exact Itô drift of the embedded process: by Itô's formula
     d cos θ = −sin θ dθ − ½ cos θ (2D) dt and d sin θ = cos θ dθ − ½ sin θ (2D) dt, i.e.
 
@@ -135,7 +136,8 @@ class NoisyKuramoto(ParticleSystem):
 
     with J y = (−y₂, y₁) and (C̄, S̄) the population mean of y. ``drift.intra`` is the first
     bracket (the −D y term is the Itô correction), ``drift.inter`` the coupling;
-    :meth:`embedded_noise` gives the coefficient √(2D) J y of the single scalar dW_i.
+    :meth:`embedded_noise` gives the coefficient √(2D) J y of the single scalar dW_i, and
+    :meth:`diffusion` the same as general (d × 1) noise for :func:`~mfsde.solvers.sdeint`.
 
     Args:
         K: coupling strength (default 2.0 = 2 K_c: synchronising).
@@ -187,6 +189,18 @@ class NoisyKuramoto(ParticleSystem):
     def embedded_noise(self, y: torch.Tensor) -> torch.Tensor:
         """√(2D) J y: the coefficient of the scalar Brownian increment dW_i in the embedded SDE."""
         return math.sqrt(2 * self.D) * _rotate(y)
+
+    def diffusion(self) -> Diffusion:
+        """The embedded process's noise √(2D) J y dW_i: general noise of rank one (``noise_dim=1``);
+        ``sdeint(self.drift, y0, ts, sigma=self.diffusion())`` integrates the observed SDE directly."""
+        return Diffusion(lambda y, t=None: self.embedded_noise(y).unsqueeze(-1), noise_dim=1)
+
+    def noise_config(self) -> dict:
+        """Affine noise g(y) = A y with A = √(2D) J and one Brownian motion per particle, in data
+        units: the model's noise is then the truth's (:mod:`mfsde.solvers.noise_models`)."""
+        c = math.sqrt(2 * self.D)
+        return {"model.noise": {"name": "affine", "rank": 1, "bias": [[0.0], [0.0]],
+                                "slope": [[[0.0, -c]], [[c, 0.0]]]}, "model.sigma_units": "data"}
 
     @staticmethod
     def order_parameter(x: torch.Tensor) -> torch.Tensor:
