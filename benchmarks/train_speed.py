@@ -105,6 +105,8 @@ def torchsde_simulate(model, x0, ts, generator, bm=None):
     as a (d+1)-th coordinate with zero noise (left-point rule, as mfsde's solver does).
     ``bm``: a torchsde Brownian motion of size ``(1, N·(d+1))`` (default: torchsde's own)."""
     d = x0.shape[-1]
+    if not model.diffusion.additive or model.diffusion.general:
+        raise ValueError(f"torchsde_simulate takes constant diagonal noise, got {model.diffusion.kind!r}")
     sigma = torch.broadcast_to(model.diffusion(x0, 0.0), x0.shape).reshape(-1, d)[0]  # constant σ: (d,)
     sigma_aug = torch.cat([sigma.detach().to(x0.dtype), sigma.new_zeros(1)])
 

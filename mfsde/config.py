@@ -258,12 +258,15 @@ class Config:
         if m.sigma_units not in SIGMA_UNITS:
             raise ValueError(f"model.sigma_units must be one of {', '.join(SIGMA_UNITS)}; got {m.sigma_units!r}")
         sig = m.sigma if isinstance(m.sigma, (list, tuple)) else [m.sigma]
-        if m.learn_sigma and not all(isinstance(v, (int, float)) and v > 0 for v in sig):
+        if m.learn_sigma and m.noise.name == "diagonal" and not all(isinstance(v, (int, float)) and v > 0 for v in sig):
             raise ValueError(f"model.learn_sigma needs every model.sigma > 0 (it is trained as log σ), got {m.sigma!r}")
         check_options(INTRA_DRIFTS.get(m.intra.name), {"dim": m.dim, **m.intra.options}, f"intra drift {m.intra.name!r}")
         check_options(INTERACTIONS.get(m.inter.name), {"dim": m.dim, **m.inter.options}, f"interaction {m.inter.name!r}")
-        check_options(NOISES.get(m.noise.name), {"dim": m.dim, "sigma": 0, "learnable": 0, **m.noise.options},
-                      f"noise {m.noise.name!r}")
+        if {"dim", "sigma", "learnable"} & set(m.noise.options):
+            raise ValueError("model.noise options may not set dim, sigma or learnable: use model.dim, model.sigma, model.learn_sigma")
+        check_options(NOISES.get(m.noise.name), {"dim": m.dim, **m.noise.options}, f"noise {m.noise.name!r}")
+        if m.solver == "heun" and m.noise.name != "diagonal":
+            raise ValueError(f"model.solver 'heun' takes constant noise only; model.noise {m.noise.name!r} needs 'euler_maruyama'")
         check_options(LOSSES.get(self.loss.fit.name), self.loss.fit.options, f"loss {self.loss.fit.name!r}")
         SOLVERS.get(m.solver)
         if not m.dt > 0:

@@ -115,7 +115,7 @@ def test_learned_affine_noise_trains_and_resumes(tmp_path):
     """``model.noise = affine`` with ``learn_sigma``: B and A are parameters in σ's step-size group,
     they move, the config round-trips, and a resumed run is bit-identical."""
     from mfsde.systems.dataset import snapshots as snapshot_dataset
-    from mfsde.training import fit
+    from mfsde.training import Trainer, fit
 
     system = get_system("ou", dim=2)
     snaps = snapshot_dataset(system, [0.0, 0.5, 1.0], n_per_time=100, seed=0)
@@ -128,6 +128,10 @@ def test_learned_affine_noise_trains_and_resumes(tmp_path):
     assert not torch.equal(full.model.diffusion.fn.slope, start.slope)
     names = [n for n, p in full.model.named_parameters() if n.startswith("diffusion.")]
     assert sorted(names) == ["diffusion.fn.bias", "diffusion.fn.slope"]
+    tr = Trainer(cfg, snaps, "interpolate:1")
+    params = {id(p) for n, p in tr.model.named_parameters() if n.startswith("diffusion.")}
+    groups = [g for g in tr.optimiser.param_groups if {id(p) for p in g["params"]} & params]
+    assert len(groups) == 1 and {id(p) for p in groups[0]["params"]} == params and groups[0]["lr"] == 0.01
     half = fit(cfg.override(**{"train.iterations": 2}), snaps, "interpolate:1", out_dir=tmp_path / "b", progress=False)
     assert half.iteration == 2
     resumed = fit(cfg, snaps, "interpolate:1", resume=tmp_path / "b", progress=False)
@@ -174,3 +178,56 @@ def test_general_noise_of_the_wrong_shape_and_where_it_cannot_go():
         sdeint(lambda x, t: x, x0, [0.0, 1.0], sigma=torch.ones(3, 1), seed=0)
     with pytest.raises(KeyError, match="unknown noise model 'bogus'"):
         mfsde.preset("ito", dim=2).override(**{"model.noise": "bogus"})
+
+
+def test_a_loaded_run_has_the_averaged_learned_noise(tmp_path):
+    """With ``train.ema`` the result's noise is the averaged one, and loading the run gives the same
+    (the noise module is registered once, so its averaged state is not overwritten by a raw copy)."""
+    from mfsde.systems.dataset import snapshots as snapshot_dataset
+
+    snaps = snapshot_dataset(get_system("ou", dim=2), [0.0, 0.5, 1.0], n_per_time=100, seed=0)
+    cfg = mfsde.preset("ito", dim=2).override(**{
+        "model.noise": {"name": "affine", "rank": 2}, "model.learn_sigma": True, "train.sigma_lr": 0.05,
+        "train.ema": 0.5, "train.n_particles": 32, "train.iterations": 5})
+    res = mfsde.fit(cfg, snaps, "interpolate:1", out_dir=tmp_path / "run", progress=False)
+    loaded, _ = mfsde.load(tmp_path / "run")
+    for name in ("bias", "slope"):
+        torch.testing.assert_close(getattr(loaded.diffusion.fn, name), getattr(res.model.diffusion.fn, name), rtol=0, atol=0)
+    assert [k for k in loaded.state_dict() if k.startswith("diffusion.")] == ["diffusion.fn.bias", "diffusion.fn.slope"]
+
+
+def test_general_noise_with_batches_random_batch_and_recompute():
+    """m ≠ d with a leading batch: recomputation in blocks (checkpointing) replays the same path and
+    gradients, and the random batch method takes general noise too."""
+    noise = AffineNoise(2, 3, slope=(0.1 * torch.randn(2, 3, 2, generator=torch.Generator().manual_seed(0))).tolist(),
+                        sigma=0.2, learnable=True)
+    diff = Diffusion(noise)
+    x0 = torch.randn(2, 9, 2, generator=torch.Generator().manual_seed(1))
+    drift = lambda x, t: -x + x.mean(-2, keepdim=True)  # noqa: E731
+    a = sdeint(drift, x0, [0.0, 1.0], sigma=diff, dt=0.1, seed=3)
+    b = sdeint(drift, x0, [0.0, 1.0], sigma=diff, dt=0.1, seed=3, recompute_every=3)
+    torch.testing.assert_close(a.xs, b.xs, rtol=0, atol=0)
+    ga = torch.autograd.grad(a.xs[-1].pow(2).sum(), noise.slope)[0]
+    gb = torch.autograd.grad(b.xs[-1].pow(2).sum(), noise.slope)[0]
+    torch.testing.assert_close(ga, gb)
+    c = sdeint(drift, x0, [0.0, 1.0], sigma=diff, dt=0.1, seed=3, random_batch=3).xs
+    assert c.shape == (2, 2, 9, 2) and torch.isfinite(c).all()
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"model.noise": {"name": "affine", "sigma": 0.3}}, "may not set dim, sigma or learnable"),
+    ({"model.noise": "affine", "model.solver": "heun"}, "'heun' takes constant noise only"),
+])
+def test_bad_noise_config_is_refused(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        mfsde.preset("ito", dim=2).override(**overrides)
+
+
+def test_more_bad_noise_input():
+    with pytest.raises(ValueError, match="noise_dim must be a positive integer"):
+        Diffusion(torch.ones(2, 2), noise_dim=2.7)
+    with pytest.raises(ValueError, match="sigma must be finite and non-negative"):
+        build_noise("affine", 2, float("nan"))
+    with pytest.raises(ValueError, match=r"bm must return Brownian increments of shape \(4, 1\)"):
+        sdeint(lambda x, t: x, torch.zeros(4, 2), [0.0, 1.0], sigma=torch.ones(2, 1),
+               bm=lambda a, b: torch.zeros(4, 2))

@@ -42,10 +42,8 @@ class Diffusion(nn.Module):
             noise_dim = getattr(sigma, "noise_dim", None) if noise_dim is None else noise_dim
             self.kind = "diagonal" if noise_dim is None else "general"
             self.noise_dim = None if noise_dim is None else _positive_int(noise_dim)
-            self.fn = sigma
+            self.fn = sigma  # an nn.Module is registered once, as the submodule ``fn``
             self.elementwise = bool(getattr(sigma, "elementwise", False)) and noise_dim is None
-            if isinstance(sigma, nn.Module):
-                self.module = sigma
             return
         value = torch.as_tensor(sigma, dtype=torch.get_default_dtype())
         if value.dim() > 2:
@@ -56,7 +54,7 @@ class Diffusion(nn.Module):
                 raise ValueError("learnable=True needs a number or a (d,) sigma, not a (d, m) matrix")
             if not torch.isfinite(value).all():
                 raise ValueError("the sigma matrix contains NaN/Inf")
-            if noise_dim is not None and int(noise_dim) != value.shape[1]:
+            if noise_dim is not None and _positive_int(noise_dim) != value.shape[1]:
                 raise ValueError(f"noise_dim={noise_dim} but the sigma matrix has {value.shape[1]} columns")
             self.kind, self.noise_dim, self.elementwise = "matrix", int(value.shape[1]), False
             self.register_buffer("sigma_value", value)

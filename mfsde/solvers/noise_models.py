@@ -52,7 +52,12 @@ class AffineNoise(nn.Module):
             raise ValueError(f"affine noise: rank must be a positive int, got {rank!r}")
         dtype = torch.get_default_dtype()
         if bias is None:
-            s = torch.as_tensor(sigma, dtype=dtype).expand(d)
+            s = torch.as_tensor(sigma, dtype=dtype)
+            if s.dim() > 1 or (s.dim() == 1 and s.shape[0] != d):
+                raise ValueError(f"affine noise: sigma must be a number or {d} values, got shape {tuple(s.shape)}")
+            if not torch.isfinite(s).all() or (s < 0).any():
+                raise ValueError(f"affine noise: sigma must be finite and non-negative, got {s.tolist()}")
+            s = s.expand(d)
             B = torch.zeros(d, m, dtype=dtype)
             k = min(d, m)
             B[:k, :k] = torch.diag(s[:k])
@@ -107,8 +112,9 @@ def noise_to_model_units(diffusion: Diffusion, sigma, scale) -> None:
     if isinstance(fn, AffineNoise):
         fn.to_model_units_(scale)
         return
-    if diffusion.fn is not None:
-        raise ValueError(f"cannot convert a {diffusion.kind!r} diffusion of {type(fn).__name__} to model units")
+    if diffusion.kind not in ("scalar", "per_dimension"):
+        raise ValueError(f"cannot convert a {diffusion.kind!r} diffusion to model units (model.sigma_units=data "
+                         "takes a constant σ or affine noise)")
     s = scale.scale
     value = torch.as_tensor(sigma, dtype=s.dtype).expand(s.shape[0]) * float(scale.time_unit) ** 0.5 / s
     diffusion.set_(value)

@@ -164,7 +164,12 @@ def sdeint(
 
     def noise(t: float, h: float) -> torch.Tensor:
         if bm is not None:
-            return bm(t, t + h).reshape(dw_shape).to(x0.dtype)
+            inc = bm(t, t + h)
+            if inc.numel() != math.prod(dw_shape):
+                raise ValueError(f"bm must return Brownian increments of shape {dw_shape} "
+                                 f"({'(..., N, m) for general noise' if diffusion.general else 'that of x0'}), "
+                                 f"got {tuple(inc.shape)}")
+            return inc.reshape(dw_shape).to(x0.dtype)
         return torch.randn(dw_shape, generator=generator, dtype=x0.dtype, device=x0.device).mul_(math.sqrt(h))
 
     def perm() -> torch.Tensor | None:

@@ -19,11 +19,6 @@ DriftFn = Callable[[torch.Tensor, float], torch.Tensor]
 SOLVERS = Registry("solver")
 
 
-def _g(diffusion, x, t):
-    """g(x, t); a plain tensor is constant diagonal noise already evaluated."""
-    return diffusion if isinstance(diffusion, torch.Tensor) else diffusion(x, t)
-
-
 def noise_term(diffusion, x, t, dW) -> torch.Tensor:
     """g(x, t) ⊙ dW (diagonal noise) or g(x, t) dW (general d × m noise), shaped like ``x``.
     ``diffusion``: a :class:`Diffusion`, the :class:`FrozenDiffusion` that
