@@ -153,7 +153,7 @@ def test_default_noise_is_the_diagonal_sigma():
     (lambda: Diffusion(torch.ones(2, 3), learnable=True), "learnable=True needs a number"),
     (lambda: Diffusion(torch.ones(2, 3, 1)), "sigma must be a number"),
     (lambda: Diffusion(torch.tensor([[1.0, float("nan")]])), "NaN"),
-    (lambda: Diffusion(lambda x, t: x, noise_dim=0), "noise_dim must be a positive integer"),
+    (lambda: Diffusion(lambda x, t: x, noise_dim=0), "noise_dim must be a positive int"),
     (lambda: Diffusion(0.1, noise_dim=2), "noise_dim is for"),
     (lambda: Diffusion(torch.ones(2, 3), noise_dim=2), "3 columns"),
     (lambda: build_noise("affine", 2, 0.1, rank=0), "rank must be a positive int"),
@@ -224,7 +224,7 @@ def test_bad_noise_config_is_refused(overrides, match):
 
 
 def test_more_bad_noise_input():
-    with pytest.raises(ValueError, match="noise_dim must be a positive integer"):
+    with pytest.raises(ValueError, match="noise_dim must be a positive int"):
         Diffusion(torch.ones(2, 2), noise_dim=2.7)
     with pytest.raises(ValueError, match="sigma must be finite and non-negative"):
         build_noise("affine", 2, float("nan"))

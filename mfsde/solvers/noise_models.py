@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._checks import check_positive_int
 from ..registry import Registry
 from .diffusion import Diffusion
 
@@ -47,9 +48,7 @@ class AffineNoise(nn.Module):
     def __init__(self, dim: int, rank: int | None = None, bias=None, slope=None, sigma=0.1, learnable: bool = False):
         super().__init__()
         d = int(dim)
-        m = d if rank is None else rank
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"affine noise: rank must be a positive int, got {rank!r}")
+        m = d if rank is None else check_positive_int(rank, "affine noise: rank")
         dtype = torch.get_default_dtype()
         if bias is None:
             s = torch.as_tensor(sigma, dtype=dtype)
