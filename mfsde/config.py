@@ -98,10 +98,9 @@ class TrainConfig:
     #: learning rate of a learned σ (``model.learn_sigma``; None: ``lr``). Adam moves log σ by
     #: about this much per step, so at 1e-3 σ changes by at most ~e^0.5 in 500 iterations.
     sigma_lr: float | None = None
-    #: learning rate of the interaction kernel's parameters (None: ``lr``). Adam moves each
-    #: parameter by about this much per step whatever the gradient's size, so a kernel whose
-    #: outputs are its parameters (``radial`` with ``basis="linear"``: ψ at the nodes, in model
-    #: units) reaches forces of size F only after ~F / inter_lr steps.
+    #: learning rate of the interaction kernel's parameters (None: ``lr``). Adam moves each parameter by
+    #: about this much per step, so a kernel whose outputs are its parameters (``radial`` with
+    #: ``basis="linear"``: ψ at the nodes, model units) reaches forces of size F after ~F / inter_lr steps.
     inter_lr: float | None = None
     lr_step: int = 100
     lr_gamma: float = 0.9
@@ -112,20 +111,21 @@ class TrainConfig:
     populations: int = 1
     seed: int = 0
     log_every: int = 10
-    #: write ``checkpoint.pt`` every this many iterations and/or every ``checkpoint_seconds`` of
-    #: wall time (whichever comes first; ``None`` turns either off), at the start, at the end and
-    #: on SIGINT/SIGTERM, so a run survives ``kill -9`` (``mfsde fit --resume DIR``).
+    #: write ``checkpoint.pt`` every this many iterations and/or ``checkpoint_seconds`` of wall time
+    #: (``None`` turns either off), at the start, the end and on SIGINT/SIGTERM (``mfsde fit --resume``).
     checkpoint_every: int | None = 100
     checkpoint_seconds: float | None = 60.0
     #: stop after this many seconds of training steps (evaluation and checkpoint writes are not
     #: counted) or after ``iterations``, whichever comes first; ``None``: no time limit.
     time_budget: float | None = None
-    #: every this many iterations also record exact W1 (data units, ``eval_particles`` simulated
-    #: cells from t₀) at every training and held-out time in ``history.jsonl`` (``w1@k``) and
-    #: ``eval_seconds``; ``None``: never (the ``fit@k`` losses are always recorded).
+    #: every this many iterations also record exact W1 (data units, ``eval_particles`` cells from t₀)
+    #: at every time in ``history.jsonl`` (``w1@k``, ``eval_seconds``); ``None``: never.
     eval_every: int | None = None
     eval_particles: int = 1000
     ema: float = 0.0  #: weight averaging decay (:mod:`mfsde.averaging`; 0 off, 0.99 ≈ last 100 its)
+    #: training simulations use the random batch method (Jin, Li & Liu 2020): at every step particles
+    #: interact only within random groups of this size (O(N·B) pairs); evaluation stays exact.
+    random_batch: int | None = None
 
 
 @dataclass
@@ -294,18 +294,18 @@ class Config:
         if t.time_budget is not None and (isinstance(t.time_budget, bool) or not isinstance(t.time_budget, (int, float))
                                           or not math.isfinite(t.time_budget) or t.time_budget <= 0):
             raise ValueError(f"train.time_budget must be a positive number of seconds or None, got {t.time_budget!r}")
-        for name in ("checkpoint_seconds",):
-            v = getattr(t, name)
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise ValueError(f"train.{name} must be a positive number of seconds or None, got {v!r}")
+        if t.checkpoint_seconds is not None and not (math.isfinite(t.checkpoint_seconds) and t.checkpoint_seconds > 0):
+            raise ValueError(f"train.checkpoint_seconds must be a positive number of seconds or None, got {t.checkpoint_seconds!r}")
         if t.checkpoint_every is not None and t.checkpoint_every < 1:
             raise ValueError(f"train.checkpoint_every must be a positive int or None, got {t.checkpoint_every!r}")
         if isinstance(t.ema, bool) or not isinstance(t.ema, (int, float)) or not 0 <= t.ema < 1:
             raise ValueError(f"train.ema must be a number in [0, 1) (0 = off), got {t.ema!r}")
-        for name in ("eval_every", "eval_particles"):
+        for name in ("eval_every", "eval_particles", "random_batch"):
             v = getattr(t, name)
-            if not (v is None and name == "eval_every") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"train.{name} must be a positive int{' or None' if name == 'eval_every' else ''}, got {v!r}")
+            if not (v is None and name != "eval_particles") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"train.{name} must be a positive int{' or None' if name != 'eval_particles' else ''}, got {v!r}")
+        if t.random_batch is not None and (t.random_batch < 2 or self.model.inter.name == "none"):
+            raise ValueError(f"train.random_batch must be >= 2 with an interaction (model.inter {m.inter.name!r}), got {t.random_batch}")
 
 
 # -- presets --------------------------------------------------------------------------------

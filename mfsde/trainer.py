@@ -82,10 +82,10 @@ def _task_dict(task) -> dict:
 
 
 # -- training --------------------------------------------------------------------------------
-def default_simulate(model: MeanFieldSDE, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator):
-    """The training simulation: ``model(x0, ts, generator=generator, energy=True)`` (a
-    :class:`~mfsde.solvers.Solution` with ``xs`` and ``energy``)."""
-    return model(x0, ts, generator=generator, energy=True)
+def default_simulate(model: MeanFieldSDE, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator,
+                     random_batch: int | None = None):
+    """The training simulation, ``model(x0, ts, …, energy=True)``: a Solution with ``xs`` and ``energy``."""
+    return model(x0, ts, generator=generator, energy=True, random_batch=random_batch)
 
 
 class Trainer:
@@ -106,16 +106,14 @@ class Trainer:
     Args:
         config, snapshots, task, device: as for :func:`fit` (``device=None``: the CPU, or this
             rank's GPU under an NCCL process group).
-        simulate: ``simulate(model, x0, ts, generator)`` returning an object with ``xs``
-            ``(T, N, d)`` and ``energy`` ``(T,)`` and ``ts`` (default :func:`default_simulate`);
-            lets benchmarks swap the solver (e.g. torchsde) while keeping the recipe. Under DDP
-            ``model`` is the ``DistributedDataParallel`` wrapper and must be called (its forward)
-            for the gradients to be averaged.
+        simulate: ``simulate(model, x0, ts, generator)`` returning an object with ``xs`` ``(T, N, d)``,
+            ``energy`` ``(T,)`` and ``ts`` (default :func:`default_simulate`); lets benchmarks swap the
+            solver (e.g. torchsde). Under DDP ``model`` is the ``DistributedDataParallel`` wrapper and
+            must be called (its forward) for the gradients to be averaged.
 
     Attributes:
-        model (the plain module, also under DDP), optimiser, scheduler, populations (this
-        rank's :class:`RandomStreams` list), generator (that of the first one), iteration
-        (completed), history (records, identical on every rank up to ``seconds``).
+        model (the plain module, also under DDP), optimiser, scheduler, populations (this rank's
+        :class:`RandomStreams`), generator (the first one's), iteration, history.
     """
 
     def __init__(self, config: Config, snapshots, task, *, device: str | torch.device | None = None,
@@ -155,7 +153,9 @@ class Trainer:
         self.optimiser = torch.optim.Adam(self._param_groups(named, tc), lr=tc.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=tc.lr_step, gamma=tc.lr_gamma)
         self.loss_fn = FitLoss(config)
-        self.simulate = simulate or default_simulate
+        if simulate is not None and tc.random_batch is not None:
+            raise ValueError("train.random_batch is applied by the default simulation only; pass it in your own simulate")
+        self.simulate = simulate or (lambda m, x0, ts, g: default_simulate(m, x0, ts, g, tc.random_batch))
         self.iteration, self.history = 0, []
         #: seconds spent in :meth:`step` over the whole run, resumed parts included (what
         #: ``train.time_budget`` limits)

@@ -298,6 +298,9 @@ def test_unknown_key_in_file_raises(tmp_path):
         ({"train.populations": 0}, r"train.populations must be a positive int, got 0"),
         ({"model.sigma": [0.1, 0.2]}, r"model.sigma has 2 entries but model.dim = 4"),
         ({"model.inter.heads": 3}, r"heads must be a positive int dividing dim=4"),
+        ({"train.random_batch": 0}, r"train.random_batch must be a positive int or None, got 0"),
+        ({"train.random_batch": 1}, r"train.random_batch must be >= 2 with an interaction \(model.inter 'attention'\), got 1"),
+        ({"train.random_batch": 8, "model.inter": "none"}, r"train.random_batch must be >= 2 with an interaction \(model.inter 'none'\)"),
     ],
 )
 def test_bad_values_raise(dotted, match):

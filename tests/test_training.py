@@ -98,8 +98,9 @@ def test_heldout_data_are_never_read(snaps):
 
 
 @pytest.mark.parametrize("extra", [{}, {"model.learn_sigma": True, "train.sigma_lr": 0.05},
-                                   {"model.learn_sigma": True, "train.sigma_lr": 0.05, "train.inter_lr": 0.03}],
-                         ids=["default", "learned_sigma", "three_step_sizes"])
+                                   {"model.learn_sigma": True, "train.sigma_lr": 0.05, "train.inter_lr": 0.03},
+                                   {"train.random_batch": 8}],
+                         ids=["default", "learned_sigma", "three_step_sizes", "random_batch"])
 def test_resume_is_bit_identical(snaps, tmp_path, extra):
     cfg = tiny_config(**{"train.iterations": 6, "train.lr_step": 2, "train.lr_gamma": 0.5, **extra})
     full = fit(cfg, snaps, task(), out_dir=tmp_path / "full", progress=False)
@@ -332,3 +333,28 @@ def test_ema_model_is_the_average_and_resumes_bit_identically(snaps, tmp_path):
     assert same_params(resumed.model, full.model)
     with pytest.raises(ValueError, match=r"train.ema must be a number in \[0, 1\)"):
         cfg.override(**{"train.ema": 1.0})
+
+
+def test_random_batch_trains_on_random_groups_and_predicts_exactly(snaps):
+    """``train.random_batch``: the training simulation is sdeint's random batch method under the
+    population's own generator (the same draws reproduce it; the exact drift gives another path),
+    the run differs from the exact one, and prediction after training is exact."""
+    cfg = tiny_config("pairwise_mlp", **{"train.iterations": 3, "model.inter.zero_init": False})
+    exact = fit(cfg, snaps, task(), progress=False)
+    grouped = fit(cfg.override(**{"train.random_batch": 8}), snaps, task(), progress=False)
+    assert strip(grouped.history) != strip(exact.history)
+    tr = Trainer(cfg.override(**{"train.random_batch": 8}), snaps, task())
+    x0, ts = tr.series[0].data[0][:32], tr.series[0].ts
+    torch.manual_seed(0)  # dropout-free kernel, but keep the global RNG fixed anyway
+    sim = tr.simulate(tr.model, x0, ts, torch.Generator().manual_seed(5))
+    same = tr.model(x0, ts, generator=torch.Generator().manual_seed(5), energy=True, random_batch=8)
+    full = tr.model(x0, ts, generator=torch.Generator().manual_seed(5), energy=True)
+    torch.testing.assert_close(sim.xs, same.xs, rtol=0, atol=0)
+    torch.testing.assert_close(sim.energy, same.energy, rtol=0, atol=0)
+    assert not torch.allclose(sim.xs[-1], full.xs[-1])
+    with pytest.raises(ValueError, match="train.random_batch is applied by the default simulation only"):
+        Trainer(cfg.override(**{"train.random_batch": 8}), snaps, task(), simulate=lambda m, x0, ts, g: m(x0, ts))
+    # prediction (eval mode, no random_batch) uses every pair: deterministic under a seed and ≠ grouped
+    pred = grouped.model(x0, ts, seed=1).xs[-1]
+    torch.testing.assert_close(pred, grouped.model(x0, ts, seed=1).xs[-1], rtol=0, atol=0)
+    assert not torch.allclose(pred, grouped.model(x0, ts, seed=1, random_batch=8).xs[-1])
