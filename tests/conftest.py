@@ -38,6 +38,7 @@ KERNEL_CASES = [
     ("attention-tie_qk", "attention", {"tie_qk": True}),
     ("attention-residual", "attention", {"residual": True}),
     ("attention-qk_bias", "attention", {"qk_bias": True}),
+    ("attention-receiver", "attention", {"receiver": True, "qk_bias": True}),
     ("rbf", "rbf", {}),
     ("rbf-scalar", "rbf", {"scalar_force": True}),
     ("pairwise_mlp", "pairwise_mlp", {"width": 8}),
@@ -119,6 +120,8 @@ def attention_loop(k, x: torch.Tensor):
         if k.residual:
             z = z + x[i]
             out[i] = z + _mlp(k.ffn, _layer_norm(k.norm_ffn, z))
+        elif getattr(k, "receiver", False):  # FFN([h_i, x_i])
+            out[i] = _mlp(k.ffn, torch.cat([_layer_norm(k.norm_ffn, z), x[i]]))
         else:
             out[i] = _mlp(k.ffn, _layer_norm(k.norm_ffn, z))
     return out, weights

@@ -359,6 +359,29 @@ def test_every_registered_kernel_passes_the_contract(name):
     assert isinstance(build_interaction("attention", dim=4, heads=2), AttentionInteraction)
 
 
+@pytest.mark.parametrize("style", ["code", "paper"])
+def test_attention_receiver_feeds_the_receiver_to_the_ffn(style):
+    """With W_V = 0 every attended value is 0: scIMF's block then gives every particle the same
+    output FFN(0) (x_i reaches it only through its weights); with ``receiver`` the output is
+    FFN([0, x_i]), a function of the receiver, still zero for N = 1 and never of x_i as a source."""
+    d, n = 4, 5
+    x = torch.randn(2, n, d, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    plain, recv = make_kernel("attention", d, style=style), make_kernel("attention", d, style=style, receiver=True)
+    for k in (plain, recv):
+        with torch.no_grad():
+            k.w_v.weight.zero_()
+    same = plain(x)
+    torch.testing.assert_close(same, same[..., :1, :].expand_as(same), atol=1e-12, rtol=0)
+    out = recv(x)
+    assert not torch.allclose(out, out[..., :1, :].expand_as(out))
+    with torch.no_grad():
+        zero_h = recv.norm_ffn(recv.w_o(torch.zeros(2, n, d, dtype=torch.float64)))  # W_O: "paper"
+        torch.testing.assert_close(out, recv.ffn(torch.cat([zero_h, x], -1)), atol=1e-12, rtol=0)
+    assert recv.self_excluding and torch.equal(recv(x[:, :1]), torch.zeros_like(x[:, :1]))
+    with pytest.raises(ValueError, match="receiver=True and residual=True both feed x_i"):
+        make_kernel("attention", d, receiver=True, residual=True)
+
+
 def test_residual_attention_is_not_self_excluding():
     assert make_kernel("attention", 4).self_excluding
     assert not make_kernel("attention", 4, residual=True).self_excluding

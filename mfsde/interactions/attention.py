@@ -49,6 +49,10 @@ class AttentionInteraction(Interaction):
             A's forces B to prefer A's over B's, so a one-way influence (A follows B, B ignores A)
             cannot be expressed. The bias adds a term of the source alone, b_Qᵀ W_K x_j, under
             which every receiver can prefer the same group.
+        receiver: feed the receiver's own state to the FFN, ``FFN([h_i, x_i])`` (input 2d), so
+            f_inter(x_i, ρ) can depend on x_i beyond its attention weights, as in the general
+            McKean–Vlasov form (e.g. Kuramoto's pull sin(ψ − θ_i)); scIMF's block has no such
+            path (off). x_i enters as the receiver only, so the kernel stays self-excluding.
 
     Shapes: ``x`` ``(..., N, d)`` → ``(..., N, d)``; :meth:`pair_weights` ``(..., H, N, N)``.
     """
@@ -57,10 +61,14 @@ class AttentionInteraction(Interaction):
 
     def __init__(self, dim: int, heads: int = 2, dropout: float = 0.1, tie_qk: bool = False, style: str = "code",
                  layer_norm: bool | None = None, out_proj: bool | None = None, residual: bool = False,
-                 ffn_mult: int = 4, chunk_size: int | None = None, zero_init: bool = False, qk_bias: bool = False):
+                 ffn_mult: int = 4, chunk_size: int | None = None, zero_init: bool = False, qk_bias: bool = False,
+                 receiver: bool = False):
         super().__init__(dim)
         if zero_init and residual:
             raise ValueError("zero_init=True cannot make f_inter zero with residual=True (x reaches the output)")
+        if receiver and residual:
+            raise ValueError("receiver=True and residual=True both feed x_i to the FFN; choose one")
+        check_positive_int(ffn_mult, "ffn_mult")
         if not isinstance(heads, int) or heads < 1 or dim % heads:
             raise ValueError(f"heads must be a positive int dividing dim={dim}, got {heads!r}")
         if not 0.0 <= dropout < 1.0:
@@ -84,8 +92,9 @@ class AttentionInteraction(Interaction):
         self.norm_qk = nn.LayerNorm(dim) if self.layer_norm else nn.Identity()
         self.norm_v = nn.LayerNorm(dim) if self.layer_norm else nn.Identity()
         self.norm_ffn = nn.LayerNorm(dim) if self.layer_norm else nn.Identity()
+        self.receiver = bool(receiver)
         self.ffn = nn.Sequential(
-            nn.Linear(dim, ffn_mult * dim), nn.LeakyReLU(0.01), nn.Linear(ffn_mult * dim, dim)
+            nn.Linear(2 * dim if self.receiver else dim, ffn_mult * dim), nn.LeakyReLU(0.01), nn.Linear(ffn_mult * dim, dim)
         )
         self.zero_init = bool(zero_init)
         if self.zero_init:
@@ -119,6 +128,8 @@ class AttentionInteraction(Interaction):
         if self.residual:  # pre-LN encoder block: x + attn, then + FFN
             h = h + x
             return h + self.ffn(self.norm_ffn(h))
+        if self.receiver:
+            return self.ffn(torch.cat([self.norm_ffn(h), x], dim=-1))
         return self.ffn(self.norm_ffn(h))
 
     def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
@@ -146,5 +157,6 @@ class AttentionInteraction(Interaction):
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, heads={self.heads}, dropout={self.dropout}, tie_qk={self.tie_qk}, "
-            f"style={self.style!r}, layer_norm={self.layer_norm}, out_proj={self.use_out_proj}, qk_bias={self.qk_bias}"
+            f"style={self.style!r}, layer_norm={self.layer_norm}, out_proj={self.use_out_proj}, qk_bias={self.qk_bias}, "
+            f"receiver={self.receiver}"
         )
