@@ -339,7 +339,9 @@ def test_random_batch_trains_on_random_groups_and_predicts_exactly(snaps):
     """``train.random_batch``: the training simulation is sdeint's random batch method under the
     population's own generator (the same draws reproduce it; the exact drift gives another path),
     the run differs from the exact one, and prediction after training is exact."""
-    cfg = tiny_config("pairwise_mlp", **{"train.iterations": 3, "model.inter.zero_init": False})
+    assert mfsde.preset("pairwise_mlp", dim=D).train.random_batch == 16  # the preset trains in groups of 16
+    cfg = tiny_config("pairwise_mlp", **{"train.iterations": 3, "model.inter.zero_init": False,
+                                         "train.random_batch": None})
     exact = fit(cfg, snaps, task(), progress=False)
     grouped = fit(cfg.override(**{"train.random_batch": 8}), snaps, task(), progress=False)
     assert strip(grouped.history) != strip(exact.history)
