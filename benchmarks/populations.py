@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -398,6 +399,8 @@ def render(rows: list[dict], settings: dict) -> str:
     extra = sorted({_options(r["preset"], r["overrides"]) for r in all_models if r.get("overrides")})
     if extra:
         lines[0] += f" Overrides (--inter-lr, --inter-set): {'; '.join(extra)}."
+    if settings.get("sources"):  # a combined table: say where its rows come from (rerunnable)
+        lines[0] += " Rows from: --from " + " ".join(shlex.quote(s) for s in settings["sources"]) + "."
     verdicts = []
     for fam in dict.fromkeys(r["family"] for r in rows):
         for control in (False, True):
