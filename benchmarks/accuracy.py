@@ -110,7 +110,8 @@ def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, ar
                      "w1": ev["w1"], "w2": ev["w2"], "per_time": ev["per_time"], "iterations": res.iteration,
                      "train_seconds": res.train_seconds, "wall_seconds": time.perf_counter() - wall,
                      "final_fit": res.history[-1]["fit"], "final_energy": res.history[-1]["energy"],
-                     "curve": curve if start == "t0" else None, "budget": args.budget, "overrides": overrides})
+                     "curve": curve if start == "t0" else None, "budget": args.budget, "overrides": overrides,
+                     "random_batch": cfg.train.random_batch})
     return rows
 
 
@@ -384,6 +385,12 @@ def main(argv=None) -> int:
     if other:  # resuming must not mix runs of different configs under one name
         ap.error(f"--resume: {log.name} holds runs with other --set overrides ({'; '.join(other)}); "
                  f"this run has {json.dumps(overrides, sort_keys=True)}")
+    stale = sorted({f"{r['preset']} on {r['dataset']}" for r in old if r["kind"] == "model" and snaps.get(r["dataset"]) is not None
+                    and r.get("random_batch") != mfsde.preset(r["preset"], dim=snaps[r["dataset"]].dim)
+                    .override(**overrides).train.random_batch})
+    if stale:  # rows trained otherwise than today's preset (e.g. pairwise_mlp before its random groups)
+        ap.error(f"--resume: {log.name} holds runs whose train.random_batch differs from today's preset "
+                 f"({'; '.join(stale)}); rerun them or start a new --name")
     if not args.resume and k == 1:
         log.unlink(missing_ok=True)
     done = {(r["dataset"], r["task"], r["preset"] if r["kind"] == "model" else "baselines", r["seed"]) for r in old}

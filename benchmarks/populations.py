@@ -81,6 +81,11 @@ def kernel_options(preset: str, family: str, overrides: dict) -> dict:
     return mfsde.preset(preset, dim=dim).override(**own).to_dict()["model"]["inter"]
 
 
+def random_batch_of(preset: str, family: str, overrides: dict) -> int | None:
+    """``train.random_batch`` that ``run`` trains with today (the preset's, unless overridden)."""
+    return overrides.get("train.random_batch", mfsde.preset(preset, dim=family_dim(family)).train.random_batch)
+
+
 def influence(drift, x: torch.Tensor, is_a: torch.Tensor, seed: int) -> dict:
     """Mean change of the drift of one species when the *other* species' positions are displaced
     (N(0, s²), s = the positions' spread), relative to that species' mean drift norm:
@@ -196,7 +201,7 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
     ev = evaluate(model, pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",))
     row = {"kind": "model", "family": family, "control": control, "preset": preset, "seed": seed, "budget": budget,
            "sigma_mode": sigma, "sigma_lr": sigma_lr, "inter_options": cfg.to_dict()["model"]["inter"],
-           "lr": cfg.train.lr, "inter_lr": cfg.train.inter_lr, "overrides": own, "sigma_model": noise_record(model.diffusion),
+           "lr": cfg.train.lr, "inter_lr": cfg.train.inter_lr, "random_batch": cfg.train.random_batch, "overrides": own, "sigma_model": noise_record(model.diffusion),
            "iterations": res.iteration, "train_seconds": res.train_seconds, "w1": ev["w1"],
            "w1_per_population": {n: v["w1"] for n, v in ev["per_population"].items()}}
     drift, inter, scaled, jac = [], [], [], []
@@ -396,6 +401,9 @@ def render(rows: list[dict], settings: dict) -> str:
                      "model simulated from each held-out population's first snapshot (its points projected onto "
                      "the circle), mean over held-out populations and times ≥ 1; blind to the mean phase, which W1 "
                      "sees and which with 300 oscillators wanders between independent realisations.")
+    groups = sorted({f"{r['preset']} {r['random_batch']}" for r in all_models if r.get("random_batch")})
+    if groups:
+        lines[0] += f" Trained in random groups of (train.random_batch; evaluation uses every pair): {'; '.join(groups)}."
     extra = sorted({_options(r["preset"], r["overrides"]) for r in all_models if r.get("overrides")})
     if extra:
         lines[0] += f" Overrides (--inter-lr, --inter-set): {'; '.join(extra)}."
@@ -680,9 +688,11 @@ def main(argv=None) -> int:
     if clash:  # resuming must not mix runs of different settings under one name
         ap.error(f"--resume: {log.name} holds runs with other settings: {'; '.join(clash)}")
     stale = sorted({f"{r['preset']} on {r['family']}" for r in old if r["kind"] == "model" and "inter_options" in r
-                    and r["inter_options"] != kernel_options(r["preset"], r["family"], r.get("overrides") or {})})
+                    and (r["inter_options"] != kernel_options(r["preset"], r["family"], r.get("overrides") or {})
+                         or r.get("random_batch", (r.get("overrides") or {}).get("train.random_batch"))  # older rows
+                         != random_batch_of(r["preset"], r["family"], r.get("overrides") or {}))})
     if stale:  # the same name and overrides, but the preset's kernel has changed since (e.g. scimf's qk_bias)
-        ap.error(f"--resume: {log.name} holds runs whose kernel differs from today's preset ({'; '.join(stale)}); "
+        ap.error(f"--resume: {log.name} holds runs whose kernel or random batch differs from today's preset ({'; '.join(stale)}); "
                  "start a new --name")
     done = {(r["family"], r["control"], r["preset"], r["seed"]) for r in old if r["kind"] == "model"}
     base_done = {(r["family"], r["control"], r["seed"]) for r in old if r["kind"] == "baseline"}

@@ -123,7 +123,7 @@ class TrainConfig:
     eval_particles: int = 1000
     ema: float = 0.0  #: weight averaging decay (:mod:`mfsde.averaging`; 0 off, 0.99 ≈ last 100 its)
     #: training simulations use the random batch method (Jin, Li & Liu 2020): at every step particles
-    #: interact only within random groups of this size (O(N·B) pairs); evaluation stays exact.
+    #: interact only within random groups of this size (O(N·B) pairs; B ≥ N: every pair); evaluation exact.
     random_batch: int | None = None
 
 

@@ -2,7 +2,7 @@
 
 A run directory written by :func:`mfsde.training.fit` holds
 
-- ``config.json``: the full :class:`~mfsde.config.Config` (reload with :meth:`Config.load`),
+- ``config.json``: the full :class:`~mfsde.config.Config` (:meth:`RunDir.read_config`),
 - ``meta.json``: seed, package versions, Python, platform, start time (:func:`write_meta`),
 - ``history.jsonl``: one JSON object per training iteration (loss parts, lr, grad norm),
 - ``checkpoint.pt``: model, optimiser, scheduler, config, iteration, history and every RNG
@@ -194,10 +194,15 @@ class RunDir:
         return json.loads(self.data_spec.read_text()) if self.data_spec.is_file() else {}
 
     def read_config(self) -> Config:
-        """``config.json`` (or the checkpoint's copy when it is missing)."""
-        if self.has_config:
-            return Config.load(self.config)
-        return Config.from_dict(self.load_checkpoint()["config"])
+        """``config.json`` (or the checkpoint's copy when it is missing). It is a complete dump, read
+        as it stands (``Config.from_dict``, as the checkpoint's copy is): a field added to mfsde
+        after the run takes its dataclass default, never a value its preset has gained since."""
+        if not self.has_config:
+            return Config.from_dict(self.load_checkpoint()["config"])
+        try:
+            return Config.from_dict(json.loads(self.config.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{str(self.config)!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
     def read_history(self) -> list[dict]:
         if not self.history.is_file():
@@ -214,7 +219,7 @@ class RunDir:
         if not self.path.is_dir():
             raise FileNotFoundError(f"run directory {str(self.path)!r} does not exist")
         ckpt = self.load_checkpoint()
-        config = Config.load(self.config) if self.has_config else Config.from_dict(ckpt["config"])
+        config = self.read_config() if self.has_config else Config.from_dict(ckpt["config"])
         model = build_model(config)
         model.load_state_dict(ckpt.get("model_averaged", ckpt["model"]))  # train.ema: the averaged weights
         if device is not None:

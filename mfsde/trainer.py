@@ -6,6 +6,7 @@ benchmarks step several trainers in turn. See :mod:`mfsde.training` for the reci
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import time
@@ -91,12 +92,11 @@ def default_simulate(model: MeanFieldSDE, x0: torch.Tensor, ts: torch.Tensor, ge
 class Trainer:
     """One training run, advanced one iteration at a time by :meth:`step` (:func:`fit` drives it).
 
-    Builds the model (torch's global RNG seeded with ``train.seed`` first), Adam, StepLR, the
-    fit loss and, per population simulated here, a ``torch.Generator`` for cell draws, Brownian
-    increments and target sub-sampling (on a GPU a second, CPU generator draws the target
-    sub-samples) and a copy of torch's global RNG state (used by dropout), swapped in while
-    that population is simulated; so several trainers can be stepped in turn (as the
-    benchmarks do) without changing each other's results.
+    Builds the model (torch's global RNG seeded with ``train.seed`` first), Adam, StepLR, the fit
+    loss and, per population simulated here, a ``torch.Generator`` for cell draws, Brownian increments,
+    random groups and target sub-sampling (on a GPU a second, CPU one for the sub-samples) and a copy
+    of torch's global RNG state (used by dropout), swapped in while that population is simulated; so
+    trainers stepped in turn (as the benchmarks do) do not change each other's results.
 
     When a ``torch.distributed`` process group is initialised the trainer simulates only the
     populations of its rank (``train.populations`` must be divisible by the world size) and
@@ -124,6 +124,8 @@ class Trainer:
         task, members = training_members(snapshots, task, config.model.dim)
         self.config, self.task, self.snapshots = config, task, snapshots
         tc = config.train
+        if simulate is not None and tc.random_batch is not None:
+            raise ValueError("train.random_batch is applied by the default simulation only; pass it in your own simulate")
         # before anything collective: every rank raises the same error
         self.world_size, self.rank = distributed.world_size(), distributed.rank()
         indices = distributed.local_populations(tc.populations, self.rank, self.world_size)
@@ -133,6 +135,8 @@ class Trainer:
         seed_everything(tc.seed)
         self.model = build_model(config).to(self.device)
         self.model.train()
+        if tc.random_batch is not None and not getattr(self.model.drift.inter, "equivariant", True):
+            raise ValueError(f"train.random_batch needs a permutation-equivariant kernel; {config.model.inter.name!r} is not")
         # the model works in standardised units fitted on the training times (mfsde.scaling)
         scale = self.model.scale.fit_many_([(s, t.train) for _, s, t in members], config.model.standardize,
                                            config.model.time_scale)
@@ -153,13 +157,9 @@ class Trainer:
         self.optimiser = torch.optim.Adam(self._param_groups(named, tc), lr=tc.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=tc.lr_step, gamma=tc.lr_gamma)
         self.loss_fn = FitLoss(config)
-        if simulate is not None and tc.random_batch is not None:
-            raise ValueError("train.random_batch is applied by the default simulation only; pass it in your own simulate")
-        self.simulate = simulate or (lambda m, x0, ts, g: default_simulate(m, x0, ts, g, tc.random_batch))
+        self.simulate = simulate or functools.partial(default_simulate, random_batch=tc.random_batch)
         self.iteration, self.history = 0, []
-        #: seconds spent in :meth:`step` over the whole run, resumed parts included (what
-        #: ``train.time_budget`` limits)
-        self.train_seconds = 0.0
+        self.train_seconds = 0.0  #: seconds in :meth:`step` over the run, resumed parts included (time_budget)
 
     @staticmethod
     def _param_groups(named: list, tc) -> list[dict]:

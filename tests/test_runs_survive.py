@@ -150,6 +150,31 @@ def test_resume_errors_and_messages(data, reference, tmp_path, capsys):
     assert main(["evaluate", "--run", str(reference), "--n-particles", "20", "--no-baselines"]) == 0
 
 
+def test_a_run_from_before_a_preset_changed_resumes_as_it_was(data, tmp_path, capsys):
+    """A run's config.json is a complete dump, read as it stands: a field added to mfsde after the run
+    (here train.random_batch, which the pairwise_mlp preset has set since) takes its dataclass default,
+    as the checkpoint's copy does, not the preset's new value, so the run resumes as it was trained."""
+    run = tmp_path / "run"
+    fit = ["--data", *data, "--out", str(run), *FIT[:-2], "--no-eval"]
+    fit[fit.index("ito")] = "pairwise_mlp"
+    fit[fit.index("model.intra.width=8")] = "model.inter.width=8"
+    assert main(["fit", *fit, "--iterations", "2", "--set", "train.random_batch=null"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["preset"] == "pairwise_mlp" and cfg["train"].pop("random_batch") is None
+    (run / "config.json").write_text(json.dumps(cfg))  # as written before the field existed
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    del ckpt["config"]["train"]["random_batch"]
+    torch.save(ckpt, run / "checkpoint.pt")
+    from mfsde.runs import RunDir
+
+    assert RunDir(run).read_config().train.random_batch is None
+    assert main(["fit", "--resume", str(run), "--iterations", "3", "--quiet", "--no-eval"]) == 0
+    assert load_checkpoint(run)["iteration"] == 3
+    (run / "config.json").write_text("{not json")
+    assert main(["fit", "--resume", str(run), "--iterations", "4", "--quiet", "--no-eval"]) == 2
+    assert "config.json' is not valid JSON" in capsys.readouterr().err
+
+
 def test_resume_before_the_first_checkpoint_starts_over(data, reference, tmp_path, capsys):
     run = tmp_path / "run"
     # a run killed right after writing its config: no checkpoint yet

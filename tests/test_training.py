@@ -150,6 +150,23 @@ def test_inter_lr_with_a_parameter_free_kernel_is_refused(snaps, registry_cleanu
         fit(cfg.override(**{"train.inter_lr": 0.1}), snaps, task(), progress=False)
 
 
+class _OrderedPull(_FixedMeanPull):
+    """Declares itself not permutation-equivariant (random groups would reorder its input)."""
+
+    equivariant = False
+
+
+def test_random_batch_with_a_non_equivariant_kernel_is_refused(snaps, registry_cleanup):
+    mfsde.interactions.INTERACTIONS.register("test_ordered_pull", _OrderedPull)
+    mfsde.interactions.INTERACTIONS.register("test_fixed_pull", _FixedMeanPull)
+    base = {"train.iterations": 1, "train.random_batch": 8}
+    assert fit(tiny_config("ito", **{"model.inter": {"name": "test_fixed_pull"}, **base}), snaps, task(),
+               progress=False).iteration == 1
+    with pytest.raises(ValueError, match=r"train.random_batch needs a permutation-equivariant kernel; "
+                                         r"'test_ordered_pull' is not"):
+        fit(tiny_config("ito", **{"model.inter": {"name": "test_ordered_pull"}, **base}), snaps, task(), progress=False)
+
+
 def test_resume_from_periodic_checkpoint(snaps, tmp_path):
     """A run stopped (by its callback) after a periodic checkpoint resumes bit-identically."""
     cfg = tiny_config(**{"train.iterations": 5, "train.checkpoint_every": 2})
@@ -337,26 +354,28 @@ def test_ema_model_is_the_average_and_resumes_bit_identically(snaps, tmp_path):
 
 def test_random_batch_trains_on_random_groups_and_predicts_exactly(snaps):
     """``train.random_batch``: the training simulation is sdeint's random batch method under the
-    population's own generator (the same draws reproduce it; the exact drift gives another path),
-    the run differs from the exact one, and prediction after training is exact."""
+    population's own generator (the same draws reproduce it); under the same Brownian path the
+    groups change it; the trained model predicts with every pair (nothing of the groups stays in it)."""
     assert mfsde.preset("pairwise_mlp", dim=D).train.random_batch == 16  # the preset trains in groups of 16
     cfg = tiny_config("pairwise_mlp", **{"train.iterations": 3, "model.inter.zero_init": False,
-                                         "train.random_batch": None})
-    exact = fit(cfg, snaps, task(), progress=False)
-    grouped = fit(cfg.override(**{"train.random_batch": 8}), snaps, task(), progress=False)
-    assert strip(grouped.history) != strip(exact.history)
-    tr = Trainer(cfg.override(**{"train.random_batch": 8}), snaps, task())
+                                         "train.random_batch": 8})
+    tr = Trainer(cfg, snaps, task())
     x0, ts = tr.series[0].data[0][:32], tr.series[0].ts
-    torch.manual_seed(0)  # dropout-free kernel, but keep the global RNG fixed anyway
     sim = tr.simulate(tr.model, x0, ts, torch.Generator().manual_seed(5))
     same = tr.model(x0, ts, generator=torch.Generator().manual_seed(5), energy=True, random_batch=8)
-    full = tr.model(x0, ts, generator=torch.Generator().manual_seed(5), energy=True)
     torch.testing.assert_close(sim.xs, same.xs, rtol=0, atol=0)
     torch.testing.assert_close(sim.energy, same.energy, rtol=0, atol=0)
-    assert not torch.allclose(sim.xs[-1], full.xs[-1])
+    dw = 0.1 * torch.randn(200, 32, D, generator=torch.Generator().manual_seed(6), dtype=x0.dtype)
+    steps = iter(dw)
+    path = lambda *_: next(steps)  # noqa: E731 - one Brownian path, shared by both simulations
+    grouped = tr.model(x0, ts, bm=path, generator=torch.Generator().manual_seed(7), random_batch=8).xs
+    steps = iter(dw)
+    exact = tr.model(x0, ts, bm=path).xs
+    assert not torch.allclose(grouped[-1], exact[-1], atol=1e-4)  # the groups, not the noise, differ
     with pytest.raises(ValueError, match="train.random_batch is applied by the default simulation only"):
-        Trainer(cfg.override(**{"train.random_batch": 8}), snaps, task(), simulate=lambda m, x0, ts, g: m(x0, ts))
-    # prediction (eval mode, no random_batch) uses every pair: deterministic under a seed and ≠ grouped
-    pred = grouped.model(x0, ts, seed=1).xs[-1]
-    torch.testing.assert_close(pred, grouped.model(x0, ts, seed=1).xs[-1], rtol=0, atol=0)
-    assert not torch.allclose(pred, grouped.model(x0, ts, seed=1, random_batch=8).xs[-1])
+        Trainer(cfg, snaps, task(), simulate=lambda m, x0, ts, g: m(x0, ts))
+    res = fit(cfg, snaps, task(), progress=False)
+    fresh = mfsde.build_model(cfg)
+    fresh.load_state_dict(res.model.state_dict())
+    fresh.eval()
+    torch.testing.assert_close(res.model(x0, ts, seed=1).xs, fresh(x0, ts, seed=1).xs, rtol=0, atol=0)

@@ -29,7 +29,6 @@ def cmd_fit(args) -> int:
 
 
 def _fit(args, main: bool = True) -> int:
-    from ..config import Config
     from ..evaluation import evaluate
     from ..training import fit
 
@@ -43,7 +42,7 @@ def _fit(args, main: bool = True) -> int:
                 raise CLIError(f"--{flag} cannot change the run being resumed ({str(run)!r} keeps its own config); "
                                f"drop --{flag}, or start a new run with --out")
         snaps, task = _run_data_and_task(args, run.path)
-        cfg = Config.load(run.config)
+        cfg = run.read_config()
         overrides = _shortcut_overrides(args)
         if overrides:
             cfg = cfg.override(**overrides)
