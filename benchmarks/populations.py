@@ -286,7 +286,7 @@ def jobs(families, presets, seeds, controls=True, only_controls=False, extra=Tru
     out = []
     for fam in families:
         for control in ((True,) if only_controls else (False, True) if controls else (False,)):
-            for p in list(presets) + list(EXTRA.get(fam, ()) if extra else ()):
+            for p in dict.fromkeys([*presets, *(EXTRA.get(fam, ()) if extra else ())]):  # a listed extra runs once
                 for s in seeds:
                     out.append((fam, control, p, s))
     return out
