@@ -17,7 +17,7 @@ from torch import nn
 
 from .._checks import check_positive_int
 from ..registry import Registry
-from .diffusion import Diffusion
+from .diffusion import Diffusion, _check_values
 
 NOISES = Registry("noise model")
 
@@ -54,8 +54,7 @@ class AffineNoise(nn.Module):
             s = torch.as_tensor(sigma, dtype=dtype)
             if s.dim() > 1 or (s.dim() == 1 and s.shape[0] != d):
                 raise ValueError(f"affine noise: sigma must be a number or {d} values, got shape {tuple(s.shape)}")
-            if not torch.isfinite(s).all() or (s < 0).any():
-                raise ValueError(f"affine noise: sigma must be finite and non-negative, got {s.tolist()}")
+            _check_values(s)  # the diagonal σ's own rule: finite and non-negative
             s = s.expand(d)
             B = torch.zeros(d, m, dtype=dtype)
             k = min(d, m)
