@@ -359,11 +359,11 @@ def _symmetric_qk(dim: int) -> Config:
 
 
 _ito = _kernel_preset("ito", Component("none"))
-_rbf = _kernel_preset("rbf", Component("rbf", {"n_kernels": 3, "bandwidth": 1.0}))
-# ψ's node values are forces in model units, O(1)–O(10) at short range; at lr = 1e-3 Adam moves
-# them by ~0.3 in 300 steps (benchmarks/results/populations_radial_lr.md); averaging the weights
-# over ~50 steps takes out that step's noise: equal or better W1 and interaction error on OU, Morse
-# and two species and their controls (benchmarks/results/populations_radial_ema_all.md)
+# rbf's A_m are force amplitudes too: at 1e-3 they barely move in 300 steps (Kuramoto ties ito, beats at 0.01)
+_rbf = _kernel_preset("rbf", Component("rbf", {"n_kernels": 3, "bandwidth": 1.0}), inter_lr=0.01)
+# ψ's node values are forces in model units, O(1)–O(10) at short range; at lr = 1e-3 Adam moves them by ~0.3
+# in 300 steps (populations_radial_lr); averaging the weights over ~50 steps takes out that step's noise: equal
+# or better W1 and interaction error on OU, Morse, two species and controls (populations_radial_ema_all)
 _radial = _kernel_preset("radial", Component("radial", {"basis": "linear", "n_basis": 32}), inter_lr=0.1, ema=0.98)
 # an MLP on every pair costs O(N²·width²) per step: training in random groups of 16 (evaluation exact) gives
 # 8× the iterations in the same time on Kuramoto, where it then beats ito (populations_kuramoto_pairwise_mlp_rb)

@@ -33,13 +33,16 @@ def test_preset_names():
         preset("scIMF")
 
 
-def test_only_the_radial_preset_takes_its_own_step_and_averages_its_weights():
+def test_the_force_kernels_take_their_own_step_and_only_radial_averages():
     """`radial` trains ψ's node values (forces) at 0.1 and averages the weights to take that step's
-    noise out (benchmarks/results/populations_radial_ema_all.md); every other preset is the scIMF
-    recipe's plain Adam at train.lr."""
+    noise out (benchmarks/results/populations_radial_ema_all.md); `rbf`'s force amplitudes train at
+    0.01 (benchmarks/results/populations_rbf_lr.md); every other preset is the scIMF recipe's plain
+    Adam at train.lr."""
     r = preset("radial", dim=2).train
     assert (r.inter_lr, r.ema) == (0.1, 0.98)
-    for name in set(PRESETS.names()) - {"radial"}:
+    b = preset("rbf", dim=2).train
+    assert (b.inter_lr, b.ema) == (0.01, 0.0)
+    for name in set(PRESETS.names()) - {"radial", "rbf"}:
         t = preset(name, dim=2).train
         assert t.ema == 0.0, name
         assert t.inter_lr is None, name
