@@ -81,9 +81,17 @@ def kernel_options(preset: str, family: str, overrides: dict) -> dict:
     return mfsde.preset(preset, dim=dim).override(**own).to_dict()["model"]["inter"]
 
 
-def random_batch_of(preset: str, family: str, overrides: dict) -> int | None:
-    """``train.random_batch`` that ``run`` trains with today (the preset's, unless overridden)."""
-    return overrides.get("train.random_batch", mfsde.preset(preset, dim=family_dim(family)).train.random_batch)
+def trained_as(preset: str, family: str, overrides: dict) -> dict:
+    """``train.random_batch`` and ``train.inter_lr`` that ``run`` trains with today (the preset's,
+    unless overridden)."""
+    t = mfsde.preset(preset, dim=family_dim(family)).train
+    return {k: overrides.get(f"train.{k}", getattr(t, k)) for k in ("random_batch", "inter_lr")}
+
+
+def row_trained_as(row: dict) -> dict:
+    """The same two settings as a logged row records them (older rows: from their overrides)."""
+    own = row.get("overrides") or {}
+    return {k: row.get(k, own.get(f"train.{k}")) for k in ("random_batch", "inter_lr")}
 
 
 def influence(drift, x: torch.Tensor, is_a: torch.Tensor, seed: int) -> dict:
@@ -689,10 +697,10 @@ def main(argv=None) -> int:
         ap.error(f"--resume: {log.name} holds runs with other settings: {'; '.join(clash)}")
     stale = sorted({f"{r['preset']} on {r['family']}" for r in old if r["kind"] == "model" and "inter_options" in r
                     and (r["inter_options"] != kernel_options(r["preset"], r["family"], r.get("overrides") or {})
-                         or r.get("random_batch", (r.get("overrides") or {}).get("train.random_batch"))  # older rows
-                         != random_batch_of(r["preset"], r["family"], r.get("overrides") or {}))})
-    if stale:  # the same name and overrides, but the preset's kernel has changed since (e.g. scimf's qk_bias)
-        ap.error(f"--resume: {log.name} holds runs whose kernel or random batch differs from today's preset ({'; '.join(stale)}); "
+                         or row_trained_as(r) != trained_as(r["preset"], r["family"], r.get("overrides") or {}))})
+    if stale:  # the same name and overrides, but the preset has changed since (scimf's qk_bias, rbf's inter_lr)
+        ap.error(f"--resume: {log.name} holds runs whose kernel, random batch or inter_lr differs from today's preset "
+                 f"({'; '.join(stale)}); "
                  "start a new --name")
     done = {(r["family"], r["control"], r["preset"], r["seed"]) for r in old if r["kind"] == "model"}
     base_done = {(r["family"], r["control"], r["seed"]) for r in old if r["kind"] == "baseline"}
