@@ -84,8 +84,9 @@ def _row(name, kind, preset, seed, ev_or_rep, seconds, train_seconds) -> dict:
     return row
 
 
-def run_task(kind: str, name: str, seed: int, args) -> list[dict]:
-    """Fit every preset on one data set with one seed; evaluate; one row per preset (+ truth)."""
+def run_task(kind: str, name: str, seed: int, args, presets=None, truth: bool = True) -> list[dict]:
+    """Fit each preset (default ``args.presets``) on one data set with one seed; evaluate; one row per
+    preset (+ the truth's, unless ``truth=False``)."""
     import torch
 
     from mfsde.config import preset
@@ -98,12 +99,12 @@ def run_task(kind: str, name: str, seed: int, args) -> list[dict]:
     cache, rows = {}, []
     rec = dict(n_particles=args.recovery_particles, eval_particles=args.eval_particles, seed=seed, dt=TRUTH_DT,
                cache=cache)
-    if system is not None:
+    if system is not None and truth:
         t0 = time.perf_counter()
-        truth = SystemModel(system, dt=TRUTH_DT)
-        rows.append(_row(name, kind, "truth", seed, recovery_report(truth, system, snaps, task, **rec),
+        true_model = SystemModel(system, dt=TRUTH_DT)
+        rows.append(_row(name, kind, "truth", seed, recovery_report(true_model, system, snaps, task, **rec),
                          time.perf_counter() - t0, 0.0))
-    for p in args.presets:
+    for p in args.presets if presets is None else presets:
         t0 = time.perf_counter()
         try:
             cfg = preset(p, dim=snaps.dim).override(**_overrides(args), **{"train.seed": seed})
@@ -117,10 +118,25 @@ def run_task(kind: str, name: str, seed: int, args) -> list[dict]:
                          "error": f"{type(err).__name__}: {err}", "seconds": time.perf_counter() - t0})
             print(f"  {name:>16} {p:>13} seed {seed}: FAILED {type(err).__name__}: {err}", flush=True)
             continue
-        rows.append(_row(name, kind, p, seed, out, time.perf_counter() - t0, res.elapsed))
+        rows.append(_row(name, kind, p, seed, out, time.perf_counter() - t0, res.elapsed)
+                    | {"random_batch": cfg.train.random_batch, "inter_lr": cfg.train.inter_lr})
         print(f"  {name:>16} {p:>13} seed {seed}: W1 {out['w1']:.3f}  drift {out.get('drift', float('nan')):.3f}  "
               f"inter {out.get('inter', float('nan')):.3f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     return rows
+
+
+def resume_stale(rows: list[dict], args) -> list[str]:
+    """Logged runs trained otherwise than today's preset (``train.random_batch``, ``train.inter_lr``;
+    rows from before these were logged count as None), e.g. ``rbf`` before its own step size."""
+    from mfsde.config import preset
+
+    out = set()
+    for r in rows:
+        if r["preset"] in PRESETS and "error" not in r:
+            t = preset(r["preset"], dim=2).override(**_overrides(args)).train
+            if (r.get("random_batch"), r.get("inter_lr")) != (t.random_batch, t.inter_lr):
+                out.add(f"{r['preset']} on {r['system']}")
+    return sorted(out)
 
 
 # -- planning --------------------------------------------------------------------------------------------
@@ -256,11 +272,19 @@ def main(argv=None) -> int:
     log_path = _common.RESULTS_DIR / f"{name}.rows.jsonl"
     _common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     rows = []
+    todo = {t: (None, True) for t in tasks}  # task -> (presets to fit (None: all), fit the truth too)
     if args.resume and log_path.is_file():
         rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-        done = {(r["kind"], r["system"], r["seed"]) for r in rows}
-        tasks = [t for t in tasks if t not in done]
-        print(f"resume: {len(done)} task(s) already in {log_path.name}, {len(tasks)} to run", flush=True)
+        stale = resume_stale(rows, args)
+        if stale:
+            raise SystemExit(f"--resume: {log_path.name} holds runs whose train.random_batch or train.inter_lr differs "
+                             f"from today's preset ({'; '.join(stale)}); delete those rows or run without --resume")
+        done = {(r["kind"], r["system"], r["seed"], r["preset"]) for r in rows if "error" not in r}
+        rows = [r for r in rows if "error" not in r]  # a failed run is run again
+        todo = {t: ([p for p in args.presets if (*t, p) not in done], (*t, "truth") not in done) for t in tasks}
+        todo = {t: v for t, v in todo.items() if v[0] or (v[1] and t[0] == "system")}
+        print(f"resume: {len(rows)} row(s) already in {log_path.name}, {len(todo)} task(s) with runs to do", flush=True)
+        tasks = list(todo)
     elif log_path.is_file():
         log_path.unlink()
     t0 = time.perf_counter()
@@ -272,12 +296,12 @@ def main(argv=None) -> int:
 
     if args.jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_task, *t, args) for t in tasks]
+            futures = [pool.submit(run_task, *t, args, *todo[t]) for t in tasks]
             for fut in as_completed(futures):
                 keep(fut.result())
     else:
-        for kind, sys_name, seed in tasks:
-            keep(run_task(kind, sys_name, seed, args))
+        for t in tasks:
+            keep(run_task(*t, args, *todo[t]))
     elapsed = time.perf_counter() - t0
     failed = [r for r in rows if "error" in r]
     rows = [r for r in rows if "error" not in r]
