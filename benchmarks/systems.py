@@ -119,22 +119,25 @@ def run_task(kind: str, name: str, seed: int, args, presets=None, truth: bool = 
             print(f"  {name:>16} {p:>13} seed {seed}: FAILED {type(err).__name__}: {err}", flush=True)
             continue
         rows.append(_row(name, kind, p, seed, out, time.perf_counter() - t0, res.elapsed)
-                    | {"random_batch": cfg.train.random_batch, "inter_lr": cfg.train.inter_lr})
+                    | {"iterations": cfg.train.iterations, "random_batch": cfg.train.random_batch,
+                       "inter_lr": cfg.train.inter_lr})
         print(f"  {name:>16} {p:>13} seed {seed}: W1 {out['w1']:.3f}  drift {out.get('drift', float('nan')):.3f}  "
               f"inter {out.get('inter', float('nan')):.3f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     return rows
 
 
 def resume_stale(rows: list[dict], args) -> list[str]:
-    """Logged runs trained otherwise than today's preset (``train.random_batch``, ``train.inter_lr``;
-    rows from before these were logged count as None), e.g. ``rbf`` before its own step size."""
+    """Logged runs trained otherwise than today's preset and ``--iterations`` (``train.random_batch``,
+    ``train.inter_lr``: None in rows from before they were logged; iterations: unchecked there), e.g.
+    ``rbf`` before its own step size."""
     from mfsde.config import preset
 
     out = set()
     for r in rows:
         if r["preset"] in PRESETS and "error" not in r:
             t = preset(r["preset"], dim=2).override(**_overrides(args)).train
-            if (r.get("random_batch"), r.get("inter_lr")) != (t.random_batch, t.inter_lr):
+            if ((r.get("random_batch"), r.get("inter_lr")) != (t.random_batch, t.inter_lr)
+                    or r.get("iterations", t.iterations) != t.iterations):  # older rows: not logged
                 out.add(f"{r['preset']} on {r['system']}")
     return sorted(out)
 
@@ -277,7 +280,7 @@ def main(argv=None) -> int:
         rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
         stale = resume_stale(rows, args)
         if stale:
-            raise SystemExit(f"--resume: {log_path.name} holds runs whose train.random_batch or train.inter_lr differs "
+            raise SystemExit(f"--resume: {log_path.name} holds runs whose iterations, train.random_batch or train.inter_lr differ "
                              f"from today's preset ({'; '.join(stale)}); delete those rows or run without --resume")
         done = {(r["kind"], r["system"], r["seed"], r["preset"]) for r in rows if "error" not in r}
         rows = [r for r in rows if "error" not in r]  # a failed run is run again
@@ -319,7 +322,7 @@ def main(argv=None) -> int:
     print(f"per run (fit + evaluation): median {np.median(per_run):.1f} s, max {np.max(per_run):.1f} s")
     for r in failed:
         print(f"FAILED: {r['system']} {r['preset']} seed {r['seed']}: {r['error']}")
-    settings = vars(args) | {"times": TIMES, "task": TASK, "grn_task": GRN_TASK, "overrides": _overrides(args),
+    settings = vars(args) | {"presets_in_log": sorted({r["preset"] for r in rows}), "times": TIMES, "task": TASK, "grn_task": GRN_TASK, "overrides": _overrides(args),
                              "truth_dt": TRUTH_DT, "sec_per_step": per_step}
     _common.write_json(name, {"settings": settings, "env": _common.env_info(), "rows": rows, "failed": failed,
                               "summary": summary,
