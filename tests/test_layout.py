@@ -1,8 +1,10 @@
 """The package's layout promises: no import cycle between its modules (function-level imports
-included) and no module over 400 lines."""
+included, and the packages a submodule import runs), every module importable first, and no module
+over 400 lines."""
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,6 +38,8 @@ def import_graph() -> dict[str, set[str]]:
                 names = [a.name for a in node.names]
             else:
                 continue
+            # importing a.b.c runs the packages a and a.b first: their __init__ files are imported too
+            names = {".".join(n.split(".")[:k]) for n in names for k in range(1, n.count(".") + 2)}
             edges[m] |= {n for n in names if n in mods and n != m and not m.startswith(n + ".")}
     return edges
 
@@ -75,6 +79,27 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle():
     assert cycles(import_graph()) == []
+
+
+def test_every_module_can_be_imported_first():
+    """In a fresh interpreter each module of the package is imported on its own (the package's
+    modules removed from sys.modules in between), as a spawned worker or a user's first line does."""
+    script = (
+        "import importlib, pkgutil, sys\n"
+        "import mfsde\n"
+        "names = sorted(m.name for m in pkgutil.walk_packages(mfsde.__path__, 'mfsde.'))\n"
+        "for n in names:\n"
+        "    for k in [k for k in sys.modules if k == 'mfsde' or k.startswith('mfsde.')]:\n"
+        "        del sys.modules[k]\n"
+        "    try:\n"
+        "        importlib.import_module(n)\n"
+        "    except Exception as e:\n"
+        "        print(f'{n}: {type(e).__name__}: {e}')\n"
+        "print(f'{len(names)} modules')\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert int(lines[-1].split()[0]) > 50 and lines[:-1] == []
 
 
 def test_the_cycle_check_finds_a_cycle():

@@ -21,12 +21,28 @@ from .opinion import BoundedConfidence, OpinionDynamics, bump
 from .ou import MeanFieldOU, MeanReversion, ou_control
 from .two_species import NonReciprocalPursuit, TwoSpecies, two_species_control
 from .dataset import demo_dataset, simulate_snapshots, snapshots
-from ..evaluation.cross_population import cross_population_error
-from ..evaluation.pair_jacobian import pair_jacobian_error
 from .populations import POPULATION_FAMILIES, population_snapshots, population_systems, species_labels
-from ..plotting.recovery import plot_recovery
-from ..evaluation.recovery import (SystemModel, drift_error, interaction_error, recovery_report,
-                       recovery_samples, true_populations)
+
+# the scores against a system live in mfsde.evaluation, which imports this package's base classes:
+# re-exported on first use, so that either package can be imported first
+_FROM = {"cross_population_error": "..evaluation.cross_population", "pair_jacobian_error": "..evaluation.pair_jacobian",
+         "plot_recovery": "..plotting.recovery", **{n: "..evaluation.recovery" for n in (
+             "SystemModel", "drift_error", "interaction_error", "recovery_report", "recovery_samples",
+             "true_populations")}}
+
+
+def __getattr__(name: str):
+    if name not in _FROM:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = globals()[name] = getattr(importlib.import_module(_FROM[name], __name__), name)
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_FROM))
+
 
 __all__ = [
     "SYSTEMS", "get_system", "ParticleSystem", "NonInteracting", "snapshots", "simulate_snapshots",
