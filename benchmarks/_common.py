@@ -140,6 +140,24 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+#: train settings a preset may set beyond scIMF's recipe: every model row records them, and
+#: ``--resume`` refuses rows trained otherwise than today's preset (pairwise_mlp before its random
+#: groups, rbf before its own step size)
+PRESET_TRAIN_KEYS = ("random_batch", "inter_lr")
+
+
+def train_settings(train) -> dict:
+    """``PRESET_TRAIN_KEYS`` of a ``TrainConfig`` (what a row records)."""
+    return {k: getattr(train, k) for k in PRESET_TRAIN_KEYS}
+
+
+def logged_train_settings(row: dict) -> dict:
+    """``PRESET_TRAIN_KEYS`` as a logged row has them (rows from before they were logged: from the
+    row's overrides, else None)."""
+    own = row.get("overrides") or {}
+    return {k: row.get(k, own.get(f"train.{k}")) for k in PRESET_TRAIN_KEYS}
+
+
 def write_json(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically (via a ``.tmp`` file) and return the path.
 

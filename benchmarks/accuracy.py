@@ -111,7 +111,7 @@ def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, ar
                      "train_seconds": res.train_seconds, "wall_seconds": time.perf_counter() - wall,
                      "final_fit": res.history[-1]["fit"], "final_energy": res.history[-1]["energy"],
                      "curve": curve if start == "t0" else None, "budget": args.budget, "overrides": overrides,
-                     "random_batch": cfg.train.random_batch, "inter_lr": cfg.train.inter_lr})
+                     **_common.train_settings(cfg.train)})
     return rows
 
 
@@ -385,11 +385,9 @@ def main(argv=None) -> int:
     if other:  # resuming must not mix runs of different configs under one name
         ap.error(f"--resume: {log.name} holds runs with other --set overrides ({'; '.join(other)}); "
                  f"this run has {json.dumps(overrides, sort_keys=True)}")
-    def today(r):  # train.random_batch and train.inter_lr of today's preset (rows before inter_lr was logged: None)
-        t = mfsde.preset(r["preset"], dim=snaps[r["dataset"]].dim).override(**overrides).train
-        return t.random_batch, t.inter_lr
     stale = sorted({f"{r['preset']} on {r['dataset']}" for r in old if r["kind"] == "model" and snaps.get(r["dataset"]) is not None
-                    and (r.get("random_batch"), r.get("inter_lr")) != today(r)})
+                    and _common.logged_train_settings(r) != _common.train_settings(
+                        mfsde.preset(r["preset"], dim=snaps[r["dataset"]].dim).override(**overrides).train)})
     if stale:  # rows trained otherwise than today's preset (pairwise_mlp before its random groups, rbf before inter_lr 0.01)
         ap.error(f"--resume: {log.name} holds runs whose train.random_batch or train.inter_lr differs from today's preset "
                  f"({'; '.join(stale)}); rerun them or start a new --name")

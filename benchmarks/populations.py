@@ -82,16 +82,8 @@ def kernel_options(preset: str, family: str, overrides: dict) -> dict:
 
 
 def trained_as(preset: str, family: str, overrides: dict) -> dict:
-    """``train.random_batch`` and ``train.inter_lr`` that ``run`` trains with today (the preset's,
-    unless overridden)."""
-    t = mfsde.preset(preset, dim=family_dim(family)).train
-    return {k: overrides.get(f"train.{k}", getattr(t, k)) for k in ("random_batch", "inter_lr")}
-
-
-def row_trained_as(row: dict) -> dict:
-    """The same two settings as a logged row records them (older rows: from their overrides)."""
-    own = row.get("overrides") or {}
-    return {k: row.get(k, own.get(f"train.{k}")) for k in ("random_batch", "inter_lr")}
+    """The preset's train settings (``_common.PRESET_TRAIN_KEYS``) that ``run`` trains with today."""
+    return _common.train_settings(mfsde.preset(preset, dim=family_dim(family)).override(**overrides).train)
 
 
 def influence(drift, x: torch.Tensor, is_a: torch.Tensor, seed: int) -> dict:
@@ -209,7 +201,7 @@ def run(family: str, control: bool, preset: str, seed: int, budget: float, quick
     ev = evaluate(model, pops, task, n_particles=N_CELLS, seed=seed, metrics=("w1",))
     row = {"kind": "model", "family": family, "control": control, "preset": preset, "seed": seed, "budget": budget,
            "sigma_mode": sigma, "sigma_lr": sigma_lr, "inter_options": cfg.to_dict()["model"]["inter"],
-           "lr": cfg.train.lr, "inter_lr": cfg.train.inter_lr, "random_batch": cfg.train.random_batch, "overrides": own, "sigma_model": noise_record(model.diffusion),
+           "lr": cfg.train.lr, **_common.train_settings(cfg.train), "overrides": own, "sigma_model": noise_record(model.diffusion),
            "iterations": res.iteration, "train_seconds": res.train_seconds, "w1": ev["w1"],
            "w1_per_population": {n: v["w1"] for n, v in ev["per_population"].items()}}
     drift, inter, scaled, jac = [], [], [], []
@@ -697,7 +689,7 @@ def main(argv=None) -> int:
         ap.error(f"--resume: {log.name} holds runs with other settings: {'; '.join(clash)}")
     stale = sorted({f"{r['preset']} on {r['family']}" for r in old if r["kind"] == "model" and "inter_options" in r
                     and (r["inter_options"] != kernel_options(r["preset"], r["family"], r.get("overrides") or {})
-                         or row_trained_as(r) != trained_as(r["preset"], r["family"], r.get("overrides") or {}))})
+                         or _common.logged_train_settings(r) != trained_as(r["preset"], r["family"], r.get("overrides") or {}))})
     if stale:  # the same name and overrides, but the preset has changed since (scimf's qk_bias, rbf's inter_lr)
         ap.error(f"--resume: {log.name} holds runs whose kernel, random batch or inter_lr differs from today's preset "
                  f"({'; '.join(stale)}); "

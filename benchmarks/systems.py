@@ -84,9 +84,9 @@ def _row(name, kind, preset, seed, ev_or_rep, seconds, train_seconds) -> dict:
     return row
 
 
-def run_task(kind: str, name: str, seed: int, args, presets=None, truth: bool = True) -> list[dict]:
-    """Fit each preset (default ``args.presets``) on one data set with one seed; evaluate; one row per
-    preset (+ the truth's, unless ``truth=False``)."""
+def run_task(kind: str, name: str, seed: int, args, presets: list[str], truth: bool) -> list[dict]:
+    """Fit each of ``presets`` on one data set with one seed; evaluate; one row per preset (+ the
+    truth's, with ``truth``)."""
     import torch
 
     from mfsde.config import preset
@@ -104,7 +104,7 @@ def run_task(kind: str, name: str, seed: int, args, presets=None, truth: bool = 
         true_model = SystemModel(system, dt=TRUTH_DT)
         rows.append(_row(name, kind, "truth", seed, recovery_report(true_model, system, snaps, task, **rec),
                          time.perf_counter() - t0, 0.0))
-    for p in args.presets if presets is None else presets:
+    for p in presets:
         t0 = time.perf_counter()
         try:
             cfg = preset(p, dim=snaps.dim).override(**_overrides(args), **{"train.seed": seed})
@@ -119,25 +119,24 @@ def run_task(kind: str, name: str, seed: int, args, presets=None, truth: bool = 
             print(f"  {name:>16} {p:>13} seed {seed}: FAILED {type(err).__name__}: {err}", flush=True)
             continue
         rows.append(_row(name, kind, p, seed, out, time.perf_counter() - t0, res.elapsed)
-                    | {"iterations": cfg.train.iterations, "random_batch": cfg.train.random_batch,
-                       "inter_lr": cfg.train.inter_lr})
+                    | {"iterations": cfg.train.iterations, **_common.train_settings(cfg.train)})
         print(f"  {name:>16} {p:>13} seed {seed}: W1 {out['w1']:.3f}  drift {out.get('drift', float('nan')):.3f}  "
               f"inter {out.get('inter', float('nan')):.3f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     return rows
 
 
 def resume_stale(rows: list[dict], args) -> list[str]:
-    """Logged runs trained otherwise than today's preset and ``--iterations`` (``train.random_batch``,
-    ``train.inter_lr``: None in rows from before they were logged; iterations: unchecked there), e.g.
-    ``rbf`` before its own step size."""
+    """Logged runs trained otherwise than today's preset (``_common.PRESET_TRAIN_KEYS``) or
+    ``--iterations`` (not checked in rows from before it was logged), e.g. ``rbf`` before its own
+    step size."""
     from mfsde.config import preset
 
     out = set()
     for r in rows:
         if r["preset"] in PRESETS and "error" not in r:
             t = preset(r["preset"], dim=2).override(**_overrides(args)).train
-            if ((r.get("random_batch"), r.get("inter_lr")) != (t.random_batch, t.inter_lr)
-                    or r.get("iterations", t.iterations) != t.iterations):  # older rows: not logged
+            if (_common.logged_train_settings(r) != _common.train_settings(t)
+                    or r.get("iterations", t.iterations) != t.iterations):
                 out.add(f"{r['preset']} on {r['system']}")
     return sorted(out)
 
@@ -169,15 +168,15 @@ def calibrate(presets, args, repeats: int = 3) -> dict[str, float]:
     return out
 
 
-def estimate_seconds(tasks, args, per_step: dict[str, float]) -> float:
-    """Wall-clock estimate (training from ``per_step``, evaluation from :data:`SEC_EVAL`), with the
-    tasks spread over ``--jobs`` workers."""
+def estimate_seconds(todo: dict, args, per_step: dict[str, float]) -> float:
+    """Wall-clock estimate of ``todo`` (task → (presets, truth); training from ``per_step``, evaluation
+    from :data:`SEC_EVAL`), with the tasks spread over ``--jobs`` workers."""
     total = 0.0
-    for kind, _name, _seed in tasks:
+    for (kind, _name, _seed), (presets, _truth) in todo.items():
         total += SEC_TASK[kind]
-        for p in args.presets:
+        for p in presets:
             total += args.iterations * _train_steps(kind) * per_step[p] + SEC_EVAL[p] * args.eval_particles / 500
-    return total / max(1, min(args.jobs, len(tasks)))
+    return total / max(1, min(args.jobs, len(todo)))
 
 
 def plan(args) -> list[tuple[str, str, int]]:
@@ -251,7 +250,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-calibrate", action="store_true", help="estimate from the stored per-step costs "
                     "instead of timing 3 iterations of each preset first")
     ap.add_argument("--resume", action="store_true",
-                    help="keep the tasks already in results/systems.rows.jsonl and run only the others")
+                    help="keep the runs already in results/systems.rows.jsonl and run only the others")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run + timing probe: 5 iterations, seed 0, presets scimf ito, systems morse "
                          "morse_control grn_attract, small evaluation")
@@ -262,20 +261,13 @@ def main(argv=None) -> int:
     if args.quick:
         args.iterations, args.seeds, args.presets = 5, [0], ["scimf", "ito"]
         args.systems, args.eval_particles, args.recovery_particles = ["morse", "morse_control", "grn_attract"], 300, 100
-    tasks = plan(args)
-    per_step = SEC_PER_STEP if args.no_calibrate else calibrate(args.presets, args)
-    est = estimate_seconds(tasks, args, per_step)
-    print("seconds per training iteration (at " + f"{_train_steps('system')} steps): "
-          + ", ".join(f"{p} {v * _train_steps('system'):.2f}" for p, v in per_step.items()), flush=True)
-    print(f"{len(tasks)} tasks × {len(args.presets)} presets, {args.iterations} iterations, {args.particles} particles, "
-          f"{args.jobs} worker(s) × {args.threads} thread(s): estimated {est / 60:.1f} min", flush=True)
     name = "systems_quick" if args.quick else "systems"
     # every finished task's rows go to <name>.rows.jsonl at once, so a crash loses nothing;
-    # --resume skips the tasks already there
+    # --resume runs only the (system, seed, preset) runs not there yet
     log_path = _common.RESULTS_DIR / f"{name}.rows.jsonl"
     _common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     rows = []
-    todo = {t: (None, True) for t in tasks}  # task -> (presets to fit (None: all), fit the truth too)
+    todo = {t: (list(args.presets), True) for t in plan(args)}  # task -> (presets to fit, fit the truth too)
     if args.resume and log_path.is_file():
         rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
         stale = resume_stale(rows, args)
@@ -284,12 +276,19 @@ def main(argv=None) -> int:
                              f"from today's preset ({'; '.join(stale)}); delete those rows or run without --resume")
         done = {(r["kind"], r["system"], r["seed"], r["preset"]) for r in rows if "error" not in r}
         rows = [r for r in rows if "error" not in r]  # a failed run is run again
-        todo = {t: ([p for p in args.presets if (*t, p) not in done], (*t, "truth") not in done) for t in tasks}
+        todo = {t: ([p for p in ps if (*t, p) not in done], (*t, "truth") not in done) for t, (ps, _) in todo.items()}
         todo = {t: v for t, v in todo.items() if v[0] or (v[1] and t[0] == "system")}
         print(f"resume: {len(rows)} row(s) already in {log_path.name}, {len(todo)} task(s) with runs to do", flush=True)
-        tasks = list(todo)
     elif log_path.is_file():
         log_path.unlink()
+    tasks = list(todo)
+    per_step = SEC_PER_STEP if args.no_calibrate else calibrate(args.presets, args)
+    est = estimate_seconds(todo, args, per_step)
+    print("seconds per training iteration (at " + f"{_train_steps('system')} steps): "
+          + ", ".join(f"{p} {v * _train_steps('system'):.2f}" for p, v in per_step.items()), flush=True)
+    print(f"{sum(len(ps) for ps, _ in todo.values())} runs in {len(tasks)} tasks, {args.iterations} iterations, "
+          f"{args.particles} particles, {args.jobs} worker(s) × {args.threads} thread(s): estimated {est / 60:.1f} min",
+          flush=True)
     t0 = time.perf_counter()
 
     def keep(rs):
