@@ -37,8 +37,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+from mfsde.baselines import BASELINES  # noqa: E402
 
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp"]
+#: data-only baselines on the same held-out cells: copy of the previous training time, McCann
+#: interpolation on the exact OT plan between the neighbouring ones, the sampling floor
+REFERENCES = BASELINES
 # families in reading order, each followed by its registered non-interacting control
 SYSTEM_ORDER = ["ou", "ou_control", "morse", "morse_control", "cucker_smale", "kuramoto", "opinion"]
 TIMES = (0.0, 0.8, 1.6, 2.4, 3.2, 4.0)
@@ -84,11 +88,13 @@ def _row(name, kind, preset, seed, ev_or_rep, seconds, train_seconds) -> dict:
     return row
 
 
-def run_task(kind: str, name: str, seed: int, args, presets: list[str], truth: bool) -> list[dict]:
-    """Fit each of ``presets`` on one data set with one seed; evaluate; one row per preset (+ the
-    truth's, with ``truth``)."""
+def run_task(kind: str, name: str, seed: int, args, presets: list[str], references: list[str]) -> list[dict]:
+    """Fit each of ``presets`` on one data set with one seed; evaluate; one row per preset, and one per
+    reference in ``references`` (baselines of :data:`REFERENCES` on the same held-out cells,
+    ``"truth"`` where the system is known)."""
     import torch
 
+    from mfsde.baselines import baseline_evaluations
     from mfsde.config import preset
     from mfsde.evaluation import evaluate
     from mfsde.evaluation.recovery import SystemModel, recovery_report
@@ -99,7 +105,12 @@ def run_task(kind: str, name: str, seed: int, args, presets: list[str], truth: b
     cache, rows = {}, []
     rec = dict(n_particles=args.recovery_particles, eval_particles=args.eval_particles, seed=seed, dt=TRUTH_DT,
                cache=cache)
-    if system is not None and truth:
+    names = [r for r in references if r in REFERENCES]
+    if names:
+        t0 = time.perf_counter()
+        for ev in baseline_evaluations(snaps, task, n_particles=args.eval_particles, seed=seed, names=names):
+            rows.append(_row(name, kind, ev["preset"], seed, ev, time.perf_counter() - t0, 0.0))
+    if system is not None and "truth" in references:
         t0 = time.perf_counter()
         true_model = SystemModel(system, dt=TRUTH_DT)
         rows.append(_row(name, kind, "truth", seed, recovery_report(true_model, system, snaps, task, **rec),
@@ -172,7 +183,7 @@ def estimate_seconds(todo: dict, args, per_step: dict[str, float]) -> float:
     """Wall-clock estimate of ``todo`` (task → (presets, truth); training from ``per_step``, evaluation
     from :data:`SEC_EVAL`), with the tasks spread over ``--jobs`` workers."""
     total = 0.0
-    for (kind, _name, _seed), (presets, _truth) in todo.items():
+    for (kind, _name, _seed), (presets, _refs) in todo.items():
         total += SEC_TASK[kind]
         for p in presets:
             total += args.iterations * _train_steps(kind) * per_step[p] + SEC_EVAL[p] * args.eval_particles / 500
@@ -206,9 +217,9 @@ def _mean_std(vals) -> str:
 
 
 def summary_rows(rows: list[dict]) -> list[dict]:
-    """Mean ± std over seeds per (system, preset), systems in reading order, truth first."""
+    """Mean ± std over seeds per (system, preset), systems in reading order, truth first, baselines last."""
     order = {s: i for i, s in enumerate(SYSTEM_ORDER + list(GRN_FILES))}
-    porder = {p: i for i, p in enumerate(["truth"] + PRESETS)}
+    porder = {p: i for i, p in enumerate(["truth"] + PRESETS + list(REFERENCES))}
     keys = sorted({(r["system"], r["preset"]) for r in rows}, key=lambda k: (order.get(k[0], 99), porder.get(k[1], 99)))
     out = []
     for s, p in keys:
@@ -267,7 +278,8 @@ def main(argv=None) -> int:
     log_path = _common.RESULTS_DIR / f"{name}.rows.jsonl"
     _common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     rows = []
-    todo = {t: (list(args.presets), True) for t in plan(args)}  # task -> (presets to fit, fit the truth too)
+    refs = lambda t: [*REFERENCES, *(["truth"] if t[0] == "system" else [])]  # noqa: E731
+    todo = {t: (list(args.presets), refs(t)) for t in plan(args)}  # task -> (presets to fit, references to score)
     if args.resume and log_path.is_file():
         rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
         stale = resume_stale(rows, args)
@@ -276,8 +288,8 @@ def main(argv=None) -> int:
                              f"from today's preset ({'; '.join(stale)}); delete those rows or run without --resume")
         done = {(r["kind"], r["system"], r["seed"], r["preset"]) for r in rows if "error" not in r}
         rows = [r for r in rows if "error" not in r]  # a failed run is run again
-        todo = {t: ([p for p in ps if (*t, p) not in done], (*t, "truth") not in done) for t, (ps, _) in todo.items()}
-        todo = {t: v for t, v in todo.items() if v[0] or (v[1] and t[0] == "system")}
+        todo = {t: tuple([p for p in names if (*t, p) not in done] for names in v) for t, v in todo.items()}
+        todo = {t: v for t, v in todo.items() if v[0] or v[1]}
         print(f"resume: {len(rows)} row(s) already in {log_path.name}, {len(todo)} task(s) with runs to do", flush=True)
     elif log_path.is_file():
         log_path.unlink()
@@ -286,7 +298,7 @@ def main(argv=None) -> int:
     est = estimate_seconds(todo, args, per_step)
     print("seconds per training iteration (at " + f"{_train_steps('system')} steps): "
           + ", ".join(f"{p} {v * _train_steps('system'):.2f}" for p, v in per_step.items()), flush=True)
-    print(f"{sum(len(ps) for ps, _ in todo.values())} runs in {len(tasks)} tasks, {args.iterations} iterations, "
+    print(f"{sum(len(ps) for ps, _ in todo.values())} model runs (+ missing baselines) in {len(tasks)} tasks, {args.iterations} iterations, "
           f"{args.particles} particles, {args.jobs} worker(s) × {args.threads} thread(s): estimated {est / 60:.1f} min",
           flush=True)
     t0 = time.perf_counter()
@@ -313,11 +325,15 @@ def main(argv=None) -> int:
             "systems; the GRN files hold out index 2 only (cell numbers grow over time there; the model sees "
             "normalised distributions). drift err / inter err: relative errors (0 perfect, 1 = zero model); "
             "inter err is NaN on non-interacting controls, where inter_scaled measures a spurious interaction. "
-            "`truth` = the true system simulated from the observed t0 cells (sampling floor of W1/W2).\n")
+            "`truth` = the true system simulated from the observed t0 cells. Baselines on the same held-out "
+            "cells (mfsde.baselines): `previous` = copy of the nearest earlier training time, `mccann` = "
+            "displacement interpolation on the exact OT plan between the neighbouring training times (at the "
+            "last time, extrapolation, there is no later one: it is the previous time), `floor` = observed "
+            "cells against other observed cells of the same time.\n")
     print(table)
     print(note)
     print(f"total {elapsed / 60:.1f} min (estimated {est / 60:.1f} min)")
-    per_run = [r["seconds"] for r in rows if r["preset"] != "truth"]
+    per_run = [r["seconds"] for r in rows if r["preset"] in PRESETS]
     print(f"per run (fit + evaluation): median {np.median(per_run):.1f} s, max {np.max(per_run):.1f} s")
     for r in failed:
         print(f"FAILED: {r['system']} {r['preset']} seed {r['seed']}: {r['error']}")
