@@ -60,8 +60,8 @@ def compare(
     (e.g. ``{"scimf+zero_init": preset("scimf", 10).override(**{"model.inter.zero_init": True})}``).
     Each config is ``preset(name, dim=snapshots.dim)`` (or the mapped config) with the dotted ``overrides`` (e.g.
     ``{"train.iterations": 200, "model.inter.heads": 5}``) and ``train.seed = seed``; evaluation
-    uses ``config.eval.n_particles`` and ``config.eval.seed``. ``time_budget`` (seconds of
-    training steps, ``train.time_budget``) compares methods at equal compute: each run stops at
+    uses ``config.eval.n_particles`` and ``config.eval.seed``. ``time_budget`` (CPU seconds of
+    training steps by default, ``train.time_budget`` and ``train.time_clock``) compares methods at equal compute: each run stops at
     the budget or its iteration count, whichever comes first. ``starts``: the evaluation
     protocols (``"t0"``, ``"previous"``, see :func:`evaluate`), a row per protocol. ``baselines``:
     names from :data:`mfsde.baselines.BASELINES` (``True``: all, ``False``: none), one row per
@@ -135,6 +135,8 @@ def compare(
                         **_flatten_eval(ev),
                         "final_loss": res.history[-1]["loss"] if res.history else float("nan"),
                         "iterations": res.iteration, "train_seconds": res.train_seconds,
+                        "train_cpu_seconds": res.train_cpu_seconds, "train_wall_seconds": res.train_wall_seconds,
+                        "time_clock": cfg.train.time_clock,
                         "out_dir": str(run_dir) if run_dir is not None else None}, run_dir, ev)
     n_eval = next(iter(configs.values())).eval.n_particles
     for seed in seeds if baselines else []:

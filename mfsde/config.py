@@ -48,6 +48,8 @@ class Component:
 
 #: the units of ``model.sigma``
 SIGMA_UNITS = ("model", "data")
+#: the clocks ``train.time_budget`` can count
+TIME_CLOCKS = ("cpu", "wall")
 
 
 @dataclass
@@ -117,6 +119,10 @@ class TrainConfig:
     #: stop after this many seconds of training steps (evaluation and checkpoint writes are not
     #: counted) or after ``iterations``, whichever comes first; ``None``: no time limit.
     time_budget: float | None = None
+    #: the clock ``time_budget`` counts: ``"cpu"`` (CPU seconds of the training process, all its
+    #: threads: equal compute on a loaded machine) or ``"wall"`` (elapsed seconds, e.g. on a GPU).
+    #: Both are recorded per iteration (``cpu_seconds``, ``seconds``).
+    time_clock: str = "cpu"
     #: every this many iterations also record exact W1 (data units, ``eval_particles`` cells from t₀)
     #: at every time in ``history.jsonl`` (``w1@k``, ``eval_seconds``); ``None``: never.
     eval_every: int | None = None
@@ -125,6 +131,20 @@ class TrainConfig:
     #: training simulations use the random batch method (Jin, Li & Liu 2020): at every step particles
     #: interact only within random groups of this size (O(N·B) pairs; B ≥ N: every pair); evaluation exact.
     random_batch: int | None = None
+    #: the training method (:mod:`mfsde.flow_matching`): ``"simulation"`` (simulate the particles and
+    #: fit each training snapshot), ``"flow_matching"`` (simulation-free: regress the drift on Brownian
+    #: bridges between OT-coupled cells of consecutive training snapshots) or
+    #: ``"flow_matching+simulation"`` (``fm_iterations`` of flow matching, then simulation)
+    method: str = "simulation"
+    #: flow matching: cells per bridged population (the population every kernel attends to)
+    fm_batch: int = 256
+    #: flow matching: bridged populations (times) per iteration and training population
+    fm_times: int = 8
+    #: flow matching: the coupling of consecutive snapshots, ``"exact"`` (OT), ``"sinkhorn"``
+    #: (entropic OT with ε = σ²Δ: the Schrödinger bridge) or ``"independent"``
+    fm_coupling: str = "exact"
+    #: ``"flow_matching+simulation"``: flow-matching iterations before the simulation loss takes over
+    fm_iterations: int = 500
 
 
 @dataclass
@@ -293,6 +313,8 @@ class Config:
         if t.time_budget is not None and (isinstance(t.time_budget, bool) or not isinstance(t.time_budget, (int, float))
                                           or not math.isfinite(t.time_budget) or t.time_budget <= 0):
             raise ValueError(f"train.time_budget must be a positive number of seconds or None, got {t.time_budget!r}")
+        if t.time_clock not in TIME_CLOCKS:
+            raise ValueError(f"train.time_clock must be one of {', '.join(TIME_CLOCKS)}; got {t.time_clock!r}")
         if t.checkpoint_seconds is not None and not (math.isfinite(t.checkpoint_seconds) and t.checkpoint_seconds > 0):
             raise ValueError(f"train.checkpoint_seconds must be a positive number of seconds or None, got {t.checkpoint_seconds!r}")
         if t.checkpoint_every is not None and t.checkpoint_every < 1:
@@ -305,6 +327,34 @@ class Config:
                 raise ValueError(f"train.{name} must be a positive int{' or None' if name != 'eval_particles' else ''}, got {v!r}")
         if t.random_batch is not None and (t.random_batch < 2 or self.model.inter.name == "none"):
             raise ValueError(f"train.random_batch must be >= 2 with an interaction (model.inter {m.inter.name!r}), got {t.random_batch}")
+        self._validate_method()
+
+    def _validate_method(self) -> None:
+        """The training method's keys (``train.method``, ``train.fm_*``)."""
+        from .flow_matching import COUPLINGS, TRAINING_METHODS, check_cost_size
+
+        t, m = self.train, self.model
+        if t.method not in TRAINING_METHODS:
+            raise ValueError(f"train.method must be one of {', '.join(TRAINING_METHODS)}; got {t.method!r}")
+        for name in ("fm_batch", "fm_times", "fm_iterations"):
+            v = getattr(t, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"train.{name} must be a positive int, got {v!r}")
+        if t.fm_coupling not in COUPLINGS:
+            raise ValueError(f"train.fm_coupling must be one of {', '.join(COUPLINGS)}; got {t.fm_coupling!r}")
+        if t.method == "simulation":
+            return
+        if t.fm_batch < 2 and m.inter.name != "none":
+            raise ValueError(f"train.fm_batch must be >= 2 with an interaction kernel (model.inter {m.inter.name!r}): "
+                             f"a population of {t.fm_batch} cell has nobody to interact with")
+        if t.fm_coupling != "independent":
+            check_cost_size(t.fm_batch, t.fm_batch)
+        if m.noise.name != "diagonal":
+            raise ValueError(f"train.method {t.method!r} needs model.noise 'diagonal' (a Brownian bridge of constant σ); "
+                             f"got {m.noise.name!r}")
+        if m.learn_sigma and t.method == "flow_matching":
+            raise ValueError("model.learn_sigma needs train.method 'simulation' or 'flow_matching+simulation': "
+                             "flow matching bridges with a fixed σ and does not learn it")
 
 
 # -- presets --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from . import distributed, runs
 from .averaging import ParameterAverage
 from .config import Config
 from .data.inputs import build_series, draw_initial, group_series, training_members
+from .flow_matching import diffusion_sigma, flow_matching_batch, flow_matching_loss
 from .losses import LOSSES, path_energy, subsample
 from .model import MeanFieldSDE, build_model, sigma_to_model_units
 from .streams import RandomStreams, population_seed, seed_everything
@@ -26,7 +27,7 @@ __all__ = ["Trainer", "RandomStreams", "FitLoss", "default_simulate", "populatio
            "RESUMABLE_CHANGES"]
 
 RESUMABLE_CHANGES = ("train.iterations", "train.checkpoint_every", "train.checkpoint_seconds", "train.log_every",
-                     "train.time_budget", "train.eval_every")
+                     "train.time_budget", "train.time_clock", "train.eval_every")
 
 
 class FitLoss:
@@ -126,6 +127,8 @@ class Trainer:
         tc = config.train
         if simulate is not None and tc.random_batch is not None:
             raise ValueError("train.random_batch is applied by the default simulation only; pass it in your own simulate")
+        if simulate is not None and tc.method == "flow_matching":
+            raise ValueError("train.method 'flow_matching' never simulates: a simulate function would be ignored")
         # before anything collective: every rank raises the same error
         self.world_size, self.rank = distributed.world_size(), distributed.rank()
         indices = distributed.local_populations(tc.populations, self.rank, self.world_size)
@@ -146,6 +149,11 @@ class Trainer:
         self.groups = group_series(self.series)
         #: the indices of the ``fit@k`` records: every training index ≥ 1 of any population
         self.fit_idx = sorted({k for s in self.series for k in s.fit_idx})
+        if tc.method != "simulation":
+            if self.world_size > 1:
+                raise ValueError(f"train.method {tc.method!r} runs in one process; data-parallel (torchrun) training "
+                                 "needs train.method 'simulation'")
+            diffusion_sigma(self.model.diffusion)  # noise that a Brownian bridge cannot carry: refused now
         self.populations = [self._population(p) for p in indices]
         self.generator = self.populations[0].generator
         self.forward_model = self._wrap(self.model)
@@ -159,7 +167,22 @@ class Trainer:
         self.loss_fn = FitLoss(config)
         self.simulate = simulate or functools.partial(default_simulate, random_batch=tc.random_batch)
         self.iteration, self.history = 0, []
-        self.train_seconds = 0.0  #: seconds in :meth:`step` over the run, resumed parts included (time_budget)
+        #: wall-clock and CPU seconds (this process, all threads) in :meth:`step` over the run, resumed parts included
+        self.train_wall_seconds, self.train_cpu_seconds = 0.0, 0.0
+
+    @property
+    def phase(self) -> str:
+        """The loss the next :meth:`step` trains with: ``"flow_matching"`` or ``"simulation"``
+        (``train.method``; ``"flow_matching+simulation"`` switches after ``train.fm_iterations``)."""
+        tc = self.config.train
+        if tc.method == "flow_matching" or (tc.method == "flow_matching+simulation" and self.iteration < tc.fm_iterations):
+            return "flow_matching"
+        return "simulation"
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds of training steps on the clock ``train.time_budget`` counts (``train.time_clock``)."""
+        return self.train_cpu_seconds if self.config.train.time_clock == "cpu" else self.train_wall_seconds
 
     @staticmethod
     def _param_groups(named: list, tc) -> list[dict]:
@@ -245,6 +268,24 @@ class Trainer:
             per_k.append(torch.stack([f[s.fit_idx.index(k)] for s, f, _ in parts if k in s.fit_idx]).mean())
         return fw * fit_term + ew * energy, fit_term, energy, torch.stack(per_k)
 
+    def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:
+        """The flow-matching loss (:mod:`mfsde.flow_matching`) of population ``pop``'s draws: one
+        batch of ``train.fm_times`` bridged populations of ``train.fm_batch`` cells per training
+        series, drawn with the population's generator (dropout with its global RNG state); the mean
+        over series. A scalar."""
+        tc = self.config.train
+        self._set_global_rng(pop.torch_rng)
+        try:
+            sigma = diffusion_sigma(self.model.diffusion)
+            losses = []
+            for s in self.series:
+                fb = flow_matching_batch(s, sigma, n_times=tc.fm_times, batch=tc.fm_batch, coupling=tc.fm_coupling,
+                                         generator=pop.generator)
+                losses.append(flow_matching_loss(self.model.drift, fb, tc.random_batch, pop.generator))
+        finally:
+            pop.torch_rng = self._global_rng()
+        return torch.stack(losses).mean()
+
     def _backward_populations(self) -> torch.Tensor:
         """Simulate this rank's populations one at a time and accumulate the gradient of
         loss_p / n_local into ``.grad`` (one graph alive at a time). Under DDP only the last
@@ -253,16 +294,21 @@ class Trainer:
         to that of one process running them all up to the order of floating-point summation;
         the 2-process test observed identical losses with one population per rank). Returns the
         ``(3 + K,)`` sum over the local populations of (loss, fit, energy, fits per time),
-        detached."""
+        detached; in the flow-matching phase the ``(1,)`` sum of the flow-matching loss."""
         n = len(self.populations)
         total = None
+        flow = self.phase == "flow_matching"
         for i, pop in enumerate(self.populations):
             sync = n == 1 or i == n - 1 or self.forward_model is self.model
             with contextlib.nullcontext() if sync else self.forward_model.no_sync():
-                loss, fit_term, energy, fits = self.population_loss(pop)
+                if flow:  # one process only (checked at construction): no DDP forward to go through
+                    loss = self.flow_matching_loss(pop)
+                    parts = [loss]
+                else:
+                    loss, fit_term, energy, fits = self.population_loss(pop)
+                    parts = [loss, fit_term, energy, fits]
                 (loss if n == 1 else loss / n).backward()
-            stats = torch.cat([loss.detach().reshape(1), fit_term.detach().reshape(1),
-                               energy.detach().reshape(1), fits.detach().reshape(-1)])
+            stats = torch.cat([p.detach().reshape(-1) for p in parts])
             total = stats if total is None else total + stats
         return total
 
@@ -278,14 +324,16 @@ class Trainer:
 
         Under DDP the backward passes average the gradients over the ranks, so clipping and the
         Adam step see the gradient of the mean loss over all populations."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lr = self.optimiser.param_groups[0]["lr"]
+        phase = self.phase
         self.optimiser.zero_grad(set_to_none=True)
         stats = self.global_stats(self._backward_populations())
         if not torch.isfinite(stats[0]):  # the same decision on every rank, before any update
-            raise FloatingPointError(
-                f"non-finite loss at iteration {self.iteration + 1}: fit={stats[1].item()}, "
-                f"energy={stats[2].item()}; try a smaller train.lr or model.dt")
+            detail = ("flow-matching loss" if phase == "flow_matching"
+                      else f"fit={stats[1].item()}, energy={stats[2].item()}")
+            raise FloatingPointError(f"non-finite loss at iteration {self.iteration + 1} ({detail}); "
+                                     f"try a smaller train.lr or model.dt")
         clip = self.config.train.clip_grad_norm
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
         self.optimiser.step()
@@ -294,15 +342,21 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.iteration)
         values = stats.tolist()
-        rec = {"iteration": self.iteration, "loss": values[0], "fit": values[1], "energy": values[2],
-               **{f"fit@{k}": v for k, v in zip(self.fit_idx, values[3:])},
+        if phase == "flow_matching":
+            losses = {"loss": values[0], "fm": values[0]}
+        else:
+            losses = {"loss": values[0], "fit": values[1], "energy": values[2],
+                      **{f"fit@{k}": v for k, v in zip(self.fit_idx, values[3:])}}
+        rec = {"iteration": self.iteration, **losses,
+               **({"phase": phase} if self.config.train.method != "simulation" else {}),
                "lr": lr, "grad_norm": float(grad_norm),
                "grad_norm_clipped": min(float(grad_norm), clip) if clip is not None else float(grad_norm),
-               "seconds": time.perf_counter() - t0}
+               "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
         if self.config.model.learn_sigma and self.model.diffusion.additive:  # the learned σ (model units, mean over d)
             rec["sigma"] = float(self.model.diffusion.constant().detach().mean())
         self.history.append(rec)
-        self.train_seconds += rec["seconds"]
+        self.train_wall_seconds += rec["seconds"]
+        self.train_cpu_seconds += rec["cpu_seconds"]
         return rec
 
     def fit_report(self) -> dict:
@@ -397,4 +451,6 @@ class Trainer:
         for pop in self.populations:
             self._set_population_rng(pop, states[pop.index])
         self.iteration, self.history = int(ckpt["iteration"]), list(ckpt["history"])
-        self.train_seconds = float(sum(r.get("seconds", 0.0) for r in self.history))
+        self.train_wall_seconds = float(sum(r.get("seconds", 0.0) for r in self.history))
+        # records written before the CPU clock count their wall time
+        self.train_cpu_seconds = float(sum(r.get("cpu_seconds", r.get("seconds", 0.0)) for r in self.history))

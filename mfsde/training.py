@@ -60,8 +60,8 @@ class FitResult:
         model: the trained model (in eval mode).
         history: one dict per iteration: ``iteration`` (1-based), ``loss``, ``fit``, ``energy``,
             ``fit@k`` (distribution loss at snapshot index k, model units), ``lr``, ``grad_norm``
-            (before clipping), ``grad_norm_clipped`` (after), ``seconds`` (wall time of the
-            iteration); with ``train.eval_every`` also ``w1@k`` (exact W1 in data units at every
+            (before clipping), ``grad_norm_clipped`` (after), ``seconds`` and ``cpu_seconds`` (wall and process CPU time of
+            the iteration); with ``train.eval_every`` also ``w1@k`` (exact W1 in data units at every
             training and held-out time k ≥ 1) and ``eval_seconds`` every that many iterations.
         config: the config trained with.
         out_dir: the run directory, or ``None``.
@@ -69,7 +69,9 @@ class FitResult:
         iteration: iterations completed (``config.train.iterations`` unless a callback or the
             time budget stopped early).
         train_seconds: seconds spent in training steps over the whole run (resumed parts
-            included; what ``train.time_budget`` limits).
+            included) on the clock ``train.time_budget`` counts (``train.time_clock``: CPU seconds
+            of this process by default).
+        train_cpu_seconds, train_wall_seconds: the same on each clock.
         stopped: ``"iterations"``, ``"time_budget"`` or ``"callback"``.
         start_iteration: the iteration this call started from (> 0 when resumed).
     """
@@ -82,6 +84,8 @@ class FitResult:
     iteration: int = 0
     train_seconds: float = 0.0
     stopped: str = "iterations"
+    train_cpu_seconds: float = 0.0
+    train_wall_seconds: float = 0.0
     start_iteration: int = 0
 
 
@@ -237,7 +241,7 @@ def fit(
                     _on_main(log, rec)
                 bar.update(1)
                 if progress and main and (it % max(1, tc.log_every) == 0 or it == tc.iterations):
-                    bar.set_postfix(loss=f"{rec['loss']:.4g}", fit=f"{rec['fit']:.4g}", energy=f"{rec['energy']:.3g}")
+                    bar.set_postfix({k: f"{rec[k]:.4g}" for k in ("loss", "fit", "energy", "fm") if k in rec})
                 if stop or over:
                     stopped = "callback" if stop else "time_budget"
                     break
@@ -256,7 +260,8 @@ def fit(
     trainer.model.eval()
     return FitResult(model=trainer.model, history=trainer.history, config=config, out_dir=out_dir,
                      elapsed=time.perf_counter() - t_start, iteration=trainer.iteration,
-                     train_seconds=trainer.train_seconds, stopped=stopped, start_iteration=start)
+                     train_seconds=trainer.train_seconds, stopped=stopped, start_iteration=start,
+                     train_cpu_seconds=trainer.train_cpu_seconds, train_wall_seconds=trainer.train_wall_seconds)
 
 
 def _on_main(fn: Callable, *args):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -197,13 +198,18 @@ def test_compare_rows_have_baselines_for_each_protocol():
 
 
 # -- time budget and training-time fit ---------------------------------------------------------------
-def test_time_budget_stops_training_and_is_validated(monkeypatch):
+@pytest.mark.parametrize("clock, fake", [("wall", "perf_counter"), ("cpu", "process_time")])
+def test_time_budget_stops_training_and_is_validated(monkeypatch, clock, fake):
     snaps = line_snapshots()
-    clock = iter(np.arange(0.0, 1e6, 0.5))  # every perf_counter call "takes" 0.5 s
-    monkeypatch.setattr(mfsde.training.time, "perf_counter", lambda: float(next(clock)))
-    res = fit(tiny(**{"train.iterations": 50, "train.time_budget": 1.75}), snaps, task(), progress=False)
-    # a step reads the clock twice (0.5 s each): the budget is counted in training-step seconds
+    ticks = iter(np.arange(0.0, 1e6, 0.5))  # every call of the budget's clock "takes" 0.5 s
+    monkeypatch.setattr(mfsde.training.time, fake, lambda: float(next(ticks)))
+    res = fit(tiny(**{"train.iterations": 50, "train.time_budget": 1.75, "train.time_clock": clock}), snaps, task(),
+              progress=False)
+    # a step reads the clock twice (0.5 s each): the budget is counted in training-step seconds of its clock
     assert res.iteration == 4 and res.stopped == "time_budget" and res.train_seconds == 2.0
+    other = res.train_wall_seconds if clock == "cpu" else res.train_cpu_seconds
+    assert (res.train_cpu_seconds if clock == "cpu" else res.train_wall_seconds) == 2.0 and other < 2.0
+    assert all({"seconds", "cpu_seconds"} <= set(r) for r in res.history)
     res = fit(tiny(**{"train.iterations": 2, "train.time_budget": 100.0}), snaps, task(), progress=False)
     assert res.iteration == 2 and res.stopped == "iterations"
     for bad in (0, -1.0, float("nan"), float("inf")):
@@ -212,6 +218,22 @@ def test_time_budget_stops_training_and_is_validated(monkeypatch):
     for bad in ("fast", True):
         with pytest.raises(TypeError, match="config key train.time_budget expects a number"):
             tiny(**{"train.time_budget": bad})
+    with pytest.raises(ValueError, match="train.time_clock must be one of cpu, wall; got 'gpu'"):
+        tiny(**{"train.time_clock": "gpu"})
+
+
+def test_the_default_budget_counts_cpu_seconds_not_waiting():
+    """A training step that sleeps (a loaded machine, another process on the core) spends wall time
+    but no CPU time: the default clock does not count it."""
+    snaps = line_snapshots()
+    cfg = tiny(**{"train.iterations": 3})
+    assert cfg.train.time_clock == "cpu"
+    trainer = mfsde.training.Trainer(cfg, snaps, task())
+    loss = trainer.population_loss
+    trainer.population_loss = lambda pop: (time.sleep(0.2), loss(pop))[1]
+    rec = trainer.step()
+    assert rec["seconds"] >= 0.2 and rec["cpu_seconds"] < 0.15
+    assert trainer.train_seconds == rec["cpu_seconds"] and trainer.train_wall_seconds == rec["seconds"]
 
 
 def test_eval_every_records_training_and_heldout_w1(tmp_path):

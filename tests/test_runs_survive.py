@@ -62,7 +62,7 @@ def _params(run: Path) -> dict[str, torch.Tensor]:
 
 
 def _strip(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in ("seconds", "eval_seconds")} for r in history]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds", "eval_seconds")} for r in history]
 
 
 WALL: dict[str, float] = {}

@@ -76,7 +76,7 @@ def _fit(args, main: bool = True) -> int:
     print(f"done in {res.elapsed:.1f} s: final loss {last.get('loss', float('nan')):.4g} "
           f"(fit {last.get('fit', float('nan')):.4g}, energy {last.get('energy', float('nan')):.4g}); run directory {out}")
     if res.stopped == "time_budget":
-        print(f"stopped by the time budget ({cfg.train.time_budget:g} s of training steps) after "
+        print(f"stopped by the time budget ({cfg.train.time_budget:g} {cfg.train.time_clock} seconds of training steps) after "
               f"{res.iteration} of {cfg.train.iterations} iterations")
     if not args.no_eval and _has_heldout(task):
         ev = evaluate(res.model, snaps, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed)
