@@ -7,7 +7,12 @@ Data (../shared/data; a data set that is absent is skipped with a message):
 * CITE 50-D (days 2, 3, 4, 7): day 3 held out (``loo:1``, trained on days 2, 4, 7) and day 4
   held out (``loo:2``, trained on 2, 3, 7), each under both protocols: ``t0`` (scIMF's:
   simulate 2000 cells from day 2) and ``previous`` (the flow-matching literature's: simulate all
-  cells of the previous training day).
+  cells of the previous training day);
+* on request (``--tasks``), extrapolation: ``emt:extrapolate:1`` and ``bargaje:extrapolate:1``
+  (the last time held out; McCann has no later time there and shows "–").
+
+``--tasks DATA:TASK …`` picks tasks by label (default ``emt:loo:1 emt:loo:2
+bargaje:interpolate:2,4,6 cite:loo:1 cite:loo:2``).
 
 Every run trains one preset with one seed for ``--budget`` seconds of training steps (the
 evaluation along the way is not counted), so presets are compared at equal compute; the
@@ -21,13 +26,39 @@ runs already there, and ``--shard K/N`` runs every N-th model run and every N-th
 (start two shards on two cores). ``--set KEY=VALUE …`` overrides the presets' configs. The
 table, JSON and figure are written from the rows (``--render`` alone rewrites them).
 
+No-regression gate. ``--write-reference`` turns ``results/<name>.rows.jsonl`` into the reference
+figures ``reference/accuracy.json`` (``--reference PATH`` elsewhere): per (data set, task, start,
+method), held-out W1/W2 per held-out time and their mean, as mean, sample std, n and the seeds;
+for models the budget, ``--set`` overrides, training method and clock; the commits the rows name,
+the mfsde version and the date. Written at a release and committed. Every run (at its end),
+``--render`` and ``--compare`` (no training; prints only this section) then add to <name>.md and
+<name>.json (key ``gate``) a table "Against the reference": one line per method, data set, task,
+start and held-out time (and the mean over held-out times where there are several), with the
+reference's and this run's W1 mean ± std (n seeds), the difference (this run − reference), the
+tolerance and a verdict:
+
+    tol = 2·√(s_ref²/n_ref + s_new²/n_new), s the sample std over seeds; a side with one seed
+          borrows the other side's std (both single: s = 1 % of the reference mean);
+          tol is at least 0.25 % of the reference mean;
+    better if new < ref − tol, worse if new > ref + tol, else within (lower W1 is better).
+
+A model whose budget, overrides, training method or clock differ from the reference's is "not
+comparable (budget 120 vs 240)" (this run's value first); a method only one side has is "new" or
+"missing"; tasks this run did not run are named once under the table. A summary line counts the
+verdicts per data set. ``--compare`` exits 0 whatever the verdicts (it reports) unless
+``--fail-on-worse`` (then 1 if a line is worse); ``--reference none`` turns the comparison off.
+
     python benchmarks/accuracy.py --shard 1/2 & python benchmarks/accuracy.py --shard 2/2; \\
         python benchmarks/accuracy.py --render
-    python benchmarks/accuracy.py --quick      # a smoke run: EMT loo:1, 2 presets, 10 s
+    python benchmarks/accuracy.py --quick      # a smoke run: EMT, 2 presets, 10 s
+    python benchmarks/accuracy.py --write-reference         # at a release: commit reference/accuracy.json
+    python benchmarks/accuracy.py --compare [--name NAME] [--fail-on-worse]
+    python benchmarks/accuracy.py --tasks emt:extrapolate:1 bargaje:extrapolate:1 --name accuracy_extrapolate
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import sys
@@ -48,9 +79,11 @@ from mfsde.training import fit  # noqa: E402
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp", "scimf_paper"]
-#: (dataset, task, protocols)
+#: (dataset, task, protocols) the benchmark runs by default
 TASKS = [("emt", "loo:1", ("t0",)), ("emt", "loo:2", ("t0",)), ("bargaje", "interpolate:2,4,6", ("t0",)),
          ("cite", "loo:1", ("t0", "previous")), ("cite", "loo:2", ("t0", "previous"))]
+#: further tasks it can run when ``--tasks`` names them (extrapolation: the last time held out)
+EXTRA_TASKS = [("emt", "extrapolate:1", ("t0",)), ("bargaje", "extrapolate:1", ("t0",))]
 #: published held-out W1 on CITE 50-D (previous-day protocol), mean of the day-3 and day-4 folds
 PUBLISHED = {
     ("cite", "previous"): [("OT-MFM (Kapusniak et al. 2024)", 36.39, 1.89),
@@ -91,7 +124,8 @@ def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, ar
     wall = time.perf_counter()
 
     def cb(rec, model):  # time-to-accuracy: held-out W1 after each 1/8 of the budget
-        spent[0] += rec["seconds"]  # training steps only: this evaluation is not counted
+        # training steps only, on the budget's clock: this evaluation is not counted
+        spent[0] += rec["cpu_seconds"] if cfg.train.time_clock == "cpu" else rec["seconds"]
         if marks and spent[0] >= marks[0]:
             while marks and spent[0] >= marks[0]:
                 marks.pop(0)
@@ -109,8 +143,11 @@ def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, ar
         rows.append({"dataset": dataset, "task": task, "start": start, "preset": preset, "kind": "model", "seed": seed,
                      "w1": ev["w1"], "w2": ev["w2"], "per_time": ev["per_time"], "iterations": res.iteration,
                      "train_seconds": res.train_seconds, "wall_seconds": time.perf_counter() - wall,
-                     "final_fit": res.history[-1]["fit"], "final_energy": res.history[-1]["energy"],
+                     "final_fit": res.history[-1].get("fit"), "final_energy": res.history[-1].get("energy"),
+                     "final_fm": res.history[-1].get("fm"), "train_cpu_seconds": res.train_cpu_seconds,
                      "curve": curve if start == "t0" else None, "budget": args.budget, "overrides": overrides,
+                     # what the no-regression gate compares besides budget and overrides (older configs: their values)
+                     "method": cfg.train.method, "time_clock": cfg.train.time_clock,
                      **_common.train_settings(cfg.train)})
     return rows
 
@@ -124,11 +161,25 @@ def run_baselines(snaps, dataset: str, task: str, starts, seed: int) -> list[dic
     return rows
 
 
+def task_label(task: tuple) -> str:
+    """``dataset:task``, e.g. ``cite:loo:2`` (how ``--tasks`` names a task)."""
+    return f"{task[0]}:{task[1]}"
+
+
+def parse_task(label: str) -> tuple:
+    """The (dataset, task, protocols) of :data:`TASKS` + :data:`EXTRA_TASKS` that ``label`` names
+    (``--tasks``' type)."""
+    for t in TASKS + EXTRA_TASKS:
+        if task_label(t) == label.strip():
+            return t
+    raise argparse.ArgumentTypeError(f"unknown task {label!r}; known: {', '.join(map(task_label, TASKS + EXTRA_TASKS))}")
+
+
 def plan(args) -> list[tuple]:
     """Seed-major, so that an interrupted benchmark has whole seeds (and ``--resume`` finishes it)."""
     jobs = []
     for seed in args.seeds:
-        for dataset, task, starts in TASKS:
+        for dataset, task, starts in args.tasks:
             if dataset not in args.datasets:
                 continue
             jobs.append((dataset, task, starts, "baselines", seed))
@@ -144,20 +195,37 @@ def _ms(vals) -> tuple[float, float]:
 
 
 def _cell(vals, digits: int) -> str:
-    if not len(vals):
+    """``mean ± std`` over seeds; ``–`` with no value or an undefined one (NaN, ``None``)."""
+    if not len(vals) or np.isnan(np.asarray(vals, dtype=float)).any():
         return "–"
     m, s = _ms(vals)
     return f"{m:.{digits}f}" + ("" if math.isnan(s) else f" ± {s:.{digits}f}")
 
 
+def _w(row: dict, metric: str, j: int | None = None) -> float:
+    """``metric`` of a row at its ``j``-th held-out time (``None``: the mean over them); NaN where it
+    is undefined: McCann past the last training time, where :func:`mfsde.baselines.baseline_evaluations`
+    copies ``previous`` and says so in the time's ``note``."""
+    pts = row["per_time"] if j is None else [row["per_time"][j]]
+    if any(pt.get("note") for pt in pts):
+        return float("nan")
+    return row[metric] if j is None else pts[0][metric]
+
+
+def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """Rows per (dataset, task, protocol, method), one per seed in seed order (a seed logged twice
+    counts once: its last row)."""
+    by: dict[tuple, dict[int, dict]] = {}
+    for r in rows:
+        by.setdefault((r["dataset"], r["task"], r["start"], r["preset"]), {})[r["seed"]] = r
+    return {k: [v[s] for s in sorted(v)] for k, v in by.items()}
+
+
 def summary(rows: list[dict]) -> list[dict]:
     """One row per (dataset, task, protocol, method): per held-out time and mean W1/W2, mean ± std
     over seeds."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["task"], r["start"], r["preset"]), []).append(r)
     out = []
-    for (dataset, task, start, preset), rs in groups.items():
+    for (dataset, task, start, preset), rs in _groups(rows).items():
         s = {"dataset": dataset, "task": task, "start": start, "preset": preset, "kind": rs[0]["kind"],
              "seeds": [r["seed"] for r in rs]}
         for m in ("w1", "w2"):
@@ -194,10 +262,10 @@ def markdown(rows: list[dict], digits_for) -> str:
         for p in order:
             g = groups[p]
             cells = [p if g[0]["kind"] == "model" else f"*{p}*"]
-            cells += [_cell([r["per_time"][j]["w1"] for r in g], d) for j in range(len(idx))]
+            cells += [_cell([_w(r, "w1", j) for r in g], d) for j in range(len(idx))]
             if len(idx) > 1:
-                cells.append(_cell([r["w1"] for r in g], d))
-            cells.append(_cell([r["w2"] for r in g], d))
+                cells.append(_cell([_w(r, "w1") for r in g], d))
+            cells.append(_cell([_w(r, "w2") for r in g], d))
             cells.append(_cell([r["iterations"] for r in g], 0) if g[0]["kind"] == "model" else "–")
             cells.append(str(len(g)))
             lines.append("| " + " | ".join(cells) + " |")
@@ -206,6 +274,8 @@ def markdown(rows: list[dict], digits_for) -> str:
         if dataset == "cite" and start == "t0" and task in CITE_T0_TARGETS:
             lines.append(f"| target for scimf (OTP-FM, per day, easier protocol) | {CITE_T0_TARGETS[task]:.2f} |"
                          + " |" * (len(head) - 2))
+        if any(pt.get("note") for r in rs for pt in r["per_time"]):
+            lines += ["", "–: McCann is undefined past the last training time (no later time to interpolate to)."]
         lines.append("")
     return "\n".join(lines)
 
@@ -226,20 +296,23 @@ def overview(rows: list[dict], digits_for) -> str:
         rs = [r for r in rows if (r["dataset"], r["task"], r["start"]) == k]
         d = digits_for(k[0])
 
-        def per_time(preset):
+        def per_time(preset):  # NaN where undefined (McCann past the last training time)
             g = [r for r in rs if r["preset"] == preset]
-            return np.mean([[pt["w1"] for pt in r["per_time"]] for r in g], 0) if g else None
+            return np.mean([[_w(r, "w1", j) for j in range(len(r["per_time"]))] for r in g], 0) if g else None
 
         def mean(preset):
             v = per_time(preset)
-            return "–" if v is None else f"{v.mean():.{d}f}"
+            return "–" if v is None or np.isnan(v).any() else f"{v.mean():.{d}f}"
 
         models = sorted({r["preset"] for r in rs if r["kind"] == "model"})
         best = min(models, key=lambda p: per_time(p).mean()) if models else None
-        def beats(p, baseline="mccann"):
+        def beats(p, baseline="mccann"):  # at the held-out times where the baseline is defined
             v, b = per_time(p), per_time(baseline)
-            return "–" if v is None or b is None else ("yes" if (v < b).all() else
-                                                      f"no (at {sum(v >= b)} of {len(v)})")
+            if v is None or b is None or np.isnan(b).all():
+                return "–"
+            ok = ~np.isnan(b)
+            at = "" if ok.all() else f" (of the {ok.sum()} times it is defined at)"
+            return ("yes" if (v[ok] < b[ok]).all() else f"no (at {sum(v[ok] >= b[ok])} of {ok.sum()})") + at
         seeds = len({r["seed"] for r in rs if r["kind"] == "model"})
         lines.append(f"| {k[0]} {k[1]}, {k[2]} | {mean('previous')} | {mean('mccann')} | {mean('floor')} | "
                      f"{mean('scimf')} | {mean('ito')} | {best} {mean(best) if best else ''} | {beats('scimf')} | "
@@ -308,13 +381,249 @@ def figure(rows: list[dict], path: Path) -> Path | None:
     return path
 
 
-def render(name: str, settings: dict | None = None) -> int:
+# -- no-regression gate ----------------------------------------------------------------------------
+#: the reference figures ``--write-reference`` writes and every run is compared with (``--reference``)
+REFERENCE = Path(__file__).resolve().parent / "reference" / "accuracy.json"
+#: the tolerance is at least this fraction of the reference mean
+TOL_FLOOR = 0.0025
+#: the std both sides are given when each has one seed, as a fraction of the reference mean
+SINGLE_SEED_STD = 0.01
+RULE = ("tol = 2·√(s_ref²/n_ref + s_new²/n_new), s the sample std over seeds (a side with one seed borrows "
+        "the other side's; both single: s = 1 % of the reference mean), at least 0.25 % of the reference mean; "
+        "better: new < ref − tol, worse: new > ref + tol, else within (lower W1 is better)")
+#: what a model's figures depend on beyond preset, data and seed: rows that differ in one of these
+#: from the reference are not comparable
+SETTINGS = {"budget": lambda r: r.get("budget"), "overrides": lambda r: r.get("overrides") or {},
+            "training_method": lambda r: r.get("method", "simulation"), "clock": lambda r: _clock(r)}
+
+
+def _clock(row: dict) -> str:
+    """The clock a row's budget counted. Rows logged before ``train.time_clock`` counted wall seconds of
+    a 1-thread process with a core of its own (the benchmark's setting: one process per core), which
+    are its CPU seconds: they count as ``cpu``."""
+    clock = row.get("time_clock")
+    if clock is None:
+        return "cpu" if row.get("threads") == 1 else "wall"
+    return clock
+
+
+def _stats(vals) -> dict:
+    """One figure over seeds: ``values`` (seed order; ``None`` where undefined), ``mean``, sample
+    ``std`` (``None`` with one seed), ``n``; ``mean`` is ``None`` if a value is undefined."""
+    vals = [None if v is None or math.isnan(v) else float(v) for v in vals]
+    m, s = _ms([math.nan if v is None else v for v in vals])
+    return {"mean": None if math.isnan(m) else m, "std": None if math.isnan(s) else s, "n": len(vals), "values": vals}
+
+
+def _settings(rs: list[dict]) -> dict:
+    """:data:`SETTINGS` of a group's rows: the value they share, or the list of their values."""
+    out = {}
+    for key, get in SETTINGS.items():
+        vals = []
+        for r in rs:
+            if get(r) not in vals:
+                vals.append(get(r))
+        out[key] = vals[0] if len(vals) == 1 else vals
+    return out
+
+
+def entries(rows: list[dict]) -> list[dict]:
+    """Per (dataset, task, protocol ``start``, method): held-out W1 and W2 at every held-out time
+    and their mean over held-out times (:func:`_stats` over seeds), the seeds, the git commits the
+    rows name and, for models, :data:`SETTINGS`. The reference's entries, and this run's side of
+    :func:`gate`."""
+    out = []
+    for (dataset, task, start, method), rs in _groups(rows).items():
+        e = {"dataset": dataset, "task": task, "start": start, "method": method, "kind": rs[0]["kind"],
+             "seeds": [r["seed"] for r in rs], "git_commits": sorted({r["git_commit"] for r in rs if r.get("git_commit")})}
+        if e["kind"] == "model":
+            e.update(_settings(rs))
+        e["per_time"] = [{"index": pt["index"], "time": pt.get("time"),
+                          **{m: _stats([_w(r, m, j) for r in rs]) for m in ("w1", "w2")}}
+                         for j, pt in enumerate(rs[0]["per_time"])]
+        e["mean"] = {m: _stats([_w(r, m) for r in rs]) for m in ("w1", "w2")}
+        out.append(e)
+    return out
+
+
+def write_reference(name: str, path: Path) -> int:
+    """Write the reference figures (:func:`entries`) of ``results/<name>.rows.jsonl`` to ``path``,
+    with the commits the rows name, the mfsde version, the date and the rows log's name."""
+    log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
+    rows = _common.read_rows(log)
+    if not rows:
+        print(f"no rows in {log}")
+        return 2
+    es = entries(rows)
+    doc = {"benchmark": "accuracy", "rows_log": log.name,
+           "git_commits": sorted({r["git_commit"] for r in rows if r.get("git_commit")}),
+           "written_at_commit": _common.env_info()["git_commit"], "mfsde_version": mfsde.__version__,
+           "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "metric": "w1", "rule": RULE, "entries": es}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = json.dumps({k: v for k, v in doc.items() if k != "entries"}, indent=1, ensure_ascii=False)
+    body = ",\n".join("  " + json.dumps(e, ensure_ascii=False) for e in es)  # one entry a line: readable diffs
+    path.write_text(head[:-2] + ',\n "entries": [\n' + body + "\n ]\n}\n")
+    print(f"wrote {path}: {len(es)} (dataset, task, start, method) entries from {log.name} "
+          f"(commits {', '.join(doc['git_commits']) or 'unknown'}; mfsde {mfsde.__version__})")
+    return 0
+
+
+def load_reference(path: Path) -> dict | None:
+    """The reference at ``path``; ``None`` if there is none. Raises ``ValueError`` (one line) if it
+    is not one."""
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise ValueError(f"{path} is not a reference written by --write-reference (no 'entries')")
+    return doc
+
+
+def tolerance(ref: dict, new: dict) -> float:
+    """The gate's tolerance between two :func:`_stats` (:data:`RULE`)."""
+    s_ref, s_new = ref["std"], new["std"]
+    if s_ref is None and s_new is None:  # one seed each
+        s_ref = s_new = SINGLE_SEED_STD * abs(ref["mean"])
+    elif s_ref is None:
+        s_ref = s_new
+    elif s_new is None:
+        s_new = s_ref
+    return max(2 * math.sqrt(s_ref ** 2 / ref["n"] + s_new ** 2 / new["n"]), TOL_FLOOR * abs(ref["mean"]))
+
+
+def verdict(ref: dict, new: dict) -> tuple[str, float]:
+    """``(better | within | worse, tol)`` of this run's W1 ``new`` against the reference's ``ref``
+    (:func:`_stats` over seeds; :data:`RULE`)."""
+    tol = tolerance(ref, new)
+    if new["mean"] < ref["mean"] - tol:
+        return "better", tol
+    return ("worse" if new["mean"] > ref["mean"] + tol else "within"), tol
+
+
+def _fmt_setting(v) -> str:
+    """A setting as the reason for "not comparable" shows it (overrides as ``k=v, …``)."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={x}" for k, x in sorted(v.items())) or "none"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def mismatch(ref: dict, new: dict) -> str | None:
+    """Why a model entry of this run is not comparable with the reference's (``"budget 120 vs 240"``:
+    this run's value first), or ``None``."""
+    diffs = [f"{k.replace('_', ' ')} {_fmt_setting(new.get(k))} vs {_fmt_setting(ref.get(k))}"
+             for k in SETTINGS if new.get(k) != ref.get(k)]
+    return "; ".join(diffs) or None
+
+
+def gate(rows: list[dict], reference: dict) -> dict:
+    """Compare this run's rows with the reference, line by line: per (method, dataset, task,
+    protocol) and held-out time, and the mean over held-out times where there are several, held-out
+    W1 as mean ± std over seeds with a verdict (:func:`verdict`); ``not comparable`` where a model's
+    :data:`SETTINGS` differ from the reference's (with the reason) or a value is undefined, ``new``
+    / ``missing`` for a method only this run / only the reference has (a task, i.e. dataset, task
+    and protocol, that this run has no row of at all is named once in ``not_in_run`` instead).
+    ``summary``: verdict counts per data set."""
+    ref = {(e["dataset"], e["task"], e["start"], e["method"]): e for e in reference["entries"]}
+    new = {(e["dataset"], e["task"], e["start"], e["method"]): e for e in entries(rows)}
+    ran = {k[:3] for k in new}
+    tasks = list(dict.fromkeys(k[:3] for k in [*ref, *new]))
+    keys = sorted({*new, *(k for k in ref if k[:3] in ran)},
+                  key=lambda k: (tasks.index(k[:3]), (new.get(k) or ref[k])["kind"] != "baseline", k[3]))
+    lines = []
+    for k in keys:
+        r, n = ref.get(k), new.get(k)
+        base = {"method": k[3], "kind": (n or r)["kind"], "dataset": k[0], "task": k[1], "start": k[2]}
+        if r is None or n is None:
+            lines.append({**base, "time": "mean", "reference": r and r["mean"]["w1"], "new": n and n["mean"]["w1"],
+                          "difference": None, "tol": None, "verdict": "new" if r is None else "missing", "reason": None})
+            continue
+        why = mismatch(r, n) if n["kind"] == "model" else None
+        rt, nt = ({pt["index"]: pt for pt in e["per_time"]} for e in (r, n))
+        points = [(i, rt.get(i), nt.get(i)) for i in dict.fromkeys([*rt, *nt])]
+        points = [(f"{i}" + (f" (t = {(a or b)['time']:g})" if (a or b).get("time") is not None else ""),
+                   a and a["w1"], b and b["w1"]) for i, a, b in points]
+        if len(points) > 1:
+            points.append(("mean", r["mean"]["w1"], n["mean"]["w1"]))
+        for label, a, b in points:
+            line = {**base, "time": label, "reference": a, "new": b, "difference": None, "tol": None, "reason": None}
+            if a is None or b is None:
+                line["verdict"] = "new" if a is None else "missing"
+            elif why or a["mean"] is None or b["mean"] is None:
+                line["verdict"] = "not comparable"
+                line["reason"] = why or "undefined: McCann past the last training time"
+            else:
+                line["verdict"], line["tol"] = verdict(a, b)
+            if a and b and a["mean"] is not None and b["mean"] is not None:
+                line["difference"] = b["mean"] - a["mean"]
+            lines.append(line)
+    counts: dict[str, dict[str, int]] = {}
+    for line in lines:
+        c = counts.setdefault(line["dataset"], {"better": 0, "within": 0, "worse": 0})
+        c[line["verdict"]] = c.get(line["verdict"], 0) + 1
+    return {"reference": {k: reference.get(k) for k in ("rows_log", "git_commits", "written_at_commit",
+                                                         "mfsde_version", "written")},
+            "metric": "w1", "rule": RULE, "lines": lines, "summary": counts,
+            "not_in_run": [f"{t[0]} {t[1]}, {t[2]}" for t in tasks if t not in ran]}
+
+
+def gate_markdown(g: dict, digits_for) -> str:
+    """The gate as a markdown section: header (reference, rule), table, summary line."""
+    ref = g["reference"]
+    out = [f"### Against the reference (commit {', '.join(ref['git_commits'] or ['unknown'])}; "
+           f"mfsde {ref['mfsde_version']}, written {ref['written']} from {ref['rows_log']})", "",
+           f"Held-out W1, mean ± sample std over seeds (n); difference = this run − reference. {g['rule']}. "
+           "Models whose budget, --set overrides, training method or clock differ from the reference's are "
+           "not comparable (this run's value first).", ""]
+    head = ["method", "data, task, start", "held-out time", "reference", "this run", "difference", "tol", "verdict"]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for ln in g["lines"]:
+        d = digits_for(ln["dataset"])
+
+        def side(s):
+            return "–" if s is None else f"{_cell(s['values'], d)} ({s['n']})"
+
+        diff = ln["difference"]
+        rel = "" if diff is None or not ln["reference"]["mean"] else f" ({100 * diff / ln['reference']['mean']:+.1f} %)"
+        cells = [ln["method"] if ln["kind"] == "model" else f"*{ln['method']}*", f"{ln['dataset']} {ln['task']}, {ln['start']}",
+                 ln["time"], side(ln["reference"]), side(ln["new"]), "–" if diff is None else f"{diff:+.{d + 1}f}{rel}",
+                 "–" if ln["tol"] is None else f"{ln['tol']:.{d + 1}f}",
+                 ln["verdict"] + (f" ({ln['reason']})" if ln["reason"] else "")]
+        out.append("| " + " | ".join(cells) + " |")
+    order = ("better", "within", "worse", "not comparable", "new", "missing")
+    per = "; ".join(f"{ds}: " + ", ".join(f"{c.get(k, 0)} {k}" for k in order if c.get(k) or k in order[:3])
+                    for ds, c in g["summary"].items())
+    out += ["", f"**Summary** (lines): {per or 'nothing to compare'}."
+            + (f" Not in this run: {'; '.join(g['not_in_run'])}." if g["not_in_run"] else ""), ""]
+    return "\n".join(out)
+
+
+def render(name: str, settings: dict | None = None, reference: Path | None = None, *,
+           only_gate: bool = False, fail_on_worse: bool = False) -> int:
+    """Write ``<name>.md/.json/.png`` from the rows and print the table; with a ``reference`` path,
+    compare the rows with it (:func:`gate`: the section "Against the reference" of the table, key
+    ``gate`` of the JSON). ``only_gate`` (``--compare``): print only that section, and fail (2) if
+    there is no reference. Returns 0; 1 with ``fail_on_worse`` if a line is worse; 2 on no rows or
+    no usable reference."""
     log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
     if not log.is_file():
         print(f"no rows in {log}")
         return 2
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     digits_for = lambda ds: 2 if ds == "cite" else 3  # noqa: E731
+    try:
+        ref = load_reference(reference) if reference is not None else None
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    if reference is not None and ref is None:
+        print(f"no reference at {reference}: not compared (python benchmarks/accuracy.py --write-reference writes one)")
+        if only_gate:
+            return 2
+    g = gate(rows, ref) if ref is not None else None
     md = "### Overview (held-out W1, mean over held-out times and seeds)\n\n" + overview(rows, digits_for) + "\n"
     md += markdown(rows, digits_for)
     cpm = cite_previous_mean(rows)
@@ -324,13 +633,16 @@ def render(name: str, settings: dict | None = None) -> int:
             md += f"| {p} | {m:.2f}" + ("" if math.isnan(s) else f" ± {s:.2f}") + " |\n"
         for label, v, sd in PUBLISHED[("cite", "previous")]:
             md += f"| {label}, published | {v:.2f} ± {sd:.2f} |\n"
+    gmd = gate_markdown(g, digits_for) if g else ""
+    md += ("\n" + gmd) if gmd else ""
     (_common.RESULTS_DIR / f"{name}.md").write_text(md)
     fig = figure(rows, _common.RESULTS_DIR / f"{name}.png")
     _common.write_json(name, {"settings": settings or {}, "environment": _common.env_info(),
-                              "summary": summary(rows), "cite_previous_mean": cpm, "rows": rows})
-    print(md)
+                              "summary": summary(rows), "cite_previous_mean": cpm, "gate": g, "rows": rows})
+    print(gmd if only_gate else md)
     print(f"wrote {name}.md, {name}.json" + (f", {fig.name}" if fig else ""))
-    return 0
+    worse = g is not None and any(ln["verdict"] == "worse" for ln in g["lines"])
+    return 1 if fail_on_worse and worse else 0
 
 
 def main(argv=None) -> int:
@@ -345,9 +657,22 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     ap.add_argument("--shard", default="1/1", help="K/N: run every N-th model run and every N-th baseline run, starting at the K-th")
     ap.add_argument("--resume", action="store_true", help="skip runs already in results/<name>.rows.jsonl")
+    ap.add_argument("--tasks", nargs="+", type=parse_task, default=list(TASKS), metavar="DATA:TASK",
+                    help="tasks to run, e.g. emt:loo:1 bargaje:extrapolate:1 cite:loo:2 (default: "
+                         f"{' '.join(map(task_label, TASKS))}; also {' '.join(map(task_label, EXTRA_TASKS))})")
     ap.add_argument("--name", default="accuracy")
     ap.add_argument("--render", action="store_true", help="only rewrite <name>.md/.json/.png from the rows")
-    ap.add_argument("--quick", action="store_true", help="smoke run: EMT loo:1, scimf and ito, 10 s, 1 seed")
+    ap.add_argument("--compare", action="store_true",
+                    help="only compare the rows with the reference: print the table, write it into "
+                         "<name>.md/.json (rewritten as by --render)")
+    ap.add_argument("--write-reference", action="store_true",
+                    help="write the reference figures from results/<name>.rows.jsonl to --reference")
+    ap.add_argument("--reference", default=None, metavar="PATH",
+                    help="reference figures to compare with (default: benchmarks/reference/accuracy.json; "
+                         "'none': no comparison)")
+    ap.add_argument("--fail-on-worse", action="store_true", help="exit 1 if a line of the comparison is worse")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: EMT (loo:1, loo:2), scimf and ito, 10 s, 1 seed (written as accuracy_quick)")
     ap.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                     help="config overrides for every preset run, e.g. model.inter.qk_bias=true (parsed as by "
                          "`mfsde fit --set`; recorded in each row)")
@@ -356,8 +681,18 @@ def main(argv=None) -> int:
         overrides = parse_overrides(args.overrides)
     except CLIError as exc:
         ap.error(str(exc))
-    if args.render:
-        return render(args.name)
+    reference = Path(args.reference) if args.reference else REFERENCE  # read at call time (tests patch REFERENCE)
+    if args.reference is not None and args.reference.strip().lower() == "none":
+        reference = None
+    if (args.compare or args.write_reference) and reference is None:
+        ap.error(f"--{'compare' if args.compare else 'write-reference'} needs a reference path, not --reference none")
+    if args.write_reference:
+        rc = write_reference(args.name, reference)
+        if rc or not args.compare:
+            return rc
+    if args.render or args.compare:
+        return render(args.name, reference=reference, only_gate=args.compare and not args.render,
+                      fail_on_worse=args.fail_on_worse)
     if args.quick:
         args.datasets, args.presets, args.seeds, args.budget = ["emt"], ["scimf", "ito"], [0], 10.0
         args.cite_presets = args.presets
@@ -417,7 +752,7 @@ def main(argv=None) -> int:
               + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
     print(f"shard {k}/{n} done in {(time.perf_counter() - t_all) / 60:.1f} min", flush=True)
     if n == 1:
-        return render(args.name, vars(args))
+        return render(args.name, vars(args), reference, fail_on_worse=args.fail_on_worse)
     return 0
 
 

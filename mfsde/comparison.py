@@ -192,26 +192,44 @@ def _fmt(v, digits: int) -> str:
     return str(v)
 
 
-def to_markdown(summary: Sequence[dict], metrics: Sequence[str] = ("w1", "w2"), digits: int = 2) -> str:
-    """A Markdown table: one row per (task, preset), a ``mean ± std`` cell per metric.
+def _digits(values: Sequence[float], least: int = 2, most: int = 6) -> int:
+    """The fewest decimals (``least``..``most``) at which different ``values`` print differently."""
+    vals = sorted({float(v) for v in values if v is not None and not math.isnan(float(v))})
+    for d in range(least, most + 1):
+        if len({f"{v:.{d}f}" for v in vals}) == len(vals):
+            return d
+    return most
 
-    Works on :func:`summarise` output (``<m>_mean``/``<m>_std``) and on raw rows (``<m>``)."""
+
+def to_markdown(summary: Sequence[dict], metrics: Sequence[str] = ("w1", "w2"), digits: int | None = None) -> str:
+    """A Markdown table: one row per (task, preset), a ``mean ± std`` cell per metric, then the
+    training iterations and seconds (``train_seconds``: on the budget's clock) where the rows have them.
+
+    Works on :func:`summarise` output (``<m>_mean``/``<m>_std``) and on raw rows (``<m>``).
+    ``digits=None``: per metric, the fewest decimals (at least 2) at which rows with different
+    values print differently."""
     if not summary:
         return ""
     raw = not any(f"{m}_mean" in r for r in summary for m in metrics)
     lead = [k for k in _GROUP_KEYS if any(r.get(k) is not None for r in summary)] + (["seed"] if raw else ["n_seeds"])
-    header = lead + [m.upper() for m in metrics]
+    extra = [k for k in ("iterations", "train_seconds")
+             if any(r.get(k if raw else f"{k}_mean") is not None for r in summary)]
+    header = lead + [m.upper() for m in metrics] + [{"iterations": "iterations", "train_seconds": "train s"}[k]
+                                                    for k in extra]
+    value = (lambda r, m: r.get(m)) if raw else (lambda r, m: r.get(f"{m}_mean"))  # noqa: E731
+    places = {m: digits if digits is not None else _digits([value(r, m) for r in summary]) for m in metrics}
+    places.update({"iterations": 0, "train_seconds": 0 if digits is None else digits})
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in summary:
-        cells = [_fmt(r.get(k), digits) for k in lead]
-        for m in metrics:
+        cells = [_fmt(r.get(k), 2) for k in lead]
+        for m in list(metrics) + extra:
             if raw:
-                cells.append(_fmt(r.get(m), digits))
+                cells.append(_fmt(r.get(m), places[m]))
             else:
                 mean, std = r.get(f"{m}_mean"), r.get(f"{m}_std")
-                cell = _fmt(mean, digits)
+                cell = _fmt(mean, places[m])
                 if std is not None and not (isinstance(std, float) and math.isnan(std)):
-                    cell += f" ± {_fmt(std, digits)}"
+                    cell += f" ± {_fmt(std, places[m])}"
                 cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

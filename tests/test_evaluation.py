@@ -146,3 +146,13 @@ def test_compare_bad_input(snaps):
         compare(["ito"], snaps, task(), seeds=[0], overrides={"train.seed": 3}, progress=False)
     with pytest.raises(ValueError, match="out of range"):
         compare(["ito"], snaps, task(heldout=(7,)), seeds=[0], progress=False)
+
+
+def test_markdown_prints_enough_digits_to_separate_rows_and_the_training_cost():
+    rows = [{"preset": p, "task": "t", "seed": 0, "w1": w, "w2": 1.0, "iterations": it, "train_seconds": 60.4}
+            for p, w, it in (("a", 0.2958, 120), ("b", 0.2997, 95), ("c", 0.3000, 80))]
+    lines = to_markdown(summarise(rows)).strip().splitlines()
+    assert lines[0].endswith("| W1 | W2 | iterations | train s |")
+    # at 2 decimals all three print 0.30 and at 3 two still do: the table takes 4
+    assert [ln.split("|")[4].strip() for ln in lines[2:]] == ["0.2958", "0.2997", "0.3000"]
+    assert lines[3].endswith("| 95 | 60 |")

@@ -1,0 +1,190 @@
+"""Held-out W1 against CPU seconds of training, per training method (``train.method``).
+
+``scimf`` is trained with ``flow_matching`` and ``flow_matching+simulation`` on CITE 50-D (day 3
+and day 4 held out) and EMT (``loo:1``, ``loo:2``) for ``--budget-cite`` / ``--budget-emt`` CPU
+seconds (1 thread), and scored (held-out W1, 2000 cells simulated from t0) after every eighth of
+the budget (:func:`accuracy.run_model`'s curve). The ``simulation`` line is read from the accuracy
+benchmark's rows (``results/<--simulation-from>.rows.jsonl``, same presets, same tasks, the
+budget it ran at), so the figure compares the methods at equal compute without rerunning it;
+``--methods simulation`` reruns it here instead. Baselines (previous, McCann, floor) come from the
+same rows: they are the same cells and metric.
+
+Rows go to ``results/<name>.rows.jsonl`` as they finish (``--resume``, ``--shard K/N``); the
+figure ``<name>.png`` (the README's headline figure) and table ``<name>.md``/``.json`` are
+written from the rows (``--render``).
+
+    python benchmarks/time_to_accuracy.py --shard 1/2 & python benchmarks/time_to_accuracy.py --shard 2/2; \\
+        python benchmarks/time_to_accuracy.py --render
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import accuracy  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+METHODS = ["flow_matching", "flow_matching+simulation"]
+TASKS = [("cite", "loo:1", ("t0", "previous")), ("cite", "loo:2", ("t0", "previous")),
+         ("emt", "loo:1", ("t0",)), ("emt", "loo:2", ("t0",))]
+
+
+def _rows(args) -> list[dict]:
+    """This benchmark's rows plus the simulation and baseline rows of ``--simulation-from``."""
+    own = _common.read_rows(_common.RESULTS_DIR / f"{args.name}.rows.jsonl")
+    sim = _common.read_rows(_common.RESULTS_DIR / f"{args.simulation_from}.rows.jsonl")
+    tasks = {(d, t) for d, t, _ in TASKS}
+    keep = [r for r in sim if (r["dataset"], r["task"]) in tasks and
+            (r["kind"] == "baseline" or (r["preset"] == args.preset and r.get("method", "simulation") == "simulation"
+                                         and not r.get("overrides")))]
+    if any(r.get("method") == "simulation" for r in own):  # rerun here: do not mix two simulation runs
+        keep = [r for r in keep if r["kind"] == "baseline"]
+    return own + [{**r, "method": r.get("method", "simulation")} for r in keep]
+
+
+def render(args) -> int:
+    rows = _rows(args)
+    models = [r for r in rows if r["kind"] == "model"]
+    if not models:
+        print(f"no rows in {args.name}.rows.jsonl")
+        return 2
+    keys = [(d, t) for d, t, _ in TASKS if any(r["dataset"] == d and r["task"] == t for r in models)]
+    methods = [m for m in ["simulation", *METHODS] if any(r["method"] == m for r in models)]
+    digits = lambda d: 2 if d == "cite" else 3  # noqa: E731
+    lines = ["Held-out W1 (mean ± std over seeds) of `scimf` by training method, equal CPU seconds of training "
+             "(1 thread); the W1 after a quarter, half and all of the budget (t0: cells simulated from the first "
+             "day; previous: from the previous observed day, the flow-matching literature's protocol).", ""]
+    head = ["data, task, start", "method", "budget (s)", "iterations", "W1 @ ¼", "W1 @ ½", "W1 @ end",
+            "previous", "McCann", "floor"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    summary = []
+    for d, t in keys:
+        for start in ("t0", "previous"):
+            base = {r["preset"]: r["w1"] for r in rows if r["kind"] == "baseline" and r["dataset"] == d
+                    and r["task"] == t and r["start"] == start}
+            for m in methods:
+                g = [r for r in models if r["dataset"] == d and r["task"] == t and r["start"] == start and r["method"] == m]
+                if not g:
+                    continue
+                q = ["–", "–"]
+                if start == "t0" and all(r.get("curve") for r in g):
+                    n = min(len(r["curve"]) for r in g)
+                    for j, frac in enumerate((0.25, 0.5)):
+                        k = max(0, min(n - 1, int(round(frac * accuracy.CURVE_POINTS)) - 1))
+                        q[j] = accuracy._cell([r["curve"][k]["w1"] for r in g], digits(d))
+                b = [f"{np.mean([v for k, v in base.items() if k == name]):.{digits(d)}f}" if name in base else "–"
+                     for name in ("previous", "mccann", "floor")]
+                lines.append(f"| {d} {t}, {start} | {m} | {g[0]['budget']:g} | {accuracy._cell([r['iterations'] for r in g], 0)}"
+                             f" | {q[0]} | {q[1]} | {accuracy._cell([r['w1'] for r in g], digits(d))} | " + " | ".join(b) + " |")
+                summary.append({"dataset": d, "task": t, "start": start, "method": m, "budget": g[0]["budget"],
+                                "w1": accuracy._ms([r["w1"] for r in g]), "seeds": [r["seed"] for r in g],
+                                "iterations": accuracy._ms([r["iterations"] for r in g])})
+    md = "\n".join(lines) + "\n"
+    (_common.RESULTS_DIR / f"{args.name}.md").write_text(md)
+    fig = figure(rows, keys, methods, _common.RESULTS_DIR / f"{args.name}.png")
+    _common.write_json(args.name, {"summary": summary, "settings": {k: v for k, v in vars(args).items()},
+                                   "rows": [r for r in rows if r["kind"] == "model"]})
+    print(md)
+    print(f"wrote {args.name}.md, {args.name}.json" + (f", {fig.name}" if fig else ""))
+    return 0
+
+
+def figure(rows, keys, methods, path: Path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no figure")
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.0 * len(keys), 3.4), squeeze=False)
+    for ax, (d, t) in zip(axes[0], keys):
+        for m in methods:
+            curves = [r["curve"] for r in rows if r["kind"] == "model" and r["dataset"] == d and r["task"] == t
+                      and r["start"] == "t0" and r["method"] == m and r.get("curve")]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            xs = np.mean([[p["train_seconds"] for p in c[:n]] for c in curves], 0)
+            ys = np.array([[p["w1"] for p in c[:n]] for c in curves])
+            line, = ax.plot(xs, ys.mean(0), marker="o", ms=3, label=m)
+            if len(curves) > 1:
+                ax.fill_between(xs, ys.min(0), ys.max(0), alpha=0.15, color=line.get_color())
+        for b, style in (("previous", ":"), ("mccann", "--"), ("floor", "-.")):
+            vals = [r["w1"] for r in rows if r["kind"] == "baseline" and r["dataset"] == d and r["task"] == t
+                    and r["start"] == "t0" and r["preset"] == b]
+            if vals:
+                ax.axhline(float(np.mean(vals)), ls=style, color="k", lw=1, label=b)
+        ax.set_title(f"{d} {t}")
+        ax.set_xlabel("CPU seconds of training (1 thread)")
+        ax.set_ylabel("held-out W1 (from t0)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=["simulation", *METHODS])
+    ap.add_argument("--preset", default="scimf")
+    ap.add_argument("--datasets", nargs="+", default=["cite", "emt"], choices=["cite", "emt"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--budget-cite", type=float, default=240.0)
+    ap.add_argument("--budget-emt", type=float, default=60.0)
+    ap.add_argument("--simulation-from", default="accuracy", help="rows log of the simulation line and baselines")
+    ap.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="config overrides for every run (recorded in each row)")
+    ap.add_argument("--shard", default="1/1")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--render", action="store_true")
+    ap.add_argument("--name", default="time_to_accuracy")
+    args = ap.parse_args(argv)
+    if args.render:
+        return render(args)
+    from mfsde.cli.inputs import CLIError, parse_overrides
+
+    try:
+        overrides = parse_overrides(args.overrides)
+    except CLIError as exc:
+        ap.error(str(exc))
+    k, _, n = args.shard.partition("/")
+    k, n = int(k), int(n or 1)
+    if not 1 <= k <= n:
+        ap.error(f"--shard must be K/N with 1 <= K <= N, got {args.shard!r}")
+    torch.set_num_threads(1)
+    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
+    snaps = {d: accuracy.load(d) for d in args.datasets}
+    jobs = [(d, t, starts, m, seed) for seed in args.seeds for m in args.methods for d, t, starts in TASKS
+            if d in args.datasets and snaps[d] is not None]
+    old = _common.read_rows(log) if args.resume else []
+    if not args.resume and k == 1:
+        log.unlink(missing_ok=True)
+    done = {(r["dataset"], r["task"], r["method"], r["seed"]) for r in old}
+    jobs = [j for i, j in enumerate(jobs) if i % n == k - 1 and (j[0], j[1], j[3], j[4]) not in done]
+    print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
+    for d, t, starts, m, seed in jobs:
+        t0 = time.perf_counter()
+        budget = args.budget_cite if d == "cite" else args.budget_emt
+        rows = accuracy.run_model(snaps[d], d, t, starts, args.preset, seed,
+                                  argparse.Namespace(budget=budget, overrides={**overrides, "train.method": m}))
+        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": 1, "git_commit": _common.env_info()["git_commit"]}
+        with open(log, "a") as fh:
+            for r in rows:
+                fh.write(json.dumps({**r, **env}) + "\n")
+        print(f"{d} {t} {m} seed {seed}: " + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
+              + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return render(args) if n == 1 else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
