@@ -132,6 +132,21 @@ def env_info() -> dict:
     }
 
 
+# -- sharding -----------------------------------------------------------------------------------
+def shard(text: str) -> tuple[int, int]:
+    """``--shard K/N`` as ``(K, N)`` with 1 ≤ K ≤ N (an argparse ``type``: a one-line error otherwise)."""
+    import argparse
+
+    k, _, n = text.partition("/")
+    try:
+        k, n = int(k), int(n or 1)
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {text!r}")
+    return k, n
+
+
 # -- output -------------------------------------------------------------------------------------
 def read_rows(path: Path) -> list[dict]:
     """The rows of a ``*.rows.jsonl`` log (one JSON object per line); ``[]`` if there is none."""

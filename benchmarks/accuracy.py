@@ -335,6 +335,27 @@ def cite_previous_mean(rows: list[dict]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def curve_line(ax, curves: list[list[dict]], label: str, colour=None):
+    """The mean over seeds of time-to-accuracy ``curves`` (``train_seconds``, ``w1`` points, cut to
+    the shortest), with the seeds' range shaded; returns the line's colour."""
+    n = min(len(c) for c in curves)
+    xs = np.mean([[pt["train_seconds"] for pt in c[:n]] for c in curves], 0)
+    ys = np.array([[pt["w1"] for pt in c[:n]] for c in curves])
+    line, = ax.plot(xs, ys.mean(0), marker="o", ms=3, label=label, color=colour)
+    if len(curves) > 1:
+        ax.fill_between(xs, ys.min(0), ys.max(0), alpha=0.15, color=line.get_color())
+    return line.get_color()
+
+
+def baseline_lines(ax, rows: list[dict]) -> None:
+    """Horizontal lines at the mean W1 of the previous / McCann / floor rows among ``rows`` (one task
+    and protocol)."""
+    for b, style in (("previous", ":"), ("mccann", "--"), ("floor", "-.")):
+        vals = [r["w1"] for r in rows if r["kind"] == "baseline" and r["preset"] == b]
+        if vals:
+            ax.axhline(float(np.mean(vals)), ls=style, color="k", lw=1, label=b)
+
+
 def figure(rows: list[dict], path: Path) -> Path | None:
     """Held-out W1 (t0 protocol) against seconds of training, per task; baselines as lines."""
     try:
@@ -360,17 +381,8 @@ def figure(rows: list[dict], path: Path) -> Path | None:
             curves = [r["curve"] for r in rs if r["preset"] == p and r.get("curve")]
             if not curves:
                 continue
-            n = min(len(c) for c in curves)
-            xs = np.mean([[pt["train_seconds"] for pt in c[:n]] for c in curves], 0)
-            ys = np.array([[pt["w1"] for pt in c[:n]] for c in curves])
-            line, = ax.plot(xs, ys.mean(0), marker="o", ms=3, label=p, color=colours.get(p))
-            colours[p] = line.get_color()
-            if len(curves) > 1:
-                ax.fill_between(xs, ys.min(0), ys.max(0), alpha=0.15, color=line.get_color())
-        for b, style in (("previous", ":"), ("mccann", "--"), ("floor", "-.")):
-            vals = [r["w1"] for r in rs if r["preset"] == b]
-            if vals:
-                ax.axhline(float(np.mean(vals)), ls=style, color="k", lw=1, label=b)
+            colours[p] = curve_line(ax, curves, p, colours.get(p))
+        baseline_lines(ax, rs)
         ax.set_title(f"{dataset} {task}")
         ax.set_xlabel("seconds of training (1 thread)")
         ax.set_ylabel("held-out W1 (from t0)")
@@ -655,7 +667,7 @@ def main(argv=None) -> int:
                     help="presets on CITE (each run costs --budget plus ~1.5 min of evaluation)")
     ap.add_argument("--datasets", nargs="+", default=["emt", "bargaje", "cite"], choices=["emt", "bargaje", "cite"])
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    ap.add_argument("--shard", default="1/1", help="K/N: run every N-th model run and every N-th baseline run, starting at the K-th")
+    ap.add_argument("--shard", type=_common.shard, default=(1, 1), help="K/N: run every N-th model run and every N-th baseline run, starting at the K-th")
     ap.add_argument("--resume", action="store_true", help="skip runs already in results/<name>.rows.jsonl")
     ap.add_argument("--tasks", nargs="+", type=parse_task, default=list(TASKS), metavar="DATA:TASK",
                     help="tasks to run, e.g. emt:loo:1 bargaje:extrapolate:1 cite:loo:2 (default: "
@@ -697,10 +709,7 @@ def main(argv=None) -> int:
         args.datasets, args.presets, args.seeds, args.budget = ["emt"], ["scimf", "ito"], [0], 10.0
         args.cite_presets = args.presets
         args.name = args.name if args.name != "accuracy" else "accuracy_quick"
-    k, _, n = args.shard.partition("/")
-    k, n = int(k), int(n or 1)
-    if not 1 <= k <= n:
-        ap.error(f"--shard must be K/N with 1 <= K <= N, got {args.shard!r}")
+    k, n = args.shard
     torch.set_num_threads(args.threads)
     log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=45.0, help="seconds of training steps per variant")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--shard", default="1/1")
+    ap.add_argument("--shard", type=_common.shard, default=(1, 1))
     ap.add_argument("--name", default="fit_diagnostics")
     ap.add_argument("--render", action="store_true")
     ap.add_argument("--final-eval", action="store_true",
@@ -187,8 +187,7 @@ def main(argv=None) -> int:
     if args.render:
         return render(args.name)
     torch.set_num_threads(1)
-    k, _, n = args.shard.partition("/")
-    k, n = int(k), int(n or 1)
+    k, n = args.shard
     snaps = load(args.dataset)
     if snaps is None:
         print(f"skip: {args.dataset} not found under ../shared/data")

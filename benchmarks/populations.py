@@ -606,7 +606,7 @@ def main(argv=None) -> int:
     ap.add_argument("--families", nargs="+", default=None, choices=list(FAMILIES) + ["kuramoto", "two_species_layout"],
                     help=f"default: {' '.join(FAMILIES)}; with --render: keep only these families' rows")
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
-    ap.add_argument("--shard", default="1/1", help="K/N: run every N-th job starting at K (parallel processes)")
+    ap.add_argument("--shard", type=_common.shard, default=(1, 1), help="K/N: run every N-th job starting at K (parallel processes)")
     ap.add_argument("--resume", action="store_true", help="keep the rows already logged and skip their jobs")
     ap.add_argument("--render", action="store_true", help="only rebuild the table, JSON and figure from the log")
     ap.add_argument("--quick", action="store_true", help="3 s per run, one seed, two families: a smoke test")
@@ -675,8 +675,7 @@ def main(argv=None) -> int:
                     f"`results/{NAME}.md`, `.json`, `.png`):\n\n" + md.replace("### ", "#### "))
             readme.write_text(text[:a] + "<!-- POPULATIONS -->\n" + body + text[b:])
         return 0
-    k, _, n = args.shard.partition("/")
-    k, n = int(k), int(n or 1)
+    k, n = args.shard
     if k == 1 and not args.resume:
         log.unlink(missing_ok=True)
     old = read() if args.resume else []  # without --resume, rows of an earlier run (which shard 1 deletes) count for nothing

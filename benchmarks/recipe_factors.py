@@ -122,17 +122,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--budget-cite", type=float, default=120.0, help="CPU seconds of training per CITE run")
     ap.add_argument("--budget-emt", type=float, default=60.0, help="CPU seconds of training per EMT run")
-    ap.add_argument("--shard", default="1/1", help="K/N: every N-th run, starting at the K-th")
+    ap.add_argument("--shard", type=_common.shard, default=(1, 1), help="K/N: every N-th run, starting at the K-th")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--render", action="store_true")
     ap.add_argument("--name", default="recipe_factors")
     args = ap.parse_args(argv)
     if args.render:
         return render(args.name)
-    k, _, n = args.shard.partition("/")
-    k, n = int(k), int(n or 1)
-    if not 1 <= k <= n:
-        ap.error(f"--shard must be K/N with 1 <= K <= N, got {args.shard!r}")
+    k, n = args.shard
     torch.set_num_threads(1)
     log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
     snaps = {d: accuracy.load(d) for d in args.datasets}

@@ -67,8 +67,10 @@ def render(args) -> int:
     summary = []
     for d, t in keys:
         for start in ("t0", "previous"):
-            base = {r["preset"]: r["w1"] for r in rows if r["kind"] == "baseline" and r["dataset"] == d
-                    and r["task"] == t and r["start"] == start}
+            base: dict[str, list[float]] = {}
+            for r in rows:
+                if r["kind"] == "baseline" and r["dataset"] == d and r["task"] == t and r["start"] == start:
+                    base.setdefault(r["preset"], []).append(r["w1"])
             for m in methods:
                 g = [r for r in models if r["dataset"] == d and r["task"] == t and r["start"] == start and r["method"] == m]
                 if not g:
@@ -79,8 +81,7 @@ def render(args) -> int:
                     for j, frac in enumerate((0.25, 0.5)):
                         k = max(0, min(n - 1, int(round(frac * accuracy.CURVE_POINTS)) - 1))
                         q[j] = accuracy._cell([r["curve"][k]["w1"] for r in g], digits(d))
-                b = [f"{np.mean([v for k, v in base.items() if k == name]):.{digits(d)}f}" if name in base else "–"
-                     for name in ("previous", "mccann", "floor")]
+                b = [f"{np.mean(base[name]):.{digits(d)}f}" if name in base else "–" for name in ("previous", "mccann", "floor")]
                 lines.append(f"| {d} {t}, {start} | {m} | {g[0]['budget']:g} | {accuracy._cell([r['iterations'] for r in g], 0)}"
                              f" | {q[0]} | {q[1]} | {accuracy._cell([r['w1'] for r in g], digits(d))} | " + " | ".join(b) + " |")
                 summary.append({"dataset": d, "task": t, "start": start, "method": m, "budget": g[0]["budget"],
@@ -112,17 +113,8 @@ def figure(rows, keys, methods, path: Path):
                       and r["start"] == "t0" and r["method"] == m and r.get("curve")]
             if not curves:
                 continue
-            n = min(len(c) for c in curves)
-            xs = np.mean([[p["train_seconds"] for p in c[:n]] for c in curves], 0)
-            ys = np.array([[p["w1"] for p in c[:n]] for c in curves])
-            line, = ax.plot(xs, ys.mean(0), marker="o", ms=3, label=m)
-            if len(curves) > 1:
-                ax.fill_between(xs, ys.min(0), ys.max(0), alpha=0.15, color=line.get_color())
-        for b, style in (("previous", ":"), ("mccann", "--"), ("floor", "-.")):
-            vals = [r["w1"] for r in rows if r["kind"] == "baseline" and r["dataset"] == d and r["task"] == t
-                    and r["start"] == "t0" and r["preset"] == b]
-            if vals:
-                ax.axhline(float(np.mean(vals)), ls=style, color="k", lw=1, label=b)
+            accuracy.curve_line(ax, curves, m)
+        accuracy.baseline_lines(ax, [r for r in rows if r["dataset"] == d and r["task"] == t and r["start"] == "t0"])
         ax.set_title(f"{d} {t}")
         ax.set_xlabel("CPU seconds of training (1 thread)")
         ax.set_ylabel("held-out W1 (from t0)")
@@ -144,7 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--simulation-from", default="accuracy", help="rows log of the simulation line and baselines")
     ap.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                     help="config overrides for every run (recorded in each row)")
-    ap.add_argument("--shard", default="1/1")
+    ap.add_argument("--shard", type=_common.shard, default=(1, 1))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--render", action="store_true")
     ap.add_argument("--name", default="time_to_accuracy")
@@ -157,10 +149,7 @@ def main(argv=None) -> int:
         overrides = parse_overrides(args.overrides)
     except CLIError as exc:
         ap.error(str(exc))
-    k, _, n = args.shard.partition("/")
-    k, n = int(k), int(n or 1)
-    if not 1 <= k <= n:
-        ap.error(f"--shard must be K/N with 1 <= K <= N, got {args.shard!r}")
+    k, n = args.shard
     torch.set_num_threads(1)
     log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
     snaps = {d: accuracy.load(d) for d in args.datasets}

@@ -18,7 +18,7 @@ from . import distributed, runs
 from .averaging import ParameterAverage
 from .config import Config
 from .data.inputs import build_series, draw_initial, group_series, training_members
-from .flow_matching import diffusion_sigma, flow_matching_batch, flow_matching_loss
+from . import flow_matching as _fm
 from .losses import LOSSES, path_energy, subsample
 from .model import MeanFieldSDE, build_model, sigma_to_model_units
 from .streams import RandomStreams, population_seed, seed_everything
@@ -153,7 +153,7 @@ class Trainer:
             if self.world_size > 1:
                 raise ValueError(f"train.method {tc.method!r} runs in one process; data-parallel (torchrun) training "
                                  "needs train.method 'simulation'")
-            diffusion_sigma(self.model.diffusion)  # noise that a Brownian bridge cannot carry: refused now
+            _fm.diffusion_sigma(self.model.diffusion)  # noise that a Brownian bridge cannot carry: refused now
         self.populations = [self._population(p) for p in indices]
         self.generator = self.populations[0].generator
         self.forward_model = self._wrap(self.model)
@@ -276,12 +276,12 @@ class Trainer:
         tc = self.config.train
         self._set_global_rng(pop.torch_rng)
         try:
-            sigma = diffusion_sigma(self.model.diffusion)
+            sigma = _fm.diffusion_sigma(self.model.diffusion)
             losses = []
             for s in self.series:
-                fb = flow_matching_batch(s, sigma, n_times=tc.fm_times, batch=tc.fm_batch, coupling=tc.fm_coupling,
+                fb = _fm.flow_matching_batch(s, sigma, n_times=tc.fm_times, batch=tc.fm_batch, coupling=tc.fm_coupling,
                                          generator=pop.generator)
-                losses.append(flow_matching_loss(self.model.drift, fb, tc.random_batch, pop.generator))
+                losses.append(_fm.flow_matching_loss(self.model.drift, fb, tc.random_batch, pop.generator))
         finally:
             pop.torch_rng = self._global_rng()
         return torch.stack(losses).mean()

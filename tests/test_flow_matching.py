@@ -223,3 +223,13 @@ def test_cli_refuses_an_unknown_training_method_in_one_line(tmp_path, capsys):
                  "--set", "train.method=magic", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "train.method must be one of" in err[0], err
+
+
+def test_the_loss_plot_draws_a_history_of_both_phases(tmp_path):
+    from mfsde.plotting.dynamics import plot_loss
+
+    history = [{"iteration": 1, "loss": 2.0, "fm": 2.0, "phase": "flow_matching", "seconds": 0.1, "cpu_seconds": 0.1},
+               {"iteration": 2, "loss": 1.0, "fit": 0.9, "energy": 10.0, "fit@1": 0.9, "phase": "simulation",
+                "seconds": 0.2, "cpu_seconds": 0.2}]
+    path = plot_loss(history, tmp_path / "loss.png")
+    assert path.is_file() and path.stat().st_size > 1000

@@ -166,7 +166,7 @@ def _moving_average(v: np.ndarray, window: int) -> np.ndarray:
 
 
 _STEP_KEYS = ("iteration", "iter", "step", "it", "epoch")
-_SKIP_KEYS = {"time", "elapsed", "seconds", "wall", "lr", "learning_rate", "seed", "grad_norm", "grad_norm_clipped",
+_SKIP_KEYS = {"time", "elapsed", "seconds", "cpu_seconds", "wall", "lr", "learning_rate", "seed", "grad_norm", "grad_norm_clipped",
               "eval_seconds"}
 
 
@@ -174,8 +174,8 @@ def _curve_label(key: str) -> str:
     """Legend text of a history column: ``fit@2`` → "fit at time index 2 (Sinkhorn)"."""
     if key.startswith("fit@"):
         return f"fit at time index {key[4:]} (distribution loss)"
-    return {"loss": "loss = fit + λ·energy", "fit": "fit (mean over training times)",
-            "energy": "energy (path action)"}.get(key, key)
+    return {"loss": "loss (simulation: fit + λ·energy; flow matching: fm)", "fit": "fit (mean over training times)",
+            "energy": "energy (path action)", "fm": "fm (flow-matching regression)"}.get(key, key)
 
 
 def plot_loss(history, path, *, title: str | None = None, log_scale: bool | None = None, smooth: bool = True) -> Path:
