@@ -96,17 +96,15 @@ CURVE_POINTS = 8
 
 
 def load(name: str):
-    from mfsde.data import load_csv, load_npy, load_npy_stack
+    """A data set of :mod:`mfsde.datasets` from ``../shared/data`` (never downloaded here); ``None``
+    when its files are not there."""
+    from mfsde import datasets
 
-    if name == "emt":
-        path = DATA / "emt" / "emt.csv"
-        return load_csv(path, time_col="samples", name="emt") if path.is_file() else None
-    if name == "bargaje":
-        path = DATA / "bargaje" / "Bifurcation.npy"
-        # an object array (a pickle) published with the data set: trusted, so allow_pickle
-        return load_npy_stack(path, name="bargaje", allow_pickle=True) if path.is_file() else None
-    files = [DATA / "cite" / f"full_cite_pcas_50_day_{d}.npy" for d in (2, 3, 4, 7)]
-    return load_npy(files, times=[2, 3, 4, 7], name="cite50") if all(f.is_file() for f in files) else None
+    get = {"emt": datasets.emt, "bargaje": datasets.bargaje, "cite": datasets.cite}[name]
+    try:
+        return get(data_dir=DATA, download=False)
+    except datasets.DatasetNotFound:
+        return None
 
 
 def n_eval(start: str):

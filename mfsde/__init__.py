@@ -14,7 +14,7 @@ from .losses import LOSSES, build_loss, w1, w2
 from .model import MeanFieldSDE, build_model
 from .registry import Registry
 from .solvers import NOISES, SOLVERS, Diffusion, Solution, sdeint, torchsde_sdeint
-from . import data
+from . import data, datasets
 from .data import Populations, PopulationTask, Snapshots, Task
 from .comparison import compare
 from .evaluation import evaluate
