@@ -359,6 +359,15 @@ def test_every_registered_kernel_passes_the_contract(name):
     assert isinstance(build_interaction("attention", dim=4, heads=2), AttentionInteraction)
 
 
+@pytest.mark.parametrize("n", [2, 3, 4])
+@pytest.mark.parametrize("name", INTERACTIONS.names())
+def test_the_contract_check_works_for_small_populations(name, n):
+    k = randomize_(build_interaction(name, dim=4), seed=2, scale=0.3)
+    assert {"shape", "batch", "single_particle", "rows"} <= set(check_interaction(k, n=n))
+    with pytest.raises(ValueError, match="n must be an int >= 2"):
+        check_interaction(k, n=1)
+
+
 @pytest.mark.parametrize("style", ["code", "paper"])
 def test_attention_receiver_feeds_the_receiver_to_the_ffn(style):
     """With W_V = 0 every attended value is 0: scIMF's block then gives every particle the same
