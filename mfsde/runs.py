@@ -10,7 +10,9 @@ A run directory written by :func:`mfsde.training.fit` holds
 
 - ``data.json``: what data the run was fitted on (``mfsde fit`` / ``compare``; evaluate,
   explain and resume read it),
-- ``eval.json`` / ``eval-<start>.json``: held-out evaluations.
+- ``eval.json`` / ``eval-<start>.json``: held-out evaluations,
+- ``.lock`` while a process writes the run (fit, resume, compare, evaluate into it): one writer
+  per run directory; a second one is refused naming the holder (:mod:`mfsde._runlock`).
 
 :class:`RunDir` owns these names: code that reads or writes a run goes through it.
 

@@ -42,6 +42,7 @@ import torch
 
 from . import distributed, runs
 from .config import Config
+from ._runlock import RunLock
 from .data.inputs import check_inputs, draw_initial, resolve_task
 from .model import MeanFieldSDE
 from .trainer import (RESUMABLE_CHANGES, FitLoss, RandomStreams, Trainer, _task_dict, default_simulate,  # noqa: F401
@@ -159,6 +160,8 @@ def fit(
             ``train.checkpoint_seconds`` seconds, at the end, and on SIGINT/SIGTERM: the loop
             finishes its iteration, checkpoints and raises :class:`TrainingInterrupted`). Every
             write is atomic and fsynced, so a ``kill -9`` at any moment leaves a resumable run.
+            The directory is locked while the run writes it (``.lock``, :mod:`mfsde._runlock`): a
+            second writer gets ``RunLocked`` naming the holder's pid and host.
             ``None``: nothing is written (with ``resume``: the checkpoint's directory).
         resume: a ``checkpoint.pt`` (or its run directory) to continue from; the result is
             bit-identical to an uninterrupted run. Only ``train.iterations``,
@@ -176,20 +179,31 @@ def fit(
     Returns:
         :class:`FitResult`.
     """
+    trainer = Trainer(config, snapshots, task, device=device)
+    if resume is not None and out_dir is None:
+        resume_path = Path(resume)
+        out_dir = resume_path if resume_path.is_dir() else resume_path.parent
+    out_dir = Path(out_dir) if out_dir is not None else None
+    # one writer per run directory, from before the checkpoint is read to the last write (rank 0 writes)
+    lock = _on_main(lambda: RunLock(out_dir).acquire()) if out_dir is not None else None
+    try:
+        return _train(trainer, snapshots, out_dir, resume, progress, callback)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(trainer: Trainer, snapshots, out_dir: Path | None, resume, progress: bool, callback) -> FitResult:
+    """:func:`fit` from a built trainer, with the run directory locked."""
     from tqdm.auto import tqdm
 
-    trainer = Trainer(config, snapshots, task, device=device)
-    task, tc = trainer.task, config.train
-    main = distributed.is_main()
+    config = trainer.config
+    tc, main = config.train, distributed.is_main()
     if resume is not None:
         trainer.load_state_dict(_load_checkpoint_on_main(resume), source=str(resume))
         if trainer.iteration > tc.iterations:
             raise ValueError(f"cannot resume {str(resume)!r}: it has done {trainer.iteration} iterations, more than "
                              f"train.iterations = {tc.iterations}; ask for more iterations (--iterations N)")
-        if out_dir is None:
-            resume_path = Path(resume)
-            out_dir = resume_path if resume_path.is_dir() else resume_path.parent
-    out_dir = Path(out_dir) if out_dir is not None else None
     start = trainer.iteration
     hist_file = (_on_main(_open_run_dir, out_dir, trainer, snapshots, resume, start)
                  if out_dir is not None else None)

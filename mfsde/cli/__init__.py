@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
+from .._runlock import RunLocked
 from ..runs import DATA_SPEC_FILE
 from .commands import cmd_compare, cmd_demo, cmd_evaluate, cmd_explain, cmd_fit, print_explain_summary
 from .inputs import CLIError, build_config, data_spec, get_task, load_data, make_task, parse_overrides, parse_value
@@ -20,7 +21,7 @@ __all__ = ["main", "build_parser", "CLIError", "parse_value", "parse_overrides",
 
 # -- entry point --------------------------------------------------------------------------------------
 _USER_ERRORS = (CLIError, FileNotFoundError, NotADirectoryError, KeyError, ValueError, TypeError, ImportError,
-                FloatingPointError)
+                FloatingPointError, RunLocked)
 
 
 def _message(e: BaseException) -> str:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
 from .._io import write_text_atomic
+from .._runlock import RunLock
 from ..runs import RunDir
 from .inputs import (CLIError, _baselines_for, _describe_task, _has_heldout, _print_eval,
                      _run_data_and_task, _run_dir, _shortcut_overrides, build_config, data_spec, load_data,
@@ -28,6 +30,11 @@ def cmd_fit(args) -> int:
             distributed.cleanup()
 
 
+def _write_lock(out: Path, main: bool):
+    """The run directory's write lock on the process that writes it (rank 0), else nothing."""
+    return RunLock(out) if main else contextlib.nullcontext()
+
+
 def _fit(args, main: bool = True) -> int:
     from ..evaluation import evaluate
     from ..training import fit
@@ -47,12 +54,13 @@ def _fit(args, main: bool = True) -> int:
         if overrides:
             cfg = cfg.override(**overrides)
         out = Path(args.out) if args.out else run.path
-        if out.resolve() != run.path.resolve() and run.data_spec.is_file() and main:
-            RunDir(out).write_data_spec(run.read_data_spec())
-        if not run.has_checkpoint:
-            say(f"{run.path} has no checkpoint yet (stopped before the first one): starting it from iteration 0")
-        res = fit(cfg, snaps, task, out_dir=out, resume=run.path if run.has_checkpoint else None,
-                  progress=not args.quiet and main)
+        with _write_lock(out, main):  # one writer: before anything is written (fit takes it again)
+            if out.resolve() != run.path.resolve() and run.data_spec.is_file() and main:
+                RunDir(out).write_data_spec(run.read_data_spec())
+            if not run.has_checkpoint:
+                say(f"{run.path} has no checkpoint yet (stopped before the first one): starting it from iteration 0")
+            res = fit(cfg, snaps, task, out_dir=out, resume=run.path if run.has_checkpoint else None,
+                      progress=not args.quiet and main)
     else:
         if not args.data:
             raise CLIError("fit needs --data PATH [PATH ...] (or --resume DIR)")
@@ -62,11 +70,12 @@ def _fit(args, main: bool = True) -> int:
         cfg = build_config(args, snaps.dim)
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.preset or 'custom'}-seed{cfg.train.seed}"
         spec["task"] = task.name
-        if main:  # everything a resume needs exists before the first iteration
-            RunDir(out).write_data_spec(spec)
-        say(f"fitting {cfg.preset or 'custom config'} on {getattr(snaps, 'name', None) or spec['paths'][0]} "
-            f"({_describe_task(snaps, task)}; {cfg.train.iterations} iterations → {out}")
-        res = fit(cfg, snaps, task, out_dir=out, progress=not args.quiet and main)
+        with _write_lock(out, main):  # one writer: before anything is written (fit takes it again)
+            if main:  # everything a resume needs exists before the first iteration
+                RunDir(out).write_data_spec(spec)
+            say(f"fitting {cfg.preset or 'custom config'} on {getattr(snaps, 'name', None) or spec['paths'][0]} "
+                f"({_describe_task(snaps, task)}; {cfg.train.iterations} iterations → {out}")
+            res = fit(cfg, snaps, task, out_dir=out, progress=not args.quiet and main)
     if not main:
         return 0
     last = res.history[-1] if res.history else {}
@@ -100,7 +109,9 @@ def cmd_evaluate(args) -> int:
     ev["baselines"] = base
     out = Path(args.out) if args.out else RunDir(run).eval_file()
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out, json.dumps(ev, indent=2))
+    # writing into a run directory: not while another process writes it (a fit still running)
+    with RunLock(run) if out.parent.resolve() == Path(run).resolve() else contextlib.nullcontext():
+        write_text_atomic(out, json.dumps(ev, indent=2))
     where = f"time indices {args.at}" if args.at else f"held-out times of task {ev.get('task')}"
     cells = "all cells of the start time point" if n is None else f"{n} simulated cells"
     _print_eval(ev, f"{run}: {where}, {cells} (start: {args.start}), seed {seed}", base)
@@ -125,19 +136,21 @@ def cmd_compare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"comparing {', '.join(args.presets)} × seeds {args.seeds} on {getattr(snaps, 'name', '') or 'the data'} "
           f"({_describe_task(snaps, task)} → {out}")
-    for name in args.presets:  # each run directory can be resumed / evaluated from its first moment
-        for seed in args.seeds:
-            RunDir(out / f"{name}-seed{seed}").write_data_spec({**spec, "task": task.name})
-    rows = compare(args.presets, snaps, task, args.seeds, overrides=overrides, out_dir=out, progress=not args.quiet,
-                   starts=args.start, baselines=not args.no_baselines)
-    summary = summarise(rows)
-    md = to_markdown(summary)
-    to_csv(rows, out / "results.csv")
-    to_csv(summary, out / "summary.csv")
-    budget = overrides.get("train.time_budget")
-    header = (f"held-out W1/W2 (mean ± std over seeds {args.seeds}), task {task.name}"
-              + (f", time budget {budget:g} s per run" if budget else "") + "\n\n")
-    (out / "summary.md").write_text(header + md)
+    with RunLock(out):  # one compare per output folder (each run in it is locked by its fit too)
+        for name in args.presets:  # each run directory can be resumed / evaluated from its first moment
+            for seed in args.seeds:
+                RunDir(out / f"{name}-seed{seed}").write_data_spec({**spec, "task": task.name})
+        rows = compare(args.presets, snaps, task, args.seeds, overrides=overrides, out_dir=out,
+                       progress=not args.quiet, starts=args.start, baselines=not args.no_baselines)
+        summary = summarise(rows)
+        md = to_markdown(summary)
+        to_csv(rows, out / "results.csv")
+        to_csv(summary, out / "summary.csv")
+        budget = overrides.get("train.time_budget")
+        header = (f"held-out W1/W2 (mean ± std over seeds {args.seeds}), task {task.name}"
+                  + (f", time budget {budget:g} {overrides.get('train.time_clock', 'cpu')} s per run" if budget else "")
+                  + "\n\n")
+        (out / "summary.md").write_text(header + md)
     print()
     print(header + md)
     print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'summary.md'}")

@@ -1,0 +1,112 @@
+"""One writer per run directory: a second writer is refused in one line naming the holder; a lock
+left by a process that died is reported and taken over; the lock goes with the run's last write."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import mfsde
+from mfsde._runlock import LOCK_FILE, RunLock, RunLocked
+from mfsde.cli import main
+from mfsde.data import from_arrays
+
+HOLD = ("import sys, time; from mfsde._runlock import RunLock; RunLock(sys.argv[1]).acquire(); "
+        "print('held', flush=True); time.sleep(60)")
+
+
+def cells_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["t,x1,x2"] + [f"{t},{x[0] + t},{x[1]}" for t in range(3) for x in rng.normal(size=(30, 2))]
+    path = tmp_path / "cells.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def fit_argv(csv, out):
+    return ["fit", "--data", csv, "--time-col", "t", "--preset", "ito", "--iterations", "2", "--n-particles", "16",
+            "--set", "model.intra.width=8", "--set", "train.n_targets=20", "--no-eval", "--out", str(out)]
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another live process holding the lock of ``tmp_path / "run"``."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield run, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_second_writer_gets_one_line_naming_the_holder(holder, tmp_path, capsys):
+    run, proc = holder
+    csv = cells_csv(tmp_path)
+    assert main(fit_argv(csv, run)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"is in use by pid {proc.pid} on host" in err[0] and "one writer per run" in err[0]
+    assert not (run / "history.jsonl").exists()  # nothing written by the refused writer
+    with pytest.raises(RunLocked):
+        mfsde.fit(mfsde.preset("ito", dim=2).override(**{"train.iterations": 1}),
+                  from_arrays([np.zeros((5, 2), np.float32), np.ones((5, 2), np.float32)], times=[0.0, 1.0]),
+                  "all", out_dir=run, progress=False)
+
+
+def test_a_lock_left_by_a_killed_process_is_reported_and_taken_over(holder, tmp_path):
+    run, proc = holder
+    proc.send_signal(signal.SIGKILL)  # as kill -9: the OS drops its lock, the file stays
+    proc.wait()
+    assert (run / LOCK_FILE).is_file()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(fit_argv(cells_csv(tmp_path), run)) == 0
+    assert any(f"taking over the lock left by pid {proc.pid}" in str(w.message) for w in caught)
+    assert not (run / LOCK_FILE).exists() and (run / "checkpoint.pt").is_file()
+
+
+def test_the_lock_is_reentrant_in_one_process_and_released_after_a_fit(tmp_path):
+    run = tmp_path / "run"
+    snaps = from_arrays([np.zeros((8, 2), np.float32), np.ones((8, 2), np.float32)], times=[0.0, 1.0])
+    cfg = mfsde.preset("ito", dim=2).override(**{"train.iterations": 1, "model.intra.width": 8, "train.n_particles": 8})
+    with RunLock(run):
+        mfsde.fit(cfg, snaps, "all", out_dir=run, progress=False)
+        assert (run / LOCK_FILE).is_file()  # still ours: the outer lock
+        info = (run / LOCK_FILE).read_text()
+        assert f'"pid": {os.getpid()}' in info
+    assert not (run / LOCK_FILE).exists()
+    mfsde.fit(cfg, snaps, "all", out_dir=run, progress=False)
+    assert not (run / LOCK_FILE).exists()
+
+
+def test_evaluate_into_a_run_that_is_being_written_is_refused(holder, tmp_path, capsys):
+    run, proc = holder
+    csv = cells_csv(tmp_path)
+    proc.kill()
+    proc.wait()
+    with pytest.warns(RuntimeWarning, match="taking over the lock left by pid"):
+        assert main(fit_argv(csv, run)) == 0
+    again = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert again.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(["evaluate", "--run", str(run), "--at", "1", "--n-particles", "10"]) == 2
+        assert "is in use by pid" in capsys.readouterr().err
+        out = tmp_path / "elsewhere.json"  # writing elsewhere needs no lock on the run
+        assert main(["evaluate", "--run", str(run), "--at", "1", "--n-particles", "10", "--out", str(out)]) == 0
+    finally:
+        again.kill()
+        again.wait()
+
+
+def test_an_out_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(fit_argv(cells_csv(tmp_path), target)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a folder" in err[0] and str(target) in err[0]
