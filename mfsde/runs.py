@@ -189,11 +189,21 @@ class RunDir:
         return save_checkpoint(self.checkpoint, **state)
 
     # -- reading -----------------------------------------------------------------------------------
+    @staticmethod
+    def _json(path: Path, text: str | None = None, line: int | None = None):
+        """``text`` (default: the file) parsed as JSON; a ``ValueError`` naming the file and line if not."""
+        try:
+            return json.loads(path.read_text() if text is None else text)
+        except json.JSONDecodeError as exc:
+            where = f"line {line if line is not None else exc.lineno}"
+            raise ValueError(f"{str(path)!r} is not valid JSON at {where} ({exc.msg}); was it written by two "
+                             f"processes at once, or cut short?") from None
+
     def read_meta(self) -> dict:
-        return json.loads(self.meta.read_text()) if self.meta.is_file() else {}
+        return self._json(self.meta) if self.meta.is_file() else {}
 
     def read_data_spec(self) -> dict:
-        return json.loads(self.data_spec.read_text()) if self.data_spec.is_file() else {}
+        return self._json(self.data_spec) if self.data_spec.is_file() else {}
 
     def read_config(self) -> Config:
         """``config.json`` (or the checkpoint's copy when it is missing). It is a complete dump, read
@@ -201,15 +211,13 @@ class RunDir:
         after the run takes its dataclass default, never a value its preset has gained since."""
         if not self.has_config:
             return Config.from_dict(self.load_checkpoint()["config"])
-        try:
-            return Config.from_dict(json.loads(self.config.read_text()))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{str(self.config)!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        return Config.from_dict(self._json(self.config))
 
     def read_history(self) -> list[dict]:
         if not self.history.is_file():
             raise FileNotFoundError(f"no {HISTORY_FILE} in {str(self.path)!r}")
-        return [json.loads(line) for line in self.history.read_text().splitlines() if line.strip()]
+        return [self._json(self.history, line, k) for k, line in enumerate(self.history.read_text().splitlines(), 1)
+                if line.strip()]
 
     def load_checkpoint(self) -> dict[str, Any]:
         return load_checkpoint(self.checkpoint)

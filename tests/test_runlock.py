@@ -110,3 +110,26 @@ def test_an_out_path_that_is_a_file_is_one_line(tmp_path, capsys):
     assert main(fit_argv(cells_csv(tmp_path), target)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a file, not a folder" in err[0] and str(target) in err[0]
+
+
+def test_an_interleaved_history_is_named_with_its_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(fit_argv(cells_csv(tmp_path), run)) == 0
+    lines = (run / "history.jsonl").read_text().splitlines()
+    (run / "history.jsonl").write_text(lines[0] + "\n" + lines[1][:9] + lines[0] + "\n")  # two writers' bytes mixed
+    with pytest.raises(ValueError, match=r"history.jsonl' is not valid JSON at line 2 .*two processes at once"):
+        mfsde.runs.read_history(run)
+    capsys.readouterr()
+    assert main(["explain", "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "history.jsonl' is not valid JSON at line 2" in err[-1]
+
+
+def test_a_filesystem_fault_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
+    def full(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "config.json"))
+
+    monkeypatch.setattr(mfsde.runs.RunDir, "write_config", full)
+    assert main(fit_argv(cells_csv(tmp_path), tmp_path / "run")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and str(tmp_path / "run" / "config.json") in err[0]

@@ -21,7 +21,7 @@ __all__ = ["main", "build_parser", "CLIError", "parse_value", "parse_overrides",
 
 # -- entry point --------------------------------------------------------------------------------------
 _USER_ERRORS = (CLIError, FileNotFoundError, NotADirectoryError, KeyError, ValueError, TypeError, ImportError,
-                FloatingPointError, RunLocked)
+                FloatingPointError, RunLocked, OSError)
 
 
 def _message(e: BaseException) -> str:
@@ -30,8 +30,8 @@ def _message(e: BaseException) -> str:
     else:
         msg = str(e) or type(e).__name__
     msg = " ".join(msg.split())  # one line
-    if isinstance(e, FileNotFoundError) and getattr(e, "filename", None) and e.filename not in msg:
-        msg = f"{msg}: {e.filename}"
+    if isinstance(e, OSError) and getattr(e, "filename", None) and str(e.filename) not in msg:
+        msg = f"{e.strerror or msg}: {e.filename}"
     return msg
 
 
