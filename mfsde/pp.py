@@ -61,6 +61,16 @@ def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: 
     blocks = [_dense(X[np.flatnonzero(index == k)]) for k in task.train]
     train = Snapshots(np.asarray(times)[list(task.train)], blocks, feature_names=names, name="train")
     counts = kind == "counts"
+    if counts:  # normalising, log1p and HVG selection are for counts: refuse anything else, never guess
+        where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        for b in blocks:
+            if (b < 0).any():
+                raise ValueError(f"kind='counts' needs raw counts but {where} has negative values (min {b.min():.3g}); "
+                                 f"pass layer= with the counts, or kind='embedded' for an embedding")
+            frac = b[b != np.round(b)]
+            if frac.size:
+                raise ValueError(f"kind='counts' needs raw counts but {where} has non-integer values (e.g. {frac[0]:.3g}); "
+                                 f"pass layer= with the counts, or kind='embedded' for continuous data")
     pre = Preprocessor(kind, n_components=n_comps, scale=scale, max_value=max_value, random_state=random_state,
                        **(dict(n_top_genes=n_top_genes, target_sum=target_sum, log1p=log1p) if counts else {}))
     pre.fit(train)

@@ -231,6 +231,14 @@ def test_bad_input_names_the_key_and_what_exists(fitted):
     logged.uns["log1p"] = {"base": None}
     with pytest.raises(ValueError, match=r"already log-normalised \(uns\['log1p'\] is set\)"):
         mfsde.pp.preprocess(logged, "day")
+    embedded = _counts()
+    embedded.X = np.asarray(embedded.X, dtype=np.float32) / 7.0  # continuous values, as EMT's [0, 1] embedding
+    with pytest.raises(ValueError, match="kind='counts' needs raw counts but adata.X has non-integer values"):
+        mfsde.pp.preprocess(embedded, "day")
+    embedded.X = embedded.X - 1.0
+    with pytest.raises(ValueError, match="has negative values .* or kind='embedded'"):
+        mfsde.pp.preprocess(embedded, "day")
+    mfsde.pp.preprocess(embedded, "day", kind="embedded", n_comps=3)
     words = adata.copy()
     words.obs["stage"] = np.where(words.obs["day"] == "day0", "early", "late")
     with pytest.raises(mfsde.data.SnapshotError, match="ordered categorical whose category order is the time order"):
