@@ -233,3 +233,13 @@ def test_the_loss_plot_draws_a_history_of_both_phases(tmp_path):
                 "seconds": 0.2, "cpu_seconds": 0.2}]
     path = plot_loss(history, tmp_path / "loss.png")
     assert path.is_file() and path.stat().st_size > 1000
+
+
+def test_flow_matching_refuses_data_parallel_runs_and_a_simulate_it_would_ignore(monkeypatch):
+    snaps = moving()
+    with pytest.raises(ValueError, match="never simulates: a simulate function would be ignored"):
+        Trainer(fm("ito"), snaps, "all", simulate=lambda *a: None)
+    monkeypatch.setattr(mfsde.trainer.distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(mfsde.trainer.distributed, "rank", lambda: 0)
+    with pytest.raises(ValueError, match="runs in one process; data-parallel .* needs train.method 'simulation'"):
+        Trainer(fm("ito", **{"train.populations": 2}), snaps, "all")
