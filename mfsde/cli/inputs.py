@@ -50,6 +50,8 @@ def _shortcut_overrides(args) -> dict[str, Any]:
                       ("time_budget", "train.time_budget")):
         v = getattr(args, flag, None)
         if v is not None:
+            if key in out and out[key] != v:  # nothing silently wins
+                raise CLIError(f"--{flag.replace('_', '-')} {v} and --set {key}={out[key]} disagree; give one of them")
             out[key] = v
     return out
 

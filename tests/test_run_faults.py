@@ -1,5 +1,7 @@
-"""One writer per run directory: a second writer is refused in one line naming the holder; a lock
-left by a process that died is reported and taken over; the lock goes with the run's last write."""
+"""Runs cannot be corrupted: one writer per run directory (a second writer is refused in one line
+naming the holder; a lock left by a process that died is reported and taken over; the lock goes
+with the run's last write); damaged run files and filesystem faults are one line naming the path;
+conflicting command-line settings are refused."""
 from __future__ import annotations
 
 import os
@@ -133,3 +135,11 @@ def test_a_filesystem_fault_is_one_line_naming_the_path(tmp_path, capsys, monkey
     assert main(fit_argv(cells_csv(tmp_path), tmp_path / "run")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and str(tmp_path / "run" / "config.json") in err[0]
+
+
+def test_a_shortcut_and_a_conflicting_set_are_refused(tmp_path, capsys):
+    argv = fit_argv(cells_csv(tmp_path), tmp_path / "run") + ["--n-particles", "12", "--set", "train.n_particles=20"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mfsde fit: error: --n-particles 12 and --set train.n_particles=20 disagree; give one of them"]
+    assert not (tmp_path / "run").exists()
