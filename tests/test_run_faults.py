@@ -143,3 +143,19 @@ def test_a_shortcut_and_a_conflicting_set_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mfsde fit: error: --n-particles 12 and --set train.n_particles=20 disagree; give one of them"]
     assert not (tmp_path / "run").exists()
+
+
+def test_degenerate_training_data_is_refused_or_warned():
+    rng = np.random.default_rng(0)
+    cfg = mfsde.preset("ito", dim=2).override(**{"train.iterations": 1, "model.intra.width": 8, "train.n_particles": 8})
+    one = from_arrays([rng.normal(size=(6, 2)), rng.normal(size=(1, 2)), rng.normal(size=(6, 2))], times=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"time point 1 \(t = 1\) has 1 cell: training needs at least 2 cells"):
+        mfsde.fit(cfg, one, "all", progress=False)
+    mfsde.fit(cfg, one, "loo:1", progress=False)  # a held-out time of one cell is only scored, not fitted
+    a = rng.normal(size=(6, 2))
+    flat = from_arrays([a, np.ones((6, 2)), a + 1], times=[0, 1, 2])
+    with pytest.warns(UserWarning, match=r"time point 1 \(t = 1\): all 6 cells are identical"):
+        mfsde.fit(cfg, flat, "all", progress=False)
+    dup = from_arrays([a, a[::-1].copy(), a + 1], times=[0, 1, 2])
+    with pytest.warns(UserWarning, match="time points 0 and 1 hold the same cells"):
+        mfsde.fit(cfg, dup, "all", progress=False)

@@ -16,7 +16,7 @@ import torch
 from .populations import Populations, PopulationError, as_population_task
 from .tasks import get_task
 
-__all__ = ["resolve_task", "check_inputs", "draw_initial", "Series", "training_members", "build_series",
+__all__ = ["resolve_task", "check_inputs", "check_training_data", "draw_initial", "Series", "training_members", "build_series",
            "group_series"]
 
 
@@ -65,6 +65,30 @@ def check_inputs(snapshots, task, dim: int | None = None, *, need_train: bool = 
         raise ValueError(f"task {name!r}: time index(es) {sorted(train & heldout)} are both train and held out")
 
 
+def check_training_data(snapshots, task, where: str = "") -> None:
+    """Refuse or warn about degenerate training snapshots, naming the time point: fewer than 2 cells
+    at a training time (``ValueError``: no distribution to fit), every cell of a training time
+    identical, or two training times holding the same cells (``UserWarning``: almost surely a
+    mistake in the data)."""
+    import warnings
+
+    train = sorted(int(i) for i in task.train)
+    seen: dict[bytes, int] = {}
+    for k in train:
+        a = np.asarray(snapshots.data[k])
+        if a.shape[0] < 2:
+            raise ValueError(f"{where}time point {k} (t = {snapshots.times[k]:g}) has {a.shape[0]} cell: training "
+                             f"needs at least 2 cells per training time point")
+        if np.all(a == a[:1]):
+            warnings.warn(f"{where}time point {k} (t = {snapshots.times[k]:g}): all {a.shape[0]} cells are identical "
+                          f"(zero variance)", UserWarning, stacklevel=3)
+        key = np.ascontiguousarray(np.sort(a, axis=0)).tobytes()
+        if key in seen:
+            warnings.warn(f"{where}time points {seen[key]} and {k} hold the same cells (a duplicated snapshot?)",
+                          UserWarning, stacklevel=3)
+        seen.setdefault(key, k)
+
+
 def draw_initial(x0_cells: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
     """``n`` rows of ``x0_cells`` ``(M, d)``: without replacement when M ≥ n, else with replacement."""
     m = x0_cells.shape[0]
@@ -88,12 +112,14 @@ def training_members(snapshots, task, dim: int | None = None):
         for name in ptask.training_names(snapshots):
             try:
                 check_inputs(snapshots[name], tasks[name], dim)
+                check_training_data(snapshots[name], tasks[name], where=f"population {name!r}: ")
             except ValueError as e:
                 raise PopulationError(f"population {name!r}: {e}") from None
             members.append((name, snapshots[name], tasks[name]))
         return ptask, members
     task = resolve_task(task, snapshots)
     check_inputs(snapshots, task, dim)
+    check_training_data(snapshots, task)
     return task, [(None, snapshots, task)]
 
 
