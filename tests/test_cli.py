@@ -176,8 +176,11 @@ def test_config_file_takes_the_data_dimension(tmp_path, capsys):
 def test_demo_runs_end_to_end_with_one_iteration(tmp_path, capsys):
     assert main(["demo", "--iterations", "1", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "| scimf |" in out and "| ito |" in out and "true system (floor)" in out
+    assert "| scimf |" in out and "| ito |" in out and "the true system, simulated and scored the same way" in out
+    assert "*copy the previous time point*" in out and "*McCann interpolation" in out and "*sampling floor" in out
+    assert "a reference, not a bound" in out
     results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["baselines"]) == {"previous", "mccann", "floor"} and "true_system" in results
     assert [r["preset"] for r in results["rows"]] == ["scimf", "ito"]
     assert all(np.isfinite(r["w1"]) and np.isfinite(r["w2"]) for r in results["rows"])
     assert (tmp_path / "scimf" / "explain" / "velocities.png").is_file()
