@@ -634,7 +634,7 @@ def main(argv=None) -> int:
                     help="only measure E‖Δf‖²/E‖f‖² of the true systems (how much the data say about the "
                          "interaction): results/populations_signal.{md,json}")
     ap.add_argument("--readme", action="store_true",
-                    help="with --render: also put the table between <!-- POPULATIONS --> markers in README.md")
+                    help="with --render: also put the table between <!-- POPULATIONS --> markers in docs/populations.md")
     args = ap.parse_args(argv)
     try:
         inter_set = parse_overrides(args.inter_set)  # the same KEY=VALUE parsing as `mfsde fit --set`
@@ -668,7 +668,7 @@ def main(argv=None) -> int:
         md = render(rows, vars(args))
         print(md)
         if args.readme:
-            readme = _common.REPO_ROOT / "README.md"
+            readme = _common.REPO_ROOT / "docs" / "populations.md"
             text = readme.read_text()
             a, b = text.index("<!-- POPULATIONS -->"), text.index("<!-- /POPULATIONS -->")
             body = (f"Measured by `python benchmarks/populations.py` (2 shards on 2 cores; "

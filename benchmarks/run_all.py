@@ -1,6 +1,6 @@
 """Run every benchmark in turn: ``python benchmarks/run_all.py --quick`` (smoke runs, each writing
 ``results/<name>_quick.*`` so the real results stay) or without ``--quick`` (the full runs that
-produce the README's figures: hours on 2 cores).
+produce the figures in README.md and docs/results.md: hours on 2 cores).
 
 Each script runs in its own process with one torch thread where it takes ``--threads``; a failure
 or a timeout is recorded and the suite goes on. Writes ``results/run_all[_quick].{json,md}``: per

@@ -10,7 +10,7 @@ budget it ran at), so the figure compares the methods at equal compute without r
 same rows: they are the same cells and metric.
 
 Rows go to ``results/<name>.rows.jsonl`` as they finish (``--resume``, ``--shard K/N``); the
-figure ``<name>.png`` (the README's headline figure) and table ``<name>.md``/``.json`` are
+figure ``<name>.png`` and table ``<name>.md``/``.json`` are
 written from the rows (``--render``).
 
     python benchmarks/time_to_accuracy.py --shard 1/2 & python benchmarks/time_to_accuracy.py --shard 2/2; \\

@@ -37,7 +37,7 @@ Parts (all in one process):
 ``--quick``: 2 iterations, 2 fidelity repeats, 1000 evaluation particles (a smoke run).
 Writes ``benchmarks/results/train_speed.json`` (``--out`` to change).
 
-Measured (torch 2.13 CPU, 2 threads; ``--iterations 4 --repeats 3``, see the README for the table):
+Measured (torch 2.13 CPU, 2 threads; ``--iterations 4 --repeats 3``, see docs/results.md for the table):
 
 * per iteration: paper recipe 47.7 s (46-54 s; the first two on an idle machine), mfsde
   defaults 1.42 s (1.0-1.6 s): 33.6x. The all-target debiased Sinkhorn is almost all of the

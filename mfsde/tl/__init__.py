@@ -7,7 +7,7 @@
 >>> mfsde.tl.interactions(adata, model, groupby="cell_type")  # uns['mfsde']['interactions']
 >>> pred = mfsde.tl.predict(adata, model, n_cells=1000)       # AnnData of simulated cells
 
-Every key written is listed in the functions' docstrings and in the README ("AnnData keys").
+Every key written is listed in the functions' docstrings and in docs/scanpy.md ("AnnData keys").
 Hand-off to CellRank: ``sc.pp.neighbors(adata, use_rep="X_pca")`` then
 ``cellrank.kernels.VelocityKernel(adata, attr="obsm", xkey="X_pca", vkey="velocity_pca")``.
 """
