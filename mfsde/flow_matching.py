@@ -105,10 +105,12 @@ def bridge(x0: torch.Tensor, x1: torch.Tensor, s: torch.Tensor, gap: torch.Tenso
     """Brownian-bridge points and their drift targets.
 
     Args:
-        x0, x1: paired endpoints ``(..., B, d)``.
+        x0: the pairs' first ends ``(..., B, d)``.
+        x1: their second ends, row i paired with row i of ``x0``.
         s: fraction of the gap ``(..., 1, 1)`` in [0, 1).
         gap: Δ = t₁ − t₀ ``(..., 1, 1)`` (model time).
         sigma: the noise, a scalar or ``(d,)``.
+        generator: draws ε.
 
     Returns:
         ``(x_t, u)``: x_t = (1 − s) x₀ + s x₁ + σ √(s(1 − s)Δ) ε and u = (x₁ − x_t)/((1 − s)Δ),

@@ -75,3 +75,21 @@ def test_every_python_block_runs(page, tmp_path):
     last = [ln for ln in proc.stdout.splitlines() if ln.startswith("--- block at line")]
     assert proc.returncode == 0, (f"{page.relative_to(ROOT)}: the block at {last[-1][len('--- block at '):] if last else '?'} failed:\n"
                                   f"{proc.stderr[-3000:]}")
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(page):
+    """The site build (mkdocs) cannot see files outside docs/: links to the README, benchmarks and
+    examples are checked here."""
+    broken = []
+    for target in LINK.findall(page.read_text()):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = (page.parent / target.split("#")[0]).resolve()
+        if not path.exists():
+            broken.append(target)
+    assert broken == []

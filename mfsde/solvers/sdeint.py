@@ -128,8 +128,8 @@ def sdeint(
         dt: largest step size.
         solver: a name in ``SOLVERS`` (``"euler_maruyama"``, ``"heun"``); ``method=`` is its
             deprecated former name.
-        generator / seed: source of the Brownian increments (``seed`` builds a fresh
-            ``torch.Generator``); neither: torch's global RNG.
+        generator: source of the Brownian increments (neither it nor ``seed``: torch's global RNG).
+        seed: builds a fresh ``torch.Generator`` for the increments.
         bm: optional ``bm(t_a, t_b)`` returning the Brownian increment over [t_a, t_b] with the
             shape of ``x0`` (``(..., N, m)`` for general noise) (to share noise with torchsde or
             another run); overrides the generator.
