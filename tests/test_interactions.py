@@ -2,31 +2,19 @@
 per-pair loops, chunking, N = 1, bad input."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 import mfsde
 from mfsde.interactions import INTERACTIONS, AttentionInteraction, PairwiseInteraction, build_interaction
 from mfsde.testing import check_interaction
 
 from conftest import KERNEL_CASES, KERNEL_IDS, make_kernel, randomize_, reference
+from mfsde.testing.strategies import kernels, populations, row_blocks
 
 ATOL, RTOL = 1e-10, 1e-8
-
-
-@st.composite
-def populations(draw, min_n=2, max_n=6, max_d=4, lead=((), (2,), (2, 2))):
-    """A float64 population ``(..., N, d)``; values from a small grid-free float range, so
-    coincident particles and zero coordinates do occur."""
-    n = draw(st.integers(min_n, max_n))
-    d = draw(st.integers(1, max_d))
-    shape = (*draw(st.sampled_from(lead)), n, d)
-    arr = draw(arrays(np.float64, shape, elements=st.floats(-3, 3, allow_nan=False, width=64)))
-    return torch.from_numpy(arr.copy())
 
 
 def _perm_x(x, perm):
@@ -546,3 +534,17 @@ def test_radial_pair_bytes_grow_with_the_dimension(basis):
     x = torch.empty(0)
     small, large = (build_interaction("radial", dim=d, basis=basis).pair_bytes(x) for d in (2, 50))
     assert large - small >= 4 * 48 * x.element_size()
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_any_kernel_rows_equal_the_full_forward_on_any_block(data):
+    """Drawn with the shipped strategies: a random kernel, population and row block."""
+    x = data.draw(populations(dim=4, lead=((), (2,))))
+    k = data.draw(kernels(dim=4))
+    rows = data.draw(row_blocks(x.shape[-2]))
+    try:
+        part = k.forward_rows(x, rows)
+    except NotImplementedError:
+        return
+    torch.testing.assert_close(part, k(x)[..., rows, :], atol=ATOL, rtol=RTOL)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 import mfsde
+from mfsde.testing.strategies import point_clouds
 from mfsde.losses import (
     LOSSES, MMDLoss, SinkhornLoss, build_loss, energy_distance, path_energy, sinkhorn, subsample, w1, w2,
 )
@@ -24,10 +24,7 @@ def _randn(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
 
 
-@st.composite
-def clouds(draw, min_n=1, max_n=8, max_d=3):
-    n, d = draw(st.integers(min_n, max_n)), draw(st.integers(1, max_d))
-    return draw(arrays(np.float64, (n, d), elements=st.floats(-5, 5, allow_nan=False, width=64)))
+clouds = point_clouds
 
 
 shifts = st.lists(st.floats(-3, 3, allow_nan=False), min_size=3, max_size=3)
