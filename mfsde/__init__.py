@@ -22,7 +22,12 @@ from .runs import load_run as load
 from .training import fit
 from . import pl, pp, tl  # scanpy-style AnnData API (anndata needed only when called)
 
-__version__ = "0.1.0"
+try:  # one source of truth: the installed package's metadata (pyproject.toml)
+    from importlib.metadata import PackageNotFoundError, version as _version
+
+    __version__ = _version("mfsde")
+except PackageNotFoundError:  # pragma: no cover - imported from a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Component", "Config", "EvalConfig", "LossConfig", "ModelConfig", "TrainConfig", "preset", "PRESETS",
