@@ -394,6 +394,8 @@ def figure(rows: list[dict], path: Path) -> Path | None:
 # -- no-regression gate ----------------------------------------------------------------------------
 #: the reference figures ``--write-reference`` writes and every run is compared with (``--reference``)
 REFERENCE = Path(__file__).resolve().parent / "reference" / "accuracy.json"
+#: a model whose mean iterations differ from the reference's by more than this factor is not comparable
+ITERATION_RATIO = 1.25
 #: the tolerance is at least this fraction of the reference mean
 TOL_FLOOR = 0.0025
 #: the std both sides are given when each has one seed, as a fraction of the reference mean
@@ -448,6 +450,7 @@ def entries(rows: list[dict]) -> list[dict]:
              "seeds": [r["seed"] for r in rs], "git_commits": sorted({r["git_commit"] for r in rs if r.get("git_commit")})}
         if e["kind"] == "model":
             e.update(_settings(rs))
+            e["iterations"] = float(np.mean([r["iterations"] for r in rs]))
         e["per_time"] = [{"index": pt["index"], "time": pt.get("time"),
                           **{m: _stats([_w(r, m, j) for r in rs]) for m in ("w1", "w2")}}
                          for j, pt in enumerate(rs[0]["per_time"])]
@@ -526,6 +529,10 @@ def mismatch(ref: dict, new: dict) -> str | None:
     this run's value first), or ``None``."""
     diffs = [f"{k.replace('_', ' ')} {_fmt_setting(new.get(k))} vs {_fmt_setting(ref.get(k))}"
              for k in SETTINGS if new.get(k) != ref.get(k)]
+    a, b = ref.get("iterations"), new.get("iterations")
+    if not diffs and a and b and not 1 / ITERATION_RATIO <= b / a <= ITERATION_RATIO:
+        # equal seconds, other work: another machine, or CPU seconds inflated by load (see docs/training_methods.md)
+        diffs.append(f"iterations {b:.0f} vs {a:.0f}: the budget bought other work (machine or load differ)")
     return "; ".join(diffs) or None
 
 

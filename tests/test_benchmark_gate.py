@@ -73,6 +73,14 @@ def test_other_overrides_clock_or_method_are_not_comparable(bench):
     assert got["c"]["reason"] == "training method flow_matching vs simulation"
 
 
+def test_a_budget_that_bought_other_work_is_not_comparable(bench):
+    ref = seeds("a", [1.0, 1.0]) + seeds("b", [1.0, 1.0])
+    new = seeds("a", [1.3, 1.3], iterations=5) + seeds("b", [1.0, 1.0], iterations=12)  # half / 1.2× the work
+    got = lines(bench, ref, new)
+    assert got["a"]["verdict"] == "not comparable" and got["a"]["reason"].startswith("iterations 5 vs 10")
+    assert got["b"]["verdict"] == "within"
+
+
 def test_a_one_seed_side_borrows_the_other_sides_std(bench):
     # reference one seed (1.0), this run 1.02 ± 0.01 over 3 seeds: tol = 2·sqrt(0.01² + 0.01²/3) ≈ 0.0231
     ref = [row("x", 0, 1.0), row("y", 0, 1.0)]
