@@ -381,8 +381,14 @@ def figure(rows: list[dict], path: Path) -> Path | None:
                 continue
             colours[p] = curve_line(ax, curves, p, colours.get(p))
         baseline_lines(ax, rs)
-        ax.set_title(f"{dataset} {task}")
-        ax.set_xlabel("seconds of training (1 thread)")
+    return save_panels(plt, fig, axes, [f"{d} {t}" for d, t in tasks], "seconds of training (1 thread)", path)
+
+
+def save_panels(plt, fig, axes, titles: list[str], xlabel: str, path: Path) -> Path:
+    """Title and label a row of held-out-W1 panels, put the legend on the first, save and close."""
+    for ax, title in zip(axes[0], titles):
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("held-out W1 (from t0)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()

@@ -115,14 +115,7 @@ def figure(rows, keys, methods, path: Path):
                 continue
             accuracy.curve_line(ax, curves, m)
         accuracy.baseline_lines(ax, [r for r in rows if r["dataset"] == d and r["task"] == t and r["start"] == "t0"])
-        ax.set_title(f"{d} {t}")
-        ax.set_xlabel("CPU seconds of training (1 thread)")
-        ax.set_ylabel("held-out W1 (from t0)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return accuracy.save_panels(plt, fig, axes, [f"{d} {t}" for d, t in keys], "CPU seconds of training (1 thread)", path)
 
 
 def main(argv=None) -> int:
