@@ -30,6 +30,12 @@ def cells_csv(tmp_path):
     return str(path)
 
 
+def two_snapshots(n):
+    rng = np.random.default_rng(1)
+    return from_arrays([rng.normal(size=(n, 2)).astype(np.float32), 1 + rng.normal(size=(n, 2)).astype(np.float32)],
+                       times=[0.0, 1.0])
+
+
 def fit_argv(csv, out):
     return ["fit", "--data", csv, "--time-col", "t", "--preset", "ito", "--iterations", "2", "--n-particles", "16",
             "--set", "model.intra.width=8", "--set", "train.n_targets=20", "--no-eval", "--out", str(out)]
@@ -56,7 +62,7 @@ def test_a_second_writer_gets_one_line_naming_the_holder(holder, tmp_path, capsy
     assert not (run / "history.jsonl").exists()  # nothing written by the refused writer
     with pytest.raises(RunLocked):
         mfsde.fit(mfsde.preset("ito", dim=2).override(**{"train.iterations": 1}),
-                  from_arrays([np.zeros((5, 2), np.float32), np.ones((5, 2), np.float32)], times=[0.0, 1.0]),
+                  two_snapshots(5),
                   "all", out_dir=run, progress=False)
 
 
@@ -74,7 +80,7 @@ def test_a_lock_left_by_a_killed_process_is_reported_and_taken_over(holder, tmp_
 
 def test_the_lock_is_reentrant_in_one_process_and_released_after_a_fit(tmp_path):
     run = tmp_path / "run"
-    snaps = from_arrays([np.zeros((8, 2), np.float32), np.ones((8, 2), np.float32)], times=[0.0, 1.0])
+    snaps = two_snapshots(8)
     cfg = mfsde.preset("ito", dim=2).override(**{"train.iterations": 1, "model.intra.width": 8, "train.n_particles": 8})
     with RunLock(run):
         mfsde.fit(cfg, snaps, "all", out_dir=run, progress=False)
