@@ -409,10 +409,6 @@ SINGLE_SEED_STD = 0.01
 RULE = ("tol = 2·√(s_ref²/n_ref + s_new²/n_new), s the sample std over seeds (a side with one seed borrows "
         "the other side's; both single: s = 1 % of the reference mean), at least 0.25 % of the reference mean; "
         "better: new < ref − tol, worse: new > ref + tol, else within (lower W1 is better)")
-#: what a model's figures depend on beyond preset, data and seed: rows that differ in one of these
-#: from the reference are not comparable
-SETTINGS = {"budget": lambda r: r.get("budget"), "overrides": lambda r: r.get("overrides") or {},
-            "training_method": lambda r: r.get("method", "simulation"), "clock": lambda r: _clock(r)}
 
 
 def _clock(row: dict) -> str:
@@ -423,6 +419,12 @@ def _clock(row: dict) -> str:
     if clock is None:
         return "cpu" if row.get("threads") == 1 else "wall"
     return clock
+
+
+#: what a model's figures depend on beyond preset, data and seed: rows that differ in one of these
+#: from the reference are not comparable
+SETTINGS = {"budget": lambda r: r.get("budget"), "overrides": lambda r: r.get("overrides") or {},
+            "training_method": lambda r: r.get("method", "simulation"), "clock": _clock}
 
 
 def _stats(vals) -> dict:

@@ -47,7 +47,7 @@ import torch
 from .data.inputs import draw_initial
 
 __all__ = ["TRAINING_METHODS", "COUPLINGS", "couple", "bridge", "FlowMatchingBatch", "flow_matching_batch",
-           "flow_matching_loss", "MAX_COST_BYTES"]
+           "flow_matching_loss"]
 
 #: ``train.method`` values: the simulation loss (scIMF), flow matching, or flow matching for
 #: ``train.fm_iterations`` iterations then the simulation loss
@@ -123,11 +123,10 @@ def bridge(x0: torch.Tensor, x1: torch.Tensor, s: torch.Tensor, gap: torch.Tenso
 
 class FlowMatchingBatch:
     """One iteration's regression problem for one series: ``xt`` and ``target`` ``(M, B, d)``,
-    ``t`` ``(M, 1)`` (model time), ``weight`` ``(M,)`` = 1 − s, ``gap_index`` ``(M,)`` (k of the gap
-    (t_k, t_{k+1}) in the series' training times)."""
+    ``t`` ``(M, 1)`` (model time), ``weight`` ``(M,)`` = 1 − s."""
 
-    def __init__(self, xt, target, t, weight, gap_index):
-        self.xt, self.target, self.t, self.weight, self.gap_index = xt, target, t, weight, gap_index
+    def __init__(self, xt, target, t, weight):
+        self.xt, self.target, self.t, self.weight = xt, target, t, weight
 
 
 def flow_matching_batch(series, sigma: torch.Tensor, *, n_times: int, batch: int, coupling: str,
@@ -155,7 +154,7 @@ def flow_matching_batch(series, sigma: torch.Tensor, *, n_times: int, batch: int
     x0, x1 = torch.stack(xs0), torch.stack(xs1)
     s_, gap_ = s.to(dev, dtype).view(-1, 1, 1), gap.to(dev, dtype).view(-1, 1, 1)
     xt, target = bridge(x0, x1, s_, gap_, sigma.to(dev, dtype), generator)
-    return FlowMatchingBatch(xt, target, t.to(dev, dtype).view(-1, 1), (1 - s).to(dev, dtype), k)
+    return FlowMatchingBatch(xt, target, t.to(dev, dtype).view(-1, 1), (1 - s).to(dev, dtype))
 
 
 def flow_matching_loss(drift, fb: FlowMatchingBatch, random_batch: int | None = None,

@@ -286,7 +286,7 @@ class Trainer:
             pop.torch_rng = self._global_rng()
         return torch.stack(losses).mean()
 
-    def _backward_populations(self) -> torch.Tensor:
+    def _backward_populations(self, phase: str) -> torch.Tensor:
         """Simulate this rank's populations one at a time and accumulate the gradient of
         loss_p / n_local into ``.grad`` (one graph alive at a time). Under DDP only the last
         backward all-reduces (the others run under ``no_sync``), and DDP divides by the world
@@ -297,7 +297,7 @@ class Trainer:
         detached; in the flow-matching phase the ``(1,)`` sum of the flow-matching loss."""
         n = len(self.populations)
         total = None
-        flow = self.phase == "flow_matching"
+        flow = phase == "flow_matching"
         for i, pop in enumerate(self.populations):
             sync = n == 1 or i == n - 1 or self.forward_model is self.model
             with contextlib.nullcontext() if sync else self.forward_model.no_sync():
@@ -328,7 +328,7 @@ class Trainer:
         lr = self.optimiser.param_groups[0]["lr"]
         phase = self.phase
         self.optimiser.zero_grad(set_to_none=True)
-        stats = self.global_stats(self._backward_populations())
+        stats = self.global_stats(self._backward_populations(phase))
         if not torch.isfinite(stats[0]):  # the same decision on every rank, before any update
             detail = ("flow-matching loss" if phase == "flow_matching"
                       else f"fit={stats[1].item()}, energy={stats[2].item()}")

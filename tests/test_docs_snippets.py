@@ -1,6 +1,6 @@
 """Every Python code block in README.md and docs/*.md runs as written.
 
-The blocks of one page run in order in one fresh interpreter (a page reads like a session: later
+The blocks of one page run in order in one fresh interpreter (a page reads like a notebook: later
 blocks may use names from earlier ones), in a temporary working directory, with
 ``MFSDE_DATA_DIR`` pointing at ``../shared/data`` when it is there. A block that cannot run here
 says so in the page itself: an HTML comment ``<!-- not run: reason -->`` on the line before its
