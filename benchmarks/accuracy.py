@@ -412,13 +412,8 @@ RULE = ("tol = 2·√(s_ref²/n_ref + s_new²/n_new), s the sample std over seed
 
 
 def _clock(row: dict) -> str:
-    """The clock a row's budget counted. Rows logged before ``train.time_clock`` counted wall seconds of
-    a 1-thread process with a core of its own (the benchmark's setting: one process per core), which
-    are its CPU seconds: they count as ``cpu``."""
-    clock = row.get("time_clock")
-    if clock is None:
-        return "cpu" if row.get("threads") == 1 else "wall"
-    return clock
+    """The clock a row's budget counted; rows logged before ``train.time_clock`` counted wall seconds."""
+    return row.get("time_clock", "wall")
 
 
 #: what a model's figures depend on beyond preset, data and seed: rows that differ in one of these

@@ -158,7 +158,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         budget = args.budget_cite if d == "cite" else args.budget_emt
         rows = accuracy.run_model(snaps[d], d, t, starts, args.preset, seed,
-                                  argparse.Namespace(budget=budget, overrides={**overrides, "train.method": m}))
+                                  argparse.Namespace(budget=budget, overrides={**overrides, "train.method": m,
+                                                                            "train.time_clock": "cpu"}))
         env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": 1, "git_commit": _common.env_info()["git_commit"]}
         with open(log, "a") as fh:
             for r in rows:

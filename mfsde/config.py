@@ -119,10 +119,11 @@ class TrainConfig:
     #: stop after this many seconds of training steps (evaluation and checkpoint writes are not
     #: counted) or after ``iterations``, whichever comes first; ``None``: no time limit.
     time_budget: float | None = None
-    #: the clock ``time_budget`` counts: ``"cpu"`` (CPU seconds of the training process, all its
-    #: threads: equal compute on a loaded machine) or ``"wall"`` (elapsed seconds, e.g. on a GPU).
-    #: Both are recorded per iteration (``cpu_seconds``, ``seconds``).
-    time_clock: str = "cpu"
+    #: the clock ``time_budget`` counts: ``"wall"`` (elapsed seconds of training steps) or ``"cpu"``
+    #: (CPU seconds of the training process, all its threads: waiting for a core is not counted, but
+    #: threads that spin are; benchmarks/README.md). Both are recorded per iteration (``seconds``,
+    #: ``cpu_seconds``).
+    time_clock: str = "wall"
     #: every this many iterations also record exact W1 (data units, ``eval_particles`` cells from t₀)
     #: at every time in ``history.jsonl`` (``w1@k``, ``eval_seconds``); ``None``: never.
     eval_every: int | None = None

@@ -185,7 +185,8 @@ def test_the_time_budget_covers_both_phases(monkeypatch):
     ticks = iter(np.arange(0.0, 1e6, 0.5))
     monkeypatch.setattr(mfsde.training.time, "process_time", lambda: float(next(ticks)))
     cfg = fm("ito", **{"train.method": "flow_matching+simulation", "train.fm_iterations": 2, "train.iterations": 50,
-                       "train.time_budget": 1.75, "train.n_particles": 16, "train.n_targets": 20})
+                       "train.time_budget": 1.75, "train.time_clock": "cpu", "train.n_particles": 16,
+                       "train.n_targets": 20})
     res = fit(cfg, snaps, "all", progress=False)
     assert res.stopped == "time_budget" and [r["phase"] for r in res.history] == ["flow_matching"] * 2 + ["simulation"] * 2
 

@@ -148,7 +148,7 @@ def cmd_compare(args) -> int:
         to_csv(summary, out / "summary.csv")
         budget = overrides.get("train.time_budget")
         header = (f"held-out W1/W2 (mean ± std over seeds {args.seeds}), task {task.name}"
-                  + (f", time budget {budget:g} {overrides.get('train.time_clock', 'cpu')} s per run" if budget else "")
+                  + (f", time budget {budget:g} {overrides.get('train.time_clock', 'wall')} s per run" if budget else "")
                   + "\n\n")
         (out / "summary.md").write_text(header + md)
     print()

@@ -99,8 +99,8 @@ def _add_config_args(p: argparse.ArgumentParser, presets: bool = False) -> None:
                    help="shortcut for --set train.populations=P (independent populations per iteration, "
                         "over all ranks under torchrun; must be divisible by the number of processes)")
     g.add_argument("--time-budget", type=_positive_seconds, default=None, metavar="SECONDS",
-                   help="stop each run after this many CPU seconds of training steps (this process, all "
-                        "threads; --set train.time_clock=wall counts elapsed seconds) or at --iterations, "
+                   help="stop each run after this many seconds of training steps (elapsed; --set "
+                        "train.time_clock=cpu counts this process's CPU seconds) or at --iterations, "
                         "whichever comes first (shortcut for --set train.time_budget=SECONDS); compare "
                         "methods at equal compute")
     if not presets:
