@@ -10,7 +10,8 @@ def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
     """Write ``path`` so that it is either the old file or the complete new one, even after a
     crash or ``kill -9``: ``write(fh)`` fills a temporary file beside it, which is flushed,
     fsynced and renamed over ``path`` (the previous version stays until the rename); the folder
-    is fsynced so the rename itself is durable."""
+    is fsynced so the rename itself is durable. An ``OSError`` names ``path`` (or the temporary
+    file it failed to create)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -20,6 +21,10 @@ def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # a failed write or flush names no file: name the one being written
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -165,3 +165,58 @@ def test_degenerate_training_data_is_refused_or_warned():
     dup = from_arrays([a, a[::-1].copy(), a + 1], times=[0, 1, 2])
     with pytest.warns(UserWarning, match="time points 0 and 1 hold the same cells"):
         mfsde.fit(cfg, dup, "all", progress=False)
+
+
+WRITE_LIMITED = """
+import resource, sys
+from mfsde.cli import main
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_checkpoint_write_over_the_file_size_limit_is_one_line_and_the_last_checkpoint_survives(tmp_path):
+    run = tmp_path / "run"
+    argv = fit_argv(cells_csv(tmp_path), run)
+    assert main(argv) == 0
+    before = (run / "checkpoint.pt").read_bytes()
+    limit = len(before) // 2  # the other run files are far smaller than a checkpoint
+    resume = ["fit", "--resume", str(run), "--iterations", "4", "--quiet"]
+    proc = subprocess.run([sys.executable, "-c", WRITE_LIMITED, str(limit), *resume], capture_output=True, text=True,
+                          timeout=120)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(err) == 1 and "File too large" in err[0] and str(run / "checkpoint.pt") in err[0], proc.stderr
+    assert (run / "checkpoint.pt").read_bytes() == before
+    assert mfsde.runs.load_checkpoint(run)["iteration"] == 2
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_an_unwritable_run_directory_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    real_open = open
+
+    def read_only(path, mode="r", *a, **k):  # what a read-only folder does to a non-root writer
+        if any(c in mode for c in "wax+") and str(path).startswith(str(tmp_path / "run")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr(mfsde._io, "open", read_only, raising=False)
+    assert main(fit_argv(cells_csv(tmp_path), tmp_path / "run")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Permission denied" in err[0] and str(tmp_path / "run") in err[0], err
+
+
+def test_torchs_wrapped_write_error_becomes_an_oserror_naming_the_checkpoint(tmp_path, monkeypatch):
+    def save(obj, fh):  # what torch's zip writer raises when the file under it refuses a write
+        try:
+            raise OSError(27, "File too large")
+        except OSError as e:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0") from e
+
+    monkeypatch.setattr(mfsde.runs.torch, "save", save)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"previous")
+    with pytest.raises(OSError, match="could not write the checkpoint") as info:
+        mfsde.runs.save_checkpoint(path, iteration=1)
+    assert info.value.filename == str(path) and path.read_bytes() == b"previous"
