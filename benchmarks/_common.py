@@ -102,10 +102,10 @@ def _git_commit() -> str | None:
 
 
 def env_info() -> dict:
-    """Package versions (:func:`mfsde.runs.package_versions`), torch threads, CPU model/count, load average, git commit, timestamp."""
+    """Package versions (:func:`mfsde.training.package_versions`), torch threads, CPU model/count, load average, git commit, timestamp."""
     import torch
 
-    from mfsde.runs import package_versions
+    from mfsde.training import package_versions
 
     try:
         affinity = len(os.sched_getaffinity(0))

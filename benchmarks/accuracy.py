@@ -19,7 +19,7 @@ evaluation along the way is not counted), so presets are compared at equal compu
 time-to-accuracy curve (held-out W1 after 1/8, 2/8, … of the budget) is recorded too. Beside the
 models, on the same cells and metric (exact W1, POT): copying the previous training time point,
 McCann interpolation between the neighbouring training time points, the sampling floor
-(:mod:`mfsde.baselines`), and published figures where they exist (CITE).
+(:mod:`mfsde.evaluation`), and published figures where they exist (CITE).
 
 Every finished run is appended to ``results/<name>.rows.jsonl`` at once; ``--resume`` skips the
 runs already there, and ``--shard K/N`` runs every N-th model run and every N-th baseline run
@@ -72,8 +72,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import mfsde  # noqa: E402
-from mfsde.baselines import baseline_evaluations  # noqa: E402
-from mfsde.cli.inputs import CLIError, parse_overrides  # noqa: E402
+from mfsde.evaluation import baseline_evaluations  # noqa: E402
+from mfsde.cli import CLIError, parse_overrides  # noqa: E402
 from mfsde.evaluation import evaluate  # noqa: E402
 from mfsde.training import fit  # noqa: E402
 
@@ -202,7 +202,7 @@ def _cell(vals, digits: int) -> str:
 
 def _w(row: dict, metric: str, j: int | None = None) -> float:
     """``metric`` of a row at its ``j``-th held-out time (``None``: the mean over them); NaN where it
-    is undefined: McCann past the last training time, where :func:`mfsde.baselines.baseline_evaluations`
+    is undefined: McCann past the last training time, where :func:`mfsde.evaluation.baseline_evaluations`
     copies ``previous`` and says so in the time's ``note``."""
     pts = row["per_time"] if j is None else [row["per_time"][j]]
     if any(pt.get("note") for pt in pts):

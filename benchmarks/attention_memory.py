@@ -1,6 +1,6 @@
 """Attention interaction at large N: wall time and peak memory, showing that no N x N matrix exists.
 
-The kernel is the ``scimf`` preset's interaction (``mfsde.build_model(mfsde.preset("scimf",
+The kernel is the ``scimf`` preset's interaction (``mfsde.model.build_model(mfsde.preset("scimf",
 dim=50)).drift.inter``: 2 heads, LayerNorms, FFN) in eval mode, on ``x ~ N(0, I)`` of shape
 ``(N, 50)``:
 
@@ -120,10 +120,10 @@ def worker(n: int, mode: str, repeats: int, profile_alloc: bool, threads: int | 
         torch.set_num_threads(threads)
 
     import mfsde
-    from mfsde.interactions.base import auto_chunk
+    from mfsde.interactions._base import auto_chunk
 
     torch.manual_seed(0)
-    inter = mfsde.build_model(mfsde.preset("scimf", dim=D)).drift.inter.eval()
+    inter = mfsde.model.build_model(mfsde.preset("scimf", dim=D)).drift.inter.eval()
     x = torch.randn(n, D)
     small = torch.randn(64, D)
 

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import mfsde  # noqa: E402
-from mfsde import runs  # noqa: E402
+from mfsde import training as runs
 from mfsde.data import from_arrays  # noqa: E402
 from mfsde.training import Trainer  # noqa: E402
 

@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 import mfsde  # noqa: E402
 from accuracy import load  # noqa: E402
-from mfsde.baselines import baseline_evaluations  # noqa: E402
+from mfsde.evaluation import baseline_evaluations  # noqa: E402
 from mfsde.evaluation import evaluate  # noqa: E402
 from mfsde.training import fit  # noqa: E402
 

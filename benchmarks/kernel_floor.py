@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mfsde.interactions import build_interaction  # noqa: E402
-from mfsde.scaling import DataScale  # noqa: E402
+from mfsde.model import DataScale  # noqa: E402
 from mfsde.systems import population_snapshots, population_systems  # noqa: E402
 
 HELDOUT = (1, 5)

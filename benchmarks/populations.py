@@ -10,7 +10,7 @@ training), and scored on the held-out populations, each predicted from its own f
   times ≥ 1), beside the **truth** floor (the true system simulated from the same t₀ cells), and
   the references ``previous`` / ``mccann`` (from the held-out population's own observed
   neighbouring snapshots, which the model never sees) and ``floor`` (observed vs observed);
-* relative drift error and gauge-fixed interaction error (:mod:`mfsde.evaluation.recovery`) on each
+* relative drift error and gauge-fixed interaction error (:mod:`mfsde.evaluation`) on each
   held-out population's own system, averaged (controls: ``inter_scaled``, a spurious interaction);
 * on ``two_species`` (A is pulled by B, B feels nothing from A): the direction of influence, from
   the cell-type aggregated interaction weights of the kernel (rows = receivers) and from a
@@ -42,14 +42,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import mfsde  # noqa: E402
-from mfsde.baselines import baseline_evaluations  # noqa: E402
-from mfsde.cli.inputs import CLIError, parse_overrides  # noqa: E402
+from mfsde.evaluation import baseline_evaluations  # noqa: E402
+from mfsde.cli import CLIError, parse_overrides  # noqa: E402
 from mfsde.data import PopulationTask, PredictTask  # noqa: E402
 from mfsde.evaluation import evaluate  # noqa: E402
 from mfsde.explain import has_interaction_weights, label_influence, label_weights  # noqa: E402
 from mfsde.systems import (SystemModel, cross_population_error, drift_error, order_parameter,  # noqa: E402
                            pair_jacobian_error, NoisyKuramoto, TwoSpecies, population_snapshots, population_systems)
-from mfsde.evaluation.recovery import interaction_error, recovery_samples  # noqa: E402
+from mfsde.evaluation import interaction_error, recovery_samples  # noqa: E402
 from mfsde.training import fit  # noqa: E402
 
 N_POPULATIONS, N_CELLS, HELDOUT = 8, 300, (1, 5)

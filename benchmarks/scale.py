@@ -135,7 +135,7 @@ def _setup(kernel, n, device, seed=0):
     import mfsde
 
     torch.manual_seed(seed)
-    model = mfsde.build_model(mfsde.preset(KERNELS[kernel], dim=D)).to(device)
+    model = mfsde.model.build_model(mfsde.preset(KERNELS[kernel], dim=D)).to(device)
     g = torch.Generator(device=device).manual_seed(seed)
     x = torch.randn(n, D, generator=g, device=device)
     targets = [torch.randn(TARGET_POINTS, D, generator=g, device=device) + 0.5 * k for k in (1, 2)]

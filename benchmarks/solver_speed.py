@@ -26,7 +26,7 @@ Variants, run round-robin in the same process on the same drift object:
 
 Drifts:
 
-* ``scimf/train`` - ``mfsde.build_model(mfsde.preset("scimf", dim=50)).drift`` in train mode
+* ``scimf/train`` - ``mfsde.model.build_model(mfsde.preset("scimf", dim=50)).drift`` in train mode
   (attention dropout 0.1 active, as in training);
 * ``scimf/eval``  - the same drift in eval mode (no dropout; gradients still computed);
 * ``linear``      - a single ``nn.Linear(50, 50)`` (a cheap drift: the loop overhead shows).
@@ -125,8 +125,8 @@ def make_sample(runner, drift, x0, gen, params):
 
 def build_drifts() -> dict[str, nn.Module]:
     torch.manual_seed(0)
-    scimf = mfsde.build_model(mfsde.preset("scimf", dim=D)).drift
-    scimf_eval = mfsde.build_model(mfsde.preset("scimf", dim=D)).drift
+    scimf = mfsde.model.build_model(mfsde.preset("scimf", dim=D)).drift
+    scimf_eval = mfsde.model.build_model(mfsde.preset("scimf", dim=D)).drift
     scimf_eval.load_state_dict(scimf.state_dict())
     return {"scimf/train": scimf.train(), "scimf/eval": scimf_eval.eval(), "linear": LinearDrift(D).train()}
 

@@ -1,5 +1,5 @@
 """Particle systems with known physics: every preset × system × seed, held-out W1/W2 and
-drift / interaction recovery (mfsde.evaluation.recovery); plus the interacting-GRN CSV files.
+drift / interaction recovery (mfsde.evaluation); plus the interacting-GRN CSV files.
 
 Simulated systems (``mfsde.systems.SYSTEMS``: each family and, where registered, its
 non-interacting control): 300 fresh cells at each of 6 times 0, 0.8, …, 4.0; one training run
@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-from mfsde.baselines import BASELINES  # noqa: E402
+from mfsde.evaluation import BASELINES  # noqa: E402
 
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp"]
 #: data-only baselines on the same held-out cells: copy of the previous training time, McCann
@@ -94,10 +94,10 @@ def run_task(kind: str, name: str, seed: int, args, presets: list[str], referenc
     ``"truth"`` where the system is known)."""
     import torch
 
-    from mfsde.baselines import baseline_evaluations
+    from mfsde.evaluation import baseline_evaluations
     from mfsde.config import preset
     from mfsde.evaluation import evaluate
-    from mfsde.evaluation.recovery import SystemModel, recovery_report
+    from mfsde.evaluation import SystemModel, recovery_report
     from mfsde.training import fit
 
     torch.set_num_threads(args.threads)
@@ -326,7 +326,7 @@ def main(argv=None) -> int:
             "normalised distributions). drift err / inter err: relative errors (0 perfect, 1 = zero model); "
             "inter err is NaN on non-interacting controls, where inter_scaled measures a spurious interaction. "
             "`truth` = the true system simulated from the observed t0 cells. Baselines on the same held-out "
-            "cells (mfsde.baselines): `previous` = copy of the nearest earlier training time, `mccann` = "
+            "cells (mfsde.evaluation): `previous` = copy of the nearest earlier training time, `mccann` = "
             "displacement interpolation on the exact OT plan between the neighbouring training times (at the "
             "last time, extrapolation, there is no later one: it is the previous time), `floor` = observed "
             "cells against other observed cells of the same time.\n")

@@ -1,6 +1,6 @@
 """Seconds per training iteration against torch threads, on EMT (``ito`` and ``scimf``, 512 particles).
 
-Why ``mfsde`` commands default to half the cores the process may use (``mfsde.runs.default_threads``)
+Why ``mfsde`` commands default to half the cores the process may use (``mfsde.training.default_threads``)
 instead of torch's all cores: on a 2-core machine that is busy with anything else, torch's intra-op
 threads wait for each other. Each setting runs in a fresh subprocess (so thread pools do not carry
 over), interleaved, several times; the load average of the machine is recorded with every sample.

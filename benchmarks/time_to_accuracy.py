@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.render:
         return render(args)
-    from mfsde.cli.inputs import CLIError, parse_overrides
+    from mfsde.cli import CLIError, parse_overrides
 
     try:
         overrides = parse_overrides(args.overrides)

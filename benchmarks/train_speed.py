@@ -92,7 +92,7 @@ def load_data():
 
 def make_task():
     try:
-        from mfsde.data.tasks import Task
+        from mfsde.data import Task
 
         return Task("cite-day7", train=[0, 1, 2], heldout=[3], n_times=4)
     except ImportError:

@@ -5,6 +5,7 @@
 Needs ``pip install -e ".[dev,cellrank]"`` and ``../shared/data/emt/emt.csv`` (A549 cells,
 TGF-β-induced EMT, 10-D embedding, 4 time points).
 """
+
 import sys
 from pathlib import Path
 
@@ -29,8 +30,10 @@ data = Path(__file__).resolve().parents[2] / "shared" / "data" / "emt" / "emt.cs
 
 # 1. an AnnData: cells x features, the sampling time in obs
 df = pd.read_csv(data)
-adata = ad.AnnData(X=df.drop(columns="samples").to_numpy(np.float32),
-                   obs=pd.DataFrame({"time": df["samples"].to_numpy()}, index=df.index.astype(str)))
+adata = ad.AnnData(
+    X=df.drop(columns="samples").to_numpy(np.float32),
+    obs=pd.DataFrame({"time": df["samples"].to_numpy()}, index=df.index.astype(str)),
+)
 
 # 2. mfsde: preprocessing fitted on the training times, a fit with time point 2 held out,
 #    the drift at every cell (obsm['velocity_pca']) and the cluster x cluster interaction
@@ -69,8 +72,12 @@ fig.savefig(figure, dpi=110)
 print(f"macrostates {list(g.macrostates.cat.categories)}; terminal-state fates per time point:")
 t = adata.obs["time"].to_numpy()
 for k in np.unique(t):
-    print(f"  time {k}: mean fate " + ", ".join(f"{n} {fates[t == k, j].mean():.2f}"
-                                                for j, n in enumerate(g.fate_probabilities.names)))
-print(f"cluster interaction asymmetry per time {np.round(inter['asymmetry'], 3).tolist()} "
-      f"(shuffled-label q95 {np.round(inter['asymmetry_null_q95'], 3).tolist()})")
+    print(
+        f"  time {k}: mean fate "
+        + ", ".join(f"{n} {fates[t == k, j].mean():.2f}" for j, n in enumerate(g.fate_probabilities.names))
+    )
+print(
+    f"cluster interaction asymmetry per time {np.round(inter['asymmetry'], 3).tolist()} "
+    f"(shuffled-label q95 {np.round(inter['asymmetry_null_q95'], 3).tolist()})"
+)
 print(f"simulated cells: {pred.n_obs}; figure: {figure}")

@@ -1,12 +1,15 @@
 """Learn Cucker–Smale flocking from unpaired snapshots; compare the learned drift with the truth.
 
-    python examples/cucker_smale.py [iterations] [figure.png]      # ~2-3 min on 2 cores
+python examples/cucker_smale.py [iterations] [figure.png]      # ~2-3 min on 2 cores
 """
+
 import sys
 from pathlib import Path
 
 import mfsde
-from mfsde.systems import CuckerSmale, plot_recovery, recovery_report, snapshots
+from mfsde.evaluation import recovery_report
+from mfsde.pl import plot_recovery
+from mfsde.systems import CuckerSmale, snapshots
 from mfsde.training import fit
 
 iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 300
@@ -18,8 +21,9 @@ times = [0.0, 0.8, 1.6, 2.4, 3.2, 4.0]
 data = snapshots(system, times, n_per_time=300, seed=0)
 
 # 2. a mean-field SDE with a Gaussian-kernel pair force; t = 1.6 and t = 4.0 are held out
-config = mfsde.preset("rbf", dim=4).override(**{
-    "train.iterations": iterations, "train.n_particles": 128, "train.lr_step": max(1, iterations // 10)})
+config = mfsde.preset("rbf", dim=4).override(
+    **{"train.iterations": iterations, "train.n_particles": 128, "train.lr_step": max(1, iterations // 10)}
+)
 model = fit(config, data, "heldout:2,5").model
 
 # 3. compare with the true system: W1 at the held-out times, drift and interaction errors

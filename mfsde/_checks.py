@@ -1,4 +1,5 @@
 """Input validation shared by all components: shapes ``(..., N, d)`` and finiteness."""
+
 from __future__ import annotations
 
 import torch
@@ -12,9 +13,7 @@ def check_population(x: object, name: str = "x", dim: int | None = None, finite:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (..., N, d), got {type(x).__name__}")
     if x.dim() < 2:
-        raise ValueError(
-            f"{name} must have shape (..., N, d) with particles on dim -2, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name} must have shape (..., N, d) with particles on dim -2, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.shape[-2] < 1 or x.shape[-1] < 1:

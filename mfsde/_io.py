@@ -1,9 +1,11 @@
 """Durable file writes: a file is either its old or its complete new version, even after a crash."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:

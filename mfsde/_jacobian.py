@@ -1,11 +1,11 @@
-"""Rows of a particle drift's Jacobian, batched (shared by :mod:`mfsde.explain.influence` and
-:mod:`mfsde.evaluation.pair_jacobian`)."""
+"""Rows of a particle drift's Jacobian, batched (shared by :mod:`mfsde.explain` and
+:mod:`mfsde.evaluation`)."""
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
-
 
 #: memory for the temporaries of one batched backward pass (see :func:`auto_chunk`)
 CHUNK_BYTES = 1 << 29
@@ -23,8 +23,9 @@ def auto_chunk(model, n: int, dtype: torch.dtype = torch.float32) -> int:
     return int(max(1, min(512, CHUNK_BYTES // (3 * per_pair * n * n))))
 
 
-def pair_jacobian_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                       chunk: int = 512) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def pair_jacobian_rows(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = 512
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Rows of the Jacobian of ``fn: (N, d) → (N, d)`` at ``x``, ``chunk`` outputs at a time
     (:func:`auto_chunk` sizes it to a memory budget).
 
@@ -46,6 +47,7 @@ def pair_jacobian_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
             continue
         rows = torch.zeros(b - a, n * d, dtype=out.dtype, device=out.device)
         rows[torch.arange(b - a), torch.arange(a, b)] = 1.0
-        (g,) = torch.autograd.grad(out, xg, rows.view(b - a, n, d), retain_graph=True, is_grads_batched=True,
-                                   allow_unused=True)
+        (g,) = torch.autograd.grad(
+            out, xg, rows.view(b - a, n, d), retain_graph=True, is_grads_batched=True, allow_unused=True
+        )
         yield receivers, (x.new_zeros(b - a, n, d) if g is None else g.detach())

@@ -1,8 +1,10 @@
 """Published time-series snapshot data sets by name, fetched once and cached.
 
+```pycon
 >>> import mfsde
 >>> snaps = mfsde.datasets.emt()           # doctest: +SKIP
 >>> adata = mfsde.datasets.emt(anndata=True)  # doctest: +SKIP
+```
 
 Each function returns :class:`~mfsde.data.Snapshots` (``anndata=True``: an ``AnnData`` with the
 cells in ``X``, ``obs["time"]`` and ``obsm["X_data"]``). Files are looked for, in order:
@@ -18,6 +20,7 @@ file is refused (a cached one is fetched again), and a download that does not ma
 so no partial file ever passes as valid. Downloading needs the ``pooch`` extra
 (``pip install "mfsde[data]"``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +28,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["emt", "bargaje", "cite", "weinreb", "interacting_grn", "fetch", "DATASETS", "DatasetError",
-           "DatasetNotFound"]
+__all__ = [
+    "emt",
+    "bargaje",
+    "cite",
+    "weinreb",
+    "interacting_grn",
+    "fetch",
+    "DATASETS",
+    "DatasetError",
+    "DatasetNotFound",
+]
 
 
 class DatasetError(ValueError):
@@ -47,7 +59,9 @@ class _File:
 
 _LIGHTSB = "https://raw.githubusercontent.com/ngushchin/LightSB/acb2e250c16b32252ab460358d354700be71385c/data/"
 _DEEPRUOT = "https://raw.githubusercontent.com/zhenyiizhang/DeepRUOT/29e94d6684baf64963d16265214a788e4244f85e/data/"
-_CYTOBRIDGE = "https://raw.githubusercontent.com/zhenyiizhang/CytoBridge-NeurIPS/184f63aba67bb74b1fc5f5b6354e090e0b9e2946/data/"
+_CYTOBRIDGE = (
+    "https://raw.githubusercontent.com/zhenyiizhang/CytoBridge-NeurIPS/184f63aba67bb74b1fc5f5b6354e090e0b9e2946/data/"
+)
 _TIGON = "https://raw.githubusercontent.com/yutongo/TIGON/7fb46bc3f466f81ef6f5e7fcab0b556b5e9e3d14/Input/"
 
 _CITE_SHA = {
@@ -60,23 +74,41 @@ _CITE_SHA = {
     (100, 4): "04cd3ba804006ee72413aab33c90b6d977eb3a4e4a38127445a46625436fe524",
     (100, 7): "4a422acef3226958035c72e87ca7d1644d86f4efbb29be2c0bea67fc1e93b24e",
 }
-_GRN = {"attract": "d7d32e58dbee493013759a2eb7cd2166babbbc098bfed71167c2d9165418c172",
-        "LJ": "faec8e324653c3565b8b35492c7a5edb56b9b8e148447c9732e674b02cfe43f0",
-        "no_interact": "d41e3bcd94ff55383264461f2eed048780dbea8faffb77011cff9b8dce231d10"}
+_GRN = {
+    "attract": "d7d32e58dbee493013759a2eb7cd2166babbbc098bfed71167c2d9165418c172",
+    "LJ": "faec8e324653c3565b8b35492c7a5edb56b9b8e148447c9732e674b02cfe43f0",
+    "no_interact": "d41e3bcd94ff55383264461f2eed048780dbea8faffb77011cff9b8dce231d10",
+}
 
 #: every file by key: the data set's files, where they are published and their SHA-256
 DATASETS: dict[str, _File] = {
-    "emt": _File("emt", "emt.csv", _DEEPRUOT + "emt.csv",
-                 "820eca0ca6a9b8c5aba970dda04052b2e2ea4489b712b948559fe5cd185a8294"),
-    "bargaje": _File("bargaje", "Bifurcation.npy", _TIGON + "Bifurcation.npy",
-                     "d663a9e7de455ffbe96ae3cce88dfac6c4d1096157269e3aae161eed36d00a75"),
-    "weinreb": _File("weinreb", "mouse_hematopoiesis.csv", _DEEPRUOT + "mouse_hematopoiesis.csv",
-                     "be4360cd67e76205501de63124379be5c82506748e018197a3fdb4dbb1c7ca2f"),
-    **{f"cite{dim}_day{day}": _File("cite", f"full_cite_pcas_{dim}_day_{day}.npy",
-                                    _LIGHTSB + f"full_cite_pcas_{dim}_day_{day}.npy", sha)
-       for (dim, day), sha in _CITE_SHA.items()},
-    **{f"interacting_grn_{kind}": _File("interacting_grn", f"simulation_{kind}.csv",
-                                        _CYTOBRIDGE + f"simulation_{kind}.csv", sha) for kind, sha in _GRN.items()},
+    "emt": _File(
+        "emt", "emt.csv", _DEEPRUOT + "emt.csv", "820eca0ca6a9b8c5aba970dda04052b2e2ea4489b712b948559fe5cd185a8294"
+    ),
+    "bargaje": _File(
+        "bargaje",
+        "Bifurcation.npy",
+        _TIGON + "Bifurcation.npy",
+        "d663a9e7de455ffbe96ae3cce88dfac6c4d1096157269e3aae161eed36d00a75",
+    ),
+    "weinreb": _File(
+        "weinreb",
+        "mouse_hematopoiesis.csv",
+        _DEEPRUOT + "mouse_hematopoiesis.csv",
+        "be4360cd67e76205501de63124379be5c82506748e018197a3fdb4dbb1c7ca2f",
+    ),
+    **{
+        f"cite{dim}_day{day}": _File(
+            "cite", f"full_cite_pcas_{dim}_day_{day}.npy", _LIGHTSB + f"full_cite_pcas_{dim}_day_{day}.npy", sha
+        )
+        for (dim, day), sha in _CITE_SHA.items()
+    },
+    **{
+        f"interacting_grn_{kind}": _File(
+            "interacting_grn", f"simulation_{kind}.csv", _CYTOBRIDGE + f"simulation_{kind}.csv", sha
+        )
+        for kind, sha in _GRN.items()
+    },
 }
 
 
@@ -112,8 +144,10 @@ def fetch(key: str, *, data_dir=None, cache_dir=None, download: bool = True) -> 
         local = Path(folder) / f.folder / f.name
         if local.is_file():
             if _sha256(local) != f.sha256:
-                raise DatasetError(f"{local} does not match the published {f.name} (SHA-256 differs): "
-                                   f"replace it with the file from {f.url}")
+                raise DatasetError(
+                    f"{local} does not match the published {f.name} (SHA-256 differs): "
+                    f"replace it with the file from {f.url}"
+                )
             return local
     cache = _cache_dir(cache_dir) / f.folder
     target = cache / f.name
@@ -134,13 +168,16 @@ def fetch(key: str, *, data_dir=None, cache_dir=None, download: bool = True) -> 
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        raise DatasetError(f"cannot write to the data cache {cache} ({exc.strerror or exc}); "
-                           f"set MFSDE_CACHE_DIR or pass cache_dir=") from None
+        raise DatasetError(
+            f"cannot write to the data cache {cache} ({exc.strerror or exc}); set MFSDE_CACHE_DIR or pass cache_dir="
+        ) from None
     try:
         path = pooch.retrieve(f.url, known_hash=f"sha256:{f.sha256}", fname=f.name, path=cache, progressbar=False)
     except ValueError as exc:  # pooch: the downloaded file's hash differs (it deletes the download)
-        raise DatasetError(f"the download of {f.name} from {f.url} does not match its pinned SHA-256 "
-                           f"and was deleted ({str(exc).splitlines()[0]}); {where}") from None
+        raise DatasetError(
+            f"the download of {f.name} from {f.url} does not match its pinned SHA-256 "
+            f"and was deleted ({str(exc).splitlines()[0]}); {where}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - requests' and urllib's errors alike: one line
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DatasetError(f"could not download {f.name} from {f.url} ({reason}); {where}") from None
@@ -162,7 +199,7 @@ def _snapshots_or_anndata(snaps, anndata: bool):
 
 
 def _csv(key: str, name: str, anndata: bool, **where):
-    from .data import load_csv
+    from mfsde.data import load_csv
 
     return _snapshots_or_anndata(load_csv(fetch(key, **where), time_col="samples", name=name), anndata)
 
@@ -181,16 +218,23 @@ def weinreb(*, anndata: bool = False, data_dir=None, cache_dir=None, download: b
     return _csv("weinreb", "weinreb", anndata, data_dir=data_dir, cache_dir=cache_dir, download=download)
 
 
-def interacting_grn(kind: str = "attract", *, anndata: bool = False, data_dir=None, cache_dir=None,
-                    download: bool = True):
+def interacting_grn(
+    kind: str = "attract", *, anndata: bool = False, data_dir=None, cache_dir=None, download: bool = True
+):
     """Simulated gene-regulatory dynamics of proliferating cells (CytoBridge, NeurIPS 2025), 2-D,
     5 time points, ≈2700–3000 cells (400 at t = 0, growing); ``kind`` is ``"attract"``
     (attractive interaction), ``"LJ"`` (Lennard-Jones) or ``"no_interact"`` (the control).
     Source: github zhenyiizhang/CytoBridge-NeurIPS ``data/simulation_<kind>.csv`` (MIT)."""
     if kind not in _GRN:
         raise DatasetError(f"interacting_grn: kind must be one of {', '.join(_GRN)}; got {kind!r}")
-    return _csv(f"interacting_grn_{kind}", f"interacting_grn_{kind}", anndata, data_dir=data_dir,
-                cache_dir=cache_dir, download=download)
+    return _csv(
+        f"interacting_grn_{kind}",
+        f"interacting_grn_{kind}",
+        anndata,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        download=download,
+    )
 
 
 def bargaje(*, anndata: bool = False, data_dir=None, cache_dir=None, download: bool = True):
@@ -198,7 +242,7 @@ def bargaje(*, anndata: bool = False, data_dir=None, cache_dir=None, download: b
     8 time points, 1896 cells. The published file is a pickled numpy object array; it is read only
     after its SHA-256 matched the pinned one.
     Source: github yutongo/TIGON ``Input/Bifurcation.npy`` (MIT)."""
-    from .data import load_npy_stack
+    from mfsde.data import load_npy_stack
 
     path = fetch("bargaje", data_dir=data_dir, cache_dir=cache_dir, download=download)
     return _snapshots_or_anndata(load_npy_stack(path, name="bargaje", allow_pickle=True), anndata)
@@ -211,8 +255,9 @@ def cite(dim: int = 50, *, anndata: bool = False, data_dir=None, cache_dir=None,
     Source: github ngushchin/LightSB ``data/full_cite_pcas_<dim>_day_<day>.npy`` (MIT)."""
     if dim not in (50, 100):
         raise DatasetError(f"cite: dim must be 50 or 100; got {dim!r}")
-    from .data import load_npy
+    from mfsde.data import load_npy
 
-    paths = [fetch(f"cite{dim}_day{day}", data_dir=data_dir, cache_dir=cache_dir, download=download)
-             for day in (2, 3, 4, 7)]
+    paths = [
+        fetch(f"cite{dim}_day{day}", data_dir=data_dir, cache_dir=cache_dir, download=download) for day in (2, 3, 4, 7)
+    ]
     return _snapshots_or_anndata(load_npy(paths, times=[2, 3, 4, 7], name=f"cite{dim}"), anndata)

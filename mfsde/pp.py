@@ -16,23 +16,37 @@ look for it:
 
 Needs ``anndata`` and scikit-learn (``pip install mfsde[sc]``).
 """
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 
-from .data import Preprocessor, Snapshots
-from .data._load_common import MissingColumnError
-from .tl._anndata import check_adata, task_of, times_of, uns_record
+from mfsde.data import Preprocessor, Snapshots
+from mfsde.data._load_common import MissingColumnError
+from mfsde.tl._anndata import check_adata, task_of, times_of, uns_record
 
 __all__ = ["preprocess"]
 
 
-def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: str | None = None,
-               n_top_genes: int | None = 2000, target_sum: float | None = 1e4, log1p: bool = True,
-               scale: bool = True, max_value: float | None = None, n_comps: int = 50, key_added: str = "X_pca",
-               random_state: int | None = 0, copy: bool = False):
+def preprocess(
+    adata,
+    time_key: str,
+    *,
+    task=None,
+    kind: str = "counts",
+    layer: str | None = None,
+    n_top_genes: int | None = 2000,
+    target_sum: float | None = 1e4,
+    log1p: bool = True,
+    scale: bool = True,
+    max_value: float | None = None,
+    n_comps: int = 50,
+    key_added: str = "X_pca",
+    random_state: int | None = 0,
+    copy: bool = False,
+):
     """Fit scIMF's preprocessing on the training time points of ``task`` and project every cell.
 
     Args:
@@ -55,8 +69,10 @@ def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: 
     if X is None:
         raise ValueError("adata.X is empty; pass layer= with the counts")
     if kind == "counts" and layer is None and "log1p" in adata.uns:
-        raise ValueError("adata.X is already log-normalised (uns['log1p'] is set) and kind='counts' would "
-                         "normalise it again; pass layer= with the raw counts, or kind='embedded'")
+        raise ValueError(
+            "adata.X is already log-normalised (uns['log1p'] is set) and kind='counts' would "
+            "normalise it again; pass layer= with the raw counts, or kind='embedded'"
+        )
     names = [str(v) for v in adata.var_names]
     blocks = [_dense(X[np.flatnonzero(index == k)]) for k in task.train]
     train = Snapshots(np.asarray(times)[list(task.train)], blocks, feature_names=names, name="train")
@@ -65,19 +81,29 @@ def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: 
         where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
         for b in blocks:
             if (b < 0).any():
-                raise ValueError(f"kind='counts' needs raw counts but {where} has negative values (min {b.min():.3g}); "
-                                 f"pass layer= with the counts, or kind='embedded' for an embedding")
+                raise ValueError(
+                    f"kind='counts' needs raw counts but {where} has negative values (min {b.min():.3g}); "
+                    f"pass layer= with the counts, or kind='embedded' for an embedding"
+                )
             frac = b[b != np.round(b)]
             if frac.size:
-                raise ValueError(f"kind='counts' needs raw counts but {where} has non-integer values (e.g. {frac[0]:.3g}); "
-                                 f"pass layer= with the counts, or kind='embedded' for continuous data")
-    pre = Preprocessor(kind, n_components=n_comps, scale=scale, max_value=max_value, random_state=random_state,
-                       **(dict(n_top_genes=n_top_genes, target_sum=target_sum, log1p=log1p) if counts else {}))
+                raise ValueError(
+                    f"kind='counts' needs raw counts but {where} has non-integer values (e.g. {frac[0]:.3g}); "
+                    f"pass layer= with the counts, or kind='embedded' for continuous data"
+                )
+    pre = Preprocessor(
+        kind,
+        n_components=n_comps,
+        scale=scale,
+        max_value=max_value,
+        random_state=random_state,
+        **(dict(n_top_genes=n_top_genes, target_sum=target_sum, log1p=log1p) if counts else {}),
+    )
     pre.fit(train)
     out = np.empty((adata.n_obs, pre.record["output_dim"]), dtype=np.float32)
     step = 20000
     for a in range(0, adata.n_obs, step):  # dense blocks of bounded size
-        out[a:a + step] = pre.transform_array(_dense(X[a:a + step]), f"cells {a}..{min(a + step, adata.n_obs) - 1}")
+        out[a : a + step] = pre.transform_array(_dense(X[a : a + step]), f"cells {a}..{min(a + step, adata.n_obs) - 1}")
     adata.obsm[key_added] = out
     genes = slice(None) if pre.genes_ is None else pre.genes_
     selected = np.zeros(len(names), dtype=bool)
@@ -87,13 +113,24 @@ def preprocess(adata, time_key: str, *, task=None, kind: str = "counts", layer: 
         loadings = np.zeros((len(names), pre.components_.shape[0]), dtype=np.float32)
         loadings[genes] = pre.components_.T
         adata.varm["PCs"] = loadings
-        adata.uns["pca"] = {"variance_ratio": np.asarray(pre.explained_variance_ratio_),
-                            "params": {"zero_center": True, "use_highly_variable": pre.genes_ is not None,
-                                       "mfsde_fitted_on_times": np.asarray(times)[list(task.train)]}}
+        adata.uns["pca"] = {
+            "variance_ratio": np.asarray(pre.explained_variance_ratio_),
+            "params": {
+                "zero_center": True,
+                "use_highly_variable": pre.genes_ is not None,
+                "mfsde_fitted_on_times": np.asarray(times)[list(task.train)],
+            },
+        }
     # the Preprocessor saw the training snapshots only: its indices are into that subset
-    record = dict(pre.record, time_key=time_key, key_added=key_added, train_indices=list(task.train),
-                  heldout_indices=list(task.heldout), train_times=[float(times[k]) for k in task.train],
-                  heldout_times=[float(times[k]) for k in task.heldout])
+    record = dict(
+        pre.record,
+        time_key=time_key,
+        key_added=key_added,
+        train_indices=list(task.train),
+        heldout_indices=list(task.heldout),
+        train_times=[float(times[k]) for k in task.train],
+        heldout_times=[float(times[k]) for k in task.heldout],
+    )
     uns_record(adata)["preprocess"] = json.dumps(record)
     return adata if copy else None
 

@@ -4,10 +4,12 @@ Every family of components (interactions, intra-particle drifts, solvers, losses
 :class:`Registry`. Users add their own parts with ``@REGISTRY.register("name")`` and build
 them by name from a plain config with :meth:`Registry.build`.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class Registry:
@@ -19,9 +21,9 @@ class Registry:
     ``entries`` registers a first table at construction: ``Registry("solver", {"em": EulerMaruyama})``.
     """
 
-    def __init__(self, kind: str, entries: Dict[str, Callable[..., Any]] | None = None):
+    def __init__(self, kind: str, entries: dict[str, Callable[..., Any]] | None = None):
         self.kind = kind
-        self._table: Dict[str, Callable[..., Any]] = {}
+        self._table: dict[str, Callable[..., Any]] = {}
         for name, obj in (entries or {}).items():
             self.register(name, obj)
 
@@ -43,9 +45,7 @@ class Registry:
 
     def get(self, name: str) -> Callable[..., Any]:
         if name not in self._table:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; available: {', '.join(sorted(self._table))}"
-            )
+            raise KeyError(f"unknown {self.kind} {name!r}; available: {', '.join(sorted(self._table))}")
         return self._table[name]
 
     def build(self, name: str, /, **options: Any) -> Any:

@@ -3,6 +3,7 @@
 Kept cheap on purpose (2 shared CPU cores): small populations, float64 where exactness is
 checked, hypothesis with few examples and no deadline.
 """
+
 from __future__ import annotations
 
 import math
@@ -182,9 +183,10 @@ def pairwise_loop(k, x: torch.Tensor):
 def radial_loop(k, x: torch.Tensor):
     """f_i = 1/(N−1) Σ_{j≠i} ψ(r_ij) (x_j − x_i)/r_ij; the piecewise-linear ψ as a sum of hat
     functions Σ_m w_m max(0, 1 − |u (M−1) − m|), u = r/(1 + r) (an independent form)."""
+
     def message(i, j):
         dx = x[j] - x[i]
-        r = torch.sqrt(dx @ dx + k.eps ** 2)
+        r = torch.sqrt(dx @ dx + k.eps**2)
         if k.basis == "mlp":
             psi = k.psi(r.reshape(1, 1))[0, 0]
         else:
@@ -200,8 +202,13 @@ def none_loop(k, x: torch.Tensor):
     return torch.zeros_like(x), torch.zeros(1, n, n, dtype=x.dtype)
 
 
-LOOPS = {"attention": attention_loop, "rbf": rbf_loop, "pairwise_mlp": pairwise_loop, "radial": radial_loop,
-         "none": none_loop}
+LOOPS = {
+    "attention": attention_loop,
+    "rbf": rbf_loop,
+    "pairwise_mlp": pairwise_loop,
+    "radial": radial_loop,
+    "none": none_loop,
+}
 
 
 def reference(name: str, k, x: torch.Tensor):
@@ -218,11 +225,10 @@ def reference(name: str, k, x: torch.Tensor):
 @pytest.fixture
 def registry_cleanup():
     """Remove names a test registers in the global registries, whatever happens."""
+    from mfsde.config import PRESETS
     from mfsde.drifts import INTRA_DRIFTS
     from mfsde.losses import LOSSES
     from mfsde.solvers import SOLVERS
-
-    from mfsde.config import PRESETS
 
     regs = (INTERACTIONS, INTRA_DRIFTS, LOSSES, SOLVERS, PRESETS)
     before = [dict(r._table) for r in regs]
@@ -234,8 +240,8 @@ def registry_cleanup():
 
 def small_drift(dim: int = 2, inter: str = "attention", seed: int = 0, width: int = 8, **options):
     """A float64 eval-mode MeanFieldDrift (MLP intra + a kernel) with random parameters."""
-    intra = randomize_(mfsde.build_intra("mlp", dim=dim, width=width).double(), seed + 100, 0.3)
+    intra = randomize_(mfsde.drifts.build_intra("mlp", dim=dim, width=width).double(), seed + 100, 0.3)
     if inter == "pairwise_mlp":
         options.setdefault("width", 8)
     inter_k = make_kernel(inter, dim, seed=seed, **options)
-    return mfsde.MeanFieldDrift(intra, inter_k).double().eval()
+    return mfsde.drifts.MeanFieldDrift(intra, inter_k).double().eval()

@@ -1,6 +1,7 @@
 """The no-regression gate of ``benchmarks/accuracy.py``: the verdict rule on hand-made rows,
 ``--write-reference`` then ``--compare`` on a tiny fake rows log, the extrapolation tasks'
 "–" for McCann, and ``--tasks`` parsing. Nothing trains."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,33 @@ def bench():
     return mod
 
 
-def row(preset: str, seed: int, w1, *, task: str = "loo:1", dataset: str = "emt", kind: str = "model",
-        budget: float = 60.0, **extra) -> dict:
+def row(
+    preset: str,
+    seed: int,
+    w1,
+    *,
+    task: str = "loo:1",
+    dataset: str = "emt",
+    kind: str = "model",
+    budget: float = 60.0,
+    **extra,
+) -> dict:
     """One logged row as ``run_model`` / ``run_baselines`` write it; ``w1`` a number or one per
     held-out time (then the task holds out times 2, 4, 6)."""
     per = [w1] if not isinstance(w1, (list, tuple)) else list(w1)
     idx = [1] if len(per) == 1 else [2 * (j + 1) for j in range(len(per))]
-    r = {"dataset": dataset, "task": task, "start": "t0", "preset": preset, "kind": kind, "seed": seed,
-         "w1": sum(per) / len(per), "w2": sum(per) / len(per), "git_commit": "abc1234",
-         "per_time": [{"index": k, "time": float(k), "w1": v, "w2": v} for k, v in zip(idx, per)]}
+    r = {
+        "dataset": dataset,
+        "task": task,
+        "start": "t0",
+        "preset": preset,
+        "kind": kind,
+        "seed": seed,
+        "w1": sum(per) / len(per),
+        "w2": sum(per) / len(per),
+        "git_commit": "abc1234",
+        "per_time": [{"index": k, "time": float(k), "w1": v, "w2": v} for k, v in zip(idx, per)],
+    }
     if kind == "model":
         r.update(iterations=10, train_seconds=budget, budget=budget, overrides={}, curve=None)
     return {**r, **extra}
@@ -51,21 +70,32 @@ def lines(bench, ref_rows: list[dict], new_rows: list[dict]) -> dict[str, dict]:
 # -- the rule ------------------------------------------------------------------------------------
 def test_better_within_worse_and_not_comparable(bench):
     ref = [r for p in ("good", "same", "bad", "longer") for r in seeds(p, [1.00, 1.01, 0.99])]
-    new = (seeds("good", [0.90, 0.91, 0.89]) + seeds("same", [1.005, 1.015, 0.995])
-           + seeds("bad", [1.10, 1.11, 1.09]) + seeds("longer", [1.00, 1.01, 0.99], budget=120.0))
+    new = (
+        seeds("good", [0.90, 0.91, 0.89])
+        + seeds("same", [1.005, 1.015, 0.995])
+        + seeds("bad", [1.10, 1.11, 1.09])
+        + seeds("longer", [1.00, 1.01, 0.99], budget=120.0)
+    )
     got = lines(bench, ref, new)
     assert {m: got[m]["verdict"] for m in got} == {
-        "good": "better", "same": "within", "bad": "worse", "longer": "not comparable"}
+        "good": "better",
+        "same": "within",
+        "bad": "worse",
+        "longer": "not comparable",
+    }
     assert got["longer"]["reason"] == "budget 120 vs 60"
     assert got["bad"]["difference"] == pytest.approx(0.10)
     # tol = 2·sqrt(s_ref²/n_ref + s_new²/n_new), both sides std 0.01 over 3 seeds
-    assert got["same"]["tol"] == pytest.approx(2 * math.sqrt(2 * 0.01 ** 2 / 3))
+    assert got["same"]["tol"] == pytest.approx(2 * math.sqrt(2 * 0.01**2 / 3))
 
 
 def test_other_overrides_clock_or_method_are_not_comparable(bench):
     ref = seeds("a", [1.0, 1.0]) + seeds("b", [1.0, 1.0]) + seeds("c", [1.0, 1.0])
-    new = (seeds("a", [1.0, 1.0], overrides={"train.lr": 0.01}) + seeds("b", [1.0, 1.0], time_clock="cpu")
-           + seeds("c", [1.0, 1.0], method="flow_matching"))
+    new = (
+        seeds("a", [1.0, 1.0], overrides={"train.lr": 0.01})
+        + seeds("b", [1.0, 1.0], time_clock="cpu")
+        + seeds("c", [1.0, 1.0], method="flow_matching")
+    )
     got = lines(bench, ref, new)
     assert {m: got[m]["verdict"] for m in got} == dict.fromkeys("abc", "not comparable")
     assert got["a"]["reason"] == "overrides train.lr=0.01 vs none"
@@ -86,7 +116,7 @@ def test_a_one_seed_side_borrows_the_other_sides_std(bench):
     ref = [row("x", 0, 1.0), row("y", 0, 1.0)]
     new = seeds("x", [1.02, 1.03, 1.01]) + seeds("y", [1.03, 1.04, 1.02])
     got = lines(bench, ref, new)
-    assert got["x"]["tol"] == pytest.approx(2 * math.sqrt(0.01 ** 2 + 0.01 ** 2 / 3))
+    assert got["x"]["tol"] == pytest.approx(2 * math.sqrt(0.01**2 + 0.01**2 / 3))
     assert (got["x"]["verdict"], got["y"]["verdict"]) == ("within", "worse")
     # and the other way round: this run one seed
     assert lines(bench, new, [row("x", 0, 1.0)])["x"]["verdict"] == "within"
@@ -110,17 +140,27 @@ def test_the_tolerance_is_at_least_a_quarter_percent(bench):
 
 def test_new_missing_per_time_and_mean_lines(bench):
     ref = seeds("kept", [[1.0, 2.0, 3.0]] * 2, task="interpolate:2,4,6") + seeds("gone", [1.0, 1.0])
-    new = (seeds("kept", [[1.0, 2.0, 3.0]] * 2, task="interpolate:2,4,6") + seeds("added", [1.0, 1.0])
-           + seeds("other", [1.0], task="loo:2"))
+    new = (
+        seeds("kept", [[1.0, 2.0, 3.0]] * 2, task="interpolate:2,4,6")
+        + seeds("added", [1.0, 1.0])
+        + seeds("other", [1.0], task="loo:2")
+    )
     g = bench.gate(new, {"entries": bench.entries(ref), "git_commits": ["abc1234"]})
     by = {(ln["method"], ln["task"], ln["time"]): ln["verdict"] for ln in g["lines"]}
-    assert by == {("kept", "interpolate:2,4,6", "2 (t = 2)"): "within", ("kept", "interpolate:2,4,6", "4 (t = 4)"): "within",
-                  ("kept", "interpolate:2,4,6", "6 (t = 6)"): "within", ("kept", "interpolate:2,4,6", "mean"): "within",
-                  ("gone", "loo:1", "mean"): "missing", ("added", "loo:1", "mean"): "new",
-                  ("other", "loo:2", "mean"): "new"}
+    assert by == {
+        ("kept", "interpolate:2,4,6", "2 (t = 2)"): "within",
+        ("kept", "interpolate:2,4,6", "4 (t = 4)"): "within",
+        ("kept", "interpolate:2,4,6", "6 (t = 6)"): "within",
+        ("kept", "interpolate:2,4,6", "mean"): "within",
+        ("gone", "loo:1", "mean"): "missing",
+        ("added", "loo:1", "mean"): "new",
+        ("other", "loo:2", "mean"): "new",
+    }
     assert g["summary"] == {"emt": {"better": 0, "within": 4, "worse": 0, "missing": 1, "new": 2}}
     assert "emt: 0 better, 4 within, 0 worse, 2 new, 1 missing." in bench.gate_markdown(
-        {**g, "reference": {"git_commits": ["abc1234"], "mfsde_version": "0", "written": "today", "rows_log": "x"}}, lambda ds: 3)
+        {**g, "reference": {"git_commits": ["abc1234"], "mfsde_version": "0", "written": "today", "rows_log": "x"}},
+        lambda ds: 3,
+    )
     assert bench.gate(new[:2], {"entries": bench.entries(ref)})["not_in_run"] == ["emt loo:1, t0"]
 
 
@@ -130,10 +170,17 @@ def fake_log(directory: Path, name: str, rows: list[dict]) -> None:
     (directory / f"{name}.rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-FAKE = (seeds("scimf", [0.30, 0.31, 0.29]) + seeds("ito", [0.33, 0.34, 0.35]) + [row("rbf", 0, 0.4)]
-        + seeds("scimf", [[0.5, 0.6, 0.7], [0.52, 0.61, 0.69]], task="interpolate:2,4,6", dataset="bargaje")
-        + [row(b, s, 0.3 + 0.1 * j + 0.01 * s, kind="baseline") for j, b in enumerate(("previous", "mccann", "floor"))
-           for s in range(3)])
+FAKE = (
+    seeds("scimf", [0.30, 0.31, 0.29])
+    + seeds("ito", [0.33, 0.34, 0.35])
+    + [row("rbf", 0, 0.4)]
+    + seeds("scimf", [[0.5, 0.6, 0.7], [0.52, 0.61, 0.69]], task="interpolate:2,4,6", dataset="bargaje")
+    + [
+        row(b, s, 0.3 + 0.1 * j + 0.01 * s, kind="baseline")
+        for j, b in enumerate(("previous", "mccann", "floor"))
+        for s in range(3)
+    ]
+)
 
 
 @pytest.fixture
@@ -148,13 +195,23 @@ def test_write_reference_then_compare_against_itself_is_all_within(bench, result
     fake_log(results / "results", "fake", FAKE)
     assert bench.main(["--write-reference", "--name", "fake"]) == 0
     ref = json.loads((results / "reference" / "accuracy.json").read_text())
-    assert (ref["rows_log"], ref["git_commits"], ref["mfsde_version"]) == ("fake.rows.jsonl", ["abc1234"], mfsde.__version__)
+    assert (ref["rows_log"], ref["git_commits"], ref["mfsde_version"]) == (
+        "fake.rows.jsonl",
+        ["abc1234"],
+        mfsde.__version__,
+    )
     assert ref["written"]
     e = {(x["dataset"], x["task"], x["method"]): x for x in ref["entries"]}
     assert set(e) == {("emt", "loo:1", m) for m in ("scimf", "ito", "rbf", "previous", "mccann", "floor")} | {
-        ("bargaje", "interpolate:2,4,6", "scimf")}
+        ("bargaje", "interpolate:2,4,6", "scimf")
+    }
     scimf = e[("emt", "loo:1", "scimf")]
-    assert (scimf["budget"], scimf["overrides"], scimf["training_method"], scimf["clock"]) == (60.0, {}, "simulation", "wall")
+    assert (scimf["budget"], scimf["overrides"], scimf["training_method"], scimf["clock"]) == (
+        60.0,
+        {},
+        "simulation",
+        "wall",
+    )
     assert scimf["seeds"] == [0, 1, 2] and scimf["mean"]["w1"]["n"] == 3
     assert scimf["mean"]["w1"]["mean"] == pytest.approx(0.30) and scimf["mean"]["w1"]["std"] == pytest.approx(0.01)
     assert e[("emt", "loo:1", "rbf")]["mean"]["w1"]["std"] is None
@@ -166,7 +223,10 @@ def test_write_reference_then_compare_against_itself_is_all_within(bench, result
     assert "Against the reference (commit abc1234" in out and "Overview" not in out  # only the gate
     g = json.loads((results / "results" / "fake.json").read_text())["gate"]
     assert len(g["lines"]) == 6 + 4 and {ln["verdict"] for ln in g["lines"]} == {"within"}
-    assert g["summary"] == {"emt": {"better": 0, "within": 6, "worse": 0}, "bargaje": {"better": 0, "within": 4, "worse": 0}}
+    assert g["summary"] == {
+        "emt": {"better": 0, "within": 6, "worse": 0},
+        "bargaje": {"better": 0, "within": 4, "worse": 0},
+    }
     md = (results / "results" / "fake.md").read_text()
     assert "Against the reference (commit abc1234" in md and "emt: 0 better, 6 within, 0 worse" in md
 
@@ -174,10 +234,21 @@ def test_write_reference_then_compare_against_itself_is_all_within(bench, result
 def test_compare_reports_worse_and_fails_only_when_asked(bench, results, capsys):
     fake_log(results / "results", "fake", FAKE)
     assert bench.main(["--write-reference", "--name", "fake"]) == 0
-    fake_log(results / "results", "fake", [{**r, "per_time": [{**r["per_time"][0], "w1": r["w1"] + 0.1}], "w1": r["w1"] + 0.1}
-                                           if r["preset"] == "ito" else r for r in FAKE])
+    fake_log(
+        results / "results",
+        "fake",
+        [
+            {**r, "per_time": [{**r["per_time"][0], "w1": r["w1"] + 0.1}], "w1": r["w1"] + 0.1}
+            if r["preset"] == "ito"
+            else r
+            for r in FAKE
+        ],
+    )
     assert bench.main(["--compare", "--name", "fake"]) == 0
-    assert "| ito | emt loo:1, t0 | 1 (t = 1) | 0.340 ± 0.010 (3) | 0.440 ± 0.010 (3) | +0.1000 (+29.4 %)" in capsys.readouterr().out
+    assert (
+        "| ito | emt loo:1, t0 | 1 (t = 1) | 0.340 ± 0.010 (3) | 0.440 ± 0.010 (3) | +0.1000 (+29.4 %)"
+        in capsys.readouterr().out
+    )
     assert bench.main(["--compare", "--name", "fake", "--fail-on-worse"]) == 1
     assert bench.main(["--render", "--name", "fake", "--fail-on-worse", "--reference", "none"]) == 0
 
@@ -193,14 +264,16 @@ def test_compare_without_a_reference_is_an_error(bench, results, capsys):
 
 # -- extrapolation tasks --------------------------------------------------------------------------
 def test_mccann_past_the_last_training_time_shows_a_dash(bench):
-    from mfsde.baselines import baseline_evaluations
-    from mfsde.data.load_numpy import from_arrays
     import numpy as np
+
+    from mfsde.data import from_arrays
+    from mfsde.evaluation import baseline_evaluations
 
     rng = np.random.default_rng(0)
     snaps = from_arrays([rng.normal(i, 1.0, (40, 2)) for i in range(4)], times=[0, 1, 2, 3], name="fake")
-    assert any(pt.get("note") for ev in baseline_evaluations(snaps, "extrapolate:1", n_particles=50)
-               for pt in ev["per_time"])
+    assert any(
+        pt.get("note") for ev in baseline_evaluations(snaps, "extrapolate:1", n_particles=50) for pt in ev["per_time"]
+    )
     rows = bench.run_baselines(snaps, "emt", "extrapolate:1", ("t0",), 0)
     rows += seeds("scimf", [1.0, 1.1], task="extrapolate:1")
     rows = [{**r, "per_time": [{**pt, "index": 3} for pt in r["per_time"]]} for r in rows]
@@ -217,11 +290,20 @@ def test_mccann_past_the_last_training_time_shows_a_dash(bench):
 def test_tasks_select_the_extrapolation_tasks_which_are_not_run_by_default(bench):
     assert not any("extrapolate" in t for _, t, _ in bench.TASKS)
     tasks = [bench.parse_task(x) for x in ("emt:loo:1", "bargaje:extrapolate:1", "cite:loo:2")]
-    assert tasks == [("emt", "loo:1", ("t0",)), ("bargaje", "extrapolate:1", ("t0",)), ("cite", "loo:2", ("t0", "previous"))]
-    args = argparse.Namespace(seeds=[0], tasks=tasks, datasets=["emt", "bargaje"], presets=["scimf"], cite_presets=["ito"])
-    assert bench.plan(args) == [("emt", "loo:1", ("t0",), "baselines", 0), ("emt", "loo:1", ("t0",), "scimf", 0),
-                                ("bargaje", "extrapolate:1", ("t0",), "baselines", 0),
-                                ("bargaje", "extrapolate:1", ("t0",), "scimf", 0)]
+    assert tasks == [
+        ("emt", "loo:1", ("t0",)),
+        ("bargaje", "extrapolate:1", ("t0",)),
+        ("cite", "loo:2", ("t0", "previous")),
+    ]
+    args = argparse.Namespace(
+        seeds=[0], tasks=tasks, datasets=["emt", "bargaje"], presets=["scimf"], cite_presets=["ito"]
+    )
+    assert bench.plan(args) == [
+        ("emt", "loo:1", ("t0",), "baselines", 0),
+        ("emt", "loo:1", ("t0",), "scimf", 0),
+        ("bargaje", "extrapolate:1", ("t0",), "baselines", 0),
+        ("bargaje", "extrapolate:1", ("t0",), "scimf", 0),
+    ]
 
 
 def test_tasks_reject_an_unknown_label_in_one_line(bench, results, capsys):

@@ -1,4 +1,5 @@
 """The command line: help texts, a tiny fit → evaluate → explain round trip, error exits."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,20 @@ def _write_csv(path, n=36, times=(0, 1, 2, 3), seed=0, labelled=True):
     return path
 
 
-TINY = ["--iterations", "2", "--n-particles", "24", "--set", "eval.n_particles=40", "--set", "model.intra.width=16",
-        "--set", "train.n_targets=null", "--seed", "0"]
+TINY = [
+    "--iterations",
+    "2",
+    "--n-particles",
+    "24",
+    "--set",
+    "eval.n_particles=40",
+    "--set",
+    "model.intra.width=16",
+    "--set",
+    "train.n_targets=null",
+    "--seed",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +48,23 @@ def fitted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     csv = _write_csv(tmp / "cells.csv")
     run = tmp / "run"
-    code = main(["fit", "--data", str(csv), "--label-col", "cell_type", "--task", "interpolate:2",
-                 "--preset", "scimf", "--out", str(run), "--quiet", *TINY])
+    code = main(
+        [
+            "fit",
+            "--data",
+            str(csv),
+            "--label-col",
+            "cell_type",
+            "--task",
+            "interpolate:2",
+            "--preset",
+            "scimf",
+            "--out",
+            str(run),
+            "--quiet",
+            *TINY,
+        ]
+    )
     assert code == 0
     return csv, run
 
@@ -116,8 +144,16 @@ def test_explain_round_trip(fitted, capsys):
     out = capsys.readouterr().out
     assert "cell-type matrix" in out and "asymmetry" in out
     folder = run / "explain"
-    for name in ("weights_t0.npz", "velocities.npz", "summary.json", "weights_cells_t0.png",
-                 "weights_labels_t0.png", "weights_graph_t0.png", "velocities.png", "loss.png"):
+    for name in (
+        "weights_t0.npz",
+        "velocities.npz",
+        "summary.json",
+        "weights_cells_t0.png",
+        "weights_labels_t0.png",
+        "weights_graph_t0.png",
+        "velocities.png",
+        "loss.png",
+    ):
         assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["weights"][0]["label_names"] == ["A", "B"]
@@ -126,9 +162,36 @@ def test_explain_round_trip(fitted, capsys):
 def test_compare_prints_a_table(tmp_path, capsys):
     csv = _write_csv(tmp_path / "c.csv", n=20, times=(0, 1, 2))
     out = tmp_path / "cmp"
-    assert main(["compare", "--data", str(csv), "--label-col", "cell_type", "--task", "interpolate:1", "--presets", "scimf", "ito",
-                 "--seeds", "0", "--out", str(out), "--quiet", "--iterations", "1", "--n-particles", "16",
-                 "--set", "eval.n_particles=20", "--set", "model.intra.width=8"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--data",
+                str(csv),
+                "--label-col",
+                "cell_type",
+                "--task",
+                "interpolate:1",
+                "--presets",
+                "scimf",
+                "ito",
+                "--seeds",
+                "0",
+                "--out",
+                str(out),
+                "--quiet",
+                "--iterations",
+                "1",
+                "--n-particles",
+                "16",
+                "--set",
+                "eval.n_particles=20",
+                "--set",
+                "model.intra.width=8",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| task | start | preset | n_seeds | W1 | W2 |" in printed and "| interpolate:1 | t0 | ito |" in printed
     for baseline in ("previous", "mccann", "floor"):  # beside the models, on the same cells
@@ -138,18 +201,21 @@ def test_compare_prints_a_table(tmp_path, capsys):
     assert (out / "scimf-seed0" / "checkpoint.pt").is_file()
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["fit", "--data", "no/such/file.csv", "--out", "{tmp}/r"], "does not exist"),
-    (["fit", "--data", "{csv}", "--preset", "nope", "--out", "{tmp}/r"], "unknown preset 'nope'"),
-    (["fit", "--data", "{csv}", "--task", "sideways:3", "--out", "{tmp}/r"], "unknown task"),
-    (["fit", "--data", "{csv}", "--set", "train.nope=1", "--out", "{tmp}/r"], "unknown key"),
-    (["fit", "--data", "{csv}", "--set", "novalue", "--out", "{tmp}/r"], "KEY=VALUE"),
-    (["fit", "--data", "{csv}", "--config", "{tmp}/missing.toml", "--out", "{tmp}/r"], "does not exist"),
-    (["fit", "--data", "{csv}", "--time-col", "day", "--out", "{tmp}/r"], "day"),
-    (["evaluate", "--run", "{tmp}/no_run"], "does not exist"),
-    (["explain", "--run", "{tmp}"], "not a run directory"),
-    (["compare", "--data", "{csv}", "--presets", "scimf", "bogus", "--out", "{tmp}/c"], "unknown preset 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["fit", "--data", "no/such/file.csv", "--out", "{tmp}/r"], "does not exist"),
+        (["fit", "--data", "{csv}", "--preset", "nope", "--out", "{tmp}/r"], "unknown preset 'nope'"),
+        (["fit", "--data", "{csv}", "--task", "sideways:3", "--out", "{tmp}/r"], "unknown task"),
+        (["fit", "--data", "{csv}", "--set", "train.nope=1", "--out", "{tmp}/r"], "unknown key"),
+        (["fit", "--data", "{csv}", "--set", "novalue", "--out", "{tmp}/r"], "KEY=VALUE"),
+        (["fit", "--data", "{csv}", "--config", "{tmp}/missing.toml", "--out", "{tmp}/r"], "does not exist"),
+        (["fit", "--data", "{csv}", "--time-col", "day", "--out", "{tmp}/r"], "day"),
+        (["evaluate", "--run", "{tmp}/no_run"], "does not exist"),
+        (["explain", "--run", "{tmp}"], "not a run directory"),
+        (["compare", "--data", "{csv}", "--presets", "scimf", "bogus", "--out", "{tmp}/c"], "unknown preset 'bogus'"),
+    ],
+)
 def test_errors_exit_2_with_one_line(argv, needle, tmp_path, capsys):
     csv = _write_csv(tmp_path / "e.csv", n=8, labelled=False)
     argv = [a.format(tmp=tmp_path, csv=csv) for a in argv]
@@ -164,8 +230,26 @@ def test_config_file_takes_the_data_dimension(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text('preset = "ito"\n[train]\nlr = 0.002\n[model.intra]\nname = "mlp"\nwidth = 8\n')
     run = tmp_path / "r"
-    assert main(["fit", "--data", str(csv), "--config", str(cfg), "--iterations", "1", "--n-particles", "8",
-                 "--out", str(run), "--quiet", "--no-eval"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                str(csv),
+                "--config",
+                str(cfg),
+                "--iterations",
+                "1",
+                "--n-particles",
+                "8",
+                "--out",
+                str(run),
+                "--quiet",
+                "--no-eval",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((run / "config.json").read_text())
     assert saved["model"]["dim"] == 2 and saved["train"]["lr"] == 0.002 and saved["model"]["inter"]["name"] == "none"
     with pytest.raises(SystemExit) as e:  # --preset and --config exclude each other (argparse: exit 2)

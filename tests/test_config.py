@@ -1,5 +1,6 @@
 """Configs and registries: round trips, presets, partial files, overrides, errors that list
 what exists, user-registered components."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,12 @@ import pytest
 import torch
 
 import mfsde
-from mfsde import PRESETS, Component, Config, Registry, build_model, preset
-from mfsde.config import merge
+from mfsde import Config, preset
+from mfsde.config import PRESETS, Component
+from mfsde.config._validate import merge
 from mfsde.interactions import INTERACTIONS, Interaction
+from mfsde.model import build_model
+from mfsde.registry import Registry
 
 PRESET_NAMES = sorted(PRESETS)
 
@@ -103,8 +107,13 @@ def test_scimf_paper_preset_is_the_paper_recipe():
 def test_scimf_differs_from_the_paper_only_where_documented():
     """The default presets standardise and re-weight the energy term; the model is the paper's."""
     paper, cfg = preset("scimf_paper").to_dict(), preset("scimf").to_dict()
-    changed = {f"{sec}.{k}" for sec in paper if isinstance(paper[sec], dict)
-               for k in paper[sec] if paper[sec][k] != cfg[sec][k]}
+    changed = {
+        f"{sec}.{k}"
+        for sec in paper
+        if isinstance(paper[sec], dict)
+        for k in paper[sec]
+        if paper[sec][k] != cfg[sec][k]
+    }
     assert changed == SCIMF_CHANGES, changed
     assert cfg["model"]["inter"] == {**paper["model"]["inter"], "zero_init": True}  # at d = 50
     assert preset("symmetric_qk").model.inter.options["tie_qk"] is True
@@ -137,10 +146,15 @@ def test_preset_builds_and_runs(name):
     assert isinstance(model, mfsde.MeanFieldSDE)
     assert model.dim == 4 and model.dt == cfg.model.dt and model.solver == cfg.model.solver
     assert model.drift.inter is not None
-    want_inter = {"scimf": "AttentionInteraction", "symmetric_qk": "AttentionInteraction", "ito": "NoInteraction",
-                  "scimf_paper": "AttentionInteraction",
-                  "rbf": "RBFInteraction", "radial": "RadialInteraction",
-                  "pairwise_mlp": "PairwiseMLPInteraction"}[name]
+    want_inter = {
+        "scimf": "AttentionInteraction",
+        "symmetric_qk": "AttentionInteraction",
+        "ito": "NoInteraction",
+        "scimf_paper": "AttentionInteraction",
+        "rbf": "RBFInteraction",
+        "radial": "RadialInteraction",
+        "pairwise_mlp": "PairwiseMLPInteraction",
+    }[name]
     assert type(model.drift.inter).__name__ == want_inter
     sol = model(torch.randn(2, 5, 4), [0.0, 0.2], seed=0)
     assert sol.xs.shape == (2, 2, 5, 4) and torch.isfinite(sol.xs).all()
@@ -234,7 +248,9 @@ def test_overrides():
         cfg.override(**{"modle.dim": 3})
     with pytest.raises(KeyError, match=r"config.train has unknown key\(s\) \['iters'\]"):
         cfg.override(**{"train.iters": 3})
-    with pytest.raises(TypeError, match=r"interaction 'attention' got unknown option\(s\) \['head'\]; accepted: .*'heads'"):
+    with pytest.raises(
+        TypeError, match=r"interaction 'attention' got unknown option\(s\) \['head'\]; accepted: .*'heads'"
+    ):
         cfg.override(**{"model.inter.head": 1})
 
 
@@ -242,9 +258,14 @@ def test_overrides():
 @pytest.mark.parametrize(
     "patch, match",
     [
-        ({"model": {"inter": {"name": "transformer"}}}, r"unknown interaction 'transformer'; available: "
-         + ", ".join(INTERACTIONS.names())),
-        ({"model": {"intra": {"name": "resnet"}}}, r"unknown intra drift 'resnet'; available: linear, mlp, potential, zero"),
+        (
+            {"model": {"inter": {"name": "transformer"}}},
+            r"unknown interaction 'transformer'; available: " + ", ".join(INTERACTIONS.names()),
+        ),
+        (
+            {"model": {"intra": {"name": "resnet"}}},
+            r"unknown intra drift 'resnet'; available: linear, mlp, potential, zero",
+        ),
         ({"model": {"solver": "rk4"}}, r"unknown solver 'rk4'; available: euler_maruyama, heun"),
         ({"loss": {"fit": {"name": "w2"}}}, r"unknown loss 'w2'; available: mmd, sinkhorn"),
     ],
@@ -257,8 +278,15 @@ def test_unknown_registry_names_list_available(patch, match):
 @pytest.mark.parametrize(
     "patch, match",
     [
-        ({"model": {"inter": {"bogus": 1}}}, r"interaction 'none' got unknown option\(s\) \['bogus'\]; accepted: \['dim'\]"),
-        ({"model": {"intra": {"widht": 8}}}, r"intra drift 'mlp' got unknown option\(s\) \['widht'\]; accepted: \['dim', 'width', 'depth', 'time_input'\]"),
+        (
+            {"model": {"inter": {"bogus": 1}}},
+            r"interaction 'none' got unknown option\(s\) \['bogus'\]; accepted: \['dim'\]",
+        ),
+        (
+            {"model": {"intra": {"widht": 8}}},
+            r"intra drift 'mlp' got unknown option\(s\) \['widht'\]; "
+            r"accepted: \['dim', 'width', 'depth', 'time_input'\]",
+        ),
         ({"loss": {"fit": {"eps": 1}}}, r"loss 'sinkhorn' got unknown option\(s\) \['eps'\]; accepted: \['p', 'blur'"),
     ],
 )
@@ -270,7 +298,10 @@ def test_unknown_options_list_accepted(patch, match):
 @pytest.mark.parametrize(
     "data, match",
     [
-        ({"modle": {}}, r"config has unknown key\(s\) \['modle'\]; known: \['eval', 'loss', 'model', 'preset', 'train'\]"),
+        (
+            {"modle": {}},
+            r"config has unknown key\(s\) \['modle'\]; known: \['eval', 'loss', 'model', 'preset', 'train'\]",
+        ),
         ({"model": {"dimension": 3}}, r"config.model has unknown key\(s\) \['dimension'\]"),
         ({"loss": {"weight": 1.0}}, r"config.loss has unknown key\(s\) \['weight'\]"),
         ({"train": {"epochs": 1}}, r"config.train has unknown key\(s\) \['epochs'\]"),
@@ -302,8 +333,14 @@ def test_unknown_key_in_file_raises(tmp_path):
         ({"model.sigma": [0.1, 0.2]}, r"model.sigma has 2 entries but model.dim = 4"),
         ({"model.inter.heads": 3}, r"heads must be a positive int dividing dim=4"),
         ({"train.random_batch": 0}, r"train.random_batch must be a positive int or None, got 0"),
-        ({"train.random_batch": 1}, r"train.random_batch must be >= 2 with an interaction \(model.inter 'attention'\), got 1"),
-        ({"train.random_batch": 8, "model.inter": "none"}, r"train.random_batch must be >= 2 with an interaction \(model.inter 'none'\)"),
+        (
+            {"train.random_batch": 1},
+            r"train.random_batch must be >= 2 with an interaction \(model.inter 'attention'\), got 1",
+        ),
+        (
+            {"train.random_batch": 8, "model.inter": "none"},
+            r"train.random_batch must be >= 2 with an interaction \(model.inter 'none'\)",
+        ),
     ],
 )
 def test_bad_values_raise(dotted, match):
@@ -312,15 +349,18 @@ def test_bad_values_raise(dotted, match):
         build_model(cfg.override(**dotted))
 
 
-@pytest.mark.parametrize("dotted, match", [
-    ({"model.dim": 2.5}, r"config key model.dim expects an integer, got 2.5"),
-    ({"train.populations": 1.5}, r"config key train.populations expects an integer, got 1.5"),
-    ({"train.lr": "fast"}, r"config key train.lr expects a number, got 'fast'"),
-    ({"train.n_targets": "all"}, r"config key train.n_targets expects an integer or unset \(null\), got 'all'"),
-    ({"model.sigma": [0.1, "x", 0.1, 0.1]}, r"config key model.sigma expects a number or a list of numbers"),
-    ({"model.solver": 3}, r"config key model.solver expects a string, got 3"),
-    ({"train.iterations": True}, r"config key train.iterations expects an integer, got True"),
-])
+@pytest.mark.parametrize(
+    "dotted, match",
+    [
+        ({"model.dim": 2.5}, r"config key model.dim expects an integer, got 2.5"),
+        ({"train.populations": 1.5}, r"config key train.populations expects an integer, got 1.5"),
+        ({"train.lr": "fast"}, r"config key train.lr expects a number, got 'fast'"),
+        ({"train.n_targets": "all"}, r"config key train.n_targets expects an integer or unset \(null\), got 'all'"),
+        ({"model.sigma": [0.1, "x", 0.1, 0.1]}, r"config key model.sigma expects a number or a list of numbers"),
+        ({"model.solver": 3}, r"config key model.solver expects a string, got 3"),
+        ({"train.iterations": True}, r"config key train.iterations expects an integer, got True"),
+    ],
+)
 def test_wrong_types_name_the_key_and_the_type(dotted, match):
     """`--set train.lr=fast` must say which key wants what, not fail inside arithmetic later."""
     with pytest.raises(TypeError, match=match):
@@ -393,15 +433,19 @@ class ScaledMean(Interaction):
 
 def test_user_registered_kernel_builds_from_config(registry_cleanup, tmp_path):
     INTERACTIONS.register("test_scaled_mean", ScaledMean)
-    cfg = preset("scimf", dim=3).override(**{"model.inter": {"name": "test_scaled_mean", "scale": 2.0},
-                                               "model.intra.width": 8})
+    cfg = preset("scimf", dim=3).override(
+        **{"model.inter": {"name": "test_scaled_mean", "scale": 2.0}, "model.intra.width": 8}
+    )
     assert Config.load(cfg.save(tmp_path / "user.toml")) == cfg
     model = build_model(cfg)
     assert isinstance(model.drift.inter, ScaledMean) and model.drift.inter.scale.item() == 2.0
     x = torch.randn(4, 3)
     torch.testing.assert_close(model.drift.parts(x)["inter"], 2.0 * ((x.sum(0) - x) / 3 - x))
     assert model(x, [0.0, 0.2], seed=0).xs.shape == (2, 4, 3)
-    with pytest.raises(TypeError, match=r"interaction 'test_scaled_mean' got unknown option\(s\) \['scal'\]; accepted: \['dim', 'scale'\]"):
+    with pytest.raises(
+        TypeError,
+        match=r"interaction 'test_scaled_mean' got unknown option\(s\) \['scal'\]; accepted: \['dim', 'scale'\]",
+    ):
         cfg.override(**{"model.inter.scal": 1.0})
     with pytest.raises(KeyError, match="already registered"):
         INTERACTIONS.register("test_scaled_mean", Interaction)
@@ -416,7 +460,7 @@ def test_attention_presets_pick_heads_that_divide_dim(dim, heads):
     for name in ("scimf", "symmetric_qk"):
         cfg = mfsde.preset(name, dim=dim)
         assert cfg.model.inter.options["heads"] == heads
-        model = mfsde.build_model(cfg)
+        model = mfsde.model.build_model(cfg)
         assert model.drift.inter.heads == heads
         x = torch.randn(5, dim)
         assert model.drift(x).shape == (5, dim)

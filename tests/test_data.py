@@ -1,5 +1,6 @@
 """Tests of mfsde.data: Snapshots, loaders (real files in ../shared/data when present), preprocessing
 fitted on training times only, and held-out tasks."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,29 @@ import pytest
 import torch
 
 from mfsde.data import (
-    TASKS, MissingColumnError, Preprocessor, SnapshotError, Snapshots, Task, TaskError, UnknownTaskError,
-    explicit, extrapolation, from_arrays, from_dataframe, get_task, highly_variable_genes, interpolation, load,
-    load_csv, load_h5ad, load_npy, load_npy_pattern, load_npy_stack, leave_one_out, normalise_times,
+    TASKS,
+    MissingColumnError,
+    Preprocessor,
+    SnapshotError,
+    Snapshots,
+    Task,
+    TaskError,
+    UnknownTaskError,
+    explicit,
+    extrapolation,
+    from_arrays,
+    from_dataframe,
+    get_task,
+    highly_variable_genes,
+    interpolation,
+    leave_one_out,
+    load,
+    load_csv,
+    load_h5ad,
+    load_npy,
+    load_npy_pattern,
+    load_npy_stack,
+    normalise_times,
     normalize_total,
 )
 
@@ -75,9 +96,14 @@ def test_snapshots_basics():
 
 def test_snapshots_validation_errors():
     ok = [np.zeros((3, 2)), np.ones((4, 2)), np.ones((2, 2))]
-    with pytest.raises(SnapshotError, match=r"ragged dimensions: time point 2 \(t=2\) has d = 3 but time point 0 has d = 2"):
+    with pytest.raises(
+        SnapshotError, match=r"ragged dimensions: time point 2 \(t=2\) has d = 3 but time point 0 has d = 2"
+    ):
         Snapshots([0, 1, 2], ok[:2] + [np.ones((2, 3))])
-    bad = np.ones((4, 2)); bad[0, 0] = np.nan; bad[2, 1] = np.nan; bad[3, 0] = np.inf
+    bad = np.ones((4, 2))
+    bad[0, 0] = np.nan
+    bad[2, 1] = np.nan
+    bad[3, 0] = np.inf
     with pytest.raises(SnapshotError, match=r"time point 1 \(t=1\) contains 3 non-finite value\(s\) \(2 NaN, 1 Inf\)"):
         Snapshots([0, 1, 2], [ok[0], bad, ok[2]])
     with pytest.raises(SnapshotError, match="at least 2 time points"):
@@ -164,8 +190,14 @@ def test_bargaje_stack():
 # == loaders: in-memory and bad files ============================================================
 def test_from_dataframe_and_arrays():
     pd = pytest.importorskip("pandas")
-    df = pd.DataFrame({"t": ["day4", "day2", "day4", "day2", "day2"], "ct": list("abcab"),
-                       "g1": [1.0, 2, 3, 4, 5], "g2": [0.0, 0, 1, 1, 1]})
+    df = pd.DataFrame(
+        {
+            "t": ["day4", "day2", "day4", "day2", "day2"],
+            "ct": list("abcab"),
+            "g1": [1.0, 2, 3, 4, 5],
+            "g2": [0.0, 0, 1, 1, 1],
+        }
+    )
     s = from_dataframe(df, time_col="t", label_col="ct")
     assert s.times.tolist() == [2, 4] and s.counts == [3, 2] and s.feature_names == ["g1", "g2"]
     assert s.data[0][:, 0].tolist() == [2, 4, 5] and s.labels[0].tolist() == ["b", "a", "b"]
@@ -183,45 +215,62 @@ def test_from_dataframe_and_arrays():
 def test_bad_csv_files(tmp_path, engine):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         load_csv(tmp_path / "nope.csv", engine=engine)
-    p = write_csv(tmp_path / "a.csv", """
+    p = write_csv(
+        tmp_path / "a.csv",
+        """
         time,x1,x2
         0,1,2
         1,3,4
-        """)
-    with pytest.raises(MissingColumnError, match=r"a.csv.*time column 'samples' not found; columns are \['time', 'x1', 'x2'\]"):
+        """,
+    )
+    with pytest.raises(
+        MissingColumnError, match=r"a.csv.*time column 'samples' not found; columns are \['time', 'x1', 'x2'\]"
+    ):
         load_csv(p, engine=engine)
     with pytest.raises(MissingColumnError, match=r"label column 'ct' not found"):
         load_csv(p, time_col="time", label_col="ct", engine=engine)
     assert load_csv(p, time_col="time", engine=engine).counts == [1, 1]
-    one = write_csv(tmp_path / "one.csv", """
+    one = write_csv(
+        tmp_path / "one.csv",
+        """
         samples,x1
         0,1
         0,2
-        """)
+        """,
+    )
     with pytest.raises(SnapshotError, match=r"one.csv.*at least 2 time points.*got 1 \(time 0\)"):
         load_csv(one, engine=engine)
-    nan = write_csv(tmp_path / "nan.csv", """
+    nan = write_csv(
+        tmp_path / "nan.csv",
+        """
         samples,x1,x2
         0,1,2
         1,,4
         1,nan,4
         2,1,1
-        """)
+        """,
+    )
     with pytest.raises(SnapshotError, match=r"nan.csv.*time point 1 \(t=1\) contains 2 non-finite value\(s\)"):
         load_csv(nan, engine=engine)
-    tnan = write_csv(tmp_path / "tnan.csv", """
+    tnan = write_csv(
+        tmp_path / "tnan.csv",
+        """
         samples,x1
         0,1
         ,2
         1,3
-        """)
+        """,
+    )
     with pytest.raises(SnapshotError, match=r"tnan.csv.*time column 'samples' has 1 missing"):
         load_csv(tnan, engine=engine)
-    dup = write_csv(tmp_path / "dup.csv", """
+    dup = write_csv(
+        tmp_path / "dup.csv",
+        """
         samples,x1,x1
         0,1,2
         1,1,2
-        """)
+        """,
+    )
     with pytest.raises(SnapshotError, match=r"duplicate column name\(s\) \['x1'\]"):
         load_csv(dup, engine=engine)
 
@@ -232,14 +281,17 @@ def test_bad_npy_files(tmp_path):
     np.save(b, np.zeros((5, 2), dtype=np.float32))
     with pytest.raises(FileNotFoundError, match="missing.npy"):
         load_npy([a, tmp_path / "missing.npy"])
-    with pytest.raises(SnapshotError, match=r"ragged dimensions: '.*b.npy' \(time 1\) has d = 2 but '.*a.npy' has d = 3"):
+    with pytest.raises(
+        SnapshotError, match=r"ragged dimensions: '.*b.npy' \(time 1\) has d = 2 but '.*a.npy' has d = 3"
+    ):
         load_npy([a, b])
     with pytest.raises(SnapshotError, match="at least 2 time points"):
         load_npy([a])
     with pytest.raises(SnapshotError, match="single \\(n_cells, d\\) array, i.e. one time point"):
         load(a)
     c = tmp_path / "c.npy"
-    x = np.ones((3, 3)); x[1, 1] = np.nan
+    x = np.ones((3, 3))
+    x[1, 1] = np.nan
     np.save(c, x)
     with pytest.raises(SnapshotError, match=r"c.npy.*time point 1 \(t=1\) contains 1 non-finite"):
         load_npy([a, c])
@@ -269,9 +321,13 @@ def _write_h5ad(path: Path, n=40, g=120, seed=0):
         blocks.append(rng.poisson(mu, size=(n, g)))
     x = np.concatenate(blocks).astype(np.float32)
     perm = rng.permutation(len(x))  # cells of different days interleaved in the file
-    obs = pd.DataFrame({"day": np.repeat([f"day{d}" for d in days], n)[perm],
-                        "cell_type": rng.choice(["prog", "ery", "mono"], len(x))},
-                       index=[f"cell{i}" for i in range(len(x))])
+    obs = pd.DataFrame(
+        {
+            "day": np.repeat([f"day{d}" for d in days], n)[perm],
+            "cell_type": rng.choice(["prog", "ery", "mono"], len(x)),
+        },
+        index=[f"cell{i}" for i in range(len(x))],
+    )
     var = pd.DataFrame(index=[f"gene{j}" for j in range(g)])
     adata = ad.AnnData(sparse.csr_matrix(x[perm]), obs=obs, var=var)
     adata.layers["counts"] = sparse.csr_matrix(x[perm])
@@ -291,7 +347,9 @@ def test_h5ad_round_trip_and_preprocess_on_train_only(tmp_path):
     assert np.array_equal(s.data[3], x[perm][day_of_row == 3])
     assert np.array_equal(load_h5ad(path, "day", layer="counts").data[1], s.data[1])
     assert load_h5ad(path, "day", obsm="X_pca").dim == 5
-    with pytest.raises(MissingColumnError, match=r"time column 'time' not in obs; obs columns are \['day', 'cell_type'\]"):
+    with pytest.raises(
+        MissingColumnError, match=r"time column 'time' not in obs; obs columns are \['day', 'cell_type'\]"
+    ):
         load_h5ad(path, "time")
     with pytest.raises(MissingColumnError, match=r"layer 'raw' not found; layers are \['counts'\]"):
         load_h5ad(path, "day", layer="raw")
@@ -313,8 +371,9 @@ def test_h5ad_round_trip_and_preprocess_on_train_only(tmp_path):
 
     # drastically change the held-out time point: the fit must not move
     for n_top in (2000, 40):
-        changed = Snapshots(s.times, [a if k != 2 else a * 50 + 7 for k, a in enumerate(s.data)],
-                            s.labels, s.feature_names, s.name)
+        changed = Snapshots(
+            s.times, [a if k != 2 else a * 50 + 7 for k, a in enumerate(s.data)], s.labels, s.feature_names, s.name
+        )
         p1 = Preprocessor("counts", n_top_genes=n_top).fit(s, task.train)
         p2 = Preprocessor("counts", n_top_genes=n_top).fit(changed, task.train)
         assert np.array_equal(p1.components_, p2.components_) and np.array_equal(p1.scale_mean_, p2.scale_mean_)
@@ -348,9 +407,58 @@ def _toy_counts(seed=7, n=120, g=400):
 
 def test_highly_variable_genes_matches_scanpy_seurat():
     # reference: scanpy 1.11.5, normalize_total(1e4) + log1p + highly_variable_genes(n_top_genes=50, flavor="seurat")
-    expected = [11, 34, 50, 51, 65, 75, 76, 85, 129, 133, 151, 153, 156, 166, 186, 194, 195, 200, 203, 213, 214,
-                215, 216, 218, 222, 227, 229, 231, 236, 259, 275, 286, 287, 301, 305, 314, 330, 338, 339, 340, 348,
-                349, 358, 368, 370, 376, 378, 381, 384, 387]
+    expected = [
+        11,
+        34,
+        50,
+        51,
+        65,
+        75,
+        76,
+        85,
+        129,
+        133,
+        151,
+        153,
+        156,
+        166,
+        186,
+        194,
+        195,
+        200,
+        203,
+        213,
+        214,
+        215,
+        216,
+        218,
+        222,
+        227,
+        229,
+        231,
+        236,
+        259,
+        275,
+        286,
+        287,
+        301,
+        305,
+        314,
+        330,
+        338,
+        339,
+        340,
+        348,
+        349,
+        358,
+        368,
+        370,
+        376,
+        378,
+        381,
+        384,
+        387,
+    ]
     logx = np.log1p(normalize_total(_toy_counts(), 1e4))
     assert np.allclose(logx.sum(1) > 0, True)
     idx, stats = highly_variable_genes([logx[:50], logx[50:]], n_top_genes=50)
@@ -390,12 +498,15 @@ def test_preprocess_embedded_real_emt():
 
 
 def test_core_import_and_csv_without_optional_packages(tmp_path):
-    p = write_csv(tmp_path / "t.csv", """
+    p = write_csv(
+        tmp_path / "t.csv",
+        """
         samples,x1,x2,ct
         0,1,2,a
         1,3,4,b
         1,5,6,a
-        """)
+        """,
+    )
     code = textwrap.dedent(f"""
         import sys, importlib.abc
         class Block(importlib.abc.MetaPathFinder):
@@ -431,8 +542,10 @@ def test_named_tasks():
     for k in range(2, 8):
         t = get_task(f"panc_loo_{k}", 8)
         assert t.heldout == [k] and t.train == [i for i in range(8) if i != k]
-    assert sorted(TASKS) == sorted(["zb_easy", "zb_medium", "zb_hard", "mef_easy", "mef_medium", "mef_hard"]
-                                   + [f"panc_loo_{k}" for k in range(2, 8)])
+    assert sorted(TASKS) == sorted(
+        ["zb_easy", "zb_medium", "zb_hard", "mef_easy", "mef_medium", "mef_hard"]
+        + [f"panc_loo_{k}" for k in range(2, 8)]
+    )
     get_task("zb_easy").train.append(4)  # a copy: the registry is unchanged
     assert TASKS["zb_easy"].train == [0, 1, 2, 3, 5, 7, 9, 10, 11]
     with pytest.raises(TaskError, match="'zb_easy' is defined for 12 time points, but the data have 4"):
@@ -440,8 +553,12 @@ def test_named_tasks():
 
 
 def test_generic_tasks_and_constructors():
-    assert get_task("interpolate:2,3", 6).to_dict() == {"name": "interpolate:2,3", "train": [0, 1, 4, 5],
-                                                       "heldout": [2, 3], "n_times": 6}
+    assert get_task("interpolate:2,3", 6).to_dict() == {
+        "name": "interpolate:2,3",
+        "train": [0, 1, 4, 5],
+        "heldout": [2, 3],
+        "n_times": 6,
+    }
     assert get_task("extrapolate:2", 5).heldout == [3, 4]
     assert get_task("loo:2", 4).train == [0, 1, 3]
     assert get_task(" heldout: 3, 1 ", 5).heldout == [1, 3]

@@ -1,5 +1,6 @@
 """``mfsde.datasets``: data sets by name from a local folder, the cache or a download, always checked
 against a pinned SHA-256. Downloads are tested for real against an HTTP server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import hashlib
@@ -95,8 +96,11 @@ def test_an_unreachable_source_says_where_to_put_the_file(tmp_path, monkeypatch)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     serve_emt(monkeypatch, f"http://127.0.0.1:{port}/", tmp_path)
-    with pytest.raises(DatasetError, match=r"could not download emt.csv from http://127.0.0.1:\d+/emt.csv .*"
-                                           r"put emt.csv in \$MFSDE_DATA_DIR/emt") as e:
+    with pytest.raises(
+        DatasetError,
+        match=r"could not download emt.csv from http://127.0.0.1:\d+/emt.csv .*"
+        r"put emt.csv in \$MFSDE_DATA_DIR/emt",
+    ) as e:
         datasets.emt(cache_dir=tmp_path / "cache")
     assert "\n" not in str(e.value)
     with pytest.raises(DatasetError, match="download=False"):
@@ -126,11 +130,14 @@ def test_a_local_folder_comes_first_and_is_checked(server, tmp_path, monkeypatch
         datasets.fetch("emt", cache_dir=tmp_path / "cache")
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: datasets.fetch("zebrafish"), "unknown data file 'zebrafish'; known: bargaje"),
-    (lambda: datasets.cite(dim=30), "cite: dim must be 50 or 100; got 30"),
-    (lambda: datasets.interacting_grn("repel"), "kind must be one of attract, LJ, no_interact; got 'repel'"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: datasets.fetch("zebrafish"), "unknown data file 'zebrafish'; known: bargaje"),
+        (lambda: datasets.cite(dim=30), "cite: dim must be 50 or 100; got 30"),
+        (lambda: datasets.interacting_grn("repel"), "kind must be one of attract, LJ, no_interact; got 'repel'"),
+    ],
+)
 def test_bad_names_and_options_are_one_line(call, match):
     with pytest.raises(DatasetError, match=match):
         call()

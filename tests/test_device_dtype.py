@@ -2,6 +2,7 @@
 
 Parametrised over ``cpu`` and, when a GPU is present, ``cuda``.
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -69,7 +70,11 @@ def test_intra_drift_dtype_and_device(name, device):
 @pytest.mark.parametrize("method", ["euler_maruyama", "heun"])
 @pytest.mark.parametrize("options", [{}, {"random_batch": 3, "recompute_every": 2}], ids=["plain", "rb-ckpt"])
 def test_solver_dtype_and_device(method, options, device):
-    drift = mfsde.MeanFieldDrift(build_intra("mlp", dim=D, width=8), build_interaction("rbf", dim=D)).double().to(device)
+    drift = (
+        mfsde.drifts.MeanFieldDrift(build_intra("mlp", dim=D, width=8), build_interaction("rbf", dim=D))
+        .double()
+        .to(device)
+    )
     x0 = _x(2, 7, D, device=device).requires_grad_(True)
     sigma = torch.tensor([0.1, 0.2, 0.3, 0.4], device=device)  # float32 sigma: the state stays float64
     sol = sdeint(drift, x0, [0.0, 0.25, 0.5], sigma=sigma, dt=0.1, solver=method, seed=0, energy=True, **options)
@@ -90,14 +95,14 @@ def test_losses_dtype_and_device(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("preset", list(mfsde.PRESETS))
+@pytest.mark.parametrize("preset", list(mfsde.config.PRESETS))
 @pytest.mark.parametrize("how", ["default_dtype", "double"])
 def test_model_from_every_preset(preset, how, device, request):
     if how == "default_dtype":
         request.getfixturevalue("default_float64")
-        model = mfsde.build_model(mfsde.preset(preset, dim=D)).to(device)
+        model = mfsde.model.build_model(mfsde.preset(preset, dim=D)).to(device)
     else:
-        model = mfsde.build_model(mfsde.preset(preset, dim=D)).double().to(device)
+        model = mfsde.model.build_model(mfsde.preset(preset, dim=D)).double().to(device)
     for t in [*model.parameters(), *model.buffers()]:
         if t.is_floating_point():
             _check(t, device)
@@ -111,14 +116,21 @@ def test_model_from_every_preset(preset, how, device, request):
 def test_trainer_step_in_float64(device, default_float64):
     rng = np.random.default_rng(0)
     snaps = from_arrays([rng.normal(size=(20, D)) + k for k in range(3)], times=[0.0, 1.0, 2.0])
-    cfg = mfsde.preset("scimf", dim=D).override(**{
-        "model.intra.width": 8, "model.inter.heads": 1, "model.dt": 0.5, "train.n_particles": 16,
-        "train.n_targets": 16, "train.iterations": 1})
+    cfg = mfsde.preset("scimf", dim=D).override(
+        **{
+            "model.intra.width": 8,
+            "model.inter.heads": 1,
+            "model.dt": 0.5,
+            "train.n_particles": 16,
+            "train.n_targets": 16,
+            "train.iterations": 1,
+        }
+    )
     trainer = Trainer(cfg, snaps, SimpleNamespace(name="t", train=[0, 1, 2], heldout=[]), device=device)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     rec = trainer.step()
     assert np.isfinite(rec["loss"])
-    for p, q in zip(trainer.model.parameters(), before):
+    for p, _ in zip(trainer.model.parameters(), before):
         _check(p, device)
         _check(p.grad, device)
     assert any(not torch.equal(p, q) for p, q in zip(trainer.model.parameters(), before))

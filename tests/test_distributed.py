@@ -1,5 +1,6 @@
-"""Data-parallel training (mfsde.distributed, Trainer under DDP): two gloo processes on the CPU
+"""Data-parallel training (mfsde.training.distributed, Trainer under DDP): two gloo processes on the CPU
 train exactly what one process simulating both populations trains."""
+
 from __future__ import annotations
 
 import json
@@ -15,18 +16,19 @@ import torch
 import torch.distributed as dist
 
 import mfsde
-from mfsde import distributed
 from mfsde.data import from_arrays
-from mfsde.runs import load_checkpoint, load_run, read_history
-from mfsde.training import Trainer, fit
+from mfsde.training import Trainer, fit, load_checkpoint, load_run, read_history
+from mfsde.training import _distributed as distributed
 
 D = 2
 ITERATIONS = 10
 TASK = "interpolate:2"
 RTOL = 1e-5
 
-pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                reason="torch.distributed with the gloo backend is not available in this torch build")
+pytestmark = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()),
+    reason="torch.distributed with the gloo backend is not available in this torch build",
+)
 
 
 def small_config(**overrides):
@@ -49,8 +51,7 @@ def small_config(**overrides):
 
 def small_snapshots():
     rng = np.random.default_rng(0)
-    arrays = [(0.3 * rng.normal(size=(60 + 5 * k, D)) + np.array([1.5 * k, 0.0])).astype(np.float32)
-              for k in range(4)]
+    arrays = [(0.3 * rng.normal(size=(60 + 5 * k, D)) + np.array([1.5 * k, 0.0])).astype(np.float32) for k in range(4)]
     return from_arrays(arrays, times=[0.0, 1.0, 2.0, 3.0])
 
 
@@ -117,15 +118,44 @@ def worker(tmp: Path) -> None:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             data = sorted(str(p) for p in tmp.glob("t*.npy"))
-            status = cli.main(["fit", "--data", *data, "--task", "interpolate:1", "--iterations", "2",
-                               "--n-particles", "16", "--populations", "2", "--set", "model.intra.width=8",
-                               "--set", "model.inter.heads=1", "--set", "train.n_targets=16", "--quiet",
-                               "--no-eval", "--out", str(tmp / "cli")])
+            status = cli.main(
+                [
+                    "fit",
+                    "--data",
+                    *data,
+                    "--task",
+                    "interpolate:1",
+                    "--iterations",
+                    "2",
+                    "--n-particles",
+                    "16",
+                    "--populations",
+                    "2",
+                    "--set",
+                    "model.intra.width=8",
+                    "--set",
+                    "model.inter.heads=1",
+                    "--set",
+                    "train.n_targets=16",
+                    "--quiet",
+                    "--no-eval",
+                    "--out",
+                    str(tmp / "cli"),
+                ]
+            )
         assert distributed.is_distributed()  # mfsde fit keeps a group it did not create
-        torch.save({"history": res.history, "params": res.model.state_dict(), "pid": os.getpid(),
-                    "four": four.history,
-                    "seconds": seconds, "cli_status": status, "cli_stdout": out.getvalue()},
-                   tmp / f"rank{rank}.pt")
+        torch.save(
+            {
+                "history": res.history,
+                "params": res.model.state_dict(),
+                "pid": os.getpid(),
+                "four": four.history,
+                "seconds": seconds,
+                "cli_status": status,
+                "cli_stdout": out.getvalue(),
+            },
+            tmp / f"rank{rank}.pt",
+        )
     finally:
         distributed.cleanup()
 
@@ -135,8 +165,16 @@ def ddp_run(tmp_path_factory):
     """`torchrun --standalone --nproc_per_node=2` on this file: two gloo processes, populations=2."""
     tmp = tmp_path_factory.mktemp("ddp")
     cli_data(tmp)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           __file__, "--worker", str(tmp)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        __file__,
+        "--worker",
+        str(tmp),
+    ]
     # CPU processes with gloo even on a GPU machine (more ranks than GPUs would break NCCL)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "MFSDE_DIST_BACKEND": "gloo"}
     t0 = time.perf_counter()
@@ -164,9 +202,11 @@ def test_two_processes_match_one_process_with_two_populations(ddp_run, single_ru
     for key in ("loss", "fit", "energy", "fit@1", "fit@3", "grad_norm", "lr"):
         assert [h[key] for h in r0["history"]] == [h[key] for h in r1["history"]], key
     rel = max_rel(losses(r0["history"]), losses(ref))
-    print(f"\nmax relative loss difference over {ITERATIONS} steps, 2 gloo processes vs 1 process: {rel:.3g}; "
-          f"wall: torchrun job {ddp_run['wall']:.1f} s (fit {r0['seconds']:.1f} s for "
-          f"5 + resume 5 iterations), 1 process {single_run['wall']:.1f} s ({ITERATIONS} iterations)")
+    print(
+        f"\nmax relative loss difference over {ITERATIONS} steps, 2 gloo processes vs 1 process: {rel:.3g}; "
+        f"wall: torchrun job {ddp_run['wall']:.1f} s (fit {r0['seconds']:.1f} s for "
+        f"5 + resume 5 iterations), 1 process {single_run['wall']:.1f} s ({ITERATIONS} iterations)"
+    )
     assert rel < RTOL
     for key in ("fit", "energy", "grad_norm"):
         assert max_rel([h[key] for h in r0["history"]], [h[key] for h in ref]) < RTOL, key

@@ -7,6 +7,7 @@ says so in the page itself: an HTML comment ``<!-- not run: reason -->`` on the 
 fence (e.g. a multi-GPU launch); the reason is reported as the skip's. A page whose blocks need
 ``../shared/data`` is skipped with that reason when the folder is absent.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,8 +61,11 @@ def test_every_python_block_runs(page, tmp_path):
     blocks, skipped = python_blocks(text)
     if not blocks:
         pytest.skip(f"{page.name}: no Python blocks to run" + (f" ({'; '.join(skipped)})" if skipped else ""))
-    if ("shared/data" in text or "MFSDE_DATA_DIR" in text or "mfsde.datasets." in text) and not SHARED.is_dir() \
-            and any("datasets." in code or "shared/data" in code for _, code in blocks):
+    if (
+        ("shared/data" in text or "MFSDE_DATA_DIR" in text or "mfsde.datasets." in text)
+        and not SHARED.is_dir()
+        and any("datasets." in code or "shared/data" in code for _, code in blocks)
+    ):
         pytest.skip(f"{page.name}: its blocks read the published data sets and {SHARED} is absent")
     script = []
     for start, code in blocks:  # each block tagged, so a failure names its line in the page
@@ -70,18 +74,22 @@ def test_every_python_block_runs(page, tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "MFSDE_CACHE_DIR": str(tmp_path / "cache")}
     if SHARED.is_dir():
         env["MFSDE_DATA_DIR"] = str(SHARED)
-    proc = subprocess.run([sys.executable, "page.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "page.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     last = [ln for ln in proc.stdout.splitlines() if ln.startswith("--- block at line")]
-    assert proc.returncode == 0, (f"{page.relative_to(ROOT)}: the block at {last[-1][len('--- block at '):] if last else '?'} failed:\n"
-                                  f"{proc.stderr[-3000:]}")
+    assert proc.returncode == 0, (
+        f"{page.relative_to(ROOT)}: the block at {last[-1][len('--- block at ') :] if last else '?'} failed:\n"
+        f"{proc.stderr[-3000:]}"
+    )
 
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-@pytest.mark.parametrize("page", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "page", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_every_relative_link_resolves(page):
     """The site build (mkdocs) cannot see files outside docs/: links to the README, benchmarks and
     examples are checked here."""

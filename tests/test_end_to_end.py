@@ -1,4 +1,5 @@
 """End to end on real data: fit a few iterations on ../shared/data/emt and evaluate held-out W1/W2."""
+
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,14 @@ def emt():
 
 @pytest.mark.parametrize("name", ["scimf", "ito"])
 def test_fit_and_evaluate_on_emt(emt, name, tmp_path):
-    cfg = mfsde.preset(name, dim=emt.dim).override(**{
-        "train.iterations": 3, "train.n_particles": 64, "train.n_targets": 200, "model.intra.width": 32,
-    })
+    cfg = mfsde.preset(name, dim=emt.dim).override(
+        **{
+            "train.iterations": 3,
+            "train.n_particles": 64,
+            "train.n_targets": 200,
+            "model.intra.width": 32,
+        }
+    )
     res = fit(cfg, emt, "loo:2", out_dir=tmp_path, progress=False)
     assert len(res.history) == 3 and all(np.isfinite(h["loss"]) for h in res.history)
     assert (tmp_path / "config.json").is_file() and (tmp_path / "meta.json").is_file()

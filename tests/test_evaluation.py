@@ -1,4 +1,5 @@
 """mfsde.evaluation: held-out W1/W2 against POT, comparisons, summaries and tables."""
+
 from __future__ import annotations
 
 import math
@@ -10,10 +11,9 @@ import pytest
 import torch
 
 import mfsde
-from mfsde.data import from_arrays
 from mfsde.config import preset
-from mfsde.comparison import compare, summarise, to_csv, to_markdown
-from mfsde.evaluation import evaluate, simulate
+from mfsde.data import from_arrays
+from mfsde.evaluation import compare, evaluate, simulate, summarise, to_csv, to_markdown
 
 D = 2
 
@@ -21,15 +21,16 @@ D = 2
 @pytest.fixture(scope="module")
 def snaps():
     rng = np.random.default_rng(1)
-    return from_arrays([(0.3 * rng.normal(size=(60 + 5 * k, D)) + k).astype(np.float32) for k in range(4)],
-                       times=[0.0, 1.0, 2.0, 4.0])
+    return from_arrays(
+        [(0.3 * rng.normal(size=(60 + 5 * k, D)) + k).astype(np.float32) for k in range(4)], times=[0.0, 1.0, 2.0, 4.0]
+    )
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
     cfg = mfsde.preset("scimf", dim=D).override(**{"model.intra.width": 8, "model.inter.heads": 1, "model.dt": 0.25})
-    return mfsde.build_model(cfg)
+    return mfsde.model.build_model(cfg)
 
 
 def task(train=(0, 1), heldout=(2, 3)):
@@ -91,10 +92,25 @@ def test_evaluate_bad_input(snaps, model):
 
 
 def test_compare_summarise_markdown_csv(snaps, tmp_path):
-    overrides = {"train.iterations": 2, "train.n_particles": 16, "train.n_targets": 20,
-                 "model.intra.width": 8, "model.dt": 0.5, "eval.n_particles": 30, "loss.fit.blur": 0.5}
-    rows = compare(["ito", "rbf"], snaps, task(), seeds=[0, 1], overrides=overrides, out_dir=tmp_path, progress=False,
-                   baselines=False)
+    overrides = {
+        "train.iterations": 2,
+        "train.n_particles": 16,
+        "train.n_targets": 20,
+        "model.intra.width": 8,
+        "model.dt": 0.5,
+        "eval.n_particles": 30,
+        "loss.fit.blur": 0.5,
+    }
+    rows = compare(
+        ["ito", "rbf"],
+        snaps,
+        task(),
+        seeds=[0, 1],
+        overrides=overrides,
+        out_dir=tmp_path,
+        progress=False,
+        baselines=False,
+    )
     assert [(r["preset"], r["seed"]) for r in rows] == [("ito", 0), ("ito", 1), ("rbf", 0), ("rbf", 1)]
     for r in rows:
         assert np.isfinite([r["w1"], r["w2"], r["w1@2"], r["w2@3"]]).all()
@@ -126,11 +142,20 @@ def test_summarise_single_seed_and_raw_markdown():
 
 def test_compare_takes_labelled_configs(snaps):
     """Variants that are not presets: a mapping label → Config; same rows as the preset names."""
-    overrides = {"train.iterations": 2, "train.n_particles": 16, "train.n_targets": 20,
-                 "model.intra.width": 8, "model.dt": 0.5, "eval.n_particles": 30, "loss.fit.blur": 0.5}
+    overrides = {
+        "train.iterations": 2,
+        "train.n_particles": 16,
+        "train.n_targets": 20,
+        "model.intra.width": 8,
+        "model.dt": 0.5,
+        "eval.n_particles": 30,
+        "loss.fit.blur": 0.5,
+    }
     by_name = compare(["ito"], snaps, task(), seeds=[0], overrides=overrides, progress=False, baselines=False)
-    variants = {"plain": preset("ito", dim=snaps.dim),
-                "zero": preset("scimf", dim=snaps.dim).override(**{"model.inter.zero_init": True})}
+    variants = {
+        "plain": preset("ito", dim=snaps.dim),
+        "zero": preset("scimf", dim=snaps.dim).override(**{"model.inter.zero_init": True}),
+    }
     rows = compare(variants, snaps, task(), seeds=[0], overrides=overrides, progress=False)
     assert [r["preset"] for r in rows] == ["plain", "zero", "previous", "mccann", "floor"]
     assert rows[0]["w1"] == by_name[0]["w1"]  # same config, same seed: the same run
@@ -149,8 +174,10 @@ def test_compare_bad_input(snaps):
 
 
 def test_markdown_prints_enough_digits_to_separate_rows_and_the_training_cost():
-    rows = [{"preset": p, "task": "t", "seed": 0, "w1": w, "w2": 1.0, "iterations": it, "train_seconds": 60.4}
-            for p, w, it in (("a", 0.2958, 120), ("b", 0.2997, 95), ("c", 0.3000, 80))]
+    rows = [
+        {"preset": p, "task": "t", "seed": 0, "w1": w, "w2": 1.0, "iterations": it, "train_seconds": 60.4}
+        for p, w, it in (("a", 0.2958, 120), ("b", 0.2997, 95), ("c", 0.3000, 80))
+    ]
     lines = to_markdown(summarise(rows)).strip().splitlines()
     assert lines[0].endswith("| W1 | W2 | iterations | train s |")
     # at 2 decimals all three print 0.30 and at 3 two still do: the table takes 4

@@ -1,18 +1,26 @@
 """Interpretation outputs: attention maps, label aggregation, asymmetry, velocities, figures."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mfsde
 from mfsde.data import from_arrays
 from mfsde.explain import (
-    NoInteractionWeights, asymmetry_index, interaction_weights, cluster_labels, explain, label_weights,
-    pca_embedding, velocities,
+    NoInteractionWeights,
+    asymmetry_index,
+    cluster_labels,
+    explain,
+    interaction_weights,
+    label_weights,
+    pca_embedding,
+    velocities,
 )
 
 
@@ -37,7 +45,7 @@ def _model(name="scimf", dim=4, **over):
         over = {"model.inter.zero_init": False, **over}
     if over:
         cfg = cfg.override(**over)
-    return mfsde.build_model(cfg)
+    return mfsde.model.build_model(cfg)
 
 
 def test_attention_rows_sum_to_one_off_diagonal_and_cells_ordered_by_label():
@@ -73,20 +81,24 @@ def test_interaction_weights_subsample_and_time_indices():
 
 
 def test_label_weights_on_a_hand_built_matrix():
-    w = np.array([
-        [0.0, 1.0, 2.0, 3.0],
-        [4.0, 0.0, 5.0, 6.0],
-        [7.0, 8.0, 0.0, 9.0],
-        [1.0, 1.0, 1.0, 0.0],
-    ])
+    w = np.array(
+        [
+            [0.0, 1.0, 2.0, 3.0],
+            [4.0, 0.0, 5.0, 6.0],
+            [7.0, 8.0, 0.0, 9.0],
+            [1.0, 1.0, 1.0, 0.0],
+        ]
+    )
     labels = np.array(["a", "a", "b", "c"])
     lab = label_weights(w, labels)
     assert lab.names == ["a", "b", "c"] and lab.counts.tolist() == [2, 1, 1]
-    expected = np.array([
-        [(1.0 + 4.0) / 2, (2.0 + 5.0) / 2, (3.0 + 6.0) / 2],  # receivers a: pairs i≠j only
-        [(7.0 + 8.0) / 2, np.nan, 9.0],  # b has one cell: no b←b pair
-        [(1.0 + 1.0) / 2, 1.0, np.nan],
-    ])
+    expected = np.array(
+        [
+            [(1.0 + 4.0) / 2, (2.0 + 5.0) / 2, (3.0 + 6.0) / 2],  # receivers a: pairs i≠j only
+            [(7.0 + 8.0) / 2, np.nan, 9.0],  # b has one cell: no b←b pair
+            [(1.0 + 1.0) / 2, 1.0, np.nan],
+        ]
+    )
     np.testing.assert_allclose(lab.matrix, expected, equal_nan=True)
     np.testing.assert_allclose(lab.net, expected - expected.T, equal_nan=True)
     # including the (zero) diagonal divides by all n_a·n_b pairs
@@ -153,18 +165,28 @@ def test_pca_embedding_and_clusters():
     np.testing.assert_allclose(emb["components"] @ emb["components"].T, np.eye(2), atol=1e-8)
     assert bool(pca_embedding(np.zeros((5, 2)))["identity"])
     labels = cluster_labels(snaps, 3, seed=0)
-    assert [len(l) for l in labels] == [len(x) for x in snaps.data]
+    assert [len(lab) for lab in labels] == [len(x) for x in snaps.data]
     assert set(np.concatenate(labels)) <= {"c1", "c2", "c3"}
 
 
 def test_explain_writes_arrays_summary_and_pngs(tmp_path):
     pytest.importorskip("matplotlib")
     snaps, model = _snapshots(), _model()
-    history = [{"iteration": i, "loss": 1.0 / i, "fit": 0.8 / i, "energy": 0.2, "fit@1": 0.5 / i, "lr": 1e-3,
-                "seconds": 0.1} for i in range(1, 30)]
-    summary = explain(model, snaps, tmp_path, time_indices=[0], n_cells=20, n_particles=50, history=history, heldout=[1])
-    for name in ("weights_cells_t0.png", "weights_labels_t0.png", "weights_graph_t0.png",
-                 "influence_labels_t0.png", "velocities.png", "loss.png"):
+    history = [
+        {"iteration": i, "loss": 1.0 / i, "fit": 0.8 / i, "energy": 0.2, "fit@1": 0.5 / i, "lr": 1e-3, "seconds": 0.1}
+        for i in range(1, 30)
+    ]
+    summary = explain(
+        model, snaps, tmp_path, time_indices=[0], n_cells=20, n_particles=50, history=history, heldout=[1]
+    )
+    for name in (
+        "weights_cells_t0.png",
+        "weights_labels_t0.png",
+        "weights_graph_t0.png",
+        "influence_labels_t0.png",
+        "velocities.png",
+        "loss.png",
+    ):
         path = tmp_path / name
         assert path.is_file() and path.stat().st_size > 5000, name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -195,7 +217,7 @@ def test_explain_unlabelled_data_with_clusters(tmp_path):
 @pytest.fixture
 def captured(monkeypatch):
     """The figures the plotting functions would save."""
-    from mfsde.plotting import _common
+    from mfsde.pl import _common
 
     figs = []
     monkeypatch.setattr(_common, "_save", lambda fig, path: figs.append(fig) or path)
@@ -206,11 +228,10 @@ def test_graph_widths_are_absolute_and_noise_is_marked(captured):
     from matplotlib.patches import Circle, FancyArrowPatch
 
     from mfsde.explain import LabelWeights
-    from mfsde.plotting import plot_label_graph
+    from mfsde.pl import plot_label_graph
 
     m = np.array([[0.00249, 0.00250], [0.00244, 0.00251]])  # almost reciprocal (asymmetry ≈ 0.008)
-    lab = LabelWeights(["A", "B"], m, np.array([200, 201]), asymmetry_index(m), m - m.T,
-                         sem=np.full((2, 2), 1e-4))
+    lab = LabelWeights(["A", "B"], m, np.array([200, 201]), asymmetry_index(m), m - m.T, sem=np.full((2, 2), 1e-4))
     plot_label_graph(lab, "x.png", kernel="AttentionInteraction")
     arrows = [p for p in captured[-1].axes[0].patches if isinstance(p, FancyArrowPatch)]
     widths = sorted(a.get_linewidth() for a in arrows)
@@ -219,8 +240,11 @@ def test_graph_widths_are_absolute_and_noise_is_marked(captured):
     assert "uniform 1/(N−1)" in captured[-1].axes[0].get_title()
     # a real difference is drawn solid and wider
     m2 = np.array([[0.0025, 0.0040], [0.0010, 0.0025]])
-    plot_label_graph(LabelWeights(["A", "B"], m2, np.array([200, 201]), asymmetry_index(m2), m2 - m2.T,
-                                    sem=np.full((2, 2), 1e-5)), "y.png", kernel="AttentionInteraction")
+    plot_label_graph(
+        LabelWeights(["A", "B"], m2, np.array([200, 201]), asymmetry_index(m2), m2 - m2.T, sem=np.full((2, 2), 1e-5)),
+        "y.png",
+        kernel="AttentionInteraction",
+    )
     arrows = [p for p in captured[-1].axes[0].patches if isinstance(p, FancyArrowPatch)]
     assert all(a.get_linestyle() in ("-", "solid") for a in arrows)
     assert max(a.get_linewidth() for a in arrows) / min(a.get_linewidth() for a in arrows) > 3
@@ -234,15 +258,16 @@ def test_graph_widths_are_absolute_and_noise_is_marked(captured):
 
 def test_heat_map_titles_and_references(captured):
     from mfsde.explain import LabelWeights
-    from mfsde.plotting import plot_cell_weights, plot_label_weights, plot_loss
+    from mfsde.pl import plot_cell_weights, plot_label_weights, plot_loss
 
     snaps, model = _snapshots(), _model()
     amap = interaction_weights(model, snaps, time_indices=[0], n_cells=12, seed=0)[0]
     plot_cell_weights(amap, "c.png")
     assert "Interaction" not in captured[-1].axes[0].get_title()  # no Python class names
     m = np.array([[0.01, 0.03], [0.02, 0.05]])
-    plot_label_weights(LabelWeights(["A", "B"], m, np.array([20, 19]), 0.1, m - m.T), "l.png",
-                         kernel="AttentionInteraction")
+    plot_label_weights(
+        LabelWeights(["A", "B"], m, np.array([20, 19]), 0.1, m - m.T), "l.png", kernel="AttentionInteraction"
+    )
     cbar = captured[-1].axes[1]
     assert "uniform 1/(N−1) = 0.0263" in cbar.get_ylabel()
     plot_loss([{"iteration": i, "loss": 1.0 / (i + 1), "fit@2": 0.5 / (i + 1), "w1@1": 3.0} for i in range(5)], "h.png")
@@ -260,18 +285,6 @@ def test_label_weights_standard_errors():
     assert lab.sem[1, 0] == pytest.approx(block.std() / np.sqrt(block.size))
     diag = [w[i, j] for i in rows for j in rows if i != j]
     assert lab.sem[1, 1] == pytest.approx(np.std(diag) / np.sqrt(len(diag)))
-
-
-def test_old_attention_names_still_work_with_a_warning():
-    import mfsde.explain as ex
-    import mfsde.plotting as pl
-
-    with pytest.warns(DeprecationWarning, match="now interaction_weights"):
-        assert ex.attention_maps is ex.interaction_weights
-    with pytest.warns(DeprecationWarning, match="now plot_label_weights"):
-        assert pl.plot_label_attention is pl.plot_label_weights
-    with pytest.raises(AttributeError):
-        ex.no_such_thing
 
 
 # -- influence: ‖∂f_inter(x_i)/∂x_j‖ -----------------------------------------------------------------
@@ -310,16 +323,18 @@ def test_influence_is_permutation_equivariant(seed, n):
 def test_label_influence_shows_a_one_way_interaction_that_weights_cannot():
     """Two species, A chases B, B feels nothing: the true drift's influence is A←B > 0 and
     B←A = 0 exactly; a softmax attention's label weights cannot be 0 for B (rows sum to 1)."""
+    from mfsde.evaluation import SystemModel
     from mfsde.explain import label_influence
-    from mfsde.systems import SystemModel, TwoSpecies
+    from mfsde.systems import TwoSpecies
 
     system = TwoSpecies(fraction=0.4)
     x = system.sample_initial(60, generator=torch.Generator().manual_seed(0)).float()
     labels = np.where(x[:, -1] > 0, "A", "B")
     lab = label_influence(SystemModel(system), x, labels, names=["A", "B"])
     assert lab.matrix[0, 1] > 0 and lab.matrix[1, 0] == 0 and lab.net[0, 1] > 0
-    weights = label_weights(_model("scimf", dim=3).drift.inter.pair_weights(x).mean(0).detach().numpy(), labels,
-                            names=["A", "B"])
+    weights = label_weights(
+        _model("scimf", dim=3).drift.inter.pair_weights(x).mean(0).detach().numpy(), labels, names=["A", "B"]
+    )
     assert weights.matrix[1, 0] > 0
 
 

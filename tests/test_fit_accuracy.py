@@ -1,4 +1,5 @@
 """Scale-aware training, baselines, both evaluation protocols and the time budget (issue 9)."""
+
 from __future__ import annotations
 
 import json
@@ -8,25 +9,42 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mfsde
-from mfsde.baselines import BASELINES, baseline_evaluations, floor_split, mccann, neighbours, previous
 from mfsde.cli import main
 from mfsde.config import Component
 from mfsde.data import from_arrays
-from mfsde.comparison import compare
-from mfsde.evaluation import evaluate, simulate
+from mfsde.evaluation import (
+    BASELINES,
+    baseline_evaluations,
+    compare,
+    evaluate,
+    floor_split,
+    mccann,
+    neighbours,
+    previous,
+    simulate,
+)
 from mfsde.losses import w1
-from mfsde.scaling import DataScale, DataUnitsDrift
-from mfsde.training import Trainer, fit
+from mfsde.model import DataScale, DataUnitsDrift
+from mfsde.training import fit
 
 D = 2
 
 
 def tiny(preset="ito", **overrides):
-    base = {"model.intra.width": 16, "model.dt": 0.25, "loss.fit.blur": 0.3, "train.n_particles": 32,
-            "train.n_targets": 48, "train.iterations": 4, "train.lr": 1e-2, "eval.n_particles": 40}
+    base = {
+        "model.intra.width": 16,
+        "model.dt": 0.25,
+        "loss.fit.blur": 0.3,
+        "train.n_particles": 32,
+        "train.n_targets": 48,
+        "train.iterations": 4,
+        "train.lr": 1e-2,
+        "eval.n_particles": 40,
+    }
     base.update(overrides)
     return mfsde.preset(preset, dim=D).override(**base)
 
@@ -34,8 +52,10 @@ def tiny(preset="ito", **overrides):
 def line_snapshots(scale: float = 1.0, offset: float = 0.0, times=(0.0, 1.0, 2.0, 3.0), n: int = 60, seed: int = 0):
     """Cells moving along x at unit speed (in units of ``scale``), observed at ``times``."""
     rng = np.random.default_rng(seed)
-    arrays = [(offset + scale * (0.3 * rng.normal(size=(n + 5 * k, D)) + np.array([t, 0.0]))).astype(np.float32)
-              for k, t in enumerate(times)]
+    arrays = [
+        (offset + scale * (0.3 * rng.normal(size=(n + 5 * k, D)) + np.array([t, 0.0]))).astype(np.float32)
+        for k, t in enumerate(times)
+    ]
     return from_arrays(arrays, times=list(times))
 
 
@@ -94,8 +114,9 @@ def test_model_units_do_not_depend_on_the_data_units():
 def test_paper_preset_keeps_the_data_units():
     a = line_snapshots()
     b = from_arrays([1000.0 * x for x in a.data], times=a.times)
-    cfg = mfsde.preset("scimf_paper", dim=D).override(**{"model.intra.width": 8, "train.iterations": 2,
-                                                          "train.n_particles": 16, "model.inter.heads": 1})
+    cfg = mfsde.preset("scimf_paper", dim=D).override(
+        **{"model.intra.width": 8, "train.iterations": 2, "train.n_particles": 16, "model.inter.heads": 1}
+    )
     ra, rb = fit(cfg, a, task(), progress=False), fit(cfg, b, task(), progress=False)
     assert ra.model.scale.is_identity and rb.model.scale.is_identity
     assert not np.allclose(ra.history[0]["fit"] * 1e6, rb.history[0]["fit"], rtol=0.1)  # σ, blur absolute
@@ -106,7 +127,7 @@ def test_scale_is_saved_with_the_run_and_reloaded(tmp_path):
     res = fit(tiny(), snaps, task(), out_dir=tmp_path / "run", progress=False)
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["scale"]["scale"][0] == pytest.approx(float(res.model.scale.scale[0]))
-    model, _ = mfsde.runs.load_run(tmp_path / "run")
+    model, _ = mfsde.training.load_run(tmp_path / "run")
     assert torch.equal(model.scale.scale, res.model.scale.scale) and not model.scale.is_identity
     e1 = evaluate(res.model, snaps, task(), n_particles=30, seed=1)
     e2 = evaluate(model, snaps, task(), n_particles=30, seed=1)
@@ -187,12 +208,19 @@ def test_previous_protocol_starts_from_the_previous_training_time():
 
 def test_compare_rows_have_baselines_for_each_protocol():
     snaps = line_snapshots()
-    rows = compare(["ito"], snaps, task(), seeds=[0], overrides={"model.intra.width": 8, "train.iterations": 2,
-                                                                  "eval.n_particles": 30},
-                   starts=["t0", "previous"], progress=False)
+    rows = compare(
+        ["ito"],
+        snaps,
+        task(),
+        seeds=[0],
+        overrides={"model.intra.width": 8, "train.iterations": 2, "eval.n_particles": 30},
+        starts=["t0", "previous"],
+        progress=False,
+    )
     got = [(r["preset"], r["start"], r["kind"]) for r in rows]
     assert got == [("ito", "t0", "model"), ("ito", "previous", "model")] + [
-        (b, s, "baseline") for s in ("t0", "previous") for b in BASELINES]
+        (b, s, "baseline") for s in ("t0", "previous") for b in BASELINES
+    ]
     with pytest.raises(ValueError, match="starts: unknown protocol"):
         compare(["ito"], snaps, task(), seeds=[0], starts=["t1"])
 
@@ -202,9 +230,13 @@ def test_compare_rows_have_baselines_for_each_protocol():
 def test_time_budget_stops_training_and_is_validated(monkeypatch, clock, fake):
     snaps = line_snapshots()
     ticks = iter(np.arange(0.0, 1e6, 0.5))  # every call of the budget's clock "takes" 0.5 s
-    monkeypatch.setattr(mfsde.training.time, fake, lambda: float(next(ticks)))
-    res = fit(tiny(**{"train.iterations": 50, "train.time_budget": 1.75, "train.time_clock": clock}), snaps, task(),
-              progress=False)
+    monkeypatch.setattr(mfsde.training._fit.time, fake, lambda: float(next(ticks)))
+    res = fit(
+        tiny(**{"train.iterations": 50, "train.time_budget": 1.75, "train.time_clock": clock}),
+        snaps,
+        task(),
+        progress=False,
+    )
     # a step reads the clock twice (0.5 s each): the budget is counted in training-step seconds of its clock
     assert res.iteration == 4 and res.stopped == "time_budget" and res.train_seconds == 2.0
     other = res.train_wall_seconds if clock == "cpu" else res.train_cpu_seconds
@@ -238,18 +270,26 @@ def test_the_cpu_clock_does_not_count_waiting():
 
 def test_eval_every_records_training_and_heldout_w1(tmp_path):
     snaps = line_snapshots()
-    res = fit(tiny(**{"train.iterations": 4, "train.eval_every": 2, "train.eval_particles": 30}), snaps, task(),
-              out_dir=tmp_path / "r", progress=False)
-    recs = mfsde.runs.read_history(tmp_path / "r")
+    res = fit(
+        tiny(**{"train.iterations": 4, "train.eval_every": 2, "train.eval_particles": 30}),
+        snaps,
+        task(),
+        out_dir=tmp_path / "r",
+        progress=False,
+    )
+    recs = mfsde.training.read_history(tmp_path / "r")
     assert [("w1@1" in r, "w1@2" in r, "w1@3" in r) for r in recs] == [(False,) * 3, (True,) * 3] * 2
     ev = evaluate(res.model, snaps, task(), n_particles=30, seed=0, times=[1, 2, 3], metrics=("w1",))
     assert recs[-1]["w1@2"] == pytest.approx(ev["per_time"][1]["w1"])
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--time-budget", "0"], "expected a positive number of seconds"),
-    (["--time-budget", "soon"], "expected a positive number of seconds"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--time-budget", "0"], "expected a positive number of seconds"),
+        (["--time-budget", "soon"], "expected a positive number of seconds"),
+    ],
+)
 def test_cli_time_budget_bad_input(argv, needle, tmp_path, capsys):
     snaps = line_snapshots()
     np.save(tmp_path / "a.npy", snaps.data[0])
@@ -266,9 +306,31 @@ def test_cli_evaluate_start_previous_prints_baselines(tmp_path, capsys):
         files.append(str(tmp_path / f"t{k}.npy"))
         np.save(files[-1], a)
     run = tmp_path / "run"
-    assert main(["fit", "--data", *files, "--task", "interpolate:2", "--preset", "ito", "--iterations", "2",
-                 "--set", "model.intra.width=8", "--set", "eval.n_particles=30", "--time-budget", "60",
-                 "--out", str(run), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                *files,
+                "--task",
+                "interpolate:2",
+                "--preset",
+                "ito",
+                "--iterations",
+                "2",
+                "--set",
+                "model.intra.width=8",
+                "--set",
+                "eval.n_particles=30",
+                "--time-budget",
+                "60",
+                "--out",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["evaluate", "--run", str(run), "--start", "previous", "--n-particles", "all"]) == 0
     out = capsys.readouterr().out
@@ -283,7 +345,7 @@ def test_cli_evaluate_start_previous_prints_baselines(tmp_path, capsys):
 
 def test_mccann_plan_refuses_an_unconverged_ot():
     """POT only warns when the network simplex hits its iteration limit; the plan must raise."""
-    from mfsde.losses.wasserstein import ot_plan
+    from mfsde.losses._wasserstein import ot_plan
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(60, 2)), rng.normal(size=(60, 2))
@@ -299,15 +361,16 @@ def test_sigma_in_data_units_gives_that_noise_in_data_units(standardize, tmp_pat
     variance grows by σ_k² Δt per dimension (data time), whatever the scale and time unit."""
     snaps = line_snapshots(scale=40.0, times=(0.0, 2.0, 5.0, 8.0))
     sigma = [6.0, 2.0]
-    cfg = tiny(**{"model.sigma": sigma, "model.sigma_units": "data", "model.standardize": standardize,
-                  "train.iterations": 1})
+    cfg = tiny(
+        **{"model.sigma": sigma, "model.sigma_units": "data", "model.standardize": standardize, "train.iterations": 1}
+    )
     res = fit(cfg, snaps, task(), out_dir=tmp_path / "run")
     model = res.model
     sc = model.scale
     expect = torch.tensor(sigma) * float(sc.time_unit) ** 0.5 / sc.scale
     assert torch.allclose(model.diffusion.constant(), expect, rtol=1e-6)
     assert float(sc.time_unit) != 1.0 and not torch.allclose(model.diffusion.constant(), torch.tensor(sigma))
-    reloaded = mfsde.runs.load_run(tmp_path / "run")[0]
+    reloaded = mfsde.training.load_run(tmp_path / "run")[0]
     assert torch.equal(reloaded.diffusion.constant(), model.diffusion.constant())
     for p in model.drift.parameters():
         p.data.zero_()
@@ -330,7 +393,7 @@ def test_learned_sigma_is_a_parameter_that_moves_and_resumes(tmp_path):
     names = [n for n, _ in res.model.named_parameters()]
     assert "diffusion.log_sigma" in names
     assert float(res.model.diffusion.constant().detach()) != pytest.approx(0.5, abs=1e-7)
-    again = mfsde.runs.load_run(tmp_path / "run")[0]
+    again = mfsde.training.load_run(tmp_path / "run")[0]
     assert torch.equal(again.diffusion.constant(), res.model.diffusion.constant())
     assert [round(r["sigma"], 6) for r in res.history][-1] == round(float(res.model.diffusion.constant().detach()), 6)
 
@@ -340,12 +403,25 @@ def test_learned_sigma_finds_the_noise_of_pure_diffusion():
     with its own σ step size (train.sigma_lr) learns the noise; at the default lr σ barely moves."""
     rng = np.random.default_rng(0)
     times = [0.0, 1.0, 2.0, 3.0]
-    arrays = [(0.6 * np.sqrt(t) * rng.normal(size=(300, D)) + 0.05 * rng.normal(size=(300, D))).astype(np.float32)
-              for t in times]
+    arrays = [
+        (0.6 * np.sqrt(t) * rng.normal(size=(300, D)) + 0.05 * rng.normal(size=(300, D))).astype(np.float32)
+        for t in times
+    ]
     snaps = from_arrays(arrays, times=times)
-    over = {"model.learn_sigma": True, "model.sigma": 0.6 / 6, "model.sigma_units": "data",
-            "model.standardize": "none", "model.time_scale": "none", "train.iterations": 80, "train.lr": 1e-3,
-            "train.n_particles": 200, "train.n_targets": 200, "loss.fit.blur": 0.05, "loss.energy_weight": 0.0}
+    over = {
+        "model.learn_sigma": True,
+        "model.sigma": 0.6 / 6,
+        "model.sigma_units": "data",
+        "model.standardize": "none",
+        "model.time_scale": "none",
+        "train.iterations": 80,
+        "train.lr": 1e-3,
+        "train.n_particles": 200,
+        "train.n_targets": 200,
+        "loss.fit.blur": 0.05,
+        "loss.energy_weight": 0.0,
+    }
+
     def run(**extra):
         cfg = tiny(**over, **extra)
         cfg.model.intra = Component("zero")  # no drift to learn: only σ
@@ -356,15 +432,18 @@ def test_learned_sigma_finds_the_noise_of_pure_diffusion():
     assert float(fast.diffusion.constant().detach().mean()) == pytest.approx(0.6, rel=0.15)
 
 
-@pytest.mark.parametrize("over, match", [
-    ({"model.sigma_units": "pixels"}, "model.sigma_units"),
-    ({"model.learn_sigma": True, "model.sigma": 0.0}, "model.learn_sigma"),
-    ({"model.learn_sigma": "yes"}, "model.learn_sigma"),
-    ({"train.sigma_lr": 0.0, "model.learn_sigma": True}, "train.sigma_lr"),
-    ({"train.sigma_lr": 0.01}, "model.learn_sigma is false"),
-    ({"train.inter_lr": -1.0}, "train.inter_lr"),
-    ({"train.inter_lr": 0.1, "model.inter.name": "none"}, "model.inter is 'none'"),
-])
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"model.sigma_units": "pixels"}, "model.sigma_units"),
+        ({"model.learn_sigma": True, "model.sigma": 0.0}, "model.learn_sigma"),
+        ({"model.learn_sigma": "yes"}, "model.learn_sigma"),
+        ({"train.sigma_lr": 0.0, "model.learn_sigma": True}, "train.sigma_lr"),
+        ({"train.sigma_lr": 0.01}, "model.learn_sigma is false"),
+        ({"train.inter_lr": -1.0}, "train.inter_lr"),
+        ({"train.inter_lr": 0.1, "model.inter.name": "none"}, "model.inter is 'none'"),
+    ],
+)
 def test_bad_sigma_options_name_the_key(over, match):
     with pytest.raises((ValueError, TypeError), match=match):
         tiny(**over).validate()

@@ -1,5 +1,6 @@
 """Mean-field flow matching (``train.method``): couplings, bridges, the regression's limit on a
 linear system, reduction to independent-particle matching, every kernel, phases, resume, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,24 +11,32 @@ from scipy.optimize import linear_sum_assignment
 import mfsde
 from mfsde.cli import main
 from mfsde.data import Populations, PopulationTask, from_arrays
-from mfsde.flow_matching import bridge, couple, flow_matching_batch, flow_matching_loss
-from mfsde.runs import load_checkpoint
-from mfsde.training import Trainer, fit
+from mfsde.training import Trainer, bridge, couple, fit, flow_matching_batch, flow_matching_loss, load_checkpoint
 
 D = 2
 
 
 def fm(preset="ito", dim=D, **over):
-    base = {"train.method": "flow_matching", "model.intra.width": 32, "train.fm_batch": 32, "train.fm_times": 4,
-            "train.iterations": 3, "train.lr": 1e-2, "eval.n_particles": 40, "train.checkpoint_seconds": None}
+    base = {
+        "train.method": "flow_matching",
+        "model.intra.width": 32,
+        "train.fm_batch": 32,
+        "train.fm_times": 4,
+        "train.iterations": 3,
+        "train.lr": 1e-2,
+        "eval.n_particles": 40,
+        "train.checkpoint_seconds": None,
+    }
     base.update(over)
     return mfsde.preset(preset, dim=dim).override(**base)
 
 
 def moving(times=(0.0, 1.0, 2.0, 3.0), n=60, seed=0, offset=0.0):
     rng = np.random.default_rng(seed)
-    return from_arrays([(offset + 0.3 * rng.normal(size=(n, D)) + np.array([t, 0.0])).astype(np.float32)
-                        for t in times], times=list(times))
+    return from_arrays(
+        [(offset + 0.3 * rng.normal(size=(n, D)) + np.array([t, 0.0])).astype(np.float32) for t in times],
+        times=list(times),
+    )
 
 
 def ou_snapshots(theta=1.0, sigma=0.5, n=400, seed=0):
@@ -76,11 +85,21 @@ def test_the_bridge_has_the_brownian_bridge_law_and_its_drift():
 def test_on_an_ou_process_flow_matching_recovers_the_closed_form_drift():
     theta, sigma = 1.0, 0.5
     snaps = ou_snapshots(theta, sigma)
-    cfg = fm("ito", **{"model.sigma": sigma, "model.sigma_units": "data", "train.iterations": 400,
-                       "train.fm_batch": 128, "train.lr": 3e-3, "model.intra.width": 64, "train.clip_grad_norm": None})
+    cfg = fm(
+        "ito",
+        **{
+            "model.sigma": sigma,
+            "model.sigma_units": "data",
+            "train.iterations": 400,
+            "train.fm_batch": 128,
+            "train.lr": 3e-3,
+            "model.intra.width": 64,
+            "train.clip_grad_norm": None,
+        },
+    )
     x = torch.as_tensor(np.concatenate(snaps.data))
     true = -theta * x
-    before = mfsde.build_model(cfg)
+    before = mfsde.model.build_model(cfg)
     res = fit(cfg, snaps, "all", progress=False)
     err = float((res.model.data_velocity(x).detach() - true).norm() / true.norm())
     assert err < 0.2, err  # 0.11 measured (the rest: finite batches, the exact coupling's ε → 0 limit)
@@ -100,8 +119,11 @@ def test_with_no_interaction_it_is_independent_particle_matching_exactly():
     sigma = trainer.model.diffusion.constant().detach()
     fb = flow_matching_batch(trainer.series[0], sigma, n_times=4, batch=32, coupling="exact", generator=pop.generator)
     # every cell on its own: a population of one, its own regression term
-    terms = [fb.weight[m] * (trainer.model.drift(fb.xt[m, i:i + 1], fb.t[m]) - fb.target[m, i]).pow(2).sum()
-             for m in range(fb.xt.shape[0]) for i in range(fb.xt.shape[1])]
+    terms = [
+        fb.weight[m] * (trainer.model.drift(fb.xt[m, i : i + 1], fb.t[m]) - fb.target[m, i]).pow(2).sum()
+        for m in range(fb.xt.shape[0])
+        for i in range(fb.xt.shape[1])
+    ]
     assert torch.allclose(loss, torch.stack(terms).mean(), rtol=1e-6, atol=0)
 
 
@@ -126,12 +148,15 @@ def test_each_bridged_population_is_what_the_kernel_attends_to():
 @pytest.mark.parametrize("preset", ["scimf", "ito", "symmetric_qk", "rbf", "radial", "pairwise_mlp"])
 def test_every_kernel_trains_by_flow_matching(preset):
     snaps = moving()
-    model = mfsde.build_model(fm(preset))
+    model = mfsde.model.build_model(fm(preset))
     res = fit(fm(preset), snaps, "loo:2", progress=False)
     assert res.iteration == 3 and all(np.isfinite(r["fm"]) and r["phase"] == "flow_matching" for r in res.history)
     assert "fit" not in res.history[-1]
-    moved = [n for n, p in res.model.state_dict().items()
-             if n in model.state_dict() and n.startswith("drift.") and not torch.equal(p, model.state_dict()[n])]
+    moved = [
+        n
+        for n, p in res.model.state_dict().items()
+        if n in model.state_dict() and n.startswith("drift.") and not torch.equal(p, model.state_dict()[n])
+    ]
     assert any(n.startswith("drift.intra.") for n in moved)
     ev = mfsde.evaluate(res.model, snaps, "loo:2", n_particles=40, seed=0)
     assert np.isfinite(ev["w1"])
@@ -154,8 +179,9 @@ def test_several_populations_are_coupled_within_each():
         fb = flow_matching_batch(series, torch.tensor(0.1), n_times=4, batch=32, coupling="exact", generator=g)
         centre = float(series.data[0].mean(0)[0])
         # every bridged cell stays with its own population (in model units the two are far apart)
-        assert (fb.xt[..., 0] - centre).abs().max() < 0.5 * abs(float(trainer.series[1].data[0].mean(0)[0])
-                                                               - float(trainer.series[0].data[0].mean(0)[0]))
+        assert (fb.xt[..., 0] - centre).abs().max() < 0.5 * abs(
+            float(trainer.series[1].data[0].mean(0)[0]) - float(trainer.series[0].data[0].mean(0)[0])
+        )
     rec = trainer.step()
     assert np.isfinite(rec["fm"])
 
@@ -163,8 +189,18 @@ def test_several_populations_are_coupled_within_each():
 # -- flow matching, then simulation ------------------------------------------------------------------
 def test_flow_matching_then_simulation_switches_and_resumes_bit_identically(tmp_path):
     snaps = moving()
-    cfg = fm("scimf", **{"train.method": "flow_matching+simulation", "train.fm_iterations": 3, "train.iterations": 6,
-                         "train.n_particles": 24, "train.n_targets": 30, "model.dt": 0.25, "train.checkpoint_every": 1})
+    cfg = fm(
+        "scimf",
+        **{
+            "train.method": "flow_matching+simulation",
+            "train.fm_iterations": 3,
+            "train.iterations": 6,
+            "train.n_particles": 24,
+            "train.n_targets": 30,
+            "model.dt": 0.25,
+            "train.checkpoint_every": 1,
+        },
+    )
     full = fit(cfg, snaps, "loo:2", out_dir=tmp_path / "full", progress=False)
     assert [r["phase"] for r in full.history] == ["flow_matching"] * 3 + ["simulation"] * 3
     assert "fm" in full.history[0] and "fit" in full.history[-1] and "energy" in full.history[-1]
@@ -176,32 +212,49 @@ def test_flow_matching_then_simulation_switches_and_resumes_bit_identically(tmp_
     assert strip(part.history) == strip(full.history)
     a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "part")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    hist = [r["phase"] for r in mfsde.runs.read_history(tmp_path / "part")]
+    hist = [r["phase"] for r in mfsde.training.read_history(tmp_path / "part")]
     assert hist == ["flow_matching"] * 3 + ["simulation"] * 3
 
 
 def test_the_time_budget_covers_both_phases(monkeypatch):
     snaps = moving()
     ticks = iter(np.arange(0.0, 1e6, 0.5))
-    monkeypatch.setattr(mfsde.training.time, "process_time", lambda: float(next(ticks)))
-    cfg = fm("ito", **{"train.method": "flow_matching+simulation", "train.fm_iterations": 2, "train.iterations": 50,
-                       "train.time_budget": 1.75, "train.time_clock": "cpu", "train.n_particles": 16,
-                       "train.n_targets": 20})
+    monkeypatch.setattr(mfsde.training._fit.time, "process_time", lambda: float(next(ticks)))
+    cfg = fm(
+        "ito",
+        **{
+            "train.method": "flow_matching+simulation",
+            "train.fm_iterations": 2,
+            "train.iterations": 50,
+            "train.time_budget": 1.75,
+            "train.time_clock": "cpu",
+            "train.n_particles": 16,
+            "train.n_targets": 20,
+        },
+    )
     res = fit(cfg, snaps, "all", progress=False)
-    assert res.stopped == "time_budget" and [r["phase"] for r in res.history] == ["flow_matching"] * 2 + ["simulation"] * 2
+    assert (
+        res.stopped == "time_budget" and [r["phase"] for r in res.history] == ["flow_matching"] * 2 + ["simulation"] * 2
+    )
 
 
 # -- bad input ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("over, match", [
-    ({"train.method": "matching"}, "train.method must be one of simulation, flow_matching, flow_matching"),
-    ({"train.fm_coupling": "greedy"}, "train.fm_coupling must be one of exact, sinkhorn, independent"),
-    ({"train.fm_batch": 0}, "train.fm_batch must be a positive int"),
-    ({"train.fm_times": 0}, "train.fm_times must be a positive int"),
-    ({"train.fm_batch": 1}, "train.fm_batch must be >= 2 with an interaction kernel"),
-    ({"train.fm_batch": 20000}, r"20000 × 20000 cost matrix would need 3.0 GiB .*lower train.fm_batch"),
-    ({"model.learn_sigma": True}, "model.learn_sigma needs train.method 'simulation' or 'flow_matching\\+simulation'"),
-    ({"model.noise.name": "affine"}, "needs model.noise 'diagonal'"),
-])
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"train.method": "matching"}, "train.method must be one of simulation, flow_matching, flow_matching"),
+        ({"train.fm_coupling": "greedy"}, "train.fm_coupling must be one of exact, sinkhorn, independent"),
+        ({"train.fm_batch": 0}, "train.fm_batch must be a positive int"),
+        ({"train.fm_times": 0}, "train.fm_times must be a positive int"),
+        ({"train.fm_batch": 1}, "train.fm_batch must be >= 2 with an interaction kernel"),
+        ({"train.fm_batch": 20000}, r"20000 × 20000 cost matrix would need 3.0 GiB .*lower train.fm_batch"),
+        (
+            {"model.learn_sigma": True},
+            "model.learn_sigma needs train.method 'simulation' or 'flow_matching\\+simulation'",
+        ),
+        ({"model.noise.name": "affine"}, "needs model.noise 'diagonal'"),
+    ],
+)
 def test_bad_flow_matching_settings_are_one_line_errors(over, match):
     with pytest.raises(ValueError, match=match) as e:
         fm("scimf", **over)
@@ -210,8 +263,14 @@ def test_bad_flow_matching_settings_are_one_line_errors(over, match):
 
 def test_flow_matching_needs_two_training_times_and_distinct_times():
     with pytest.raises(ValueError, match="no training time after t_0"):
-        fit(fm("ito"), moving(), {"train": [0], "heldout": [1]} if False else
-            type("T", (), {"name": "t", "train": [0], "heldout": [1, 2, 3]})(), progress=False)
+        fit(
+            fm("ito"),
+            moving(),
+            {"train": [0], "heldout": [1]}
+            if False
+            else type("T", (), {"name": "t", "train": [0], "heldout": [1, 2, 3]})(),
+            progress=False,
+        )
     with pytest.raises(ValueError, match="strictly increasing"):
         fit(fm("ito"), moving(times=(0.0, 1.0, 1.0, 2.0)), "all", progress=False)
 
@@ -220,18 +279,41 @@ def test_cli_refuses_an_unknown_training_method_in_one_line(tmp_path, capsys):
     snaps = moving()
     rows = ["t,x1,x2"] + [f"{t},{x[0]},{x[1]}" for t, a in zip(snaps.times, snaps.data) for x in a]
     (tmp_path / "cells.csv").write_text("\n".join(rows) + "\n")
-    code = main(["fit", "--data", str(tmp_path / "cells.csv"), "--time-col", "t", "--preset", "ito",
-                 "--set", "train.method=magic", "--out", str(tmp_path / "r")])
+    code = main(
+        [
+            "fit",
+            "--data",
+            str(tmp_path / "cells.csv"),
+            "--time-col",
+            "t",
+            "--preset",
+            "ito",
+            "--set",
+            "train.method=magic",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "train.method must be one of" in err[0], err
 
 
 def test_the_loss_plot_draws_a_history_of_both_phases(tmp_path):
-    from mfsde.plotting.dynamics import plot_loss
+    from mfsde.pl import plot_loss
 
-    history = [{"iteration": 1, "loss": 2.0, "fm": 2.0, "phase": "flow_matching", "seconds": 0.1, "cpu_seconds": 0.1},
-               {"iteration": 2, "loss": 1.0, "fit": 0.9, "energy": 10.0, "fit@1": 0.9, "phase": "simulation",
-                "seconds": 0.2, "cpu_seconds": 0.2}]
+    history = [
+        {"iteration": 1, "loss": 2.0, "fm": 2.0, "phase": "flow_matching", "seconds": 0.1, "cpu_seconds": 0.1},
+        {
+            "iteration": 2,
+            "loss": 1.0,
+            "fit": 0.9,
+            "energy": 10.0,
+            "fit@1": 0.9,
+            "phase": "simulation",
+            "seconds": 0.2,
+            "cpu_seconds": 0.2,
+        },
+    ]
     path = plot_loss(history, tmp_path / "loss.png")
     assert path.is_file() and path.stat().st_size > 1000
 
@@ -240,7 +322,7 @@ def test_flow_matching_refuses_data_parallel_runs_and_a_simulate_it_would_ignore
     snaps = moving()
     with pytest.raises(ValueError, match="never simulates: a simulate function would be ignored"):
         Trainer(fm("ito"), snaps, "all", simulate=lambda *a: None)
-    monkeypatch.setattr(mfsde.trainer.distributed, "world_size", lambda: 2)
-    monkeypatch.setattr(mfsde.trainer.distributed, "rank", lambda: 0)
+    monkeypatch.setattr(mfsde.training.distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(mfsde.training.distributed, "rank", lambda: 0)
     with pytest.raises(ValueError, match="runs in one process; data-parallel .* needs train.method 'simulation'"):
         Trainer(fm("ito", **{"train.populations": 2}), snaps, "all")

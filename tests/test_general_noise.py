@@ -1,5 +1,6 @@
 """General (d × m) noise: the solver's g dW, constant noise matrices, the ``affine`` noise model
 (config, units, training) and the Kuramoto oscillators integrated on the circle."""
+
 from __future__ import annotations
 
 import math
@@ -10,10 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mfsde
-from mfsde.solvers import Diffusion, sdeint, torchsde_sdeint
-from mfsde.solvers.noise_models import AffineNoise, build_noise
-from mfsde.systems import get_system
-from mfsde.systems.kuramoto import order_parameter
+from mfsde.solvers import AffineNoise, Diffusion, build_noise, sdeint, torchsde_sdeint
+from mfsde.systems import get_system, order_parameter
 
 F64 = torch.float64
 
@@ -70,7 +69,9 @@ def test_kuramoto_integrated_on_the_circle_matches_its_angles():
     r_e = order_parameter(torch.nn.functional.normalize(embedded, dim=-1)).mean(-1)
     assert float(r_a[-1] - r_a[0]) > 0.1  # it synchronises
     torch.testing.assert_close(r_e, r_a, rtol=0, atol=0.02)
-    assert float((embedded[-1].norm(dim=-1) - 1).abs().mean()) < 0.1  # it stays near the circle (Euler–Maruyama: O(√h) off it)
+    assert (
+        float((embedded[-1].norm(dim=-1) - 1).abs().mean()) < 0.1
+    )  # it stays near the circle (Euler–Maruyama: O(√h) off it)
     # diagonal noise of the same size leaves the circle: what a diagonal model cannot help
     diag = sdeint(system.drift, x0, ts, sigma=system.sigma, dt=0.005, seed=2).xs
     assert float((diag[-1].norm(dim=-1) - 1).abs().mean()) > 0.2
@@ -83,7 +84,7 @@ def test_affine_noise_in_data_units_converts_to_model_units():
     bias, slope = torch.randn(d, m, generator=gen), torch.randn(d, m, d, generator=gen)
     data = AffineNoise(d, m, bias.tolist(), slope.tolist())
     model = AffineNoise(d, m, bias.tolist(), slope.tolist())
-    scale = mfsde.scaling.DataScale(d)
+    scale = mfsde.model.DataScale(d)
     scale.loc.copy_(torch.tensor([1.0, -2.0, 0.5]))
     scale.scale.copy_(torch.tensor([2.0, 0.5, 3.0]))
     scale.time_unit.fill_(4.0)
@@ -96,7 +97,7 @@ def test_affine_noise_in_data_units_converts_to_model_units():
 def test_model_with_the_kuramoto_noise_has_the_true_noise_after_scaling():
     """``system.noise_config()`` gives a trained model the system's own noise: in data units the
     model's g equals √(2D) J y at observed cells, once the trainer has fitted the scale."""
-    from mfsde.systems.dataset import snapshots as snapshot_dataset
+    from mfsde.systems import snapshots as snapshot_dataset
     from mfsde.training import Trainer
 
     system = get_system("kuramoto")
@@ -114,17 +115,25 @@ def test_model_with_the_kuramoto_noise_has_the_true_noise_after_scaling():
 def test_learned_affine_noise_trains_and_resumes(tmp_path):
     """``model.noise = affine`` with ``learn_sigma``: B and A are parameters in σ's step-size group,
     they move, the config round-trips, and a resumed run is bit-identical."""
-    from mfsde.systems.dataset import snapshots as snapshot_dataset
+    from mfsde.systems import snapshots as snapshot_dataset
     from mfsde.training import Trainer, fit
 
     system = get_system("ou", dim=2)
     snaps = snapshot_dataset(system, [0.0, 0.5, 1.0], n_per_time=100, seed=0)
-    cfg = mfsde.preset("ito", dim=2).override(**{
-        "model.noise": {"name": "affine", "rank": 1}, "model.learn_sigma": True, "train.sigma_lr": 0.01,
-        "train.n_particles": 32, "train.iterations": 4, "train.checkpoint_every": 2, "train.seed": 1})
+    cfg = mfsde.preset("ito", dim=2).override(
+        **{
+            "model.noise": {"name": "affine", "rank": 1},
+            "model.learn_sigma": True,
+            "train.sigma_lr": 0.01,
+            "train.n_particles": 32,
+            "train.iterations": 4,
+            "train.checkpoint_every": 2,
+            "train.seed": 1,
+        }
+    )
     assert mfsde.Config.from_dict(cfg.to_dict()).model.noise == cfg.model.noise
     full = fit(cfg, snaps, "interpolate:1", out_dir=tmp_path / "a", progress=False)
-    start = mfsde.build_model(cfg).diffusion.fn
+    start = mfsde.model.build_model(cfg).diffusion.fn
     assert not torch.equal(full.model.diffusion.fn.slope, start.slope)
     names = [n for n, p in full.model.named_parameters() if n.startswith("diffusion.")]
     assert sorted(names) == ["diffusion.fn.bias", "diffusion.fn.slope"]
@@ -142,23 +151,26 @@ def test_learned_affine_noise_trains_and_resumes(tmp_path):
 def test_default_noise_is_the_diagonal_sigma():
     cfg = mfsde.preset("scimf", dim=3)
     assert cfg.model.noise.name == "diagonal"
-    d = mfsde.build_model(cfg).diffusion
+    d = mfsde.model.build_model(cfg).diffusion
     assert d.kind == "scalar" and float(d.constant()) == pytest.approx(cfg.model.sigma)
     e = build_noise("affine", 3, 0.2)  # default B = σ I, A = 0: the diagonal noise as a matrix
     x = torch.randn(4, 3)
     torch.testing.assert_close(e(x), 0.2 * torch.eye(3).expand(4, 3, 3))
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: Diffusion(torch.ones(2, 3), learnable=True), "learnable=True needs a number"),
-    (lambda: Diffusion(torch.ones(2, 3, 1)), "sigma must be a number"),
-    (lambda: Diffusion(torch.tensor([[1.0, float("nan")]])), "NaN"),
-    (lambda: Diffusion(lambda x, t: x, noise_dim=0), "noise_dim must be a positive int"),
-    (lambda: Diffusion(0.1, noise_dim=2), "noise_dim is for"),
-    (lambda: Diffusion(torch.ones(2, 3), noise_dim=2), "3 columns"),
-    (lambda: build_noise("affine", 2, 0.1, rank=0), "rank must be a positive int"),
-    (lambda: build_noise("affine", 2, 0.1, slope=[[1.0]]), r"slope must have shape \(2, 2, 2\)"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Diffusion(torch.ones(2, 3), learnable=True), "learnable=True needs a number"),
+        (lambda: Diffusion(torch.ones(2, 3, 1)), "sigma must be a number"),
+        (lambda: Diffusion(torch.tensor([[1.0, float("nan")]])), "NaN"),
+        (lambda: Diffusion(lambda x, t: x, noise_dim=0), "noise_dim must be a positive int"),
+        (lambda: Diffusion(0.1, noise_dim=2), "noise_dim is for"),
+        (lambda: Diffusion(torch.ones(2, 3), noise_dim=2), "3 columns"),
+        (lambda: build_noise("affine", 2, 0.1, rank=0), "rank must be a positive int"),
+        (lambda: build_noise("affine", 2, 0.1, slope=[[1.0]]), r"slope must have shape \(2, 2, 2\)"),
+    ],
+)
 def test_bad_noise_is_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -183,24 +195,38 @@ def test_general_noise_of_the_wrong_shape_and_where_it_cannot_go():
 def test_a_loaded_run_has_the_averaged_learned_noise(tmp_path):
     """With ``train.ema`` the result's noise is the averaged one, and loading the run gives the same
     (the noise module is registered once, so its averaged state is not overwritten by a raw copy)."""
-    from mfsde.systems.dataset import snapshots as snapshot_dataset
+    from mfsde.systems import snapshots as snapshot_dataset
 
     snaps = snapshot_dataset(get_system("ou", dim=2), [0.0, 0.5, 1.0], n_per_time=100, seed=0)
-    cfg = mfsde.preset("ito", dim=2).override(**{
-        "model.noise": {"name": "affine", "rank": 2}, "model.learn_sigma": True, "train.sigma_lr": 0.05,
-        "train.ema": 0.5, "train.n_particles": 32, "train.iterations": 5})
+    cfg = mfsde.preset("ito", dim=2).override(
+        **{
+            "model.noise": {"name": "affine", "rank": 2},
+            "model.learn_sigma": True,
+            "train.sigma_lr": 0.05,
+            "train.ema": 0.5,
+            "train.n_particles": 32,
+            "train.iterations": 5,
+        }
+    )
     res = mfsde.fit(cfg, snaps, "interpolate:1", out_dir=tmp_path / "run", progress=False)
-    loaded, _ = mfsde.load(tmp_path / "run")
+    loaded, _ = mfsde.load_run(tmp_path / "run")
     for name in ("bias", "slope"):
-        torch.testing.assert_close(getattr(loaded.diffusion.fn, name), getattr(res.model.diffusion.fn, name), rtol=0, atol=0)
+        torch.testing.assert_close(
+            getattr(loaded.diffusion.fn, name), getattr(res.model.diffusion.fn, name), rtol=0, atol=0
+        )
     assert [k for k in loaded.state_dict() if k.startswith("diffusion.")] == ["diffusion.fn.bias", "diffusion.fn.slope"]
 
 
 def test_general_noise_with_batches_random_batch_and_recompute():
     """m ≠ d with a leading batch: recomputation in blocks (checkpointing) replays the same path and
     gradients, and the random batch method takes general noise too."""
-    noise = AffineNoise(2, 3, slope=(0.1 * torch.randn(2, 3, 2, generator=torch.Generator().manual_seed(0))).tolist(),
-                        sigma=0.2, learnable=True)
+    noise = AffineNoise(
+        2,
+        3,
+        slope=(0.1 * torch.randn(2, 3, 2, generator=torch.Generator().manual_seed(0))).tolist(),
+        sigma=0.2,
+        learnable=True,
+    )
     diff = Diffusion(noise)
     x0 = torch.randn(2, 9, 2, generator=torch.Generator().manual_seed(1))
     drift = lambda x, t: -x + x.mean(-2, keepdim=True)  # noqa: E731
@@ -214,10 +240,13 @@ def test_general_noise_with_batches_random_batch_and_recompute():
     assert c.shape == (2, 2, 9, 2) and torch.isfinite(c).all()
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"model.noise": {"name": "affine", "sigma": 0.3}}, "may not set dim, sigma or learnable"),
-    ({"model.noise": "affine", "model.solver": "heun"}, "'heun' takes constant noise only"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"model.noise": {"name": "affine", "sigma": 0.3}}, "may not set dim, sigma or learnable"),
+        ({"model.noise": "affine", "model.solver": "heun"}, "'heun' takes constant noise only"),
+    ],
+)
 def test_bad_noise_config_is_refused(overrides, match):
     with pytest.raises(ValueError, match=match):
         mfsde.preset("ito", dim=2).override(**overrides)
@@ -229,5 +258,4 @@ def test_more_bad_noise_input():
     with pytest.raises(ValueError, match="sigma must be finite and non-negative"):
         build_noise("affine", 2, float("nan"))
     with pytest.raises(ValueError, match=r"bm must return Brownian increments of shape \(4, 1\)"):
-        sdeint(lambda x, t: x, torch.zeros(4, 2), [0.0, 1.0], sigma=torch.ones(2, 1),
-               bm=lambda a, b: torch.zeros(4, 2))
+        sdeint(lambda x, t: x, torch.zeros(4, 2), [0.0, 1.0], sigma=torch.ones(2, 1), bm=lambda a, b: torch.zeros(4, 2))

@@ -1,17 +1,17 @@
 """Interaction kernels: masking, permutation equivariance, symmetry, agreement with naive
 per-pair loops, chunking, N = 1, bad input."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import KERNEL_CASES, KERNEL_IDS, make_kernel, randomize_, reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mfsde
 from mfsde.interactions import INTERACTIONS, AttentionInteraction, PairwiseInteraction, build_interaction
 from mfsde.testing import check_interaction
-
-from conftest import KERNEL_CASES, KERNEL_IDS, make_kernel, randomize_, reference
 from mfsde.testing.strategies import kernels, populations, row_blocks
 
 ATOL, RTOL = 1e-10, 1e-8
@@ -210,7 +210,7 @@ def test_radial_is_newtonian_rotation_equivariant_and_starts_at_zero():
 
 def test_radial_with_the_morse_profile_is_the_morse_interaction():
     """ψ(r) = W'(r) gives exactly the Morse system's forces (up to its 1/N vs our 1/(N−1))."""
-    from mfsde.systems.morse import MorseInteraction
+    from mfsde.systems import MorseInteraction
 
     true = MorseInteraction(2, C_a=10.0, l_a=2.0, C_r=15.0, l_r=0.5)
     k = make_kernel("radial", 2)
@@ -224,11 +224,10 @@ def test_radial_with_the_morse_profile_is_the_morse_interaction():
     torch.testing.assert_close(k(x) * 8 / 9, true(x), atol=1e-9, rtol=1e-6)
 
 
-
 def test_radial_linear_profile_interpolates_its_nodes_and_converges_to_the_morse_forces():
     """ψ equals the node values at the nodes u_m = m/(M−1) (u = r/(1+r)), is linear in u between
     them, and with the nodes set to W' the forces approach the Morse system's as M grows."""
-    from mfsde.systems.morse import MorseInteraction
+    from mfsde.systems import MorseInteraction
 
     k = make_kernel("radial", 2, basis="linear", n_basis=9)
     u = torch.linspace(0, 1, 9, dtype=torch.float64)[:-1]
@@ -251,11 +250,16 @@ def test_radial_linear_profile_interpolates_its_nodes_and_converges_to_the_morse
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-3, errors
 
 
-@pytest.mark.parametrize("options, match", [({"basis": "spline"}, "basis must be one of"),
-                                            ({"basis": "linear", "n_basis": 1}, "n_basis must be >= 2"),
-                                            ({"basis": "linear", "n_basis": 0}, "n_basis"),
-                                            ({"basis": "linear", "width": 8}, "width applies to radial's other"),
-                                            ({"n_basis": 8}, "n_basis applies to radial's other")])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"basis": "spline"}, "basis must be one of"),
+        ({"basis": "linear", "n_basis": 1}, "n_basis must be >= 2"),
+        ({"basis": "linear", "n_basis": 0}, "n_basis"),
+        ({"basis": "linear", "width": 8}, "width applies to radial's other"),
+        ({"n_basis": 8}, "n_basis applies to radial's other"),
+    ],
+)
 def test_radial_bad_options_are_refused(options, match):
     with pytest.raises(ValueError, match=match):
         build_interaction("radial", dim=2, **options)
@@ -268,6 +272,7 @@ def test_radial_linear_starts_at_zero_and_trains():
     assert not out.any()
     (out * torch.randn_like(out)).sum().backward()
     assert k.nodes.grad.abs().sum() > 0  # the zero profile still receives gradients
+
 
 # -- vectorised / chunked == naive loop ---------------------------------------------------------
 @pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
@@ -289,7 +294,9 @@ def test_kernel_matches_naive_pair_loop(case, data):
         torch.testing.assert_close(got_w, want_w, atol=ATOL, rtol=RTOL)
 
 
-@pytest.mark.parametrize("case", [c for c in KERNEL_CASES if c[1] != "none"], ids=[i for i in KERNEL_IDS if i != "none"])
+@pytest.mark.parametrize(
+    "case", [c for c in KERNEL_CASES if c[1] != "none"], ids=[i for i in KERNEL_IDS if i != "none"]
+)
 def test_chunk_sizes_agree(case):
     _, name, options = case
     x = torch.randn(2, 9, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
@@ -314,8 +321,8 @@ def test_single_particle_gives_zeros_and_finite_gradients(case, lead):
     assert torch.equal(out, torch.zeros_like(out))
     w = k.pair_weights(x)
     assert torch.isfinite(w).all() and torch.all(w == 0)
-    intra = mfsde.build_intra("mlp", dim=d, width=8).double()
-    drift = mfsde.MeanFieldDrift(intra, k)
+    intra = mfsde.drifts.build_intra("mlp", dim=d, width=8).double()
+    drift = mfsde.drifts.MeanFieldDrift(intra, k)
     drift(x).pow(2).sum().backward()
     assert torch.isfinite(x.grad).all()
     for p in drift.parameters():
@@ -424,7 +431,9 @@ def test_bad_kernel_options(name, options, match):
 
 
 def test_unknown_kernel_name_and_option():
-    with pytest.raises(KeyError, match=r"unknown interaction 'transformer'; available: " + ", ".join(INTERACTIONS.names())):
+    with pytest.raises(
+        KeyError, match=r"unknown interaction 'transformer'; available: " + ", ".join(INTERACTIONS.names())
+    ):
         build_interaction("transformer", dim=4)
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['head'\]; accepted: .*'heads'"):
         build_interaction("attention", dim=4, head=2)
@@ -450,7 +459,9 @@ def test_forward_rows_equals_forward_slice(case):
     torch.testing.assert_close(k.forward_rows(x, slice(-3, None)), full[..., 6:, :], atol=1e-12, rtol=1e-10)
 
 
-@pytest.mark.parametrize("case", [c for c in KERNEL_CASES if c[1] != "none"], ids=[i for i in KERNEL_IDS if i != "none"])
+@pytest.mark.parametrize(
+    "case", [c for c in KERNEL_CASES if c[1] != "none"], ids=[i for i in KERNEL_IDS if i != "none"]
+)
 def test_chunked_backward_keeps_no_pairwise_tensor(case):
     """With several query blocks and autograd on, each block is recomputed in backward: the
     graph holds O(N) per block (unique saved storages < one N×N matrix), and the gradients
@@ -464,7 +475,7 @@ def test_chunked_backward_keeps_no_pairwise_tensor(case):
         x = x0.clone().requires_grad_(True)
         storages = {}
 
-        def pack(t):
+        def pack(t, storages=storages):
             storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
             return t
 
@@ -483,7 +494,7 @@ def test_chunked_backward_keeps_no_pairwise_tensor(case):
 def test_auto_chunk_counts_every_population(name, options):
     """Many small populations (random-batch groups): the automatic chunk shrinks with the leading
     batch, so one block stays within the budget whatever the number of groups."""
-    from mfsde.interactions import base
+    from mfsde.interactions import _base as base
 
     k = make_kernel(name, 4, **options)
     sizes = []
@@ -493,7 +504,7 @@ def test_auto_chunk_counts_every_population(name, options):
         sizes.append(chunk)
         return real(fn, rows, chunk, *args)
 
-    mod = __import__(f"mfsde.interactions.{name}", fromlist=["run_chunks"])
+    mod = __import__(f"mfsde.interactions._{name}", fromlist=["run_chunks"])
     small_budget = lambda n, per_row, budget=8 * 2**20: max(1, min(n, budget // per_row))  # noqa: E731
     with pytest.MonkeyPatch.context() as mp:
         for m in {mod, base}:  # wherever the kernel's blocks are driven from (its module or the base driver)
@@ -505,8 +516,10 @@ def test_auto_chunk_counts_every_population(name, options):
     assert sizes[0] == 64 and sizes[1] < 64, sizes
 
 
-@pytest.mark.parametrize("name, options", [("attention", {"heads": 2}), ("attention", {"heads": 2, "style": "paper"}),
-                                           ("pairwise_mlp", {"width": 8})])
+@pytest.mark.parametrize(
+    "name, options",
+    [("attention", {"heads": 2}), ("attention", {"heads": 2, "style": "paper"}), ("pairwise_mlp", {"width": 8})],
+)
 def test_zero_init_starts_as_the_ito_model_and_still_learns(name, options):
     torch.manual_seed(0)
     plain = INTERACTIONS.build(name, dim=4, **options).eval()

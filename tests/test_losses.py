@@ -1,5 +1,6 @@
 """Losses and metrics: Sinkhorn (geomloss), exact W1/W2 (POT), MMD / energy distance,
 path energy, registry. Closed-form cases: Diracs, translations, permutations."""
+
 from __future__ import annotations
 
 import math
@@ -11,11 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mfsde
-from mfsde.testing.strategies import point_clouds
 from mfsde.losses import (
-    LOSSES, MMDLoss, SinkhornLoss, build_loss, energy_distance, path_energy, sinkhorn, subsample, w1, w2,
+    LOSSES,
+    MMDLoss,
+    SinkhornLoss,
+    build_loss,
+    energy_distance,
+    path_energy,
+    sinkhorn,
+    subsample,
+    w1,
+    w2,
 )
 from mfsde.solvers import sdeint
+from mfsde.testing.strategies import point_clouds
 
 F64 = torch.float64
 
@@ -111,7 +121,11 @@ def test_sinkhorn_n_sources_compares_a_subset_of_x():
 
 @pytest.mark.parametrize(
     "options, match",
-    [({"p": 3}, "p must be 1 or 2"), ({"blur": 0.0}, "blur must be > 0"), ({"scaling": 1.0}, r"scaling must be in \(0, 1\)")],
+    [
+        ({"p": 3}, "p must be 1 or 2"),
+        ({"blur": 0.0}, "blur must be > 0"),
+        ({"scaling": 1.0}, r"scaling must be in \(0, 1\)"),
+    ],
 )
 def test_sinkhorn_bad_options(options, match):
     with pytest.raises(ValueError, match=match):

@@ -1,12 +1,12 @@
 """Extending mfsde from outside: a PairwiseInteraction written in one file, registered by name,
 checked with mfsde.testing.check_interaction, used in configs and by the CLI (--plugin)."""
+
 from __future__ import annotations
 
 import textwrap
 
 import numpy as np
 import pytest
-import torch
 
 import mfsde
 from mfsde.cli import main as cli_main
@@ -39,14 +39,20 @@ def plugin_file(tmp_path, registry_cleanup):
 
 
 def test_a_one_file_kernel_works_by_name(plugin_file):
-    from mfsde.plugins import load_plugins
+    from mfsde._plugins import load_plugins
 
     assert load_plugins([str(plugin_file)], entry_points=False) == [str(plugin_file)]
     k = INTERACTIONS.build("test_alignment", dim=3)
     assert isinstance(k, PairwiseInteraction)
     assert check_interaction(k)[-2:] == ["reference", "gradients"]
-    cfg = mfsde.preset("scimf", dim=2).override(**{"model.inter.name": "test_alignment", "model.inter.strength": 1.0,
-                                                   "train.iterations": 2, "train.n_particles": 16})
+    cfg = mfsde.preset("scimf", dim=2).override(
+        **{
+            "model.inter.name": "test_alignment",
+            "model.inter.strength": 1.0,
+            "train.iterations": 2,
+            "train.n_particles": 16,
+        }
+    )
     assert cfg.model.inter.options == {"strength": 1.0}  # the attention options are gone
     rng = np.random.default_rng(0)
     snaps = mfsde.Snapshots([0.0, 1.0, 2.0], [rng.normal(size=(30, 2)) + k for k in range(3)])
@@ -59,9 +65,24 @@ def test_cli_plugin_option(plugin_file, tmp_path, capsys):
     csv = tmp_path / "d.csv"
     rows = ["samples,x,y"] + [f"{t},{a:.4f},{b:.4f}" for t in range(3) for a, b in rng.normal(size=(30, 2)) + t]
     csv.write_text("\n".join(rows) + "\n")
-    argv = ["fit", "--data", str(csv), "--task", "loo:1", "--iterations", "2", "--n-particles", "16",
-            "--set", "model.inter.name=test_alignment", "--set", "eval.n_particles=20", "--out", str(tmp_path / "r"),
-            "--quiet"]
+    argv = [
+        "fit",
+        "--data",
+        str(csv),
+        "--task",
+        "loo:1",
+        "--iterations",
+        "2",
+        "--n-particles",
+        "16",
+        "--set",
+        "model.inter.name=test_alignment",
+        "--set",
+        "eval.n_particles=20",
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+    ]
     assert cli_main(["--plugin", str(plugin_file), *argv]) == 0
     INTERACTIONS._table.pop("test_alignment")
     assert cli_main(argv) == 2
@@ -93,9 +114,14 @@ class _NotEquivariant(PairwiseInteraction):
         return out + (x[..., :1, :] - x[..., -1:, :])  # depends on which particles come first and last
 
 
-@pytest.mark.parametrize("kernel, property_", [(_SelfIncluding(3), "single_particle"),
-                                               (_FakeSymmetric(3), "declared symmetric"),
-                                               (_NotEquivariant(3), "equivariant")])
+@pytest.mark.parametrize(
+    "kernel, property_",
+    [
+        (_SelfIncluding(3), "single_particle"),
+        (_FakeSymmetric(3), "declared symmetric"),
+        (_NotEquivariant(3), "equivariant"),
+    ],
+)
 def test_check_interaction_catches_broken_kernels(kernel, property_):
     with pytest.raises(AssertionError, match=property_):
         check_interaction(kernel)

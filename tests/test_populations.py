@@ -1,5 +1,6 @@
 """Populations as inputs: the container, tasks over populations, training, evaluation, baselines,
 CLI and the multi-population systems."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,11 @@ import pytest
 import torch
 
 import mfsde
-from mfsde.baselines import baseline_evaluations, previous
 from mfsde.cli import main as cli_main
 from mfsde.data import PopulationError, Populations, PopulationTask, Snapshots, from_dataframe, load_csv
-from mfsde.evaluation import evaluate
+from mfsde.evaluation import baseline_evaluations, evaluate, previous
 from mfsde.losses import w1
-from mfsde.scaling import DataScale
+from mfsde.model import DataScale
 from mfsde.systems import TwoSpecies, population_snapshots, population_systems
 from mfsde.training import Trainer, default_simulate, fit
 
@@ -30,8 +30,9 @@ def three(times_c=(0.0, 1.0, 2.0)) -> Populations:
 
 
 def tiny(preset: str = "ito", dim: int = 2, **over):
-    return mfsde.preset(preset, dim=dim).override(**{"train.iterations": 2, "train.n_particles": 16,
-                                                     "train.n_targets": 20, "eval.n_particles": 30, **over})
+    return mfsde.preset(preset, dim=dim).override(
+        **{"train.iterations": 2, "train.n_particles": 16, "train.n_targets": 20, "eval.n_particles": 30, **over}
+    )
 
 
 # -- container and tasks ------------------------------------------------------------------------
@@ -67,8 +68,14 @@ def test_population_task_resolves_per_population_and_names_the_offender():
 
 def test_dataframe_and_csv_with_a_population_column(tmp_path):
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"t": [0] * 5 + [1] * 5 + [0] * 4 + [3] * 4, "donor": ["x"] * 10 + ["y"] * 8,
-                       "g1": rng.normal(size=18), "g2": rng.normal(size=18)})
+    df = pd.DataFrame(
+        {
+            "t": [0] * 5 + [1] * 5 + [0] * 4 + [3] * 4,
+            "donor": ["x"] * 10 + ["y"] * 8,
+            "g1": rng.normal(size=18),
+            "g2": rng.normal(size=18),
+        }
+    )
     pops = from_dataframe(df, "t", population_col="donor")
     assert pops.names == ["x", "y"] and pops.feature_names == ["g1", "g2"]
     assert pops["x"].times.tolist() == [0, 1] and pops["y"].times.tolist() == [0, 3] and pops["y"].counts == [4, 4]
@@ -104,7 +111,9 @@ def test_each_population_is_simulated_from_its_own_cells_batched_by_time_axis():
         calls.append((x0.detach().clone(), ts.clone()))
         return default_simulate(model, x0, ts, generator)
 
-    tr = Trainer(tiny(**{"model.standardize": "none", "model.time_scale": "none"}), pops, PopulationTask("all"), simulate=spy)
+    tr = Trainer(
+        tiny(**{"model.standardize": "none", "model.time_scale": "none"}), pops, PopulationTask("all"), simulate=spy
+    )
     assert tr.groups == [[0, 1], [2]] and tr.fit_idx == [1, 2]
     tr.step()
     (xab, ts_ab), (xc, ts_c) = calls
@@ -177,23 +186,76 @@ def test_cli_fit_evaluate_explain_with_populations(tmp_path, capsys):
     held = pops.names[1]
     run = tmp_path / "run"
     common = ["--data", str(csv), "--population-col", "pop", "--label-col", "kind"]
-    assert cli_main(["fit", *common, "--heldout-populations", held, "--iterations", "2", "--n-particles", "16",
-                     "--set", "eval.n_particles=20", "--out", str(run), "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "fit",
+                *common,
+                "--heldout-populations",
+                held,
+                "--iterations",
+                "2",
+                "--n-particles",
+                "16",
+                "--set",
+                "eval.n_particles=20",
+                "--out",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"| model | {held}:2 |" in out and f"| mccann | {held}:1 |" in out
     assert cli_main(["evaluate", "--run", str(run), "--n-particles", "20"]) == 0
     assert json.loads((run / "eval.json").read_text())["per_time"][0]["population"] == held
-    assert cli_main(["explain", "--run", str(run), "--population", held, "--no-figures", "--n-cells", "20",
-                     "--n-particles", "20"]) == 0
+    assert (
+        cli_main(
+            [
+                "explain",
+                "--run",
+                str(run),
+                "--population",
+                held,
+                "--no-figures",
+                "--n-cells",
+                "20",
+                "--n-particles",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert (run / "explain" / held / "summary.json").is_file()
     capsys.readouterr()
-    for argv, msg in ((["--heldout-populations", "nope"], "unknown held-out population(s) ['nope']"),
-                      (["--heldout-populations", *pops.names], "every population is held out"),
-                      (["--task", "loo:7"], f"population {pops.names[0]!r} (3 time points)")):
+    for argv, msg in (
+        (["--heldout-populations", "nope"], "unknown held-out population(s) ['nope']"),
+        (["--heldout-populations", *pops.names], "every population is held out"),
+        (["--task", "loo:7"], f"population {pops.names[0]!r} (3 time points)"),
+    ):
         assert cli_main(["fit", *common, *argv, "--iterations", "1", "--out", str(tmp_path / "x")]) == 2
         assert msg in capsys.readouterr().err
-    assert cli_main(["fit", "--data", str(csv), "--label-col", "kind", "--drop-cols", "pop",
-                     "--heldout-populations", held, "--iterations", "1", "--out", str(tmp_path / "y")]) == 2
+    assert (
+        cli_main(
+            [
+                "fit",
+                "--data",
+                str(csv),
+                "--label-col",
+                "kind",
+                "--drop-cols",
+                "pop",
+                "--heldout-populations",
+                held,
+                "--iterations",
+                "1",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
     assert "needs data with populations (--population-col COL)" in capsys.readouterr().err
 
 
@@ -270,8 +332,9 @@ def test_b_rotation_turns_the_bs_about_the_origin_and_nothing_else():
     confined = TwoSpecies(confinement=0.3).drift.intra(x)  # without rotation: −λ p, as before the option
     assert torch.equal(confined, torch.cat([-0.3 * x[:, :2], torch.zeros(3, 1, dtype=x.dtype)], dim=-1))
     assert TwoSpecies(b_rotation=np.float32(0.5)).drift.intra.b_rotation == 0.5
-    torch.testing.assert_close(turning.drift.intra(x), torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0],
-                                                                     [-1.0, 0.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(
+        turning.drift.intra(x), torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
+    )
     torch.testing.assert_close(turning.drift.inter(x), still.drift.inter(x))  # the interaction is untouched
     system = next(iter(population_systems("two_species_layout", 3).values()))
     assert system.drift.intra.b_rotation == 0.5
@@ -295,22 +358,29 @@ def test_preprocessing_fits_on_the_training_populations_only():
 
 
 def test_explain_asks_for_one_population(tmp_path):
-    from mfsde.explain import interaction_weights, explain
+    from mfsde.explain import explain, interaction_weights
 
     pops = three()
-    model = mfsde.build_model(tiny("scimf"))
+    model = mfsde.model.build_model(tiny("scimf"))
     with pytest.raises(TypeError, match="explain one population at a time: pass snapshots\\[name\\]"):
         explain(model, pops, tmp_path / "e", figures=False)
     assert len(interaction_weights(model, pops["a"], n_cells=20)) == 3
 
 
 def test_compare_over_populations_has_rows_per_population_and_time(tmp_path):
-    from mfsde.comparison import compare, summarise
+    from mfsde.evaluation import compare, summarise
 
     pops = three()
     task = PopulationTask("all", heldout_populations=["b"])
-    rows = compare(["ito"], pops, task, seeds=[0], overrides={"train.iterations": 2, "train.n_particles": 16,
-                                                               "eval.n_particles": 20}, out_dir=tmp_path, progress=False)
+    rows = compare(
+        ["ito"],
+        pops,
+        task,
+        seeds=[0],
+        overrides={"train.iterations": 2, "train.n_particles": 16, "eval.n_particles": 20},
+        out_dir=tmp_path,
+        progress=False,
+    )
     model = [r for r in rows if r["kind"] == "model"][0]
     assert {"w1@b:1", "w1@b:2"} <= set(model) and not any(k.startswith("w1@a") for k in model)
     base = {r["preset"]: r for r in rows if r["kind"] == "baseline"}
@@ -320,16 +390,17 @@ def test_compare_over_populations_has_rows_per_population_and_time(tmp_path):
 
 
 def test_cross_population_error_is_zero_for_the_truth_and_one_without_interaction():
-    from mfsde.systems import SystemModel, cross_population_error, population_systems
+    from mfsde.evaluation import SystemModel, cross_population_error
+    from mfsde.systems import population_systems
 
     systems = population_systems("morse", 4)
     a, b = (systems[n] for n in list(systems)[:2])
     times = [0.0, 0.5, 1.0]
     truth = cross_population_error(SystemModel(a), a, b, times, n_particles=80, seed=0)
     assert truth["inter"] < 1e-8 and truth["cosine"] > 1 - 1e-8 and truth["inter_norm"] > 0  # float32 model
-    ito = mfsde.build_model(mfsde.preset("ito", dim=2))  # f(x, t) only: Δf̂ ≡ 0 at a shared time
+    ito = mfsde.model.build_model(mfsde.preset("ito", dim=2))  # f(x, t) only: Δf̂ ≡ 0 at a shared time
     assert cross_population_error(ito, a, b, times, n_particles=80, seed=0)["inter"] == pytest.approx(1.0, abs=1e-12)
-    rbf = mfsde.build_model(mfsde.preset("rbf", dim=2))
+    rbf = mfsde.model.build_model(mfsde.preset("rbf", dim=2))
     assert cross_population_error(rbf, a, b, times, n_particles=80, seed=0)["inter"] != pytest.approx(1.0)
     with pytest.raises(TypeError, match="systems of different kinds"):
         cross_population_error(ito, a, next(iter(population_systems("ou", 2).values())), times)
@@ -337,13 +408,14 @@ def test_cross_population_error_is_zero_for_the_truth_and_one_without_interactio
 
 def test_pair_jacobian_error_is_zero_for_the_truth_one_without_interaction_and_gauge_free():
     from mfsde.drifts import MeanFieldDrift
-    from mfsde.systems import SystemModel, pair_jacobian_error, population_systems
+    from mfsde.evaluation import SystemModel, pair_jacobian_error
+    from mfsde.systems import population_systems
 
     system = next(iter(population_systems("morse", 2).values()))
     times = [0.0, 1.0]
     truth = pair_jacobian_error(SystemModel(system), system, times, n_particles=30, seed=0)
     assert truth["inter"] < 1e-10 and truth["cosine"] > 1 - 1e-10 and truth["true_norm"] > 0
-    ito = mfsde.build_model(mfsde.preset("ito", dim=2))
+    ito = mfsde.model.build_model(mfsde.preset("ito", dim=2))
     assert pair_jacobian_error(ito, system, times, n_particles=30)["inter"] == pytest.approx(1.0, abs=1e-12)
 
     class Gauged(torch.nn.Module):  # the true drift plus a population-independent g(x, t)
@@ -361,6 +433,6 @@ def test_pair_jacobian_error_is_zero_for_the_truth_one_without_interaction_and_g
 
     gauged = pair_jacobian_error(Model(), system, times, n_particles=30, seed=0)
     assert gauged["inter"] < 1e-10  # g(x_i, t) has no derivative in x_j, j ≠ i
-    rbf = mfsde.build_model(mfsde.preset("rbf", dim=2))
+    rbf = mfsde.model.build_model(mfsde.preset("rbf", dim=2))
     assert 0 < pair_jacobian_error(rbf, system, times, n_particles=30)["inter"] != pytest.approx(1.0)
     assert isinstance(system.drift, MeanFieldDrift)

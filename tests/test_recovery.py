@@ -1,4 +1,5 @@
-"""Recovery metrics (mfsde.evaluation.recovery) and the Cucker–Smale example."""
+"""Recovery metrics (mfsde.evaluation) and the Cucker–Smale example."""
+
 from __future__ import annotations
 
 import math
@@ -6,28 +7,17 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import mfsde
-from mfsde.drifts import MeanFieldDrift
-from mfsde.drifts.intra import IntraDrift, ZeroDrift
-from mfsde.interactions import NoInteraction
-from mfsde.interactions.base import Interaction
+from mfsde.drifts import IntraDrift, MeanFieldDrift, ZeroDrift
+from mfsde.evaluation import SystemModel, drift_error, interaction_error, recovery_report, true_populations
+from mfsde.interactions import Interaction, NoInteraction
 from mfsde.model import MeanFieldSDE
-from mfsde.systems import (
-    CuckerSmale,
-    MeanFieldOU,
-    SystemModel,
-    drift_error,
-    get_system,
-    interaction_error,
-    plot_recovery,
-    recovery_report,
-    snapshots,
-    true_populations,
-)
-from mfsde.systems.ou import MeanReversion
+from mfsde.pl import plot_recovery
+from mfsde.systems import CuckerSmale, MeanFieldOU, MeanReversion, get_system, snapshots
 
 REPO = Path(__file__).resolve().parent.parent
 TIMES = [0.0, 0.5, 1.0]
@@ -87,15 +77,79 @@ def test_zero_model_scores_exactly_one(name):
     assert ie["inter"] == pytest.approx(1.0, abs=1e-12)
 
 
+def _mean_field_ou_numpy(x, t):
+    """−(x − 1) − 0.5 (x − mean(x)): a mean-field OU drift written with numpy only."""
+    x = np.asarray(x)
+    return -(x - 1.0) - 0.5 * (x - x.mean(axis=0, keepdims=True))
+
+
+def _mean_field_ou_torch(x, t):
+    return -(x - 1.0) - 0.5 * (x - x.mean(dim=-2, keepdim=True))
+
+
+@pytest.mark.parametrize("truth", [_mean_field_ou_numpy, _mean_field_ou_torch])
+def test_any_true_drift_given_as_a_callable_is_scored_on_given_populations(truth):
+    """A drift that is not a ParticleSystem (numpy or torch), with the populations to compare on:
+    the same drift as a model scores 0, the zero model exactly 1, an Itô model without the mean
+    field loses the whole population-dependent part."""
+    rng = np.random.default_rng(0)
+    pops = [rng.normal(loc=m, size=(60, 2)) for m in (0.0, 0.5, 1.5)]
+
+    class Truth(IntraDrift):  # the same drift as a model (it sees the whole population x)
+        def forward(self, x, t=None):
+            return _mean_field_ou_torch(x, None)
+
+    model = MeanFieldSDE(MeanFieldDrift(Truth(2), NoInteraction(2)))
+    kw, dkw = dict(populations=pops, n_particles=48, n_probes=6), dict(populations=pops, n_particles=60)
+    assert drift_error(model, truth, TIMES, **dkw)["drift"] < 1e-12
+    assert interaction_error(model, truth, TIMES, **kw)["inter"] < 1e-12
+    assert drift_error(zero_model(2), truth, TIMES, **dkw)["drift"] == pytest.approx(1.0, abs=1e-12)
+    ie = interaction_error(zero_model(2), truth, TIMES, **kw)
+    assert ie["inter"] == pytest.approx(1.0, abs=1e-12) and ie["inter_norm"] > 0
+
+    class Ito(IntraDrift):  # the drift without its mean-field part
+        def forward(self, x, t=None):
+            return -(x - 1.0)
+
+    ito = MeanFieldSDE(MeanFieldDrift(Ito(2), NoInteraction(2)))
+    assert interaction_error(ito, truth, TIMES, **kw)["inter"] == pytest.approx(1.0, abs=1e-12)
+    assert 0.0 < drift_error(ito, truth, TIMES, **dkw)["drift"] < 1.0
+
+
+def test_a_system_and_its_drift_as_a_callable_score_the_same():
+    system = get_system("ou")
+    model = MeanFieldSDE(MeanFieldDrift(ZeroDrift(system.dim), NoInteraction(system.dim)), sigma=0.1)
+    pops = true_populations(system, TIMES, 40, seed=0, dt=0.02)
+    a = drift_error(model, system, TIMES, **SMALL)["drift"]
+    b = drift_error(model, system.drift, TIMES, populations=pops, n_particles=40)["drift"]
+    assert a == pytest.approx(b, rel=1e-12)
+
+
+def test_bad_callable_truths_are_one_line_errors():
+    pops = [np.zeros((10, 2)) + k for k in range(3)]
+    with pytest.raises(ValueError, match="populations is required with a callable drift"):
+        drift_error(zero_model(2), _mean_field_ou_torch, TIMES)
+    with pytest.raises(ValueError, match="populations: 2 arrays for 3 times"):
+        drift_error(zero_model(2), _mean_field_ou_torch, TIMES, populations=pops[:2], n_particles=5)
+    with pytest.raises(ValueError, match="need 40 particles per time"):
+        drift_error(zero_model(2), _mean_field_ou_torch, TIMES, populations=pops, n_particles=40)
+    with pytest.raises(ValueError, match="returned shape"):
+        drift_error(zero_model(2), lambda x, t: x[:, :1], TIMES, populations=pops, n_particles=5)
+    with pytest.raises(ValueError, match="a ParticleSystem simulates its own"):
+        drift_error(zero_model(2), get_system("ou"), TIMES, populations=pops)
+    with pytest.raises(TypeError, match="ParticleSystem or a callable drift"):
+        drift_error(zero_model(2), 3.0, TIMES, populations=pops)
+
+
 @pytest.mark.parametrize("name", ["ou", "morse", "cucker_smale"])
 def test_gauge_shift_leaves_drift_and_gauge_fixed_interaction_exact(name):
     system = get_system(name)
     model = gauge_shifted(system)
     de = drift_error(model, system, TIMES, **SMALL)
     ie = interaction_error(model, system, TIMES, **SMALL)
-    assert de["drift"] < 1e-10          # same total drift
-    assert de["inter_raw"] > 0.1        # the naive part-by-part comparison scores the gauge
-    assert ie["inter"] < 1e-10          # the population-dependent part does not see it
+    assert de["drift"] < 1e-10  # same total drift
+    assert de["inter_raw"] > 0.1  # the naive part-by-part comparison scores the gauge
+    assert ie["inter"] < 1e-10  # the population-dependent part does not see it
 
 
 def test_mean_field_gauge_of_ou_and_a_half_strength_interaction():
@@ -155,7 +209,7 @@ def test_standardised_coordinates_are_mapped_back():
 
 def test_learned_model_is_scored_in_eval_mode_and_keeps_its_mode():
     system = get_system("ou")
-    model = mfsde.build_model(mfsde.preset("scimf", dim=2))  # attention dropout 0.1
+    model = mfsde.model.build_model(mfsde.preset("scimf", dim=2))  # attention dropout 0.1
     model.train()
     a = drift_error(model, system, TIMES, **SMALL)["drift"]
     b = drift_error(model, system, TIMES, **SMALL)["drift"]
@@ -177,8 +231,9 @@ def test_true_populations_are_cached_and_deterministic():
 def test_recovery_report_of_the_true_system_model():
     system = get_system("ou")
     snaps = snapshots(system, [0.0, 0.5, 1.0, 1.5], n_per_time=200, seed=0, dt=0.02)
-    rep = recovery_report(SystemModel(system, dt=0.02), system, snaps, "heldout:2,3", n_particles=40,
-                          eval_particles=300, dt=0.02)
+    rep = recovery_report(
+        SystemModel(system, dt=0.02), system, snaps, "heldout:2,3", n_particles=40, eval_particles=300, dt=0.02
+    )
     assert rep["drift"] < 1e-10 and rep["inter"] < 1e-10
     assert [r["index"] for r in rep["per_time"]] == [2, 3]
     zero = recovery_report(zero_model(2), system, snaps, "heldout:2,3", n_particles=40, eval_particles=300, dt=0.02)

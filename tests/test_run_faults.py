@@ -2,6 +2,7 @@
 naming the holder; a lock left by a process that died is reported and taken over; the lock goes
 with the run's last write); damaged run files and filesystem faults are one line naming the path;
 conflicting command-line settings are refused."""
+
 from __future__ import annotations
 
 import os
@@ -14,12 +15,15 @@ import numpy as np
 import pytest
 
 import mfsde
-from mfsde._runlock import LOCK_FILE, RunLock, RunLocked
 from mfsde.cli import main
 from mfsde.data import from_arrays
+from mfsde.training import RunLock, RunLocked
+from mfsde.training._runlock import LOCK_FILE
 
-HOLD = ("import sys, time; from mfsde._runlock import RunLock; RunLock(sys.argv[1]).acquire(); "
-        "print('held', flush=True); time.sleep(60)")
+HOLD = (
+    "import sys, time; from mfsde.training import RunLock; RunLock(sys.argv[1]).acquire(); "
+    "print('held', flush=True); time.sleep(60)"
+)
 
 
 def cells_csv(tmp_path):
@@ -32,13 +36,32 @@ def cells_csv(tmp_path):
 
 def two_snapshots(n):
     rng = np.random.default_rng(1)
-    return from_arrays([rng.normal(size=(n, 2)).astype(np.float32), 1 + rng.normal(size=(n, 2)).astype(np.float32)],
-                       times=[0.0, 1.0])
+    return from_arrays(
+        [rng.normal(size=(n, 2)).astype(np.float32), 1 + rng.normal(size=(n, 2)).astype(np.float32)], times=[0.0, 1.0]
+    )
 
 
 def fit_argv(csv, out):
-    return ["fit", "--data", csv, "--time-col", "t", "--preset", "ito", "--iterations", "2", "--n-particles", "16",
-            "--set", "model.intra.width=8", "--set", "train.n_targets=20", "--no-eval", "--out", str(out)]
+    return [
+        "fit",
+        "--data",
+        csv,
+        "--time-col",
+        "t",
+        "--preset",
+        "ito",
+        "--iterations",
+        "2",
+        "--n-particles",
+        "16",
+        "--set",
+        "model.intra.width=8",
+        "--set",
+        "train.n_targets=20",
+        "--no-eval",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture
@@ -61,9 +84,13 @@ def test_a_second_writer_gets_one_line_naming_the_holder(holder, tmp_path, capsy
     assert len(err) == 1 and f"is in use by pid {proc.pid} on host" in err[0] and "one writer per run" in err[0]
     assert not (run / "history.jsonl").exists()  # nothing written by the refused writer
     with pytest.raises(RunLocked):
-        mfsde.fit(mfsde.preset("ito", dim=2).override(**{"train.iterations": 1}),
-                  two_snapshots(5),
-                  "all", out_dir=run, progress=False)
+        mfsde.fit(
+            mfsde.preset("ito", dim=2).override(**{"train.iterations": 1}),
+            two_snapshots(5),
+            "all",
+            out_dir=run,
+            progress=False,
+        )
 
 
 def test_a_lock_left_by_a_killed_process_is_reported_and_taken_over(holder, tmp_path):
@@ -126,7 +153,7 @@ def test_an_interleaved_history_is_named_with_its_line(tmp_path, capsys):
     lines = (run / "history.jsonl").read_text().splitlines()
     (run / "history.jsonl").write_text(lines[0] + "\n" + lines[1][:9] + lines[0] + "\n")  # two writers' bytes mixed
     with pytest.raises(ValueError, match=r"history.jsonl' is not valid JSON at line 2 .*two processes at once"):
-        mfsde.runs.read_history(run)
+        mfsde.training.read_history(run)
     capsys.readouterr()
     assert main(["explain", "--run", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -137,7 +164,7 @@ def test_a_filesystem_fault_is_one_line_naming_the_path(tmp_path, capsys, monkey
     def full(*a, **k):
         raise OSError(28, "No space left on device", str(tmp_path / "run" / "config.json"))
 
-    monkeypatch.setattr(mfsde.runs.RunDir, "write_config", full)
+    monkeypatch.setattr(mfsde.training.RunDir, "write_config", full)
     assert main(fit_argv(cells_csv(tmp_path), tmp_path / "run")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and str(tmp_path / "run" / "config.json") in err[0]
@@ -183,13 +210,14 @@ def test_a_checkpoint_write_over_the_file_size_limit_is_one_line_and_the_last_ch
     before = (run / "checkpoint.pt").read_bytes()
     limit = len(before) // 2  # the other run files are far smaller than a checkpoint
     resume = ["fit", "--resume", str(run), "--iterations", "4", "--quiet"]
-    proc = subprocess.run([sys.executable, "-c", WRITE_LIMITED, str(limit), *resume], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITE_LIMITED, str(limit), *resume], capture_output=True, text=True, timeout=120
+    )
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(err) == 1 and "File too large" in err[0] and str(run / "checkpoint.pt") in err[0], proc.stderr
     assert (run / "checkpoint.pt").read_bytes() == before
-    assert mfsde.runs.load_checkpoint(run)["iteration"] == 2
+    assert mfsde.training.load_checkpoint(run)["iteration"] == 2
     assert not list(run.glob(".*.tmp"))
 
 
@@ -214,9 +242,9 @@ def test_torchs_wrapped_write_error_becomes_an_oserror_naming_the_checkpoint(tmp
         except OSError as e:
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0") from e
 
-    monkeypatch.setattr(mfsde.runs.torch, "save", save)
+    monkeypatch.setattr(mfsde.training._runs.torch, "save", save)
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(b"previous")
     with pytest.raises(OSError, match="could not write the checkpoint") as info:
-        mfsde.runs.save_checkpoint(path, iteration=1)
+        mfsde.training.save_checkpoint(path, iteration=1)
     assert info.value.filename == str(path) and path.read_bytes() == b"previous"

@@ -1,4 +1,5 @@
 """runs.RunDir owns the files of a run: what fit, the CLI and compare write is found through it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 
 import mfsde
 from mfsde.cli import main as cli_main
-from mfsde.runs import RunDir
+from mfsde.training import RunDir
 
 
 def _snaps():

@@ -1,4 +1,5 @@
 """Runs that survive: kill -9 at random moments, SIGINT/SIGTERM, corrupt or unsafe checkpoints."""
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,29 @@ import pytest
 import torch
 
 from mfsde.cli import main
-from mfsde.runs import CheckpointError, load_checkpoint
+from mfsde.training import CheckpointError, load_checkpoint
 
 ITERATIONS = 60
-FIT = ["--task", "interpolate:1", "--preset", "ito", "--iterations", str(ITERATIONS), "--n-particles", "16",
-       "--set", "model.intra.width=8", "--set", "train.n_targets=20", "--set", "train.checkpoint_every=1",
-       "--set", "eval.n_particles=20", "--quiet", "--no-eval"]
+FIT = [
+    "--task",
+    "interpolate:1",
+    "--preset",
+    "ito",
+    "--iterations",
+    str(ITERATIONS),
+    "--n-particles",
+    "16",
+    "--set",
+    "model.intra.width=8",
+    "--set",
+    "train.n_targets=20",
+    "--set",
+    "train.checkpoint_every=1",
+    "--set",
+    "eval.n_particles=20",
+    "--quiet",
+    "--no-eval",
+]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +106,7 @@ def test_kill_9_at_random_moments_then_resume_is_bit_identical(data, reference, 
     rng = np.random.default_rng(seed)
     first = _cli("fit", "--data", *data, "--out", str(run), *FIT)
     cmd, kills, at_kill = first, 0, []
-    for attempt in range(12):  # three kills at random moments of start-up, training or a write
+    for _attempt in range(12):  # three kills at random moments of start-up, training or a write
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kills < 3:
             time.sleep(float(rng.uniform(0.2, 0.9)) * WALL["reference"])
@@ -131,7 +149,7 @@ def test_sigint_and_sigterm_checkpoint_before_exit(data, reference, tmp_path, si
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert f"checkpoint saved at iteration" in err and "--resume" in err
+    assert "checkpoint saved at iteration" in err and "--resume" in err
     ckpt = load_checkpoint(run)
     n_lines = len((run / "history.jsonl").read_text().splitlines())
     assert ckpt["iteration"] >= 3 and ckpt["iteration"] == n_lines  # nothing trained is lost
@@ -165,7 +183,7 @@ def test_a_run_from_before_a_preset_changed_resumes_as_it_was(data, tmp_path, ca
     ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
     del ckpt["config"]["train"]["random_batch"]
     torch.save(ckpt, run / "checkpoint.pt")
-    from mfsde.runs import RunDir
+    from mfsde.training import RunDir
 
     assert RunDir(run).read_config().train.random_batch is None
     assert main(["fit", "--resume", str(run), "--iterations", "3", "--quiet", "--no-eval"]) == 0
@@ -193,8 +211,11 @@ def test_corrupt_checkpoint_is_one_line_exit_2(reference, tmp_path, capsys, cont
         (run / name).write_bytes((reference / name).read_bytes())
     raw = (reference / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(raw[: len(raw) // 2] if content == "truncate" else content)
-    for argv in (["evaluate", "--run", str(run)], ["explain", "--run", str(run), "--no-figures"],
-                 ["fit", "--resume", str(run)]):
+    for argv in (
+        ["evaluate", "--run", str(run)],
+        ["explain", "--run", str(run), "--no-figures"],
+        ["fit", "--resume", str(run)],
+    ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "checkpoint.pt" in err and ("refit" in err or "not an mfsde" in err), err
@@ -246,8 +267,23 @@ def test_csv_with_a_barcode_column(tmp_path, capsys):
             rows.append(f"AC{t}{i:03d}G,{t},{x[0]:.4f},{x[1]:.4f},{'A' if i % 2 else 'B'}")
     csv = tmp_path / "cells.csv"
     csv.write_text("\n".join(rows) + "\n")
-    base = ["fit", "--data", str(csv), "--label-col", "cell_type", "--preset", "ito", "--iterations", "1",
-            "--n-particles", "8", "--set", "model.intra.width=8", "--quiet", "--no-eval"]
+    base = [
+        "fit",
+        "--data",
+        str(csv),
+        "--label-col",
+        "cell_type",
+        "--preset",
+        "ito",
+        "--iterations",
+        "1",
+        "--n-particles",
+        "8",
+        "--set",
+        "model.intra.width=8",
+        "--quiet",
+        "--no-eval",
+    ]
     assert main(base + ["--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "non-numeric feature column(s) ['barcode']" in err and "--drop-cols" in err
@@ -265,15 +301,28 @@ def test_object_npy_stack_needs_allow_pickle(tmp_path, capsys):
     for k in range(3):
         stack[0, k] = (rng.normal(size=(15, 2)) + k).astype(np.float32)
     np.save(tmp_path / "stack.npy", stack, allow_pickle=True)
-    base = ["fit", "--data", str(tmp_path / "stack.npy"), "--preset", "ito", "--iterations", "1", "--n-particles", "8",
-            "--set", "model.intra.width=8", "--quiet", "--no-eval"]
+    base = [
+        "fit",
+        "--data",
+        str(tmp_path / "stack.npy"),
+        "--preset",
+        "ito",
+        "--iterations",
+        "1",
+        "--n-particles",
+        "8",
+        "--set",
+        "model.intra.width=8",
+        "--quiet",
+        "--no-eval",
+    ]
     assert main(base + ["--out", str(tmp_path / "a")]) == 2
     assert "pickled Python objects" in capsys.readouterr().err
     assert main(base + ["--out", str(tmp_path / "b"), "--allow-pickle"]) == 0
 
 
 def test_threads_default_from_affinity_and_flag(monkeypatch, data, tmp_path):
-    from mfsde import runs
+    from mfsde.training import _runs as runs
 
     monkeypatch.setattr(runs.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     assert runs.default_threads() == 4
@@ -281,8 +330,20 @@ def test_threads_default_from_affinity_and_flag(monkeypatch, data, tmp_path):
     assert runs.default_threads() == 1
     before = torch.get_num_threads()
     try:
-        args = ["--data", *data, "--preset", "ito", "--iterations", "1", "--n-particles", "8",
-                "--set", "model.intra.width=8", "--quiet", "--no-eval"]
+        args = [
+            "--data",
+            *data,
+            "--preset",
+            "ito",
+            "--iterations",
+            "1",
+            "--n-particles",
+            "8",
+            "--set",
+            "model.intra.width=8",
+            "--quiet",
+            "--no-eval",
+        ]
         assert main(["fit", *args, "--out", str(tmp_path / "a"), "--threads", "3"]) == 0
         assert torch.get_num_threads() == 3
         assert main(["fit", *args, "--out", str(tmp_path / "b")]) == 0
@@ -296,11 +357,11 @@ def test_toml_without_tomllib_uses_tomli(monkeypatch):
     """Python 3.10 has no tomllib: configs and --set values go through tomli there."""
     pytest.importorskip("tomli")
     from mfsde.cli import parse_value
-    from mfsde.config import toml_loads
+    from mfsde.config._validate import toml_loads
 
     monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` now fails as on 3.10
     assert toml_loads('a = 1\n[b]\nc = "x"') == {"a": 1, "b": {"c": "x"}}
-    assert parse_value("3e-4") == 3e-4 and parse_value("{name = \"rbf\"}") == {"name": "rbf"}
+    assert parse_value("3e-4") == 3e-4 and parse_value('{name = "rbf"}') == {"name": "rbf"}
 
 
 def test_fit_help_names_the_default_task(capsys):

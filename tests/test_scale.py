@@ -16,6 +16,7 @@ c = Cov(X_i, X_j) (i ≠ j) and u = Var X̄_g = v/B + (1 − 1/B) c. Then
 B = N is the full N-particle system. The Monte Carlo tolerances are 5 standard errors of the
 replicate averages ((batch, dimension) pairs are independent replicates).
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,10 @@ def scheme_law(n: int, batch: int, h: float, steps: int) -> tuple[float, float]:
     m, v, c = M0, V0, 0.0
     for _ in range(steps):
         u = v / batch + (1 - 1 / batch) * c
-        v, c = (alpha**2 * v + (2 * alpha * beta + beta**2) * u + SIGMA**2 * h,
-                p * (alpha**2 * c + (2 * alpha * beta + beta**2) * u) + (1 - p) * (alpha + beta) ** 2 * c)
+        v, c = (
+            alpha**2 * v + (2 * alpha * beta + beta**2) * u + SIGMA**2 * h,
+            p * (alpha**2 * c + (2 * alpha * beta + beta**2) * u) + (1 - p) * (alpha + beta) ** 2 * c,
+        )
         m *= 1 - A * h
     return m, v
 
@@ -64,16 +67,19 @@ def replicate_stats(x: torch.Tensor, m: float):
     first = x.mean(-2).flatten()
     second = (x - m).pow(2).mean(-2).flatten()
     r = first.numel()
-    return (first.mean().item(), first.std().item() / math.sqrt(r),
-            second.mean().item(), second.std().item() / math.sqrt(r))
+    return (
+        first.mean().item(),
+        first.std().item() / math.sqrt(r),
+        second.mean().item(),
+        second.std().item() / math.sqrt(r),
+    )
 
 
 # -- the law of the random batch method --------------------------------------------------------------
 @pytest.mark.parametrize("batch", [2, 5, 20])
 def test_random_batch_ou_matches_the_exact_scheme_law(batch):
     n, h, steps = 20, 0.1, 10
-    xT = sdeint(ou_drift, x0(400, n, 5), [0.0, steps * h], sigma=SIGMA, dt=h, seed=1,
-                random_batch=batch).xs[-1]
+    xT = sdeint(ou_drift, x0(400, n, 5), [0.0, steps * h], sigma=SIGMA, dt=h, seed=1, random_batch=batch).xs[-1]
     m, v = scheme_law(n, batch, h, steps)
     mean, se_mean, second, se_second = replicate_stats(xT, m)
     assert abs(mean - m) < 5 * se_mean, (mean, m, se_mean)
@@ -108,8 +114,7 @@ def test_random_batch_converges_to_the_mean_field_law_as_dt_shrinks():
     n, h = 200, 0.05
     steps = round(T / h)
     for batch in (2, 10, None):
-        xT = sdeint(ou_drift, x0(50, n, 4, seed=2), [0.0, T], sigma=SIGMA, dt=h, seed=3,
-                    random_batch=batch).xs[-1]
+        xT = sdeint(ou_drift, x0(50, n, 4, seed=2), [0.0, T], sigma=SIGMA, dt=h, seed=3, random_batch=batch).xs[-1]
         m_s, v_s = scheme_law(n, batch or n, h, steps)
         mean, se_mean, second, se_second = replicate_stats(xT, m_mf)
         assert abs(mean - m_mf) < 5 * se_mean + abs(m_s - m_mf), (batch, mean, m_mf)
@@ -121,9 +126,14 @@ def test_random_batch_strong_error_is_order_half_in_dt():
     differences fall ~4× when h falls 4× and are smaller for larger B."""
     n, d, b, T, h_min = 20, 2, 200, 1.0, 0.0125
     start = x0(b, n, d, seed=4)
-    w = torch.cat([torch.zeros(1, b, n, d, dtype=F64),
-                   torch.randn(round(T / h_min), b, n, d, generator=torch.Generator().manual_seed(5),
-                               dtype=F64).mul(math.sqrt(h_min)).cumsum(0)])
+    w = torch.cat(
+        [
+            torch.zeros(1, b, n, d, dtype=F64),
+            torch.randn(round(T / h_min), b, n, d, generator=torch.Generator().manual_seed(5), dtype=F64)
+            .mul(math.sqrt(h_min))
+            .cumsum(0),
+        ]
+    )
 
     def bm(ta, tb):
         return w[round(tb / h_min)] - w[round(ta / h_min)]
@@ -174,7 +184,9 @@ def test_random_batch_never_leaves_a_particle_alone():
     expected = torch.cat([ou_drift(xp[..., :10, :]), ou_drift(xp[..., 10:, :])], dim=-2)[..., torch.argsort(perm), :]
     torch.testing.assert_close(out, expected)
     # N = 11, B = 10 → one group of 11 (the exact drift); N = 1 stays a single particle
-    torch.testing.assert_close(random_batch_drift(ou_drift, torch.arange(11), 10)(x[..., :11, :]), ou_drift(x[..., :11, :]))
+    torch.testing.assert_close(
+        random_batch_drift(ou_drift, torch.arange(11), 10)(x[..., :11, :]), ou_drift(x[..., :11, :])
+    )
 
 
 def test_random_batch_at_least_n_is_the_exact_drift():

@@ -1,4 +1,5 @@
 """The scanpy-style AnnData path: mfsde.pp / mfsde.tl / mfsde.pl and the CellRank hand-off."""
+
 import json
 import subprocess
 import sys
@@ -31,8 +32,9 @@ def _counts(n_per=60, genes=80, seed=0):
         types += list(t)
     X = np.concatenate(rows).astype(np.float32)
     perm = rng.permutation(len(X))
-    obs = pd.DataFrame({"day": np.asarray(days)[perm], "cell_type": np.asarray(types)[perm]},
-                       index=[f"cell{i}" for i in range(len(X))])
+    obs = pd.DataFrame(
+        {"day": np.asarray(days)[perm], "cell_type": np.asarray(types)[perm]}, index=[f"cell{i}" for i in range(len(X))]
+    )
     return ad.AnnData(X=X[perm], obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(genes)]))
 
 
@@ -119,8 +121,9 @@ def test_interactions_by_influence_are_the_drift_sensitivities_of_the_named_cell
     from mfsde.explain import influence_matrix
 
     adata, model = fitted  # rbf is Newtonian: its influence is reciprocal too, but now it has a null
-    rec = mfsde.tl.interactions(adata, model, groupby="cell_type", n_cells=40, n_permutations=10, cellwise=True,
-                                measure="influence")
+    rec = mfsde.tl.interactions(
+        adata, model, groupby="cell_type", n_cells=40, n_permutations=10, cellwise=True, measure="influence"
+    )
     assert rec["measure"] == "influence" and rec["matrix"].shape == (3, 2, 2)
     w = rec["cellwise"]["1"]
     ref = influence_matrix(model, adata[w["obs_names"]].obsm["X_pca"], 1.0)
@@ -185,7 +188,9 @@ def test_plots_return_axes_and_save(fitted, tmp_path):
     mfsde.tl.interactions(adata, model, groupby="cell_type", n_cells=40, n_permutations=5)
     adata.obsm["X_umap"] = adata.obsm["X_pca"][:, [1, 0]] * 3
     for mode in ("stream", "arrows"):
-        ax = mfsde.pl.velocity(adata, basis="umap", color="cell_type", mode=mode, show=False, save=tmp_path / f"{mode}.png")
+        ax = mfsde.pl.velocity(
+            adata, basis="umap", color="cell_type", mode=mode, show=False, save=tmp_path / f"{mode}.png"
+        )
         assert ax.get_xlabel() == "umap 1" and (tmp_path / f"{mode}.png").stat().st_size > 0
     proj = adata.obsm["velocity_pca_umap"]
     assert proj.shape == (adata.n_obs, 2) and np.isfinite(proj).all()
@@ -205,7 +210,9 @@ def test_projection_onto_the_model_basis_is_the_velocity_itself(fitted):
 
 def test_bad_input_names_the_key_and_what_exists(fitted):
     adata, model = fitted
-    with pytest.raises(MissingColumnError, match=r"time_key 'when' not in adata.obs; obs columns are \['day', 'cell_type'"):
+    with pytest.raises(
+        MissingColumnError, match=r"time_key 'when' not in adata.obs; obs columns are \['day', 'cell_type'"
+    ):
         mfsde.tl.fit(adata, "when", **FAST)
     with pytest.raises(MissingColumnError, match=r"basis 'X_umap3'.*obsm keys are \['X_pca'"):
         mfsde.tl.fit(adata, "day", basis="X_umap3", **FAST)
@@ -288,7 +295,11 @@ def test_tutorial_runs(tmp_path):
     pytest.importorskip("cellrank", reason="the tutorial needs pip install mfsde[cellrank]")
     if not EMT.exists():
         pytest.skip(f"real data absent: {EMT} (see ../shared/data/README.md)")
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "anndata_cellrank.py"), "2", str(tmp_path / "t.png")],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "anndata_cellrank.py"), "2", str(tmp_path / "t.png")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "terminal-state fates per time point" in out.stdout and (tmp_path / "t.png").stat().st_size > 0

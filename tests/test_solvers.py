@@ -1,6 +1,7 @@
 """Particle solvers: grid, counting, reproducibility, energy, random batches, checkpointing,
 permutation equivariance, reduction to Itô, agreement with torchsde, weak convergence on the
 mean-field Ornstein–Uhlenbeck process, the torchsde adapter, bad input."""
+
 from __future__ import annotations
 
 import math
@@ -8,16 +9,20 @@ import warnings
 
 import pytest
 import torch
+from conftest import small_drift
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mfsde
 from mfsde.solvers import (
-    SOLVERS, Diffusion, brownian_interval, sdeint, step_counts, torchsde_sdeint,
+    SOLVERS,
+    Diffusion,
+    brownian_interval,
+    sdeint,
+    step_counts,
+    torchsde_sdeint,
 )
-from mfsde.solvers.grid import check_times
-
-from conftest import small_drift
+from mfsde.solvers._grid import check_times
 
 F64 = torch.float64
 METHODS = ["euler_maruyama", "heun"]
@@ -210,7 +215,9 @@ def test_random_batch_returns_each_drift_to_its_particle(method):
     drift = lambda x, t: -x.pow(3) + torch.sin(x)  # noqa: E731
     full = sdeint(drift, x0, [0.0, 0.4], sigma=0.3, dt=h, solver=method, bm=TableBM(z, h)).xs
     for batch in (3, 5):
-        rb = sdeint(drift, x0, [0.0, 0.4], sigma=0.3, dt=h, solver=method, bm=TableBM(z, h), seed=2, random_batch=batch).xs
+        rb = sdeint(
+            drift, x0, [0.0, 0.4], sigma=0.3, dt=h, solver=method, bm=TableBM(z, h), seed=2, random_batch=batch
+        ).xs
         torch.testing.assert_close(rb, full, atol=1e-14, rtol=0)
 
 
@@ -224,8 +231,17 @@ def test_checkpointing_gives_same_values_and_gradients(method, random_batch):
     def run(ckpt):
         drift.zero_grad()
         x0 = base.clone().requires_grad_(True)
-        sol = sdeint(drift, x0, [0.0, 0.35, 0.6], dt=0.1, solver=method, seed=3, energy=True,
-                     random_batch=random_batch, recompute_every=ckpt)
+        sol = sdeint(
+            drift,
+            x0,
+            [0.0, 0.35, 0.6],
+            dt=0.1,
+            solver=method,
+            seed=3,
+            energy=True,
+            random_batch=random_batch,
+            recompute_every=ckpt,
+        )
         (sol.xs.pow(2).sum() + sol.energy.sum()).backward()
         return sol.xs.detach(), x0.grad, [p.grad.clone() for p in drift.parameters()]
 
@@ -252,8 +268,9 @@ def test_solver_is_permutation_equivariant_with_matching_noise(data):
     h, steps = 0.1, 3
     z = _randn(steps, *lead, n, d, seed=2) * math.sqrt(h)
     sol = sdeint(drift, x0, [0.0, 0.1, 0.3], sigma=0.5, dt=h, solver=method, bm=TableBM(z, h))
-    sol_p = sdeint(drift, x0[..., perm, :], [0.0, 0.1, 0.3], sigma=0.5, dt=h, solver=method,
-                   bm=TableBM(z[..., perm, :], h))
+    sol_p = sdeint(
+        drift, x0[..., perm, :], [0.0, 0.1, 0.3], sigma=0.5, dt=h, solver=method, bm=TableBM(z[..., perm, :], h)
+    )
     torch.testing.assert_close(sol_p.xs, sol.xs[..., perm, :], atol=1e-10, rtol=1e-10)
 
 
@@ -275,12 +292,12 @@ def test_ito_preset_particles_are_independent(lead):
     moved = x0.clone()
     moved[..., j, :] += 0.7
     others = [i for i in range(n) if i != j]
-    ito = mfsde.build_model(mfsde.preset("ito", dim=d)).double().eval()
+    ito = mfsde.model.build_model(mfsde.preset("ito", dim=d)).double().eval()
     assert isinstance(ito.drift.inter, mfsde.interactions.NoInteraction)
     a, b = ito(x0, [0.0, 0.5, 1.0], seed=0).xs, ito(moved, [0.0, 0.5, 1.0], seed=0).xs
     assert torch.equal(a[..., others, :], b[..., others, :])
     assert not torch.equal(a[1:, ..., j, :], b[1:, ..., j, :])
-    scimf = mfsde.build_model(mfsde.preset("scimf", dim=d).override(**{"model.inter.zero_init": False}))
+    scimf = mfsde.model.build_model(mfsde.preset("scimf", dim=d).override(**{"model.inter.zero_init": False}))
     scimf = scimf.double().eval()
     a, b = scimf(x0, [0.0, 0.5, 1.0], seed=0).xs, scimf(moved, [0.0, 0.5, 1.0], seed=0).xs
     for i in others:
@@ -348,7 +365,9 @@ def _ou_x0(b, n, d, seed):
     return OU["m0"] + math.sqrt(OU["v0"]) * _randn(b, n, d, seed=seed)
 
 
-@pytest.mark.parametrize("method, dt", [("euler_maruyama", 0.2), ("euler_maruyama", 0.05), ("heun", 0.2), ("heun", 0.05)])
+@pytest.mark.parametrize(
+    "method, dt", [("euler_maruyama", 0.2), ("euler_maruyama", 0.05), ("heun", 0.2), ("heun", 0.05)]
+)
 def test_ou_marginals_match_the_scheme_and_the_exact_law(method, dt):
     b, n, d = 1000, 10, 4
     ts = [0.0, 0.3, 0.7, 1.5]
@@ -388,8 +407,10 @@ def test_ou_weak_order():
 
     ratios, diffs = {}, {}
     for method in METHODS:
-        v = [sdeint(ou_drift, x0, [0.0, T], sigma=OU["sigma"], dt=h, solver=method, bm=bm).xs[-1].var().item()
-             for h in (0.2, 0.1, 0.05)]
+        v = [
+            sdeint(ou_drift, x0, [0.0, T], sigma=OU["sigma"], dt=h, solver=method, bm=bm).xs[-1].var().item()
+            for h in (0.2, 0.1, 0.05)
+        ]
         diffs[method] = (v[0] - v[1], v[1] - v[2])
         ratios[method] = diffs[method][0] / diffs[method][1]
         # the exact scheme variances give the same ratios (sanity of the expectation)
@@ -420,8 +441,10 @@ def test_adjoint_refused_for_non_elementwise_callable_diffusion():
 
 
 def test_adjoint_warns_with_active_dropout():
-    intra = mfsde.build_intra("mlp", dim=2, width=8).double()
-    drift = mfsde.MeanFieldDrift(intra, mfsde.build_interaction("attention", dim=2, heads=1, dropout=0.1).double())
+    intra = mfsde.drifts.build_intra("mlp", dim=2, width=8).double()
+    drift = mfsde.drifts.MeanFieldDrift(
+        intra, mfsde.interactions.build_interaction("attention", dim=2, heads=1, dropout=0.1).double()
+    )
     x0 = _randn(4, 2)
     bi, _ = brownian_interval(x0, 0.0, 0.1, seed=0)
     with pytest.warns(UserWarning, match="dropout"):
@@ -498,21 +521,3 @@ def test_bad_torchsde_input():
         torchsde_sdeint(drift, torch.zeros(3, dtype=F64), [0.0, 0.1])
     with pytest.raises(ValueError, match=r"ts must be strictly increasing"):
         torchsde_sdeint(drift, _randn(3, 2), [0.1, 0.0])
-
-
-def test_method_is_a_deprecated_alias_of_solver():
-    drift = small_drift(2, "attention")
-    x0 = _randn(5, 2)
-    new = sdeint(drift, x0, [0.0, 0.3], dt=0.1, solver="heun", seed=4)
-    with pytest.warns(DeprecationWarning, match="use solver="):
-        old = sdeint(drift, x0, [0.0, 0.3], dt=0.1, method="heun", seed=4)
-    assert old.solver == new.solver == "heun"
-    torch.testing.assert_close(old.xs, new.xs, rtol=0, atol=0)
-
-
-def test_solver_and_method_together_are_refused():
-    with pytest.raises(TypeError, match="pass solver= only"):
-        sdeint(small_drift(2, "attention"), _randn(4, 2), [0.0, 0.2], dt=0.1, solver="heun", method="euler_maruyama")
-    sol = sdeint(small_drift(2, "attention"), _randn(4, 2), [0.0, 0.2], dt=0.1, solver="heun", seed=0)
-    with pytest.warns(DeprecationWarning, match="use Solution.solver"):
-        assert sol.method == "heun"

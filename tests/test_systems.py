@@ -1,4 +1,5 @@
 """Ground-truth particle systems (mfsde.systems): dynamics, exact solutions and snapshot datasets."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,17 @@ from mfsde.systems import (
     velocity_variance,
 )
 
-ALL = ["ou", "ou_control", "kuramoto", "cucker_smale", "opinion", "morse", "morse_control", "two_species",
-       "two_species_control"]
+ALL = [
+    "ou",
+    "ou_control",
+    "kuramoto",
+    "cucker_smale",
+    "opinion",
+    "morse",
+    "morse_control",
+    "two_species",
+    "two_species_control",
+]
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -66,9 +76,16 @@ def test_interaction_is_permutation_equivariant(name):
     torch.testing.assert_close(system.drift.inter(x[perm]), system.drift.inter(x)[perm], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("system", [
-    MeanFieldOU(), CuckerSmale(), MorseAggregation(), OpinionDynamics(dim=2, normalize=False),
-], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "system",
+    [
+        MeanFieldOU(),
+        CuckerSmale(),
+        MorseAggregation(),
+        OpinionDynamics(dim=2, normalize=False),
+    ],
+    ids=lambda s: s.name,
+)
 def test_symmetric_pair_forces_cancel(system):
     """Antisymmetric pairwise forces: Σ_i f_inter(x_i) = 0 (momentum / mean conservation)."""
     x = system.sample_initial(40, gen(4))
@@ -105,8 +122,14 @@ def test_noninteracting_wrapper_for_angle_integrated_kuramoto():
 
 # -- mean-field OU ---------------------------------------------------------------------------------
 def test_ou_exact_moments_solve_the_moment_odes():
-    ou = MeanFieldOU(dim=2, A=[[0.5, -1.0], [1.0, 0.5]], K=[[1.0, 0.3], [0.0, 0.6]], sigma=[0.5, 0.2],
-                     m0=[2.0, -1.0], C0=[[0.2, 0.05], [0.05, 0.1]])
+    ou = MeanFieldOU(
+        dim=2,
+        A=[[0.5, -1.0], [1.0, 0.5]],
+        K=[[1.0, 0.3], [0.0, 0.6]],
+        sigma=[0.5, 0.2],
+        m0=[2.0, -1.0],
+        C0=[[0.2, 0.05], [0.05, 0.1]],
+    )
     m, C = ou.exact_moments([0.0, 40.0])
     torch.testing.assert_close(m[0], ou.m0)
     torch.testing.assert_close(C[0], ou.C0)
@@ -133,7 +156,7 @@ def test_ou_snapshot_moments_match_exact_within_statistical_tolerance():
         m, C = means[k], covs[k]
         se_mean = (torch.diagonal(C) / n).sqrt()
         assert ((x.mean(0) - m).abs() < 5 * se_mean).all(), (k, x.mean(0), m)
-        se_cov = ((torch.diagonal(C)[:, None] * torch.diagonal(C)[None, :] + C ** 2) / n).sqrt()
+        se_cov = ((torch.diagonal(C)[:, None] * torch.diagonal(C)[None, :] + C**2) / n).sqrt()
         # 5 standard errors + 2% for the O(dt) Euler bias and the O(1/N) finite-population bias
         assert ((torch.cov(x.T) - C).abs() < 5 * se_cov + 0.02 * C.abs().max()).all(), (k, torch.cov(x.T), C)
     # the interaction matters: the K = 0 control has a clearly wider law at t = 4
@@ -219,7 +242,9 @@ def test_noise_free_bounded_confidence_clusters_and_never_widens():
     final = xs[-1].sort().values
     clusters = 1 + int((final.diff() > 0.5).sum())
     assert 2 <= clusters <= 4, final  # bounded confidence: no consensus, a few clusters ≈ 2R apart
-    within = max(float(c.max() - c.min()) for c in torch.tensor_split(final, torch.nonzero(final.diff() > 0.5).flatten() + 1))
+    within = max(
+        float(c.max() - c.min()) for c in torch.tensor_split(final, torch.nonzero(final.diff() > 0.5).flatten() + 1)
+    )
     assert within < 0.05
     # confidence radius larger than the initial range: consensus
     wide = OpinionDynamics(dim=1, radius=8.0, sigma=0.0, width=6.0)

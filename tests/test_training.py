@@ -1,4 +1,5 @@
-"""mfsde.training.fit and mfsde.runs: learning, determinism, bit-identical resume, run files."""
+"""mfsde.training.fit and mfsde.training: learning, determinism, bit-identical resume, run files."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,17 @@ import torch
 
 import mfsde
 from mfsde.config import Config
-from mfsde.data import from_arrays
-from mfsde.runs import load_checkpoint, load_run, package_versions, read_history
-from mfsde.streams import seed_everything
-from mfsde.data.tasks import Task, get_task
-from mfsde.training import FitResult, Trainer, fit
+from mfsde.data import Task, from_arrays, get_task
+from mfsde.training import (
+    FitResult,
+    Trainer,
+    fit,
+    load_checkpoint,
+    load_run,
+    package_versions,
+    read_history,
+    seed_everything,
+)
 
 D = 2
 
@@ -40,8 +47,7 @@ def tiny_config(preset: str = "scimf", **overrides) -> Config:
 def shifted_snapshots(n: int = 80, shift: float = 1.5, seed: int = 0):
     """Cells drifting along x by ``shift`` per time unit: a drift the model can learn."""
     rng = np.random.default_rng(seed)
-    arrays = [(0.3 * rng.normal(size=(n + 7 * k, D)) + np.array([shift * k, 0.0])).astype(np.float32)
-              for k in range(4)]
+    arrays = [(0.3 * rng.normal(size=(n + 7 * k, D)) + np.array([shift * k, 0.0])).astype(np.float32) for k in range(4)]
     return from_arrays(arrays, times=[0.0, 1.0, 2.0, 3.0])
 
 
@@ -94,13 +100,21 @@ def test_heldout_data_are_never_read(snaps):
     """Replacing the held-out snapshot changes nothing in training."""
     other = from_arrays([a if k != 2 else a * 0 + 100.0 for k, a in enumerate(snaps.data)], times=snaps.times)
     cfg = tiny_config(**{"train.iterations": 3})
-    assert strip(fit(cfg, snaps, task(), progress=False).history) == strip(fit(cfg, other, task(), progress=False).history)
+    assert strip(fit(cfg, snaps, task(), progress=False).history) == strip(
+        fit(cfg, other, task(), progress=False).history
+    )
 
 
-@pytest.mark.parametrize("extra", [{}, {"model.learn_sigma": True, "train.sigma_lr": 0.05},
-                                   {"model.learn_sigma": True, "train.sigma_lr": 0.05, "train.inter_lr": 0.03},
-                                   {"train.random_batch": 8}],
-                         ids=["default", "learned_sigma", "three_step_sizes", "random_batch"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"model.learn_sigma": True, "train.sigma_lr": 0.05},
+        {"model.learn_sigma": True, "train.sigma_lr": 0.05, "train.inter_lr": 0.03},
+        {"train.random_batch": 8},
+    ],
+    ids=["default", "learned_sigma", "three_step_sizes", "random_batch"],
+)
 def test_resume_is_bit_identical(snaps, tmp_path, extra):
     cfg = tiny_config(**{"train.iterations": 6, "train.lr_step": 2, "train.lr_gamma": 0.5, **extra})
     full = fit(cfg, snaps, task(), out_dir=tmp_path / "full", progress=False)
@@ -120,8 +134,10 @@ def test_resume_is_bit_identical(snaps, tmp_path, extra):
 def test_inter_lr_is_the_interaction_kernels_own_step_size(snaps):
     """Adam's first step moves every parameter with a non-zero gradient by its group's step size:
     the kernel's by train.inter_lr, every other by train.lr."""
-    cfg = tiny_config("radial", **{"train.iterations": 1, "train.lr": 1e-3, "train.inter_lr": 0.05,
-                                   "train.lr_step": 1000, "train.ema": 0.0})  # the trained weights, not their average
+    cfg = tiny_config(
+        "radial",
+        **{"train.iterations": 1, "train.lr": 1e-3, "train.inter_lr": 0.05, "train.lr_step": 1000, "train.ema": 0.0},
+    )  # the trained weights, not their average
     seed_everything(cfg.train.seed)  # the initial parameters fit() starts from
     start = mfsde.model.build_model(cfg)
     res = fit(cfg, snaps, task(), progress=False)
@@ -146,7 +162,9 @@ def test_inter_lr_with_a_parameter_free_kernel_is_refused(snaps, registry_cleanu
     mfsde.interactions.INTERACTIONS.register("test_fixed_pull", _FixedMeanPull)
     cfg = tiny_config("ito", **{"model.inter": {"name": "test_fixed_pull"}, "train.iterations": 1})
     assert fit(cfg, snaps, task(), progress=False).iteration == 1  # trains without inter_lr
-    with pytest.raises(ValueError, match=r"train.inter_lr is set but no trainable parameter under .drift.inter. takes it"):
+    with pytest.raises(
+        ValueError, match=r"train.inter_lr is set but no trainable parameter under .drift.inter. takes it"
+    ):
         fit(cfg.override(**{"train.inter_lr": 0.1}), snaps, task(), progress=False)
 
 
@@ -160,10 +178,17 @@ def test_random_batch_with_a_non_equivariant_kernel_is_refused(snaps, registry_c
     mfsde.interactions.INTERACTIONS.register("test_ordered_pull", _OrderedPull)
     mfsde.interactions.INTERACTIONS.register("test_fixed_pull", _FixedMeanPull)
     base = {"train.iterations": 1, "train.random_batch": 8}
-    assert fit(tiny_config("ito", **{"model.inter": {"name": "test_fixed_pull"}, **base}), snaps, task(),
-               progress=False).iteration == 1
-    with pytest.raises(ValueError, match=r"train.random_batch needs a permutation-equivariant kernel; "
-                                         r"'test_ordered_pull' is not"):
+    assert (
+        fit(
+            tiny_config("ito", **{"model.inter": {"name": "test_fixed_pull"}, **base}), snaps, task(), progress=False
+        ).iteration
+        == 1
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"train.random_batch needs a permutation-equivariant kernel; "
+        r"'test_ordered_pull' is not",
+    ):
         fit(tiny_config("ito", **{"model.inter": {"name": "test_ordered_pull"}, **base}), snaps, task(), progress=False)
 
 
@@ -172,8 +197,14 @@ def test_resume_from_periodic_checkpoint(snaps, tmp_path):
     cfg = tiny_config(**{"train.iterations": 5, "train.checkpoint_every": 2})
     full = fit(cfg, snaps, task(), progress=False)
     seen = []
-    stopped = fit(cfg, snaps, task(), out_dir=tmp_path, progress=False,
-                  callback=lambda rec, model: seen.append(rec["iteration"]) or rec["iteration"] == 2)
+    stopped = fit(
+        cfg,
+        snaps,
+        task(),
+        out_dir=tmp_path,
+        progress=False,
+        callback=lambda rec, model: seen.append(rec["iteration"]) or rec["iteration"] == 2,
+    )
     assert stopped.iteration == 2 and seen == [1, 2]
     resumed = fit(cfg, snaps, task(), resume=tmp_path, progress=False)
     assert strip(resumed.history) == strip(full.history)
@@ -263,7 +294,7 @@ def test_benchmark_paper_recipe_computes_the_same_objective():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     torch.manual_seed(0)
-    model = mfsde.build_model(tiny_config("scimf", **{"model.dt": 0.25}))
+    model = mfsde.model.build_model(tiny_config("scimf", **{"model.dt": 0.25}))
     model.eval()
     x0, ts = torch.randn(8, D), torch.tensor([0.0, 0.5, 1.0])
     bi = torchsde.BrownianInterval(t0=0.0, t1=1.0, size=(1, 8 * (D + 1)), entropy=3)
@@ -317,7 +348,7 @@ def test_non_finite_loss_raises(snaps):
 
 
 def test_parameter_average_follows_its_formula():
-    from mfsde.averaging import ParameterAverage
+    from mfsde.training import ParameterAverage
 
     p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
     avg = ParameterAverage([p], decay=0.9)
@@ -357,8 +388,9 @@ def test_random_batch_trains_on_random_groups_and_predicts_exactly(snaps):
     population's own generator (the same draws reproduce it); under the same Brownian path the
     groups change it; the trained model predicts with every pair (nothing of the groups stays in it)."""
     assert mfsde.preset("pairwise_mlp", dim=D).train.random_batch == 16  # the preset trains in groups of 16
-    cfg = tiny_config("pairwise_mlp", **{"train.iterations": 3, "model.inter.zero_init": False,
-                                         "train.random_batch": 8})
+    cfg = tiny_config(
+        "pairwise_mlp", **{"train.iterations": 3, "model.inter.zero_init": False, "train.random_batch": 8}
+    )
     tr = Trainer(cfg, snaps, task())
     x0, ts = tr.series[0].data[0][:32], tr.series[0].ts
     sim = tr.simulate(tr.model, x0, ts, torch.Generator().manual_seed(5))
@@ -375,7 +407,7 @@ def test_random_batch_trains_on_random_groups_and_predicts_exactly(snaps):
     with pytest.raises(ValueError, match="train.random_batch is applied by the default simulation only"):
         Trainer(cfg, snaps, task(), simulate=lambda m, x0, ts, g: m(x0, ts))
     res = fit(cfg, snaps, task(), progress=False)
-    fresh = mfsde.build_model(cfg)
+    fresh = mfsde.model.build_model(cfg)
     fresh.load_state_dict(res.model.state_dict())
     fresh.eval()
     torch.testing.assert_close(res.model(x0, ts, seed=1).xs, fresh(x0, ts, seed=1).xs, rtol=0, atol=0)

@@ -4,24 +4,60 @@ Also reachable as ``python -m mfsde``. Every subcommand has ``--help`` with exam
 the inputs (a missing file, an unknown preset, task or config key, a bad value) print one
 line ``mfsde: error: …`` to stderr and exit with status 2; ``--debug`` shows the traceback.
 """
+
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from .._runlock import RunLocked
-from ..runs import DATA_SPEC_FILE
-from .commands import cmd_compare, cmd_demo, cmd_evaluate, cmd_explain, cmd_fit, print_explain_summary
-from .inputs import CLIError, build_config, data_spec, get_task, load_data, make_task, parse_overrides, parse_value
-from .parser import build_parser
+from mfsde.cli._commands import cmd_compare, cmd_demo, cmd_evaluate, cmd_explain, cmd_fit, print_explain_summary
+from mfsde.cli._inputs import (
+    CLIError,
+    build_config,
+    data_spec,
+    get_task,
+    load_data,
+    make_task,
+    parse_overrides,
+    parse_value,
+)
+from mfsde.cli._parser import build_parser
+from mfsde.training._runlock import RunLocked
+from mfsde.training._runs import DATA_SPEC_FILE
 
-__all__ = ["main", "build_parser", "CLIError", "parse_value", "parse_overrides", "build_config", "data_spec",
-           "load_data", "get_task", "make_task", "DATA_SPEC_FILE", "cmd_fit", "cmd_evaluate", "cmd_compare",
-           "cmd_explain", "cmd_demo", "print_explain_summary"]
+__all__ = [
+    "main",
+    "build_parser",
+    "CLIError",
+    "parse_value",
+    "parse_overrides",
+    "build_config",
+    "data_spec",
+    "load_data",
+    "get_task",
+    "make_task",
+    "DATA_SPEC_FILE",
+    "cmd_fit",
+    "cmd_evaluate",
+    "cmd_compare",
+    "cmd_explain",
+    "cmd_demo",
+    "print_explain_summary",
+]
 
 # -- entry point --------------------------------------------------------------------------------------
-_USER_ERRORS = (CLIError, FileNotFoundError, NotADirectoryError, KeyError, ValueError, TypeError, ImportError,
-                FloatingPointError, RunLocked, OSError)
+_USER_ERRORS = (
+    CLIError,
+    FileNotFoundError,
+    NotADirectoryError,
+    KeyError,
+    ValueError,
+    TypeError,
+    ImportError,
+    FloatingPointError,
+    RunLocked,
+    OSError,
+)
 
 
 def _message(e: BaseException) -> str:
@@ -43,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    from ..plugins import load_plugins
+    from mfsde._plugins import load_plugins
 
     try:
         load_plugins(args.plugin)
@@ -53,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "demo":  # the demo sets its own (1 unless --threads)
         import torch
 
-        from ..runs import default_threads
+        from mfsde.training._runs import default_threads
 
         torch.set_num_threads(args.threads or default_threads())
     try:

@@ -1,16 +1,15 @@
 """Shared pieces of the loaders: file checks, time columns, splitting rows by time and population."""
+
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .snapshots import Snapshots, SnapshotError, _fmt_time
-
-
+from mfsde.data._snapshots import SnapshotError, Snapshots, _fmt_time
 
 PathLike = str | Path
 
@@ -78,11 +77,15 @@ def _times_from_column(raw: np.ndarray, time_values, where: str, column: str) ->
         if n_bad:
             raise SnapshotError(f"{where}: time column {column!r} has {n_bad} missing/non-finite value(s)")
     else:
-        missing = [i for i, v in enumerate(raw) if v is None or (isinstance(v, float) and not np.isfinite(v))
-                   or (isinstance(v, str) and v.strip() == "")]
+        missing = [
+            i
+            for i, v in enumerate(raw)
+            if v is None or (isinstance(v, float) and not np.isfinite(v)) or (isinstance(v, str) and v.strip() == "")
+        ]
         if missing:
-            raise SnapshotError(f"{where}: time column {column!r} has {len(missing)} missing value(s) "
-                                f"(first at row {missing[0]})")
+            raise SnapshotError(
+                f"{where}: time column {column!r} has {len(missing)} missing value(s) (first at row {missing[0]})"
+            )
     if isinstance(time_values, Mapping):
         keys = {}
         for k, v in time_values.items():
@@ -103,8 +106,10 @@ def _times_from_column(raw: np.ndarray, time_values, where: str, column: str) ->
         mapped = {v: lookup(v) for v in distinct}
         absent = [v for v, t in mapped.items() if t is None]
         if absent:
-            raise SnapshotError(f"{where}: time value(s) {absent} of column {column!r} are not in time_values "
-                                f"(keys {list(time_values)})")
+            raise SnapshotError(
+                f"{where}: time value(s) {absent} of column {column!r} are not in time_values "
+                f"(keys {list(time_values)})"
+            )
         per_cell = np.array([mapped[v] for v in raw.tolist()], dtype=np.float64)
         times, index = np.unique(per_cell, return_inverse=True)  # raw values mapped to one time are merged
         return times, index
@@ -120,8 +125,10 @@ def _times_from_column(raw: np.ndarray, time_values, where: str, column: str) ->
                 "time_values={raw_value: time, ...} to map them onto times"
             )
         if len(set(nums.values())) != len(nums):
-            raise SnapshotError(f"{where}: time labels {distinct} of column {column!r} parse to repeated numbers; "
-                                "pass time_values={label: time} explicitly")
+            raise SnapshotError(
+                f"{where}: time labels {distinct} of column {column!r} parse to repeated numbers; "
+                "pass time_values={label: time} explicitly"
+            )
         per_cell = np.array([nums[v] for v in raw.tolist()], dtype=np.float64)
     raw_times, index = np.unique(per_cell, return_inverse=True)
     if time_values is None:
@@ -146,26 +153,28 @@ def _wrap(where: str, fn, *args, **kw) -> Snapshots:
         raise SnapshotError(msg if msg.startswith(where) else f"{where}: {msg}") from None
 
 
-def _split_by_time(values: np.ndarray, index: np.ndarray, times: np.ndarray, labels, feature_names, name,
-                   where: str) -> Snapshots:
+def _split_by_time(
+    values: np.ndarray, index: np.ndarray, times: np.ndarray, labels, feature_names, name, where: str
+) -> Snapshots:
     order = np.argsort(index, kind="stable")
     bounds = np.searchsorted(index[order], np.arange(len(times) + 1))
-    data = [values[order[bounds[k]:bounds[k + 1]]] for k in range(len(times))]
+    data = [values[order[bounds[k] : bounds[k + 1]]] for k in range(len(times))]
     labs = None
     if labels is not None:
         labels = np.asarray(labels).astype(str)
-        labs = [labels[order[bounds[k]:bounds[k + 1]]] for k in range(len(times))]
+        labs = [labels[order[bounds[k] : bounds[k + 1]]] for k in range(len(times))]
     return _wrap(where, Snapshots, times=times, data=data, labels=labs, feature_names=feature_names, name=name)
 
 
 # -- tables (CSV, DataFrame) -----------------------------------------------------------------------
 
 
-def _split_by_population(pop_values, index: np.ndarray, times: np.ndarray, where: str, block, labels,
-                         feature_names, name: str):
+def _split_by_population(
+    pop_values, index: np.ndarray, times: np.ndarray, where: str, block, labels, feature_names, name: str
+):
     """:class:`Populations` from per-row population values: population p gets the time points it
     has cells at; ``block(rows)`` returns the ``(len(rows), d)`` float array of those rows."""
-    from .populations import PopulationError, Populations
+    from mfsde.data._populations import PopulationError, Populations
 
     pop = np.asarray(pop_values).astype(str)
     lab = None if labels is None else np.asarray(labels).astype(str)
@@ -174,12 +183,19 @@ def _split_by_population(pop_values, index: np.ndarray, times: np.ndarray, where
         rows_p = np.flatnonzero(pop == p)
         present = np.unique(index[rows_p])
         if len(present) < 2:
-            raise PopulationError(f"{where}: population {p!r} has cells at a single time point "
-                                  f"({times[present[0]]:g}); each population needs at least 2")
+            raise PopulationError(
+                f"{where}: population {p!r} has cells at a single time point "
+                f"({times[present[0]]:g}); each population needs at least 2"
+            )
         rows = [rows_p[index[rows_p] == k] for k in present]
         try:
-            snaps = Snapshots(times[present], [block(r) for r in rows],
-                              None if lab is None else [lab[r] for r in rows], feature_names, name=p)
+            snaps = Snapshots(
+                times[present],
+                [block(r) for r in rows],
+                None if lab is None else [lab[r] for r in rows],
+                feature_names,
+                name=p,
+            )
         except SnapshotError as e:
             raise PopulationError(f"{where}: population {p!r}: {e}") from None
         out.append((p, snaps))

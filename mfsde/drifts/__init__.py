@@ -1,11 +1,7 @@
 """Drifts: single-particle parts (registry ``INTRA_DRIFTS``) and :class:`MeanFieldDrift`."""
-from ..registry import Registry
-from .intra import IntraDrift, LinearDrift, MLPDrift, PotentialDrift, ZeroDrift, mlp
-from .mean_field import MeanFieldDrift
 
-INTRA_DRIFTS = Registry(
-    "intra drift", {"mlp": MLPDrift, "zero": ZeroDrift, "potential": PotentialDrift, "linear": LinearDrift}
-)
+from mfsde.drifts._intra import INTRA_DRIFTS, IntraDrift, LinearDrift, MLPDrift, PotentialDrift, ZeroDrift, mlp
+from mfsde.drifts._mean_field import MeanFieldDrift
 
 
 def build_intra(name: str, /, dim: int, **options) -> IntraDrift:
@@ -14,6 +10,13 @@ def build_intra(name: str, /, dim: int, **options) -> IntraDrift:
 
 
 __all__ = [
-    "INTRA_DRIFTS", "build_intra", "IntraDrift", "MLPDrift", "ZeroDrift", "PotentialDrift",
-    "LinearDrift", "MeanFieldDrift", "mlp",
+    "INTRA_DRIFTS",
+    "build_intra",
+    "IntraDrift",
+    "MLPDrift",
+    "ZeroDrift",
+    "PotentialDrift",
+    "LinearDrift",
+    "MeanFieldDrift",
+    "mlp",
 ]

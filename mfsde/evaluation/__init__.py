@@ -1,161 +1,43 @@
-"""Evaluation on held-out time points and held-out populations (scIMF's protocol).
-
-:func:`evaluate` simulates ``n_particles`` cells from the first snapshot (eval mode, no
-gradients) to every held-out time and measures exact W1 and W2 (POT, uniform weights) against
-*all* observed cells there (:func:`simulate` gives the cells). Comparisons of presets over seeds
-(``compare``, ``summarise``, tables) are in :mod:`mfsde.comparison`.
-
->>> ev = evaluate(model, snaps, "interpolate:2", n_particles=2000, seed=0)
->>> ev["w1"], ev["per_time"][0]["w1"]
+"""Evaluation: held-out scores of a model (:func:`mfsde.evaluate`), the baselines every table shows
+beside it (copying the previous observed time point, McCann interpolation, the sampling floor),
+comparisons of presets (:func:`mfsde.compare`), and recovery metrics against a known system.
 """
-from __future__ import annotations
 
-from typing import Sequence
+from mfsde.evaluation._baselines import BASELINES, baseline_evaluations, floor_split, mccann, neighbours, previous
+from mfsde.evaluation._comparison import compare, summarise, to_csv, to_markdown
+from mfsde.evaluation._cross_population import cross_population_error
+from mfsde.evaluation._evaluate import START, evaluate, metric_key, simulate
+from mfsde.evaluation._pair_jacobian import pair_jacobian_error, pair_jacobian_rows
+from mfsde.evaluation._recovery import (
+    SystemModel,
+    drift_error,
+    interaction_error,
+    recovery_report,
+    recovery_samples,
+    true_populations,
+)
 
-import numpy as np
-import torch
-
-from ..data.inputs import check_inputs, draw_initial, resolve_task
-from ..data.populations import Populations, population_items
-from ..losses import w1, w2
-
-__all__ = ["simulate", "evaluate", "metric_key", "START"]
-
-
-def metric_key(metric: str, rec: dict) -> str:
-    """The column name of a ``per_time`` record: ``w1@k``, or ``w1@population:k`` with populations."""
-    pop = rec.get("population")
-    return f"{metric}@{rec['index']}" if pop is None else f"{metric}@{pop}:{rec['index']}"
-
-
-def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
-    p = next(iter(model.parameters()), None)
-    if p is None:
-        return torch.device("cpu"), torch.get_default_dtype()
-    return p.device, p.dtype
-
-
-def simulate(model, snapshots, indices: Sequence[int], *, n_particles: int | None = 2000, seed: int = 0,
-             start: int = 0) -> dict[int, torch.Tensor]:
-    """Simulate cells drawn from snapshot ``start`` (default the first) through every snapshot
-    time from ``times[start]`` up to ``max(indices)``, in eval mode without gradients, in data
-    units (the model's :class:`~mfsde.scaling.DataScale` maps in and out).
-
-    ``n_particles`` cells are drawn without replacement when there are enough (``None``: all
-    cells of snapshot ``start``). The draw and the Brownian increments come from one
-    ``torch.Generator`` seeded with ``seed``. Returns ``{k: (n, d) tensor}`` for k in ``indices``
-    (all ≥ ``start``).
-    """
-    if n_particles is not None and (isinstance(n_particles, bool) or not isinstance(n_particles, int) or n_particles < 1):
-        raise ValueError(f"n_particles must be a positive int or None (all cells), got {n_particles!r}")
-    indices = sorted({int(k) for k in indices})
-    if not indices:
-        raise ValueError("no time indices to simulate")
-    n_times = len(snapshots.data)
-    if indices[0] < 0 or indices[-1] >= n_times:
-        raise ValueError(f"time indices {indices} out of range for {n_times} snapshots")
-    if not 0 <= start <= indices[0]:
-        raise ValueError(f"start index {start} must be in 0..{indices[0]} (the first index simulated)")
-    device, dtype = _model_device_dtype(model)
-    x0_cells = torch.as_tensor(np.asarray(snapshots.data[start]), dtype=dtype, device=device)
-    if getattr(model, "dim", x0_cells.shape[-1]) != x0_cells.shape[-1]:
-        raise ValueError(f"the model has dim {model.dim} but the data have dim {x0_cells.shape[-1]}")
-    times = np.asarray(snapshots.times, dtype=np.float64)[start: indices[-1] + 1]
-    gen = torch.Generator(device=device).manual_seed(int(seed))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            x0 = draw_initial(x0_cells, x0_cells.shape[0] if n_particles is None else n_particles, gen)
-            xs = x0.unsqueeze(0) if indices[-1] == start else model.sample(x0, times, generator=gen)
-    finally:
-        model.train(was_training)
-    return {k: xs[k - start] for k in indices}
-
-
-START = ("t0", "previous")
-
-
-def evaluate(model, snapshots, task, *, n_particles: int | None = 2000, seed: int = 0,
-             times: Sequence[int] | None = None, metrics: Sequence[str] = ("w1", "w2"),
-             start: str = "t0") -> dict:
-    """Exact W1/W2 (data units) between simulated and observed cells at the held-out times of ``task``.
-
-    Args:
-        model: a trained :class:`~mfsde.MeanFieldSDE`.
-        snapshots: the data (all observed cells of a time point are the reference).
-        task: a Task (its ``heldout`` indices) or a task name.
-        n_particles: simulated cells (``None``: all cells of the start snapshot).
-        seed: seed of the draw of the initial cells and of the noise.
-        times: evaluate at these snapshot indices instead of ``task.heldout`` (e.g. the training
-            times, to measure the fit).
-        metrics: subset of ``("w1", "w2")``.
-        start: the protocol. ``"t0"`` (scIMF's): one simulation from the first snapshot through
-            every evaluated time. ``"previous"`` (the flow-matching literature's): each time k is
-            simulated from the cells of the nearest earlier *training* time point (t₀ always
-            trains, so it exists); with ``n_particles=None`` from all of them.
-
-    Returns:
-        ``{"task", "start", "n_particles", "seed", "per_time": [{"index", "time", "n_observed",
-        "start_index", "w1", "w2"}, …], "w1": mean over times, "w2": mean over times}``.
-    """
-    if start not in START:
-        raise ValueError(f"start must be one of {', '.join(START)} (the evaluation protocol), got {start!r}")
-    if isinstance(snapshots, Populations):
-        return _evaluate_populations(model, snapshots, task, n_particles=n_particles, seed=seed, times=times,
-                                     metrics=metrics, start=start)
-    task = resolve_task(task, snapshots)
-    check_inputs(snapshots, task, getattr(model, "dim", None), need_train=False)
-    idx = sorted(int(k) for k in (task.heldout if times is None else times))
-    if not idx:
-        raise ValueError(f"task {getattr(task, 'name', task)!r} has no held-out time to evaluate; pass times=[...]")
-    bad = [m for m in metrics if m not in ("w1", "w2")]
-    if bad:
-        raise ValueError(f"unknown metric(s) {bad}; available: w1, w2")
-    if start == "t0":
-        groups = {0: idx}
-    else:
-        from ..baselines import neighbours
-
-        groups = {}
-        for k in idx:
-            groups.setdefault(neighbours(task.train, k)[0] if k > 0 else 0, []).append(k)
-    sims, starts = {}, {}
-    for a, ks in groups.items():
-        sims.update(simulate(model, snapshots, ks, n_particles=n_particles, seed=seed, start=a))
-        starts.update({k: a for k in ks})
-    fns = {"w1": w1, "w2": w2}
-    per_time = []
-    for k in idx:
-        x = sims[k].double().cpu().numpy()
-        y = np.asarray(snapshots.data[k], dtype=np.float64)
-        rec = {"index": k, "time": float(np.asarray(snapshots.times)[k]), "n_observed": int(y.shape[0]),
-               "n_predicted": int(x.shape[0]), "start_index": starts[k]}
-        for m in metrics:
-            rec[m] = fns[m](x, y)
-        per_time.append(rec)
-    out = {"task": getattr(task, "name", None), "start": start, "n_particles": n_particles, "seed": seed,
-           "per_time": per_time}
-    for m in metrics:
-        out[m] = float(np.mean([r[m] for r in per_time]))
-    return out
-
-
-def _evaluate_populations(model, pops: Populations, task, *, times, metrics, **kwargs) -> dict:
-    """:func:`evaluate` over populations: one ``per_time`` row per (population, time) with
-    ``population`` and ``heldout_population``; the means over all rows and ``per_population``."""
-    ptask, items = population_items(pops, task, times)
-    if not items:
-        raise ValueError(f"task {ptask.name!r} holds out no population and no time point; pass times=[...] or "
-                         "heldout_populations")
-    per_time = []
-    for name, t, idx, held in items:
-        ev = evaluate(model, pops[name], t, times=idx, metrics=metrics, **kwargs)
-        per_time += [{"population": name, "heldout_population": held, **r} for r in ev["per_time"]]
-    out = {"task": ptask.name, "start": kwargs["start"], "n_particles": kwargs["n_particles"],
-           "seed": kwargs["seed"], "per_time": per_time}
-    for m in metrics:
-        out[m] = float(np.mean([r[m] for r in per_time]))
-    out["per_population"] = {name: {m: float(np.mean([r[m] for r in per_time if r["population"] == name]))
-                                    for m in metrics} for name, *_ in items}
-    return out
+__all__ = [
+    # ``evaluate`` and ``compare`` are exported as mfsde.evaluate and mfsde.compare
+    "simulate",
+    "metric_key",
+    "START",
+    "BASELINES",
+    "baseline_evaluations",
+    "previous",
+    "mccann",
+    "floor_split",
+    "neighbours",
+    "summarise",
+    "to_markdown",
+    "to_csv",
+    "SystemModel",
+    "true_populations",
+    "drift_error",
+    "interaction_error",
+    "recovery_report",
+    "recovery_samples",
+    "cross_population_error",
+    "pair_jacobian_rows",
+    "pair_jacobian_error",
+]

@@ -17,7 +17,7 @@ scIMF reads three things off a trained model (see ``docs/scimf.md``, "Interpreta
   the empirical law of the cells observed at that time (:func:`velocities`).
 
 :func:`explain` computes all of them, writes the arrays (``.npz``), a ``summary.json`` and PNG
-figures (through :mod:`mfsde.plotting`).
+figures (through :mod:`mfsde.pl`).
 
 What the weights mean depends on the kernel: for ``attention`` they are the softmax
 probabilities (each row sums to 1 over j ≠ i); for ``rbf`` the kernel values
@@ -32,37 +32,48 @@ the population — an unbiased sample of ρ_t, but a row of attention then sprea
 sources, so absolute values scale roughly with 1/n_cells; compare label-wise patterns, not raw
 magnitudes, across different ``n_cells``.
 
+```pycon
 >>> maps = interaction_weights(model, snapshots, n_cells=300)
 >>> m = maps[0]; m.weights.shape, m.labels[:3]
+```
 ((300, 300), array(['A', 'A', 'A'], dtype='<U1'))
+```pycon
 >>> lab = label_weights(m.weights, m.labels); lab.matrix, lab.asymmetry
 >>> summary = explain(model, snapshots, "runs/x/explain")
+```
 """
+
 from __future__ import annotations
 
-from ..embedding import pca_embedding
-from .influence import influence_matrix, label_influence
-from .report import explain
-from .weights import (WeightMap, LabelWeights, NoInteractionWeights, asymmetry_index, interaction_weights,
-                      cluster_labels, has_interaction_weights, label_weights, velocities, with_labels)
-
-#: names before mfsde 0.2 ("attention" for the weights of every kernel): still work, with a warning
-_RENAMED = {"attention_maps": "interaction_weights", "AttentionMap": "WeightMap", "label_attention": "label_weights",
-            "LabelAttention": "LabelWeights"}
-
-
-def __getattr__(name: str):
-    if name in _RENAMED:
-        import warnings
-
-        warnings.warn(f"mfsde.explain.{name} is now {_RENAMED[name]} (the weights of any kernel, not only attention)",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module 'mfsde.explain' has no attribute {name!r}")
-
+from mfsde.explain._embedding import pca_embedding
+from mfsde.explain._influence import influence_matrix, label_influence
+from mfsde.explain._report import explain
+from mfsde.explain._weights import (
+    LabelWeights,
+    NoInteractionWeights,
+    WeightMap,
+    asymmetry_index,
+    cluster_labels,
+    has_interaction_weights,
+    interaction_weights,
+    label_weights,
+    velocities,
+    with_labels,
+)
 
 __all__ = [
-    "WeightMap", "LabelWeights", "NoInteractionWeights", "interaction_weights", "label_weights",
-    "asymmetry_index", "velocities", "pca_embedding", "explain", "has_interaction_weights", "cluster_labels",
-    "with_labels", "influence_matrix", "label_influence",
+    "WeightMap",
+    "LabelWeights",
+    "NoInteractionWeights",
+    "interaction_weights",
+    "label_weights",
+    "asymmetry_index",
+    "velocities",
+    "pca_embedding",
+    "explain",
+    "has_interaction_weights",
+    "cluster_labels",
+    "with_labels",
+    "influence_matrix",
+    "label_influence",
 ]

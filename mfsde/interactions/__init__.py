@@ -1,27 +1,33 @@
 """Interaction kernels f_inter: ``(..., N, d) → (..., N, d)``, chosen by name.
 
+```pycon
 >>> from mfsde.interactions import INTERACTIONS, build_interaction
 >>> kernel = build_interaction("attention", dim=50, heads=2)
 >>> INTERACTIONS.names()
+```
 ['attention', 'none', 'pairwise_mlp', 'radial', 'rbf']
 
-A new pairwise kernel: subclass :class:`PairwiseInteraction`, write ``phi(x_i, dx)``, and
-register it with ``@INTERACTIONS.register("name")`` in your own module (see
-:mod:`mfsde.interactions.pairwise`); check it with :func:`mfsde.testing.check_interaction`.
+A new pairwise kernel (a mean over the N − 1 others): subclass :class:`PairwiseInteraction` and
+write ``phi(x_i, dx)``; any other kernel subclasses :class:`Interaction` and writes
+``forward_rows(x, rows)`` (see docs/extending.md for the contract). Register it with
+``@INTERACTIONS.register("name")`` in its own module (an in-tree kernel is a new ``_name.py``
+here: this package imports every module in it) and check it with
+:func:`mfsde.testing.check_interaction`.
 """
-from ..registry import Registry
-from .attention import AttentionInteraction
-from .base import Interaction
-from .none import NoInteraction
-from .pairwise import PairwiseInteraction
-from .pairwise_mlp import PairwiseMLPInteraction
-from .radial import RadialInteraction
-from .rbf import RBFInteraction
 
-INTERACTIONS = Registry("interaction", {
-    "attention": AttentionInteraction, "rbf": RBFInteraction,
-    "pairwise_mlp": PairwiseMLPInteraction, "radial": RadialInteraction, "none": NoInteraction,
-})
+import importlib
+import pkgutil
+
+from mfsde.interactions._attention import AttentionInteraction
+from mfsde.interactions._base import INTERACTIONS, Interaction, check_rows, off_diagonal_mask, zero_output_layer
+from mfsde.interactions._none import NoInteraction
+from mfsde.interactions._pairwise import PairwiseInteraction
+from mfsde.interactions._pairwise_mlp import PairwiseMLPInteraction
+from mfsde.interactions._radial import RadialInteraction
+from mfsde.interactions._rbf import RBFInteraction
+
+for _module in pkgutil.iter_modules(__path__):  # every kernel module registers itself on import
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def build_interaction(name: str, /, dim: int, **options) -> Interaction:
@@ -30,6 +36,16 @@ def build_interaction(name: str, /, dim: int, **options) -> Interaction:
 
 
 __all__ = [
-    "INTERACTIONS", "build_interaction", "Interaction", "PairwiseInteraction", "AttentionInteraction",
-    "RBFInteraction", "PairwiseMLPInteraction", "RadialInteraction", "NoInteraction",
+    "INTERACTIONS",
+    "build_interaction",
+    "Interaction",
+    "PairwiseInteraction",
+    "check_rows",
+    "off_diagonal_mask",
+    "zero_output_layer",
+    "AttentionInteraction",
+    "RBFInteraction",
+    "PairwiseMLPInteraction",
+    "RadialInteraction",
+    "NoInteraction",
 ]

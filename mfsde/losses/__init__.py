@@ -4,12 +4,11 @@ Training losses are modules ``loss(x, y) → (...)``: ``sinkhorn`` (geomloss), `
 Evaluation metrics are plain functions on arrays: :func:`w1`, :func:`w2` (exact, POT).
 The least-action term is :func:`path_energy`.
 """
-from ..registry import Registry
-from .mmd import MMDLoss, energy_distance
-from .sinkhorn import SinkhornLoss, sinkhorn, subsample
-from .wasserstein import w1, w2, wasserstein
 
-LOSSES = Registry("loss", {"sinkhorn": SinkhornLoss, "mmd": MMDLoss})
+from mfsde.losses._mmd import MMDLoss, energy_distance
+from mfsde.losses._registry import LOSSES
+from mfsde.losses._sinkhorn import SinkhornLoss, sinkhorn, subsample
+from mfsde.losses._wasserstein import w1, w2, wasserstein
 
 
 def build_loss(name: str, /, **options):
@@ -31,6 +30,15 @@ def path_energy(solution, t_end: float | None = None, normalise: bool = True):
 
 
 __all__ = [
-    "LOSSES", "build_loss", "SinkhornLoss", "sinkhorn", "subsample", "MMDLoss", "energy_distance",
-    "w1", "w2", "wasserstein", "path_energy",
+    "LOSSES",
+    "build_loss",
+    "SinkhornLoss",
+    "sinkhorn",
+    "subsample",
+    "MMDLoss",
+    "energy_distance",
+    "w1",
+    "w2",
+    "wasserstein",
+    "path_energy",
 ]

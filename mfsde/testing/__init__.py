@@ -1,15 +1,18 @@
 """Contract checks for component authors: does my interaction kernel behave like mfsde's?
 
+```pycon
 >>> from mfsde.testing import check_interaction
 >>> check_interaction(MyKernel(dim=3))          # raises AssertionError naming the broken property
+```
 ['shape', 'batch', 'single_particle', 'rows', 'chunks', 'equivariant', 'weights', 'reference', 'gradients']
 
 mfsde's own tests run it over every registered kernel.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -22,12 +25,22 @@ def _close(a: torch.Tensor, b: torch.Tensor, what: str, name: str, atol: float, 
     err = (a - b).abs()
     bad = err > atol + rtol * b.abs()
     if bad.any():
-        raise AssertionError(f"check_interaction({name}): {what} failed: max abs difference {float(err.max()):.3g} "
-                             f"(atol {atol:g}, rtol {rtol:g})")
+        raise AssertionError(
+            f"check_interaction({name}): {what} failed: max abs difference {float(err.max()):.3g} "
+            f"(atol {atol:g}, rtol {rtol:g})"
+        )
 
 
-def check_interaction(kernel, reference: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
-                      n: int = 7, batch: int = 2, seed: int = 0, atol: float = 1e-10, rtol: float = 1e-8) -> list[str]:
+def check_interaction(
+    kernel,
+    reference: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    n: int = 7,
+    batch: int = 2,
+    seed: int = 0,
+    atol: float = 1e-10,
+    rtol: float = 1e-8,
+) -> list[str]:
     """Check ``kernel`` (an :class:`~mfsde.interactions.Interaction`) against the contract.
 
     Runs in float64 on a copy in eval mode (the kernel itself is not changed), on random
@@ -59,8 +72,10 @@ def check_interaction(kernel, reference: Callable[[torch.Tensor], torch.Tensor] 
 
     out = k(x)
     if out.shape != x.shape or not torch.isfinite(out).all():
-        raise AssertionError(f"check_interaction({name}): output of shape {tuple(out.shape)} (finite: "
-                             f"{bool(torch.isfinite(out).all())}) for input {tuple(x.shape)}")
+        raise AssertionError(
+            f"check_interaction({name}): output of shape {tuple(out.shape)} (finite: "
+            f"{bool(torch.isfinite(out).all())}) for input {tuple(x.shape)}"
+        )
     ran.append("shape")
     for b in range(batch):
         _close(k(x[b]), out[b], "batch (populations in a batch must not interact)", name, atol, rtol)
@@ -92,13 +107,21 @@ def check_interaction(kernel, reference: Callable[[torch.Tensor], torch.Tensor] 
         ran.append("equivariant")
     if getattr(k, "has_weights", False):
         w = k.pair_weights(x)
-        if w.dim() != x.dim() + 1 or w.shape[:-3] != x.shape[:-2] or w.shape[-2:] != (n, n) \
-                or not torch.isfinite(w).all():
-            raise AssertionError(f"check_interaction({name}): weights: pair_weights gave shape {tuple(w.shape)}; "
-                                 f"expected {(batch, 'H', n, n)}, finite")
+        if (
+            w.dim() != x.dim() + 1
+            or w.shape[:-3] != x.shape[:-2]
+            or w.shape[-2:] != (n, n)
+            or not torch.isfinite(w).all()
+        ):
+            raise AssertionError(
+                f"check_interaction({name}): weights: pair_weights gave shape {tuple(w.shape)}; "
+                f"expected {(batch, 'H', n, n)}, finite"
+            )
         if getattr(k, "self_excluding", False) and torch.diagonal(w, dim1=-2, dim2=-1).abs().max() > 0:
-            raise AssertionError(f"check_interaction({name}): weights: self_excluding kernel with non-zero "
-                                 "diagonal weights (w(i, i) must be 0)")
+            raise AssertionError(
+                f"check_interaction({name}): weights: self_excluding kernel with non-zero "
+                "diagonal weights (w(i, i) must be 0)"
+            )
         if getattr(k, "symmetric", False):
             s = k.scores(x) if hasattr(k, "scores") else w
             _close(s, s.transpose(-1, -2), "weights (declared symmetric)", name, atol, rtol)
@@ -119,7 +142,9 @@ def check_interaction(kernel, reference: Callable[[torch.Tensor], torch.Tensor] 
     if xg.grad is None:
         xg.grad = torch.zeros_like(xg)
     if not torch.isfinite(xg.grad).all() or bad:
-        raise AssertionError(f"check_interaction({name}): gradients: non-finite gradients "
-                             f"(inputs finite: {bool(torch.isfinite(xg.grad).all())}, parameters {bad})")
+        raise AssertionError(
+            f"check_interaction({name}): gradients: non-finite gradients "
+            f"(inputs finite: {bool(torch.isfinite(xg.grad).all())}, parameters {bad})"
+        )
     ran.append("gradients")
     return ran

@@ -1,12 +1,15 @@
 """Hypothesis strategies for property tests of your own components (needs ``hypothesis``).
 
+```pycon
 >>> from hypothesis import given
 >>> from mfsde.testing.strategies import kernels, populations
 >>> @given(x=populations(), k=kernels(dim=3))            # doctest: +SKIP
 ... def test_mine(x, k): ...
+```
 
 The project's own tests draw from these (``tests/test_interactions.py``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +51,7 @@ def kernels(draw, dim: int, names=None, scale: float = 0.3):
     """A registered interaction kernel for particles of dimension ``dim`` (a name from ``names``,
     default every one in ``mfsde.interactions.INTERACTIONS``) with random N(0, scale²) parameters,
     float64, in eval mode (dropout off). Attention gets as many heads as divide ``dim`` (1 or 2)."""
-    from ..interactions import INTERACTIONS
+    from mfsde.interactions import INTERACTIONS
 
     name = draw(st.sampled_from(sorted(names or INTERACTIONS.names())))
     options = {"heads": 2 if dim % 2 == 0 else 1} if name == "attention" else {}

@@ -1,5 +1,6 @@
 """Shared AnnData plumbing of :mod:`mfsde.tl`, :mod:`mfsde.pp` and :mod:`mfsde.pl`: key checks
 with one-line errors, the ``uns["mfsde"]`` record, and snapshots read from ``obsm``."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import SnapshotError, get_task
-from ..data._load_common import MissingColumnError, _short
-from ..data.load_h5ad import anndata_times, from_anndata
+from mfsde.data import SnapshotError, get_task
+from mfsde.data._load_common import MissingColumnError, _short
+from mfsde.data._load_h5ad import anndata_times, from_anndata
 
 UNS_KEY = "mfsde"
 
@@ -34,8 +35,9 @@ def fit_record(adata) -> dict:
 
 def require_obs(adata, key: str, what: str) -> None:
     if not isinstance(key, str) or key not in adata.obs.columns:
-        raise MissingColumnError(f"{what} {key!r} not in adata.obs; obs columns are "
-                                 f"{_short([str(c) for c in adata.obs.columns])}")
+        raise MissingColumnError(
+            f"{what} {key!r} not in adata.obs; obs columns are {_short([str(c) for c in adata.obs.columns])}"
+        )
 
 
 def obsm_key(basis: str) -> str:
@@ -60,13 +62,14 @@ def velocity_key(basis: str) -> str:
 def _advice(e: SnapshotError) -> SnapshotError:
     msg = str(e)
     if "time_values" in msg:  # the loaders' advice; AnnData users set the column's type instead
-        msg = msg.split("; pass time_values")[0] + ("; make it numbers, or an ordered categorical whose "
-                                                    "category order is the time order")
+        msg = msg.split("; pass time_values")[0] + (
+            "; make it numbers, or an ordered categorical whose category order is the time order"
+        )
     return SnapshotError(msg)
 
 
 def times_of(adata, time_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(times (T,), index (n_obs,))`` of ``obs[time_key]`` (see :func:`mfsde.data.load_h5ad.anndata_times`)."""
+    """``(times (T,), index (n_obs,))`` of ``obs[time_key]`` (see :func:`mfsde.data.anndata_times`)."""
     require_obs(adata, time_key, "time_key")
     try:
         return anndata_times(adata, time_key, where="adata")
@@ -107,13 +110,22 @@ def resolve(adata, model, time_key: str | None, basis: str | None) -> tuple[str,
     key = require_obsm(adata, basis or rec.get("basis", "X_pca"))
     dim = getattr(model, "dim", None)
     if dim is not None and adata.obsm[key].shape[1] != dim:
-        raise ValueError(f"the model has dimension {dim} but obsm[{key!r}] has {adata.obsm[key].shape[1]} columns; "
-                         f"pass the basis the model was fitted on")
+        raise ValueError(
+            f"the model has dimension {dim} but obsm[{key!r}] has {adata.obsm[key].shape[1]} columns; "
+            f"pass the basis the model was fitted on"
+        )
     return time_key, key
 
 
-def snapshots(adata, time_key: str, basis: str, *, label_key: str | None = None,
-              population_key: str | None = None, return_rows: bool = False):
+def snapshots(
+    adata,
+    time_key: str,
+    basis: str,
+    *,
+    label_key: str | None = None,
+    population_key: str | None = None,
+    return_rows: bool = False,
+):
     """Snapshots (or Populations) of ``obsm[basis]`` by ``obs[time_key]``; see
     :func:`mfsde.data.from_anndata`."""
     if label_key is not None:
@@ -121,18 +133,28 @@ def snapshots(adata, time_key: str, basis: str, *, label_key: str | None = None,
     if population_key is not None:
         require_obs(adata, population_key, "population_key")
     try:
-        return from_anndata(adata, time_key, label_key, obsm=require_obsm(adata, basis),
-                            population_col=population_key, name="adata", where="adata", return_rows=return_rows)
+        return from_anndata(
+            adata,
+            time_key,
+            label_key,
+            obsm=require_obsm(adata, basis),
+            population_col=population_key,
+            name="adata",
+            where="adata",
+            return_rows=return_rows,
+        )
     except SnapshotError as e:
         raise _advice(e) from None
 
 
 def jsonable(obj: Any) -> str:
     """A JSON string (``uns`` values must survive ``write_h5ad``; nested lists of dicts do not)."""
+
     def default(o):
         if isinstance(o, np.ndarray):
             return o.tolist()
         if isinstance(o, (np.integer, np.floating)):
             return o.item()
         return str(o)
+
     return json.dumps(obj, default=default)

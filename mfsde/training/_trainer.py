@@ -1,0 +1,517 @@
+"""The :class:`Trainer`: one training run advanced one iteration at a time, with its random streams.
+
+:func:`mfsde.fit` drives it (run directory, checkpoints, signals, time budget); the
+benchmarks step several trainers in turn. See :mod:`mfsde.training` for the recipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import math
+import time
+from collections.abc import Callable
+
+import torch
+
+from mfsde.config._schema import Config
+from mfsde.data._inputs import build_series, draw_initial, group_series, training_members
+from mfsde.losses import LOSSES, path_energy, subsample
+from mfsde.model._sde import MeanFieldSDE, build_model, sigma_to_model_units
+from mfsde.training import _distributed as distributed
+from mfsde.training import _flow_matching as _fm
+from mfsde.training import _runs as runs
+from mfsde.training._averaging import ParameterAverage
+from mfsde.training._rng import RandomStreams, population_seed, seed_everything
+
+__all__ = [
+    "Trainer",
+    "RandomStreams",
+    "FitLoss",
+    "default_simulate",
+    "population_seed",
+    "seed_everything",
+    "RESUMABLE_CHANGES",
+]
+
+RESUMABLE_CHANGES = (
+    "train.iterations",
+    "train.checkpoint_every",
+    "train.checkpoint_seconds",
+    "train.log_every",
+    "train.time_budget",
+    "train.time_clock",
+    "train.eval_every",
+)
+
+
+class FitLoss:
+    """The distribution loss of a config with ``train.n_targets`` target sub-sampling.
+
+    The loss is built by registry name from ``config.loss.fit``; ``train.n_targets`` is passed
+    as its ``n_targets`` option unless the loss options set one themselves. A registered loss
+    without an ``n_targets`` option gets its targets sub-sampled here. The generator is passed
+    to the loss when its ``forward`` accepts one.
+    """
+
+    def __init__(self, config: Config):
+        comp = config.loss.fit
+        cls = LOSSES.get(comp.name)
+        options = dict(comp.options)
+        accepted = inspect.signature(cls).parameters
+        self.n_targets = options.get("n_targets", config.train.n_targets)
+        self.external = "n_targets" not in accepted
+        if not self.external:
+            options.setdefault("n_targets", config.train.n_targets)
+        self.loss = LOSSES.build(comp.name, **options)
+        fwd = getattr(self.loss, "forward", self.loss)
+        try:
+            self.takes_generator = "generator" in inspect.signature(fwd).parameters
+        except (TypeError, ValueError):
+            self.takes_generator = False
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.external:
+            y = subsample(y, self.n_targets, generator)
+        if self.takes_generator:
+            return self.loss(x, y, generator=generator)
+        return self.loss(x, y)
+
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        key = f"{prefix}{k}"
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, key + ".")
+        elif va != vb:
+            out.append(key)
+    return out
+
+
+def _task_dict(task) -> dict:
+    if not hasattr(task, "train"):  # a PopulationTask
+        return task.to_dict()
+    return {
+        "name": getattr(task, "name", None),
+        "train": [int(i) for i in task.train],
+        "heldout": [int(i) for i in task.heldout],
+    }
+
+
+# -- training --------------------------------------------------------------------------------
+def default_simulate(
+    model: MeanFieldSDE, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator, random_batch: int | None = None
+):
+    """The training simulation, ``model(x0, ts, …, energy=True)``: a Solution with ``xs`` and ``energy``."""
+    return model(x0, ts, generator=generator, energy=True, random_batch=random_batch)
+
+
+class Trainer:
+    """One training run, advanced one iteration at a time by :meth:`step` (:func:`fit` drives it).
+
+    Builds the model (torch's global RNG seeded with ``train.seed`` first), Adam, StepLR, the fit
+    loss and, per population simulated here, a ``torch.Generator`` for cell draws, Brownian increments,
+    random groups and target sub-sampling (on a GPU a second, CPU one for the sub-samples) and a copy
+    of torch's global RNG state (used by dropout), swapped in while that population is simulated; so
+    trainers stepped in turn (as the benchmarks do) do not change each other's results.
+
+    When a ``torch.distributed`` process group is initialised the trainer simulates only the
+    populations of its rank (``train.populations`` must be divisible by the world size) and
+    wraps the model in ``DistributedDataParallel``; :meth:`step` and :meth:`state_dict` are
+    then collective: every rank must call them.
+
+    Args:
+        config, snapshots, task, device: as for :func:`fit` (``device=None``: the CPU, or this
+            rank's GPU under an NCCL process group).
+        simulate: ``simulate(model, x0, ts, generator)`` returning an object with ``xs`` ``(T, N, d)``,
+            ``energy`` ``(T,)`` and ``ts`` (default :func:`default_simulate`); lets benchmarks swap the
+            solver (e.g. torchsde). Under DDP ``model`` is the ``DistributedDataParallel`` wrapper and
+            must be called (its forward) for the gradients to be averaged.
+
+    Attributes:
+        model (the plain module, also under DDP), optimiser, scheduler, populations (this rank's
+        :class:`RandomStreams`), generator (the first one's), iteration, history.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        snapshots,
+        task,
+        *,
+        device: str | torch.device | None = None,
+        simulate: Callable | None = None,
+    ):
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be an mfsde.Config, got {type(config).__name__}")
+        config.validate()
+        task, members = training_members(snapshots, task, config.model.dim)
+        self.config, self.task, self.snapshots = config, task, snapshots
+        tc = config.train
+        if simulate is not None and tc.random_batch is not None:
+            raise ValueError(
+                "train.random_batch is applied by the default simulation only; pass it in your own simulate"
+            )
+        if simulate is not None and tc.method == "flow_matching":
+            raise ValueError("train.method 'flow_matching' never simulates: a simulate function would be ignored")
+        # before anything collective: every rank raises the same error
+        self.world_size, self.rank = distributed.world_size(), distributed.rank()
+        indices = distributed.local_populations(tc.populations, self.rank, self.world_size)
+        self.device = torch.device(device) if device is not None else distributed.default_device()
+        dtype = torch.get_default_dtype()
+
+        seed_everything(tc.seed)
+        self.model = build_model(config).to(self.device)
+        self.model.train()
+        if tc.random_batch is not None and not getattr(self.model.drift.inter, "equivariant", True):
+            raise ValueError(
+                f"train.random_batch needs a permutation-equivariant kernel; {config.model.inter.name!r} is not"
+            )
+        # the model works in standardised units fitted on the training times (mfsde.model)
+        scale = self.model.scale.fit_many_(
+            [(s, t.train) for _, s, t in members], config.model.standardize, config.model.time_scale
+        )
+        sigma_to_model_units(self.model, config)  # model.sigma_units = "data": σ from the fitted scale
+        #: one :class:`~mfsde.data.Series` per training population, and their batches
+        self.series = build_series(members, scale, self.device, dtype)
+        self.groups = group_series(self.series)
+        #: the indices of the ``fit@k`` records: every training index ≥ 1 of any population
+        self.fit_idx = sorted({k for s in self.series for k in s.fit_idx})
+        if tc.method != "simulation":
+            if self.world_size > 1:
+                raise ValueError(
+                    f"train.method {tc.method!r} runs in one process; data-parallel (torchrun) training "
+                    "needs train.method 'simulation'"
+                )
+            _fm.diffusion_sigma(self.model.diffusion)  # noise that a Brownian bridge cannot carry: refused now
+        self.populations = [self._population(p) for p in indices]
+        self.generator = self.populations[0].generator
+        self.forward_model = self._wrap(self.model)
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self._param_names = [n for n, _ in named]
+        #: the moving average of ``params`` (``train.ema``), or ``None``
+        self.ema = ParameterAverage(self.params, tc.ema) if tc.ema > 0 else None
+        self.optimiser = torch.optim.Adam(self._param_groups(named, tc), lr=tc.lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=tc.lr_step, gamma=tc.lr_gamma)
+        self.loss_fn = FitLoss(config)
+        self.simulate = simulate or functools.partial(default_simulate, random_batch=tc.random_batch)
+        self.iteration, self.history = 0, []
+        #: wall-clock and CPU seconds (this process, all threads) in :meth:`step` over the run, resumed parts included
+        self.train_wall_seconds, self.train_cpu_seconds = 0.0, 0.0
+
+    @property
+    def phase(self) -> str:
+        """The loss the next :meth:`step` trains with: ``"flow_matching"`` or ``"simulation"``
+        (``train.method``; ``"flow_matching+simulation"`` switches after ``train.fm_iterations``)."""
+        tc = self.config.train
+        if tc.method == "flow_matching" or (
+            tc.method == "flow_matching+simulation" and self.iteration < tc.fm_iterations
+        ):
+            return "flow_matching"
+        return "simulation"
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds of training steps on the clock ``train.time_budget`` counts (``train.time_clock``)."""
+        return self.train_cpu_seconds if self.config.train.time_clock == "cpu" else self.train_wall_seconds
+
+    @staticmethod
+    def _param_groups(named: list, tc) -> list[dict]:
+        """Adam's groups: σ (``train.sigma_lr``) and the kernel (``train.inter_lr``) where set; the rest ``lr``."""
+        lrs = {"diffusion.": ("train.sigma_lr", tc.sigma_lr), "drift.inter.": ("train.inter_lr", tc.inter_lr)}
+        own = {k: v for k, v in lrs.items() if v[1] is not None}
+        groups, rest = {}, []  # groups in order of first appearance (the order checkpoints were saved in)
+        for n, p in named:
+            prefix = next((k for k in own if n.startswith(k)), None)
+            (groups.setdefault(prefix, []) if prefix else rest).append(p)
+        for k in (k for k in own if k not in groups):  # e.g. a plugin kernel without parameters
+            raise ValueError(f"{own[k][0]} is set but no trainable parameter under {k[:-1]!r} takes it")
+        return [{"params": rest}] + [{"params": ps, "lr": own[k][1]} for k, ps in groups.items()]
+
+    def _wrap(self, model: MeanFieldSDE) -> torch.nn.Module:
+        """``model`` itself, or its ``DistributedDataParallel`` wrapper under a process group
+        (which checks that every rank has the same parameter shapes and broadcasts rank 0's)."""
+        if not distributed.is_distributed():
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        if self.device.type == "cuda":
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            return DistributedDataParallel(model, device_ids=[index], output_device=index)
+        return DistributedDataParallel(model)
+
+    # -- RNG of this run ----------------------------------------------------------------------
+    def _population(self, p: int) -> RandomStreams:
+        """The streams of population ``p`` (population 0: those of a single-population run; its
+        global RNG state is the current one, right after the model was built)."""
+        seed = self.config.train.seed
+        gen = torch.Generator(device=self.device).manual_seed(population_seed(seed, 1, p))
+        # target sub-sampling draws its permutations on the CPU: off the CPU it needs a CPU generator
+        target = gen if self.device.type == "cpu" else torch.Generator().manual_seed(population_seed(seed, 2, p))
+        if p == 0:
+            rng = self._global_rng()
+        else:  # the states torch.manual_seed would give, without touching the global RNG
+            s = population_seed(seed, 3, p)
+            rng = {"cpu": torch.Generator().manual_seed(s).get_state()}
+            if self.device.type == "cuda":
+                rng["cuda"] = torch.Generator(device=self.device).manual_seed(s).get_state()
+        return RandomStreams(p, gen, target, rng)
+
+    def _global_rng(self):
+        state = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_global_rng(self, state) -> None:
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
+    # -- one iteration ------------------------------------------------------------------------
+    def population_loss(self, pop: RandomStreams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw cells, simulate population ``pop`` with its own streams and return
+        ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor over
+        :attr:`fit_idx`). With several data populations every one is simulated from its own
+        first snapshot (those sharing a time axis as one batch of independent systems) and the
+        terms are means over populations (``fit@k``: over the populations trained at k)."""
+        tc = self.config.train
+        self._set_global_rng(pop.torch_rng)
+        try:
+            parts = []  # (series, fits (K_s,), energy) per data population
+            for group in self.groups:
+                members = [self.series[i] for i in group]
+                x0 = [draw_initial(s.data[0], tc.n_particles, pop.generator) for s in members]
+                x0 = x0[0] if len(x0) == 1 else torch.stack(x0)
+                sol = self.simulate(self.forward_model, x0, members[0].ts, pop.generator)
+                energy = path_energy(sol)
+                for j, s in enumerate(members):
+                    xs = sol.xs if len(members) == 1 else sol.xs[:, j]
+                    fits = torch.stack([self.loss_fn(xs[k], s.data[k], pop.target_generator) for k in s.fit_idx])
+                    parts.append((s, fits, energy if len(members) == 1 else energy[j]))
+        finally:
+            pop.torch_rng = self._global_rng()
+        fw, ew = float(self.config.loss.fit_weight), float(self.config.loss.energy_weight)
+        fit_term = torch.stack([f.mean() for _, f, _ in parts]).mean()
+        energy = torch.stack([e for _, _, e in parts]).mean()
+        per_k = []
+        for k in self.fit_idx:
+            per_k.append(torch.stack([f[s.fit_idx.index(k)] for s, f, _ in parts if k in s.fit_idx]).mean())
+        return fw * fit_term + ew * energy, fit_term, energy, torch.stack(per_k)
+
+    def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:
+        """The flow-matching loss (:mod:`mfsde.training`) of population ``pop``'s draws: one
+        batch of ``train.fm_times`` bridged populations of ``train.fm_batch`` cells per training
+        series, drawn with the population's generator (dropout with its global RNG state); the mean
+        over series. A scalar."""
+        tc = self.config.train
+        self._set_global_rng(pop.torch_rng)
+        try:
+            sigma = _fm.diffusion_sigma(self.model.diffusion)
+            losses = []
+            for s in self.series:
+                fb = _fm.flow_matching_batch(
+                    s, sigma, n_times=tc.fm_times, batch=tc.fm_batch, coupling=tc.fm_coupling, generator=pop.generator
+                )
+                losses.append(_fm.flow_matching_loss(self.model.drift, fb, tc.random_batch, pop.generator))
+        finally:
+            pop.torch_rng = self._global_rng()
+        return torch.stack(losses).mean()
+
+    def _backward_populations(self, phase: str) -> torch.Tensor:
+        """Simulate this rank's populations one at a time and accumulate the gradient of
+        loss_p / n_local into ``.grad`` (one graph alive at a time). Under DDP only the last
+        backward all-reduces (the others run under ``no_sync``), and DDP divides by the world
+        size, so every rank ends with the gradient of the mean loss over all populations (equal
+        to that of one process running them all up to the order of floating-point summation;
+        the 2-process test observed identical losses with one population per rank). Returns the
+        ``(3 + K,)`` sum over the local populations of (loss, fit, energy, fits per time),
+        detached; in the flow-matching phase the ``(1,)`` sum of the flow-matching loss."""
+        n = len(self.populations)
+        total = None
+        flow = phase == "flow_matching"
+        for i, pop in enumerate(self.populations):
+            sync = n == 1 or i == n - 1 or self.forward_model is self.model
+            with contextlib.nullcontext() if sync else self.forward_model.no_sync():
+                if flow:  # one process only (checked at construction): no DDP forward to go through
+                    loss = self.flow_matching_loss(pop)
+                    parts = [loss]
+                else:
+                    loss, fit_term, energy, fits = self.population_loss(pop)
+                    parts = [loss, fit_term, energy, fits]
+                (loss if n == 1 else loss / n).backward()
+            stats = torch.cat([p.detach().reshape(-1) for p in parts])
+            total = stats if total is None else total + stats
+        return total
+
+    def global_stats(self, local_sum: torch.Tensor) -> torch.Tensor:
+        """The mean over all ``train.populations`` of a per-population ``local_sum`` (summed over
+        this rank's populations; all-reduced over the ranks, so every rank gets the same numbers)."""
+        total = distributed.all_reduce_sum(local_sum) if self.world_size > 1 else local_sum
+        populations = self.config.train.populations
+        return total if populations == 1 else total / populations
+
+    def step(self) -> dict:
+        """One training iteration; returns (and appends to :attr:`history`) its record.
+
+        Under DDP the backward passes average the gradients over the ranks, so clipping and the
+        Adam step see the gradient of the mean loss over all populations."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        lr = self.optimiser.param_groups[0]["lr"]
+        phase = self.phase
+        self.optimiser.zero_grad(set_to_none=True)
+        stats = self.global_stats(self._backward_populations(phase))
+        if not torch.isfinite(stats[0]):  # the same decision on every rank, before any update
+            detail = (
+                "flow-matching loss" if phase == "flow_matching" else f"fit={stats[1].item()}, energy={stats[2].item()}"
+            )
+            raise FloatingPointError(
+                f"non-finite loss at iteration {self.iteration + 1} ({detail}); try a smaller train.lr or model.dt"
+            )
+        clip = self.config.train.clip_grad_norm
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
+        self.optimiser.step()
+        self.scheduler.step()
+        self.iteration += 1
+        if self.ema is not None:
+            self.ema.update(self.iteration)
+        values = stats.tolist()
+        if phase == "flow_matching":
+            losses = {"loss": values[0], "fm": values[0]}
+        else:
+            losses = {
+                "loss": values[0],
+                "fit": values[1],
+                "energy": values[2],
+                **{f"fit@{k}": v for k, v in zip(self.fit_idx, values[3:])},
+            }
+        rec = {
+            "iteration": self.iteration,
+            **losses,
+            **({"phase": phase} if self.config.train.method != "simulation" else {}),
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "grad_norm_clipped": min(float(grad_norm), clip) if clip is not None else float(grad_norm),
+            "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0,
+        }
+        if self.config.model.learn_sigma and self.model.diffusion.additive:  # the learned σ (model units, mean over d)
+            rec["sigma"] = float(self.model.diffusion.constant().detach().mean())
+        self.history.append(rec)
+        self.train_wall_seconds += rec["seconds"]
+        self.train_cpu_seconds += rec["cpu_seconds"]
+        return rec
+
+    def fit_report(self) -> dict:
+        """Exact W1 in data units at every time index ≥ 1 up to the last task time (training and
+        held-out), ``train.eval_particles`` cells simulated from t₀ with ``eval.seed``:
+        ``{"w1@k": …, "eval_seconds": …}`` (merged into the history record by :func:`fit`).
+        Tells under-fitting (training times far) from over-fitting (training near, held-out far).
+        With ``train.ema`` the averaged weights are scored."""
+        t0 = time.perf_counter()
+        with self.averaged():
+            out = self._fit_report()
+        out["eval_seconds"] = time.perf_counter() - t0
+        return out
+
+    def _fit_report(self) -> dict:
+        from mfsde.evaluation._evaluate import evaluate, metric_key
+
+        if hasattr(self.task, "train"):
+            times = range(1, max([*self.task.train, *self.task.heldout]) + 1)
+        else:  # populations: every later time of every population, held-out ones included
+            times = range(1, max(s.n_times for s in self.snapshots.values()))
+        ev = evaluate(
+            self.model,
+            self.snapshots,
+            self.task,
+            n_particles=self.config.train.eval_particles,
+            seed=self.config.eval.seed,
+            times=times,
+            metrics=("w1",),
+        )
+        return {metric_key("w1", r): r["w1"] for r in ev["per_time"]}
+
+    def averaged(self):
+        """A context in which the model holds the averaged weights (``train.ema``; no-op when off)."""
+        return contextlib.nullcontext() if self.ema is None else self.ema.applied()
+
+    def use_averaged(self) -> None:
+        """Replace the model's weights by their average for good (end of training)."""
+        if self.ema is not None:
+            self.ema.apply()
+
+    # -- checkpoints --------------------------------------------------------------------------
+    @staticmethod
+    def _population_rng(pop: RandomStreams) -> dict:
+        out = {"generator": pop.generator.get_state(), "torch": pop.torch_rng["cpu"]}
+        if "cuda" in pop.torch_rng:
+            out["torch_cuda_device"] = pop.torch_rng["cuda"]
+        if pop.target_generator is not pop.generator:
+            out["target_generator"] = pop.target_generator.get_state()
+        return out
+
+    def _set_population_rng(self, pop: RandomStreams, state: dict) -> None:
+        pop.generator.set_state(state["generator"])
+        pop.torch_rng = {"cpu": state["torch"]}
+        if "torch_cuda_device" in state and self.device.type == "cuda":
+            pop.torch_rng["cuda"] = state["torch_cuda_device"]
+        if pop.target_generator is not pop.generator and "target_generator" in state:
+            pop.target_generator.set_state(state["target_generator"])
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-identically (what ``checkpoint.pt`` holds).
+
+        ``rng["populations"]`` holds the streams of every population (gathered from all
+        ranks: collective under DDP); the top-level ``rng`` keys are population 0's. The
+        model's entries are the plain module's, so the checkpoint loads in a single process."""
+        gathered: dict[int, dict] = {}
+        for part in distributed.all_gather_objects({pop.index: self._population_rng(pop) for pop in self.populations}):
+            gathered.update(part)
+        rng = runs.rng_states()
+        rng.update(gathered[self.populations[0].index])
+        rng["populations"] = [gathered[p] for p in range(self.config.train.populations)]
+        extra = {}
+        if self.ema is not None:  # the model's state with the averaged parameters (the average's only copy)
+            extra["model_averaged"] = {**self.model.state_dict(), **dict(zip(self._param_names, self.ema.state()))}
+        return {
+            **extra,
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "history": list(self.history),
+            "rng": rng,
+            "task": _task_dict(self.task),
+            "versions": runs.package_versions(),
+        }
+
+    def load_state_dict(self, ckpt: dict, source: str = "checkpoint") -> None:
+        """Restore :meth:`state_dict` output after checking that config and task match."""
+        saved = Config.from_dict(ckpt["config"]).to_dict()  # fields added since get their defaults
+        diff = [k for k in _config_diff(saved, self.config.to_dict()) if k not in RESUMABLE_CHANGES]
+        if diff:
+            raise ValueError(f"cannot resume {source!r}: config differs from the checkpoint's in {diff}")
+        mine, theirs = _task_dict(self.task), dict(ckpt["task"])
+        if {k: v for k, v in theirs.items() if k != "name"} != {k: v for k, v in mine.items() if k != "name"}:
+            raise ValueError(f"cannot resume {source!r}: checkpoint task {ckpt['task']} differs from {mine}")
+        self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None:
+            self.ema.load([ckpt["model_averaged"][n] for n in self._param_names])
+        self.optimiser.load_state_dict(ckpt["optimiser"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        rng = ckpt["rng"]
+        runs.set_rng_states(rng)
+        states = rng.get("populations") or [rng]  # checkpoints of single-population runs before populations
+        for pop in self.populations:
+            self._set_population_rng(pop, states[pop.index])
+        self.iteration, self.history = int(ckpt["iteration"]), list(ckpt["history"])
+        self.train_wall_seconds = float(sum(r.get("seconds", 0.0) for r in self.history))
+        # records written before the CPU clock count their wall time
+        self.train_cpu_seconds = float(sum(r.get("cpu_seconds", r.get("seconds", 0.0)) for r in self.history))
