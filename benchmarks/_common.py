@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -132,7 +133,7 @@ def env_info() -> dict:
     }
 
 
-# -- sharding -----------------------------------------------------------------------------------
+# -- sharding, resuming, the row log ----------------------------------------------------------
 def shard(text: str) -> tuple[int, int]:
     """``--shard K/N`` as ``(K, N)`` with 1 ≤ K ≤ N (an argparse ``type``: a one-line error otherwise)."""
     import argparse
@@ -147,7 +148,17 @@ def shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-# -- output -------------------------------------------------------------------------------------
+def share(items: Sequence, part: tuple[int, int]) -> list:
+    """The ``--shard K/N`` share of ``items``: every N-th one, starting at the K-th."""
+    k, n = part
+    return list(items)[k - 1::n]
+
+
+def rows_log(name: str) -> Path:
+    """``results/<name>.rows.jsonl``: the run's rows, one JSON object a line, appended as runs finish."""
+    return RESULTS_DIR / f"{name}.rows.jsonl"
+
+
 def read_rows(path: Path) -> list[dict]:
     """The rows of a ``*.rows.jsonl`` log (one JSON object per line); ``[]`` if there is none."""
     if not path.is_file():
@@ -155,6 +166,79 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def load_rows(name: str) -> tuple[list[dict], Path]:
+    """The rows of the result ``name`` and the file they came from: its row log, or, where the log
+    is not kept (a named result committed as JSON and table only), the ``rows`` its JSON holds,
+    which a render writes from the whole log. ``([], log path)`` if there are none."""
+    log = rows_log(name)
+    rows = read_rows(log)
+    if rows:
+        return rows, log
+    path = RESULTS_DIR / f"{name}.json"
+    if path.is_file():
+        stored = json.loads(path.read_text()).get("rows")
+        if isinstance(stored, list) and stored:
+            return stored, path
+    return [], log
+
+
+def start_log(log: Path, *, resume: bool, first_shard: bool = True) -> list[dict]:
+    """Open a run's row log: with ``resume`` its rows so far (the runs to skip); otherwise ``[]``,
+    and the first shard deletes the rows of an earlier run (the other shards append to its log)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if resume:
+        return read_rows(log)
+    if first_shard:
+        log.unlink(missing_ok=True)
+    return []
+
+
+def run_fields(commit: str | None, threads: int | None = None) -> dict:
+    """What a row records about where it ran: the 1-minute load average now, the torch threads
+    (when the script sets them) and the git commit of the code (``env_info()["git_commit"]``, taken
+    once when the process starts: the code it imported)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
+    return {"loadavg_1": load, **({"threads": threads} if threads is not None else {}), "git_commit": commit}
+
+
+def append_rows(log: Path, rows: Sequence[dict], **fields) -> None:
+    """Append ``rows`` (each with ``fields`` added, e.g. :func:`run_fields`) to the row log at once,
+    so that an interrupted run keeps every finished one."""
+    with open(log, "a") as fh:
+        for r in rows:
+            fh.write(json.dumps({**r, **fields}) + "\n")
+
+
+# -- mean ± spread over seeds -------------------------------------------------------------------
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof = 1) of ``values``; the std is NaN for one value."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else float("nan"))
+
+
+def pm(mean: float, std: float | None, digits: int = 3) -> str:
+    """``"mean ± std"`` with ``digits`` decimals; ``"mean"`` alone where the std is undefined."""
+    return f"{mean:.{digits}f}" + ("" if std is None or math.isnan(std) else f" ± {std:.{digits}f}")
+
+
+def mean_pm(values: Sequence[float | None], digits: int = 3, *, drop_undefined: bool = False) -> str:
+    """Mean ± sample std of ``values`` over seeds (:func:`pm`), ``"–"`` without a value. An undefined
+    value (``None``, NaN) makes the cell ``"–"``, or with ``drop_undefined`` is left out with the
+    other non-finite ones (e.g. an interaction error on a control)."""
+    vals = [math.nan if v is None else float(v) for v in values]
+    if drop_undefined:
+        vals = [v for v in vals if math.isfinite(v)]
+    if not vals or any(math.isnan(v) for v in vals):
+        return "–"
+    return pm(*mean_std(vals), digits)
+
+
+# -- output -------------------------------------------------------------------------------------
 #: train settings a preset may set beyond scIMF's recipe: every model row records them, and
 #: ``--resume`` refuses rows trained otherwise than today's preset (pairwise_mlp before its random
 #: groups, rbf before its own step size)

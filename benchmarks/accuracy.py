@@ -187,19 +187,6 @@ def plan(args) -> list[tuple]:
 
 
 # -- output ----------------------------------------------------------------------------------------
-def _ms(vals) -> tuple[float, float]:
-    vals = np.asarray(vals, dtype=float)
-    return float(vals.mean()), (float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"))
-
-
-def _cell(vals, digits: int) -> str:
-    """``mean ± std`` over seeds; ``–`` with no value or an undefined one (NaN, ``None``)."""
-    if not len(vals) or np.isnan(np.asarray(vals, dtype=float)).any():
-        return "–"
-    m, s = _ms(vals)
-    return f"{m:.{digits}f}" + ("" if math.isnan(s) else f" ± {s:.{digits}f}")
-
-
 def _w(row: dict, metric: str, j: int | None = None) -> float:
     """``metric`` of a row at its ``j``-th held-out time (``None``: the mean over them); NaN where it
     is undefined: McCann past the last training time, where :func:`mfsde.baselines.baseline_evaluations`
@@ -227,11 +214,11 @@ def summary(rows: list[dict]) -> list[dict]:
         s = {"dataset": dataset, "task": task, "start": start, "preset": preset, "kind": rs[0]["kind"],
              "seeds": [r["seed"] for r in rs]}
         for m in ("w1", "w2"):
-            s[m] = _ms([r[m] for r in rs])
+            s[m] = _common.mean_std([r[m] for r in rs])
             for j, pt in enumerate(rs[0]["per_time"]):
-                s[f"{m}@{pt['index']}"] = _ms([r["per_time"][j][m] for r in rs])
+                s[f"{m}@{pt['index']}"] = _common.mean_std([r["per_time"][j][m] for r in rs])
         if rs[0]["kind"] == "model":
-            s["iterations"] = _ms([r["iterations"] for r in rs])
+            s["iterations"] = _common.mean_std([r["iterations"] for r in rs])
         out.append(s)
     return out
 
@@ -260,11 +247,11 @@ def markdown(rows: list[dict], digits_for) -> str:
         for p in order:
             g = groups[p]
             cells = [p if g[0]["kind"] == "model" else f"*{p}*"]
-            cells += [_cell([_w(r, "w1", j) for r in g], d) for j in range(len(idx))]
+            cells += [_common.mean_pm([_w(r, "w1", j) for r in g], d) for j in range(len(idx))]
             if len(idx) > 1:
-                cells.append(_cell([_w(r, "w1") for r in g], d))
-            cells.append(_cell([_w(r, "w2") for r in g], d))
-            cells.append(_cell([r["iterations"] for r in g], 0) if g[0]["kind"] == "model" else "–")
+                cells.append(_common.mean_pm([_w(r, "w1") for r in g], d))
+            cells.append(_common.mean_pm([_w(r, "w2") for r in g], d))
+            cells.append(_common.mean_pm([r["iterations"] for r in g], 0) if g[0]["kind"] == "model" else "–")
             cells.append(str(len(g)))
             lines.append("| " + " | ".join(cells) + " |")
         for label, v, sd in PUBLISHED.get((dataset, start), []):
@@ -329,7 +316,7 @@ def cite_previous_mean(rows: list[dict]) -> dict[str, tuple[float, float]]:
     for p, seeds in by.items():
         vals = [(v["loo:1"] + v["loo:2"]) / 2 for v in seeds.values() if "loo:1" in v and "loo:2" in v]
         if vals:
-            out[p] = _ms(vals)
+            out[p] = _common.mean_std(vals)
     return out
 
 
@@ -426,7 +413,7 @@ def _stats(vals) -> dict:
     """One figure over seeds: ``values`` (seed order; ``None`` where undefined), ``mean``, sample
     ``std`` (``None`` with one seed), ``n``; ``mean`` is ``None`` if a value is undefined."""
     vals = [None if v is None or math.isnan(v) else float(v) for v in vals]
-    m, s = _ms([math.nan if v is None else v for v in vals])
+    m, s = _common.mean_std([math.nan if v is None else v for v in vals])
     return {"mean": None if math.isnan(m) else m, "std": None if math.isnan(s) else s, "n": len(vals), "values": vals}
 
 
@@ -463,10 +450,10 @@ def entries(rows: list[dict]) -> list[dict]:
 
 
 def write_reference(name: str, path: Path) -> int:
-    """Write the reference figures (:func:`entries`) of ``results/<name>.rows.jsonl`` to ``path``,
-    with the commits the rows name, the mfsde version, the date and the rows log's name."""
-    log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
-    rows = _common.read_rows(log)
+    """Write the reference figures (:func:`entries`) of ``results/<name>.rows.jsonl`` (or of the rows
+    in ``<name>.json``: :func:`_common.load_rows`) to ``path``, with the commits the rows name, the
+    mfsde version, the date and the rows log's name."""
+    rows, log = _common.load_rows(name)
     if not rows:
         print(f"no rows in {log}")
         return 2
@@ -604,7 +591,7 @@ def gate_markdown(g: dict, digits_for) -> str:
         d = digits_for(ln["dataset"])
 
         def side(s):
-            return "–" if s is None else f"{_cell(s['values'], d)} ({s['n']})"
+            return "–" if s is None else f"{_common.mean_pm(s['values'], d)} ({s['n']})"
 
         diff = ln["difference"]
         rel = "" if diff is None or not ln["reference"]["mean"] else f" ({100 * diff / ln['reference']['mean']:+.1f} %)"
@@ -628,11 +615,10 @@ def render(name: str, settings: dict | None = None, reference: Path | None = Non
     ``gate`` of the JSON). ``only_gate`` (``--compare``): print only that section, and fail (2) if
     there is no reference. Returns 0; 1 with ``fail_on_worse`` if a line is worse; 2 on no rows or
     no usable reference."""
-    log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
-    if not log.is_file():
+    rows, log = _common.load_rows(name)
+    if not rows:
         print(f"no rows in {log}")
         return 2
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     digits_for = lambda ds: 2 if ds == "cite" else 3  # noqa: E731
     try:
         ref = load_reference(reference) if reference is not None else None
@@ -650,7 +636,7 @@ def render(name: str, settings: dict | None = None, reference: Path | None = Non
     if cpm:
         md += "\n### CITE 50-D, previous-day protocol, mean of the day-3 and day-4 folds (W1)\n\n| method | W1 |\n|---|---|\n"
         for p, (m, s) in sorted(cpm.items(), key=lambda kv: kv[1][0]):
-            md += f"| {p} | {m:.2f}" + ("" if math.isnan(s) else f" ± {s:.2f}") + " |\n"
+            md += f"| {p} | {_common.pm(m, s, 2)} |\n"
         for label, v, sd in PUBLISHED[("cite", "previous")]:
             md += f"| {label}, published | {v:.2f} ± {sd:.2f} |\n"
     gmd = gate_markdown(g, digits_for) if g else ""
@@ -719,8 +705,7 @@ def main(argv=None) -> int:
         args.name = args.name if args.name != "accuracy" else "accuracy_quick"
     k, n = args.shard
     torch.set_num_threads(args.threads)
-    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = _common.rows_log(args.name)
     snaps = {d: load(d) for d in args.datasets}
     for d, s in snaps.items():
         if s is None:
@@ -731,7 +716,7 @@ def main(argv=None) -> int:
             mfsde.preset(p, dim=snaps[d].dim).override(**overrides)
         except (KeyError, ValueError, TypeError) as exc:
             ap.error(f"--set: preset {p!r} on {d}: {exc}")
-    old = _common.read_rows(log) if args.resume else []
+    old = _common.start_log(log, resume=args.resume, first_shard=k == 1)
     other = sorted({json.dumps(r.get("overrides") or {}, sort_keys=True) for r in old if r["kind"] == "model"}
                    - {json.dumps(overrides, sort_keys=True)})
     if other:  # resuming must not mix runs of different configs under one name
@@ -743,12 +728,10 @@ def main(argv=None) -> int:
     if stale:  # rows trained otherwise than today's preset (pairwise_mlp before its random groups, rbf before inter_lr 0.01)
         ap.error(f"--resume: {log.name} holds runs whose train.random_batch or train.inter_lr differs from today's preset "
                  f"({'; '.join(stale)}); rerun them or start a new --name")
-    if not args.resume and k == 1:
-        log.unlink(missing_ok=True)
     done = {(r["dataset"], r["task"], r["preset"] if r["kind"] == "model" else "baselines", r["seed"]) for r in old}
     # models and baselines are dealt to the shards separately, so every shard gets its share of runs
     models, bases = [j for j in planned if j[3] != "baselines"], [j for j in planned if j[3] == "baselines"]
-    mine = models[k - 1::n] + bases[k - 1::n]
+    mine = _common.share(models, args.shard) + _common.share(bases, args.shard)
     jobs = [j for j in planned if j in mine and (j[0], j[1], j[3], j[4]) not in done]
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     t_all = time.perf_counter()
@@ -761,10 +744,7 @@ def main(argv=None) -> int:
         else:
             rows = run_model(snaps[dataset], dataset, task, starts, what, seed,
                              argparse.Namespace(budget=budget, overrides=overrides))
-        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": args.threads, "git_commit": commit}
-        with open(log, "a") as fh:
-            for r in rows:
-                fh.write(json.dumps({**r, **env}) + "\n")
+        _common.append_rows(log, rows, **_common.run_fields(commit, args.threads))
         print(f"{dataset} {task} {what} seed {seed}: " + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
               + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
     print(f"shard {k}/{n} done in {(time.perf_counter() - t_all) / 60:.1f} min", flush=True)

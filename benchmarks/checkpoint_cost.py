@@ -10,6 +10,7 @@ overhead = write time / time between two default checkpoints.
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -28,7 +29,8 @@ from mfsde.data import from_arrays  # noqa: E402
 from mfsde.training import Trainer  # noqa: E402
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     for dim, n_cells in ((10, 800), (50, 3000)):

@@ -22,7 +22,6 @@ benchmarks/accuracy.py: 2000 cells from t₀, all cells of t₀, and from the pr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -119,8 +118,10 @@ def run(snaps, task: str, label: str, seed: int, budget: float, preset: str, fin
 
 
 def render(name: str, settings: dict | None = None) -> int:
-    log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    rows, log = _common.load_rows(name)
+    if not rows:
+        print(f"no rows in {log}")
+        return 2
     base = [r for r in rows if r.get("kind") == "baseline"]
     runs = [r for r in rows if r.get("kind") != "baseline"]
     lines = [f"held-out / training-time W1 (data units, 1000 cells from t0) after {runs[0]['budget']:g} s of "
@@ -133,15 +134,12 @@ def render(name: str, settings: dict | None = None) -> int:
         rs = [r for r in runs if r["label"] == label]
         if not rs:
             continue
-
-        def ms(vals, d=3):
-            vals = np.asarray(vals, float)
-            return f"{vals.mean():.{d}f}" + (f" ± {vals.std(ddof=1):.{d}f}" if len(vals) > 1 else "")
         half = [r["trace"][len(r["trace"]) // 2]["heldout_w1"] for r in rs]
         trend = np.mean([r["heldout_w1"] for r in rs]) - np.mean(half)
         g = rs[0]["trace"][-1]
-        lines.append(f"| {label} | {ms([r['heldout_w1'] for r in rs])} | {ms([r['train_w1'] for r in rs])} | "
-                     f"{trend:+.3f} | {ms([r['iterations'] for r in rs], 0)} | "
+        lines.append(f"| {label} | {_common.mean_pm([r['heldout_w1'] for r in rs])} | "
+                     f"{_common.mean_pm([r['train_w1'] for r in rs])} | "
+                     f"{trend:+.3f} | {_common.mean_pm([r['iterations'] for r in rs], 0)} | "
                      f"{g['grad_norm']:.3g} → {g['grad_norm_clipped']:.3g} | {len(rs)} |")
     for b in ("previous", "mccann", "floor"):
         vals = [r["w1"] for r in base if r["preset"] == b and r.get("n_particles", 1000) == 1000]
@@ -192,31 +190,26 @@ def main(argv=None) -> int:
     if snaps is None:
         print(f"skip: {args.dataset} not found under ../shared/data")
         return 0
-    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = _common.rows_log(args.name)
+    _common.start_log(log, resume=args.append, first_shard=k == 1)  # --append keeps the rows there
     if k == 1:
-        if not args.append:
-            log.unlink(missing_ok=True)
-        with open(log, "a") as fh:
-            for seed in args.seeds:
-                for ev in baseline_evaluations(snaps, args.task, n_particles=1000, seed=seed, metrics=("w1",)):
-                    fh.write(json.dumps({"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"]}) + "\n")
-                if args.final_eval:
-                    for ev in baseline_evaluations(snaps, args.task, n_particles=2000, seed=seed, metrics=("w1",)):
-                        fh.write(json.dumps({"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"],
-                                             "n_particles": 2000}) + "\n")
+        for seed in args.seeds:
+            _common.append_rows(log, [{"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"]}
+                                      for ev in baseline_evaluations(snaps, args.task, n_particles=1000, seed=seed,
+                                                                     metrics=("w1",))])
+            if args.final_eval:
+                _common.append_rows(log, [{"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"],
+                                           "n_particles": 2000}
+                                          for ev in baseline_evaluations(snaps, args.task, n_particles=2000, seed=seed,
+                                                                         metrics=("w1",))])
     jobs = [(v, s) for v in args.variants for s in args.seeds]
     commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
-    for i, (label, seed) in enumerate(jobs):
-        if i % n != k - 1:
-            continue
+    for label, seed in _common.share(jobs, args.shard):
         t0 = time.perf_counter()
         r = run(snaps, args.task, label, seed, args.budget, args.preset, args.final_eval)
         r.update(dataset=args.dataset, task=args.task, preset=args.preset, budget=args.budget,
-                 loadavg_1=_common.env_info()["loadavg_1_5_15"][0], wall_seconds=time.perf_counter() - t0,
-                 git_commit=commit)
-        with open(log, "a") as fh:
-            fh.write(json.dumps(r) + "\n")
+                 wall_seconds=time.perf_counter() - t0)
+        _common.append_rows(log, [r], **_common.run_fields(commit))
         print(f"{label:>32} seed {seed}: held-out {r['heldout_w1']:.4f}  train {r['train_w1']:.4f}  "
               f"({r['iterations']} it, {time.perf_counter() - t0:.0f} s)", flush=True)
     return render(args.name, vars(args)) if n == 1 else 0

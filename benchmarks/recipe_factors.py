@@ -79,9 +79,9 @@ def run(snaps, dataset, task, starts, factor, seed, budget) -> list[dict]:
 
 
 def render(name: str) -> int:
-    rows = _common.read_rows(_common.RESULTS_DIR / f"{name}.rows.jsonl")
+    rows, log = _common.load_rows(name)
     if not rows:
-        print(f"no rows in {name}.rows.jsonl")
+        print(f"no rows in {log.name}")
         return 2
     keys = []
     for r in rows:
@@ -97,7 +97,7 @@ def render(name: str) -> int:
         rs = [r for r in rows if (r["dataset"], r["task"], r["start"]) == k]
         base = {r["factor"]: r["w1"] for r in rs if r["kind"] == "baseline"}
         main_vals = [r["w1"] for r in rs if r.get("factor") == "main" and r["kind"] == "model"]
-        main_mean = accuracy._ms(main_vals)[0] if main_vals else None
+        main_mean = _common.mean_std(main_vals)[0] if main_vals else None
         cells = [f"{k[0]} {k[1]}, {k[2]}"] + [f"{base[b]:.{d(k[0])}f}" if b in base else "–"
                                               for b in ("previous", "mccann", "floor")]
         for f in factors:
@@ -105,13 +105,13 @@ def render(name: str) -> int:
             if not g:
                 cells.append("–")
                 continue
-            cell = accuracy._cell([r["w1"] for r in g], d(k[0]))
-            its = accuracy._ms([r["iterations"] for r in g])[0]
-            m = accuracy._ms([r["w1"] for r in g])[0]
+            cell = _common.mean_pm([r["w1"] for r in g], d(k[0]))
+            its = _common.mean_std([r["iterations"] for r in g])[0]
+            m = _common.mean_std([r["w1"] for r in g])[0]
             delta = "" if f == "main" or main_mean is None else f", Δ {m - main_mean:+.{d(k[0])}f}"
             cells.append(f"{cell}{delta} ({its:.0f} it)")
             summary.append({"dataset": k[0], "task": k[1], "start": k[2], "factor": f,
-                            "w1": accuracy._ms([r["w1"] for r in g]), "iterations": its, "seeds": [r["seed"] for r in g]})
+                            "w1": _common.mean_std([r["w1"] for r in g]), "iterations": its, "seeds": [r["seed"] for r in g]})
         lines.append("| " + " | ".join(cells) + " |")
     budgets = sorted({(r["dataset"], r["budget"]) for r in rows if r["kind"] == "model"})
     lines += ["", "Budgets (CPU seconds of training steps per run): "
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         return render(args.name)
     k, n = args.shard
     torch.set_num_threads(1)
-    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
+    log = _common.rows_log(args.name)
     snaps = {d: accuracy.load(d) for d in args.datasets}
     for d in [d for d, s in snaps.items() if s is None]:
         print(f"skip {d}: data not found under {accuracy.DATA}")
@@ -148,11 +148,10 @@ def main(argv=None) -> int:
     jobs = [(ds, task, starts, "baselines", 0) for ds, task, starts in TASKS if snaps.get(ds) is not None]
     jobs += [(ds, task, starts, f, seed) for seed in args.seeds for f in args.factors
              for ds, task, starts in TASKS if snaps.get(ds) is not None]
-    old = _common.read_rows(log) if args.resume else []
-    if not args.resume and k == 1:
-        log.unlink(missing_ok=True)
+    old = _common.start_log(log, resume=args.resume, first_shard=k == 1)
     done = {(r["dataset"], r["task"], r["factor"] if r["kind"] == "model" else "baselines", r["seed"]) for r in old}
-    jobs = [j for i, j in enumerate(jobs) if i % n == k - 1 and (j[0], j[1], j[3], j[4]) not in done]
+    jobs = [j for j in _common.share(jobs, args.shard) if (j[0], j[1], j[3], j[4]) not in done]
+    commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     for ds, task, starts, what, seed in jobs:
         t0 = time.perf_counter()
@@ -160,11 +159,7 @@ def main(argv=None) -> int:
             rows = [{**r, "factor": r["preset"]} for r in accuracy.run_baselines(snaps[ds], ds, task, starts, seed)]
         else:
             rows = run(snaps[ds], ds, task, starts, what, seed, args.budget_cite if ds == "cite" else args.budget_emt)
-        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": 1,
-               "git_commit": _common.env_info()["git_commit"]}
-        with open(log, "a") as fh:
-            for r in rows:
-                fh.write(json.dumps({**r, **env}) + "\n")
+        _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
         print(f"{ds} {task} {what} seed {seed}: " + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
               + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
     return render(args.name) if n == 1 else 0

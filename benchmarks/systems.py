@@ -25,8 +25,6 @@ Writes ``benchmarks/results/systems.json`` and ``systems.md`` (``--quick``: ``sy
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -209,13 +207,6 @@ def plan(args) -> list[tuple[str, str, int]]:
 METRICS = ["w1@2", "w1@5", "w2@2", "w2@5", "drift", "inter", "inter_scaled"]
 
 
-def _mean_std(vals) -> str:
-    v = np.array([x for x in vals if x is not None and not (isinstance(x, float) and math.isnan(x))], dtype=float)
-    if v.size == 0:
-        return "–"
-    return f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if v.size > 1 else "")
-
-
 def summary_rows(rows: list[dict]) -> list[dict]:
     """Mean ± std over seeds per (system, preset), systems in reading order, truth first, baselines last."""
     order = {s: i for i, s in enumerate(SYSTEM_ORDER + list(GRN_FILES))}
@@ -225,7 +216,7 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     for s, p in keys:
         rs = [r for r in rows if r["system"] == s and r["preset"] == p]
         out.append({"system": s, "preset": p, "n_seeds": len(rs),
-                    **{m: _mean_std([r.get(m) for r in rs]) for m in METRICS},
+                    **{m: _common.mean_pm([r.get(m) for r in rs], drop_undefined=True) for m in METRICS},
                     **{f"{m}_values": [r.get(m) for r in rs] for m in METRICS}})
     return out
 
@@ -275,13 +266,11 @@ def main(argv=None) -> int:
     name = "systems_quick" if args.quick else "systems"
     # every finished task's rows go to <name>.rows.jsonl at once, so a crash loses nothing;
     # --resume runs only the (system, seed, preset) runs not there yet
-    log_path = _common.RESULTS_DIR / f"{name}.rows.jsonl"
-    _common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    rows = []
+    log_path = _common.rows_log(name)
     refs = lambda t: [*REFERENCES, *(["truth"] if t[0] == "system" else [])]  # noqa: E731
     todo = {t: (list(args.presets), refs(t)) for t in plan(args)}  # task -> (presets to fit, references to score)
-    if args.resume and log_path.is_file():
-        rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    rows = _common.start_log(log_path, resume=args.resume)
+    if args.resume and rows:
         stale = resume_stale(rows, args)
         if stale:
             raise SystemExit(f"--resume: {log_path.name} holds runs whose iterations, train.random_batch or train.inter_lr differ "
@@ -291,8 +280,6 @@ def main(argv=None) -> int:
         todo = {t: tuple([p for p in names if (*t, p) not in done] for names in v) for t, v in todo.items()}
         todo = {t: v for t, v in todo.items() if v[0] or v[1]}
         print(f"resume: {len(rows)} row(s) already in {log_path.name}, {len(todo)} task(s) with runs to do", flush=True)
-    elif log_path.is_file():
-        log_path.unlink()
     tasks = list(todo)
     per_step = SEC_PER_STEP if args.no_calibrate else calibrate(args.presets, args)
     est = estimate_seconds(todo, args, per_step)
@@ -305,8 +292,7 @@ def main(argv=None) -> int:
 
     def keep(rs):
         rows.extend(rs)
-        with open(log_path, "a") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rs)
+        _common.append_rows(log_path, rs)
 
     if args.jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:

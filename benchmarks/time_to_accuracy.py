@@ -19,7 +19,6 @@ written from the rows (``--render``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,8 +37,8 @@ TASKS = [("cite", "loo:1", ("t0", "previous")), ("cite", "loo:2", ("t0", "previo
 
 def _rows(args) -> list[dict]:
     """This benchmark's rows plus the simulation and baseline rows of ``--simulation-from``."""
-    own = _common.read_rows(_common.RESULTS_DIR / f"{args.name}.rows.jsonl")
-    sim = _common.read_rows(_common.RESULTS_DIR / f"{args.simulation_from}.rows.jsonl")
+    own = _common.read_rows(_common.rows_log(args.name))  # the log itself: the JSON holds the merged rows
+    sim = _common.load_rows(args.simulation_from)[0]
     tasks = {(d, t) for d, t, _ in TASKS}
     keep = [r for r in sim if (r["dataset"], r["task"]) in tasks and
             (r["kind"] == "baseline" or (r["preset"] == args.preset and r.get("method", "simulation") == "simulation"
@@ -80,13 +79,13 @@ def render(args) -> int:
                     n = min(len(r["curve"]) for r in g)
                     for j, frac in enumerate((0.25, 0.5)):
                         k = max(0, min(n - 1, int(round(frac * accuracy.CURVE_POINTS)) - 1))
-                        q[j] = accuracy._cell([r["curve"][k]["w1"] for r in g], digits(d))
+                        q[j] = _common.mean_pm([r["curve"][k]["w1"] for r in g], digits(d))
                 b = [f"{np.mean(base[name]):.{digits(d)}f}" if name in base else "–" for name in ("previous", "mccann", "floor")]
-                lines.append(f"| {d} {t}, {start} | {m} | {g[0]['budget']:g} | {accuracy._cell([r['iterations'] for r in g], 0)}"
-                             f" | {q[0]} | {q[1]} | {accuracy._cell([r['w1'] for r in g], digits(d))} | " + " | ".join(b) + " |")
+                lines.append(f"| {d} {t}, {start} | {m} | {g[0]['budget']:g} | {_common.mean_pm([r['iterations'] for r in g], 0)}"
+                             f" | {q[0]} | {q[1]} | {_common.mean_pm([r['w1'] for r in g], digits(d))} | " + " | ".join(b) + " |")
                 summary.append({"dataset": d, "task": t, "start": start, "method": m, "budget": g[0]["budget"],
-                                "w1": accuracy._ms([r["w1"] for r in g]), "seeds": [r["seed"] for r in g],
-                                "iterations": accuracy._ms([r["iterations"] for r in g])})
+                                "w1": _common.mean_std([r["w1"] for r in g]), "seeds": [r["seed"] for r in g],
+                                "iterations": _common.mean_std([r["iterations"] for r in g])})
     md = "\n".join(lines) + "\n"
     (_common.RESULTS_DIR / f"{args.name}.md").write_text(md)
     fig = figure(rows, keys, methods, _common.RESULTS_DIR / f"{args.name}.png")
@@ -144,15 +143,14 @@ def main(argv=None) -> int:
         ap.error(str(exc))
     k, n = args.shard
     torch.set_num_threads(1)
-    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
+    log = _common.rows_log(args.name)
     snaps = {d: accuracy.load(d) for d in args.datasets}
     jobs = [(d, t, starts, m, seed) for seed in args.seeds for m in args.methods for d, t, starts in TASKS
             if d in args.datasets and snaps[d] is not None]
-    old = _common.read_rows(log) if args.resume else []
-    if not args.resume and k == 1:
-        log.unlink(missing_ok=True)
+    old = _common.start_log(log, resume=args.resume, first_shard=k == 1)
     done = {(r["dataset"], r["task"], r["method"], r["seed"]) for r in old}
-    jobs = [j for i, j in enumerate(jobs) if i % n == k - 1 and (j[0], j[1], j[3], j[4]) not in done]
+    jobs = [j for j in _common.share(jobs, args.shard) if (j[0], j[1], j[3], j[4]) not in done]
+    commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     for d, t, starts, m, seed in jobs:
         t0 = time.perf_counter()
@@ -160,10 +158,7 @@ def main(argv=None) -> int:
         rows = accuracy.run_model(snaps[d], d, t, starts, args.preset, seed,
                                   argparse.Namespace(budget=budget, overrides={**overrides, "train.method": m,
                                                                             "train.time_clock": "cpu"}))
-        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": 1, "git_commit": _common.env_info()["git_commit"]}
-        with open(log, "a") as fh:
-            for r in rows:
-                fh.write(json.dumps({**r, **env}) + "\n")
+        _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
         print(f"{d} {t} {m} seed {seed}: " + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
               + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
     return render(args) if n == 1 else 0
