@@ -3,19 +3,21 @@
 Not part of the ``mfsde`` package; the scripts import it as a sibling module
 (``python benchmarks/solver_speed.py`` puts ``benchmarks/`` on ``sys.path``).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import gc
 import json
+import math
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +96,11 @@ def _git_commit() -> str | None:
         if out.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -102,7 +108,8 @@ def _git_commit() -> str | None:
 
 
 def env_info() -> dict:
-    """Package versions (:func:`mfsde.training.package_versions`), torch threads, CPU model/count, load average, git commit, timestamp."""
+    """Package versions (:func:`mfsde.training.package_versions`), torch threads, CPU model/count,
+    load average, git commit, timestamp."""
     import torch
 
     from mfsde.training import package_versions
@@ -132,7 +139,7 @@ def env_info() -> dict:
     }
 
 
-# -- sharding -----------------------------------------------------------------------------------
+# -- sharding, resuming, the row log ----------------------------------------------------------
 def shard(text: str) -> tuple[int, int]:
     """``--shard K/N`` as ``(K, N)`` with 1 ≤ K ≤ N (an argparse ``type``: a one-line error otherwise)."""
     import argparse
@@ -147,7 +154,17 @@ def shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-# -- output -------------------------------------------------------------------------------------
+def share(items: Sequence, part: tuple[int, int]) -> list:
+    """The ``--shard K/N`` share of ``items``: every N-th one, starting at the K-th."""
+    k, n = part
+    return list(items)[k - 1 :: n]
+
+
+def rows_log(name: str) -> Path:
+    """``results/<name>.rows.jsonl``: the run's rows, one JSON object a line, appended as runs finish."""
+    return RESULTS_DIR / f"{name}.rows.jsonl"
+
+
 def read_rows(path: Path) -> list[dict]:
     """The rows of a ``*.rows.jsonl`` log (one JSON object per line); ``[]`` if there is none."""
     if not path.is_file():
@@ -155,6 +172,79 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def load_rows(name: str) -> tuple[list[dict], Path]:
+    """The rows of the result ``name`` and the file they came from: its row log, or, where the log
+    is not kept (a named result committed as JSON and table only), the ``rows`` its JSON holds,
+    which a render writes from the whole log. ``([], log path)`` if there are none."""
+    log = rows_log(name)
+    rows = read_rows(log)
+    if rows:
+        return rows, log
+    path = RESULTS_DIR / f"{name}.json"
+    if path.is_file():
+        stored = json.loads(path.read_text()).get("rows")
+        if isinstance(stored, list) and stored:
+            return stored, path
+    return [], log
+
+
+def start_log(log: Path, *, resume: bool, first_shard: bool = True) -> list[dict]:
+    """Open a run's row log: with ``resume`` its rows so far (the runs to skip); otherwise ``[]``,
+    and the first shard deletes the rows of an earlier run (the other shards append to its log)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if resume:
+        return read_rows(log)
+    if first_shard:
+        log.unlink(missing_ok=True)
+    return []
+
+
+def run_fields(commit: str | None, threads: int | None = None) -> dict:
+    """What a row records about where it ran: the 1-minute load average now, the torch threads
+    (when the script sets them) and the git commit of the code (``env_info()["git_commit"]``, taken
+    once when the process starts: the code it imported)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
+    return {"loadavg_1": load, **({"threads": threads} if threads is not None else {}), "git_commit": commit}
+
+
+def append_rows(log: Path, rows: Sequence[dict], **fields) -> None:
+    """Append ``rows`` (each with ``fields`` added, e.g. :func:`run_fields`) to the row log at once,
+    so that an interrupted run keeps every finished one."""
+    with open(log, "a") as fh:
+        for r in rows:
+            fh.write(json.dumps({**r, **fields}) + "\n")
+
+
+# -- mean ± spread over seeds -------------------------------------------------------------------
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof = 1) of ``values``; the std is NaN for one value."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else float("nan"))
+
+
+def pm(mean: float, std: float | None, digits: int = 3) -> str:
+    """``"mean ± std"`` with ``digits`` decimals; ``"mean"`` alone where the std is undefined."""
+    return f"{mean:.{digits}f}" + ("" if std is None or math.isnan(std) else f" ± {std:.{digits}f}")
+
+
+def mean_pm(values: Sequence[float | None], digits: int = 3, *, drop_undefined: bool = False) -> str:
+    """Mean ± sample std of ``values`` over seeds (:func:`pm`), ``"–"`` without a value. An undefined
+    value (``None``, NaN) makes the cell ``"–"``, or with ``drop_undefined`` is left out with the
+    other non-finite ones (e.g. an interaction error on a control)."""
+    vals = [math.nan if v is None else float(v) for v in values]
+    if drop_undefined:
+        vals = [v for v in vals if math.isfinite(v)]
+    if not vals or any(math.isnan(v) for v in vals):
+        return "–"
+    return pm(*mean_std(vals), digits)
+
+
+# -- output -------------------------------------------------------------------------------------
 #: train settings a preset may set beyond scIMF's recipe: every model row records them, and
 #: ``--resume`` refuses rows trained otherwise than today's preset (pairwise_mlp before its random
 #: groups, rbf before its own step size)
@@ -182,8 +272,12 @@ def write_json(name: str, payload: dict) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = dict(payload)
     env = payload.pop("environment", None) or payload.pop("env", None) or env_info()
-    doc = {"benchmark": payload.pop("benchmark", name), "environment": env, "git_commit": env.get("git_commit"),
-           **payload}
+    doc = {
+        "benchmark": payload.pop("benchmark", name),
+        "environment": env,
+        "git_commit": env.get("git_commit"),
+        **payload,
+    }
     path = RESULTS_DIR / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
@@ -195,12 +289,17 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     """A GitHub-markdown table; numbers right-aligned, everything else left-aligned."""
     cells = [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h)) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) if rows else False for i in range(len(headers))]
+    numeric = [
+        all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) if rows else False
+        for i in range(len(headers))
+    ]
 
     def line(values):
         return "| " + " | ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)) + " |"
 
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if num else (":" + "-" * (w + 1)) for w, num in zip(widths, numeric)) + "|"
+    sep = (
+        "|" + "|".join(("-" * (w + 1) + ":") if num else (":" + "-" * (w + 1)) for w, num in zip(widths, numeric)) + "|"
+    )
     return "\n".join([line([str(h) for h in headers]), sep, *(line(r) for r in cells)])
 
 

@@ -55,6 +55,7 @@ verdicts per data set. ``--compare`` exits 0 whatever the verdicts (it reports) 
     python benchmarks/accuracy.py --compare [--name NAME] [--fail-on-worse]
     python benchmarks/accuracy.py --tasks emt:extrapolate:1 bargaje:extrapolate:1 --name accuracy_extrapolate
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,30 +68,38 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import mfsde  # noqa: E402
-from mfsde.evaluation import baseline_evaluations  # noqa: E402
+from mfsde import (
+    evaluate,  # noqa: E402
+    fit,  # noqa: E402
+)
 from mfsde.cli import CLIError, parse_overrides  # noqa: E402
-from mfsde.evaluation import evaluate  # noqa: E402
-from mfsde.training import fit  # noqa: E402
+from mfsde.evaluation import baseline_evaluations  # noqa: E402
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp", "scimf_paper"]
 #: (dataset, task, protocols) the benchmark runs by default
-TASKS = [("emt", "loo:1", ("t0",)), ("emt", "loo:2", ("t0",)), ("bargaje", "interpolate:2,4,6", ("t0",)),
-         ("cite", "loo:1", ("t0", "previous")), ("cite", "loo:2", ("t0", "previous"))]
+TASKS = [
+    ("emt", "loo:1", ("t0",)),
+    ("emt", "loo:2", ("t0",)),
+    ("bargaje", "interpolate:2,4,6", ("t0",)),
+    ("cite", "loo:1", ("t0", "previous")),
+    ("cite", "loo:2", ("t0", "previous")),
+]
 #: further tasks it can run when ``--tasks`` names them (extrapolation: the last time held out)
 EXTRA_TASKS = [("emt", "extrapolate:1", ("t0",)), ("bargaje", "extrapolate:1", ("t0",))]
 #: published held-out W1 on CITE 50-D (previous-day protocol), mean of the day-3 and day-4 folds
 PUBLISHED = {
-    ("cite", "previous"): [("OT-MFM (Kapusniak et al. 2024)", 36.39, 1.89),
-                           ("[SF]²M-Geo (Tong et al. 2024)", 38.52, 0.29),
-                           ("OT-CFM (Tong et al. 2024)", 38.76, 0.40)],
+    ("cite", "previous"): [
+        ("OT-MFM (Kapusniak et al. 2024)", 36.39, 1.89),
+        ("[SF]²M-Geo (Tong et al. 2024)", 38.52, 0.29),
+        ("OT-CFM (Tong et al. 2024)", 38.76, 0.40),
+    ],
 }
-#: the issue's targets for scimf on CITE, scIMF protocol (OTP-FM's per-day figures, easier protocol)
+#: the project's targets for scimf on CITE, scIMF protocol (OTP-FM's per-day figures, easier protocol)
 CITE_T0_TARGETS = {"loo:1": 38.07, "loo:2": 35.46}
 CURVE_POINTS = 8
 
@@ -115,8 +124,9 @@ def n_eval(start: str):
 
 def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, args) -> list[dict]:
     overrides = args.overrides
-    cfg = mfsde.preset(preset, dim=snaps.dim).override(**{
-        **overrides, "train.seed": seed, "train.time_budget": args.budget, "train.iterations": 10**6})
+    cfg = mfsde.preset(preset, dim=snaps.dim).override(
+        **{**overrides, "train.seed": seed, "train.time_budget": args.budget, "train.iterations": 10**6}
+    )
     marks = [args.budget * (j + 1) / CURVE_POINTS for j in range(CURVE_POINTS - 1)]
     curve, spent = [], [0.0]
     wall = time.perf_counter()
@@ -138,15 +148,33 @@ def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, ar
         ev = evaluate(res.model, snaps, task, n_particles=n_eval(start), seed=0, start=start)
         if start == "t0":
             curve.append({"train_seconds": res.train_seconds, "iteration": res.iteration, "w1": ev["w1"]})
-        rows.append({"dataset": dataset, "task": task, "start": start, "preset": preset, "kind": "model", "seed": seed,
-                     "w1": ev["w1"], "w2": ev["w2"], "per_time": ev["per_time"], "iterations": res.iteration,
-                     "train_seconds": res.train_seconds, "wall_seconds": time.perf_counter() - wall,
-                     "final_fit": res.history[-1].get("fit"), "final_energy": res.history[-1].get("energy"),
-                     "final_fm": res.history[-1].get("fm"), "train_cpu_seconds": res.train_cpu_seconds,
-                     "curve": curve if start == "t0" else None, "budget": args.budget, "overrides": overrides,
-                     # what the no-regression gate compares besides budget and overrides (older configs: their values)
-                     "method": cfg.train.method, "time_clock": cfg.train.time_clock,
-                     **_common.train_settings(cfg.train)})
+        rows.append(
+            {
+                "dataset": dataset,
+                "task": task,
+                "start": start,
+                "preset": preset,
+                "kind": "model",
+                "seed": seed,
+                "w1": ev["w1"],
+                "w2": ev["w2"],
+                "per_time": ev["per_time"],
+                "iterations": res.iteration,
+                "train_seconds": res.train_seconds,
+                "wall_seconds": time.perf_counter() - wall,
+                "final_fit": res.history[-1].get("fit"),
+                "final_energy": res.history[-1].get("energy"),
+                "final_fm": res.history[-1].get("fm"),
+                "train_cpu_seconds": res.train_cpu_seconds,
+                "curve": curve if start == "t0" else None,
+                "budget": args.budget,
+                "overrides": overrides,
+                # what the no-regression gate compares besides budget and overrides (older configs: their values)
+                "method": cfg.train.method,
+                "time_clock": cfg.train.time_clock,
+                **_common.train_settings(cfg.train),
+            }
+        )
     return rows
 
 
@@ -154,8 +182,19 @@ def run_baselines(snaps, dataset: str, task: str, starts, seed: int) -> list[dic
     rows = []
     for start in starts:
         for ev in baseline_evaluations(snaps, task, n_particles=n_eval(start), seed=seed):
-            rows.append({"dataset": dataset, "task": task, "start": start, "preset": ev["preset"], "kind": "baseline",
-                         "seed": seed, "w1": ev["w1"], "w2": ev["w2"], "per_time": ev["per_time"]})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "task": task,
+                    "start": start,
+                    "preset": ev["preset"],
+                    "kind": "baseline",
+                    "seed": seed,
+                    "w1": ev["w1"],
+                    "w2": ev["w2"],
+                    "per_time": ev["per_time"],
+                }
+            )
     return rows
 
 
@@ -170,7 +209,9 @@ def parse_task(label: str) -> tuple:
     for t in TASKS + EXTRA_TASKS:
         if task_label(t) == label.strip():
             return t
-    raise argparse.ArgumentTypeError(f"unknown task {label!r}; known: {', '.join(map(task_label, TASKS + EXTRA_TASKS))}")
+    raise argparse.ArgumentTypeError(
+        f"unknown task {label!r}; known: {', '.join(map(task_label, TASKS + EXTRA_TASKS))}"
+    )
 
 
 def plan(args) -> list[tuple]:
@@ -181,25 +222,12 @@ def plan(args) -> list[tuple]:
             if dataset not in args.datasets:
                 continue
             jobs.append((dataset, task, starts, "baselines", seed))
-            for preset in (args.cite_presets if dataset == "cite" else args.presets):
+            for preset in args.cite_presets if dataset == "cite" else args.presets:
                 jobs.append((dataset, task, starts, preset, seed))
     return jobs
 
 
 # -- output ----------------------------------------------------------------------------------------
-def _ms(vals) -> tuple[float, float]:
-    vals = np.asarray(vals, dtype=float)
-    return float(vals.mean()), (float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"))
-
-
-def _cell(vals, digits: int) -> str:
-    """``mean ± std`` over seeds; ``–`` with no value or an undefined one (NaN, ``None``)."""
-    if not len(vals) or np.isnan(np.asarray(vals, dtype=float)).any():
-        return "–"
-    m, s = _ms(vals)
-    return f"{m:.{digits}f}" + ("" if math.isnan(s) else f" ± {s:.{digits}f}")
-
-
 def _w(row: dict, metric: str, j: int | None = None) -> float:
     """``metric`` of a row at its ``j``-th held-out time (``None``: the mean over them); NaN where it
     is undefined: McCann past the last training time, where :func:`mfsde.evaluation.baseline_evaluations`
@@ -224,14 +252,20 @@ def summary(rows: list[dict]) -> list[dict]:
     over seeds."""
     out = []
     for (dataset, task, start, preset), rs in _groups(rows).items():
-        s = {"dataset": dataset, "task": task, "start": start, "preset": preset, "kind": rs[0]["kind"],
-             "seeds": [r["seed"] for r in rs]}
+        s = {
+            "dataset": dataset,
+            "task": task,
+            "start": start,
+            "preset": preset,
+            "kind": rs[0]["kind"],
+            "seeds": [r["seed"] for r in rs],
+        }
         for m in ("w1", "w2"):
-            s[m] = _ms([r[m] for r in rs])
+            s[m] = _common.mean_std([r[m] for r in rs])
             for j, pt in enumerate(rs[0]["per_time"]):
-                s[f"{m}@{pt['index']}"] = _ms([r["per_time"][j][m] for r in rs])
+                s[f"{m}@{pt['index']}"] = _common.mean_std([r["per_time"][j][m] for r in rs])
         if rs[0]["kind"] == "model":
-            s["iterations"] = _ms([r["iterations"] for r in rs])
+            s["iterations"] = _common.mean_std([r["iterations"] for r in rs])
         out.append(s)
     return out
 
@@ -247,11 +281,17 @@ def markdown(rows: list[dict], digits_for) -> str:
         budget = next((r["budget"] for r in rs if r.get("budget")), None)
         lines.append(f"### {dataset} {task}, start {start}" + (f", {budget:g} s per run" if budget else ""))
         lines.append("")
-        sets = sorted({", ".join(f"{k}={v}" for k, v in sorted(r["overrides"].items()))
-                       for r in rs if r.get("overrides")})
+        sets = sorted(
+            {", ".join(f"{k}={v}" for k, v in sorted(r["overrides"].items())) for r in rs if r.get("overrides")}
+        )
         if sets:
             lines += [f"Config overrides (--set): {'; '.join(sets)}.", ""]
-        head = ["method"] + [f"W1 @ {k}" for k in idx] + (["W1 mean"] if len(idx) > 1 else []) + ["W2 mean", "iterations", "seeds"]
+        head = (
+            ["method"]
+            + [f"W1 @ {k}" for k in idx]
+            + (["W1 mean"] if len(idx) > 1 else [])
+            + ["W2 mean", "iterations", "seeds"]
+        )
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
         groups: dict[str, list[dict]] = {}
         for r in rs:
@@ -260,18 +300,20 @@ def markdown(rows: list[dict], digits_for) -> str:
         for p in order:
             g = groups[p]
             cells = [p if g[0]["kind"] == "model" else f"*{p}*"]
-            cells += [_cell([_w(r, "w1", j) for r in g], d) for j in range(len(idx))]
+            cells += [_common.mean_pm([_w(r, "w1", j) for r in g], d) for j in range(len(idx))]
             if len(idx) > 1:
-                cells.append(_cell([_w(r, "w1") for r in g], d))
-            cells.append(_cell([_w(r, "w2") for r in g], d))
-            cells.append(_cell([r["iterations"] for r in g], 0) if g[0]["kind"] == "model" else "–")
+                cells.append(_common.mean_pm([_w(r, "w1") for r in g], d))
+            cells.append(_common.mean_pm([_w(r, "w2") for r in g], d))
+            cells.append(_common.mean_pm([r["iterations"] for r in g], 0) if g[0]["kind"] == "model" else "–")
             cells.append(str(len(g)))
             lines.append("| " + " | ".join(cells) + " |")
         for label, v, sd in PUBLISHED.get((dataset, start), []):
             lines.append(f"| {label}, published (mean of days 3, 4) | {v:.2f} ± {sd:.2f} |" + " |" * (len(head) - 2))
         if dataset == "cite" and start == "t0" and task in CITE_T0_TARGETS:
-            lines.append(f"| target for scimf (OTP-FM, per day, easier protocol) | {CITE_T0_TARGETS[task]:.2f} |"
-                         + " |" * (len(head) - 2))
+            lines.append(
+                f"| target for scimf (OTP-FM, per day, easier protocol) | {CITE_T0_TARGETS[task]:.2f} |"
+                + " |" * (len(head) - 2)
+            )
         if any(pt.get("note") for r in rs for pt in r["per_time"]):
             lines += ["", "–: McCann is undefined past the last training time (no later time to interpolate to)."]
         lines.append("")
@@ -287,23 +329,35 @@ def overview(rows: list[dict], digits_for) -> str:
         k = (r["dataset"], r["task"], r["start"])
         if k not in keys:
             keys.append(k)
-    head = ["data, task, start", "previous", "McCann", "floor", "scimf", "ito", "best preset",
-            "scimf < McCann at every time", "best < McCann at every time", "scimf < previous at every time", "seeds"]
+    head = [
+        "data, task, start",
+        "previous",
+        "McCann",
+        "floor",
+        "scimf",
+        "ito",
+        "best preset",
+        "scimf < McCann at every time",
+        "best < McCann at every time",
+        "scimf < previous at every time",
+        "seeds",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for k in keys:
         rs = [r for r in rows if (r["dataset"], r["task"], r["start"]) == k]
         d = digits_for(k[0])
 
-        def per_time(preset):  # NaN where undefined (McCann past the last training time)
+        def per_time(preset, rs=rs):  # NaN where undefined (McCann past the last training time)
             g = [r for r in rs if r["preset"] == preset]
             return np.mean([[_w(r, "w1", j) for j in range(len(r["per_time"]))] for r in g], 0) if g else None
 
-        def mean(preset):
+        def mean(preset, d=d):
             v = per_time(preset)
             return "–" if v is None or np.isnan(v).any() else f"{v.mean():.{d}f}"
 
         models = sorted({r["preset"] for r in rs if r["kind"] == "model"})
         best = min(models, key=lambda p: per_time(p).mean()) if models else None
+
         def beats(p, baseline="mccann"):  # at the held-out times where the baseline is defined
             v, b = per_time(p), per_time(baseline)
             if v is None or b is None or np.isnan(b).all():
@@ -311,10 +365,13 @@ def overview(rows: list[dict], digits_for) -> str:
             ok = ~np.isnan(b)
             at = "" if ok.all() else f" (of the {ok.sum()} times it is defined at)"
             return ("yes" if (v[ok] < b[ok]).all() else f"no (at {sum(v[ok] >= b[ok])} of {ok.sum()})") + at
+
         seeds = len({r["seed"] for r in rs if r["kind"] == "model"})
-        lines.append(f"| {k[0]} {k[1]}, {k[2]} | {mean('previous')} | {mean('mccann')} | {mean('floor')} | "
-                     f"{mean('scimf')} | {mean('ito')} | {best} {mean(best) if best else ''} | {beats('scimf')} | "
-                     f"{beats(best) if best else '–'} | {beats('scimf', 'previous')} | {seeds} |")
+        lines.append(
+            f"| {k[0]} {k[1]}, {k[2]} | {mean('previous')} | {mean('mccann')} | {mean('floor')} | "
+            f"{mean('scimf')} | {mean('ito')} | {best} {mean(best) if best else ''} | {beats('scimf')} | "
+            f"{beats(best) if best else '–'} | {beats('scimf', 'previous')} | {seeds} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -329,7 +386,7 @@ def cite_previous_mean(rows: list[dict]) -> dict[str, tuple[float, float]]:
     for p, seeds in by.items():
         vals = [(v["loo:1"] + v["loo:2"]) / 2 for v in seeds.values() if "loo:1" in v and "loo:2" in v]
         if vals:
-            out[p] = _ms(vals)
+            out[p] = _common.mean_std(vals)
     return out
 
 
@@ -339,7 +396,7 @@ def curve_line(ax, curves: list[list[dict]], label: str, colour=None):
     n = min(len(c) for c in curves)
     xs = np.mean([[pt["train_seconds"] for pt in c[:n]] for c in curves], 0)
     ys = np.array([[pt["w1"] for pt in c[:n]] for c in curves])
-    line, = ax.plot(xs, ys.mean(0), marker="o", ms=3, label=label, color=colour)
+    (line,) = ax.plot(xs, ys.mean(0), marker="o", ms=3, label=label, color=colour)
     if len(curves) > 1:
         ax.fill_between(xs, ys.min(0), ys.max(0), alpha=0.15, color=line.get_color())
     return line.get_color()
@@ -406,9 +463,11 @@ ITERATION_RATIO = 1.25
 TOL_FLOOR = 0.0025
 #: the std both sides are given when each has one seed, as a fraction of the reference mean
 SINGLE_SEED_STD = 0.01
-RULE = ("tol = 2·√(s_ref²/n_ref + s_new²/n_new), s the sample std over seeds (a side with one seed borrows "
-        "the other side's; both single: s = 1 % of the reference mean), at least 0.25 % of the reference mean; "
-        "better: new < ref − tol, worse: new > ref + tol, else within (lower W1 is better)")
+RULE = (
+    "tol = 2·√(s_ref²/n_ref + s_new²/n_new), s the sample std over seeds (a side with one seed borrows "
+    "the other side's; both single: s = 1 % of the reference mean), at least 0.25 % of the reference mean; "
+    "better: new < ref − tol, worse: new > ref + tol, else within (lower W1 is better)"
+)
 
 
 def _clock(row: dict) -> str:
@@ -418,15 +477,19 @@ def _clock(row: dict) -> str:
 
 #: what a model's figures depend on beyond preset, data and seed: rows that differ in one of these
 #: from the reference are not comparable
-SETTINGS = {"budget": lambda r: r.get("budget"), "overrides": lambda r: r.get("overrides") or {},
-            "training_method": lambda r: r.get("method", "simulation"), "clock": _clock}
+SETTINGS = {
+    "budget": lambda r: r.get("budget"),
+    "overrides": lambda r: r.get("overrides") or {},
+    "training_method": lambda r: r.get("method", "simulation"),
+    "clock": _clock,
+}
 
 
 def _stats(vals) -> dict:
     """One figure over seeds: ``values`` (seed order; ``None`` where undefined), ``mean``, sample
     ``std`` (``None`` with one seed), ``n``; ``mean`` is ``None`` if a value is undefined."""
     vals = [None if v is None or math.isnan(v) else float(v) for v in vals]
-    m, s = _ms([math.nan if v is None else v for v in vals])
+    m, s = _common.mean_std([math.nan if v is None else v for v in vals])
     return {"mean": None if math.isnan(m) else m, "std": None if math.isnan(s) else s, "n": len(vals), "values": vals}
 
 
@@ -449,39 +512,59 @@ def entries(rows: list[dict]) -> list[dict]:
     :func:`gate`."""
     out = []
     for (dataset, task, start, method), rs in _groups(rows).items():
-        e = {"dataset": dataset, "task": task, "start": start, "method": method, "kind": rs[0]["kind"],
-             "seeds": [r["seed"] for r in rs], "git_commits": sorted({r["git_commit"] for r in rs if r.get("git_commit")})}
+        e = {
+            "dataset": dataset,
+            "task": task,
+            "start": start,
+            "method": method,
+            "kind": rs[0]["kind"],
+            "seeds": [r["seed"] for r in rs],
+            "git_commits": sorted({r["git_commit"] for r in rs if r.get("git_commit")}),
+        }
         if e["kind"] == "model":
             e.update(_settings(rs))
             e["iterations"] = float(np.mean([r["iterations"] for r in rs]))
-        e["per_time"] = [{"index": pt["index"], "time": pt.get("time"),
-                          **{m: _stats([_w(r, m, j) for r in rs]) for m in ("w1", "w2")}}
-                         for j, pt in enumerate(rs[0]["per_time"])]
+        e["per_time"] = [
+            {
+                "index": pt["index"],
+                "time": pt.get("time"),
+                **{m: _stats([_w(r, m, j) for r in rs]) for m in ("w1", "w2")},
+            }
+            for j, pt in enumerate(rs[0]["per_time"])
+        ]
         e["mean"] = {m: _stats([_w(r, m) for r in rs]) for m in ("w1", "w2")}
         out.append(e)
     return out
 
 
 def write_reference(name: str, path: Path) -> int:
-    """Write the reference figures (:func:`entries`) of ``results/<name>.rows.jsonl`` to ``path``,
-    with the commits the rows name, the mfsde version, the date and the rows log's name."""
-    log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
-    rows = _common.read_rows(log)
+    """Write the reference figures (:func:`entries`) of ``results/<name>.rows.jsonl`` (or of the rows
+    in ``<name>.json``: :func:`_common.load_rows`) to ``path``, with the commits the rows name, the
+    mfsde version, the date and the rows log's name."""
+    rows, log = _common.load_rows(name)
     if not rows:
         print(f"no rows in {log}")
         return 2
     es = entries(rows)
-    doc = {"benchmark": "accuracy", "rows_log": log.name,
-           "git_commits": sorted({r["git_commit"] for r in rows if r.get("git_commit")}),
-           "written_at_commit": _common.env_info()["git_commit"], "mfsde_version": mfsde.__version__,
-           "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "metric": "w1", "rule": RULE, "entries": es}
+    doc = {
+        "benchmark": "accuracy",
+        "rows_log": log.name,
+        "git_commits": sorted({r["git_commit"] for r in rows if r.get("git_commit")}),
+        "written_at_commit": _common.env_info()["git_commit"],
+        "mfsde_version": mfsde.__version__,
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "metric": "w1",
+        "rule": RULE,
+        "entries": es,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     head = json.dumps({k: v for k, v in doc.items() if k != "entries"}, indent=1, ensure_ascii=False)
     body = ",\n".join("  " + json.dumps(e, ensure_ascii=False) for e in es)  # one entry a line: readable diffs
     path.write_text(head[:-2] + ',\n "entries": [\n' + body + "\n ]\n}\n")
-    print(f"wrote {path}: {len(es)} (dataset, task, start, method) entries from {log.name} "
-          f"(commits {', '.join(doc['git_commits']) or 'unknown'}; mfsde {mfsde.__version__})")
+    print(
+        f"wrote {path}: {len(es)} (dataset, task, start, method) entries from {log.name} "
+        f"(commits {', '.join(doc['git_commits']) or 'unknown'}; mfsde {mfsde.__version__})"
+    )
     return 0
 
 
@@ -508,7 +591,7 @@ def tolerance(ref: dict, new: dict) -> float:
         s_ref = s_new
     elif s_new is None:
         s_new = s_ref
-    return max(2 * math.sqrt(s_ref ** 2 / ref["n"] + s_new ** 2 / new["n"]), TOL_FLOOR * abs(ref["mean"]))
+    return max(2 * math.sqrt(s_ref**2 / ref["n"] + s_new**2 / new["n"]), TOL_FLOOR * abs(ref["mean"]))
 
 
 def verdict(ref: dict, new: dict) -> tuple[str, float]:
@@ -530,8 +613,11 @@ def _fmt_setting(v) -> str:
 def mismatch(ref: dict, new: dict) -> str | None:
     """Why a model entry of this run is not comparable with the reference's (``"budget 120 vs 240"``:
     this run's value first), or ``None``."""
-    diffs = [f"{k.replace('_', ' ')} {_fmt_setting(new.get(k))} vs {_fmt_setting(ref.get(k))}"
-             for k in SETTINGS if new.get(k) != ref.get(k)]
+    diffs = [
+        f"{k.replace('_', ' ')} {_fmt_setting(new.get(k))} vs {_fmt_setting(ref.get(k))}"
+        for k in SETTINGS
+        if new.get(k) != ref.get(k)
+    ]
     a, b = ref.get("iterations"), new.get("iterations")
     if not diffs and a and b and not 1 / ITERATION_RATIO <= b / a <= ITERATION_RATIO:
         # equal seconds, other work: another machine, or CPU seconds inflated by load (see docs/training_methods.md)
@@ -551,21 +637,39 @@ def gate(rows: list[dict], reference: dict) -> dict:
     new = {(e["dataset"], e["task"], e["start"], e["method"]): e for e in entries(rows)}
     ran = {k[:3] for k in new}
     tasks = list(dict.fromkeys(k[:3] for k in [*ref, *new]))
-    keys = sorted({*new, *(k for k in ref if k[:3] in ran)},
-                  key=lambda k: (tasks.index(k[:3]), (new.get(k) or ref[k])["kind"] != "baseline", k[3]))
+    keys = sorted(
+        {*new, *(k for k in ref if k[:3] in ran)},
+        key=lambda k: (tasks.index(k[:3]), (new.get(k) or ref[k])["kind"] != "baseline", k[3]),
+    )
     lines = []
     for k in keys:
         r, n = ref.get(k), new.get(k)
         base = {"method": k[3], "kind": (n or r)["kind"], "dataset": k[0], "task": k[1], "start": k[2]}
         if r is None or n is None:
-            lines.append({**base, "time": "mean", "reference": r and r["mean"]["w1"], "new": n and n["mean"]["w1"],
-                          "difference": None, "tol": None, "verdict": "new" if r is None else "missing", "reason": None})
+            lines.append(
+                {
+                    **base,
+                    "time": "mean",
+                    "reference": r and r["mean"]["w1"],
+                    "new": n and n["mean"]["w1"],
+                    "difference": None,
+                    "tol": None,
+                    "verdict": "new" if r is None else "missing",
+                    "reason": None,
+                }
+            )
             continue
         why = mismatch(r, n) if n["kind"] == "model" else None
         rt, nt = ({pt["index"]: pt for pt in e["per_time"]} for e in (r, n))
         points = [(i, rt.get(i), nt.get(i)) for i in dict.fromkeys([*rt, *nt])]
-        points = [(f"{i}" + (f" (t = {(a or b)['time']:g})" if (a or b).get("time") is not None else ""),
-                   a and a["w1"], b and b["w1"]) for i, a, b in points]
+        points = [
+            (
+                f"{i}" + (f" (t = {(a or b)['time']:g})" if (a or b).get("time") is not None else ""),
+                a and a["w1"],
+                b and b["w1"],
+            )
+            for i, a, b in points
+        ]
         if len(points) > 1:
             points.append(("mean", r["mean"]["w1"], n["mean"]["w1"]))
         for label, a, b in points:
@@ -584,55 +688,82 @@ def gate(rows: list[dict], reference: dict) -> dict:
     for line in lines:
         c = counts.setdefault(line["dataset"], {"better": 0, "within": 0, "worse": 0})
         c[line["verdict"]] = c.get(line["verdict"], 0) + 1
-    return {"reference": {k: reference.get(k) for k in ("rows_log", "git_commits", "written_at_commit",
-                                                         "mfsde_version", "written")},
-            "metric": "w1", "rule": RULE, "lines": lines, "summary": counts,
-            "not_in_run": [f"{t[0]} {t[1]}, {t[2]}" for t in tasks if t not in ran]}
+    return {
+        "reference": {
+            k: reference.get(k) for k in ("rows_log", "git_commits", "written_at_commit", "mfsde_version", "written")
+        },
+        "metric": "w1",
+        "rule": RULE,
+        "lines": lines,
+        "summary": counts,
+        "not_in_run": [f"{t[0]} {t[1]}, {t[2]}" for t in tasks if t not in ran],
+    }
 
 
 def gate_markdown(g: dict, digits_for) -> str:
     """The gate as a markdown section: header (reference, rule), table, summary line."""
     ref = g["reference"]
-    out = [f"### Against the reference (commit {', '.join(ref['git_commits'] or ['unknown'])}; "
-           f"mfsde {ref['mfsde_version']}, written {ref['written']} from {ref['rows_log']})", "",
-           f"Held-out W1, mean ± sample std over seeds (n); difference = this run − reference. {g['rule']}. "
-           "Models whose budget, --set overrides, training method or clock differ from the reference's are "
-           "not comparable (this run's value first).", ""]
+    out = [
+        f"### Against the reference (commit {', '.join(ref['git_commits'] or ['unknown'])}; "
+        f"mfsde {ref['mfsde_version']}, written {ref['written']} from {ref['rows_log']})",
+        "",
+        f"Held-out W1, mean ± sample std over seeds (n); difference = this run − reference. {g['rule']}. "
+        "Models whose budget, --set overrides, training method or clock differ from the reference's are "
+        "not comparable (this run's value first).",
+        "",
+    ]
     head = ["method", "data, task, start", "held-out time", "reference", "this run", "difference", "tol", "verdict"]
     out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for ln in g["lines"]:
         d = digits_for(ln["dataset"])
 
-        def side(s):
-            return "–" if s is None else f"{_cell(s['values'], d)} ({s['n']})"
+        def side(s, d=d):
+            return "–" if s is None else f"{_common.mean_pm(s['values'], d)} ({s['n']})"
 
         diff = ln["difference"]
         rel = "" if diff is None or not ln["reference"]["mean"] else f" ({100 * diff / ln['reference']['mean']:+.1f} %)"
-        cells = [ln["method"] if ln["kind"] == "model" else f"*{ln['method']}*", f"{ln['dataset']} {ln['task']}, {ln['start']}",
-                 ln["time"], side(ln["reference"]), side(ln["new"]), "–" if diff is None else f"{diff:+.{d + 1}f}{rel}",
-                 "–" if ln["tol"] is None else f"{ln['tol']:.{d + 1}f}",
-                 ln["verdict"] + (f" ({ln['reason']})" if ln["reason"] else "")]
+        cells = [
+            ln["method"] if ln["kind"] == "model" else f"*{ln['method']}*",
+            f"{ln['dataset']} {ln['task']}, {ln['start']}",
+            ln["time"],
+            side(ln["reference"]),
+            side(ln["new"]),
+            "–" if diff is None else f"{diff:+.{d + 1}f}{rel}",
+            "–" if ln["tol"] is None else f"{ln['tol']:.{d + 1}f}",
+            ln["verdict"] + (f" ({ln['reason']})" if ln["reason"] else ""),
+        ]
         out.append("| " + " | ".join(cells) + " |")
     order = ("better", "within", "worse", "not comparable", "new", "missing")
-    per = "; ".join(f"{ds}: " + ", ".join(f"{c.get(k, 0)} {k}" for k in order if c.get(k) or k in order[:3])
-                    for ds, c in g["summary"].items())
-    out += ["", f"**Summary** (lines): {per or 'nothing to compare'}."
-            + (f" Not in this run: {'; '.join(g['not_in_run'])}." if g["not_in_run"] else ""), ""]
+    per = "; ".join(
+        f"{ds}: " + ", ".join(f"{c.get(k, 0)} {k}" for k in order if c.get(k) or k in order[:3])
+        for ds, c in g["summary"].items()
+    )
+    out += [
+        "",
+        f"**Summary** (lines): {per or 'nothing to compare'}."
+        + (f" Not in this run: {'; '.join(g['not_in_run'])}." if g["not_in_run"] else ""),
+        "",
+    ]
     return "\n".join(out)
 
 
-def render(name: str, settings: dict | None = None, reference: Path | None = None, *,
-           only_gate: bool = False, fail_on_worse: bool = False) -> int:
+def render(
+    name: str,
+    settings: dict | None = None,
+    reference: Path | None = None,
+    *,
+    only_gate: bool = False,
+    fail_on_worse: bool = False,
+) -> int:
     """Write ``<name>.md/.json/.png`` from the rows and print the table; with a ``reference`` path,
     compare the rows with it (:func:`gate`: the section "Against the reference" of the table, key
     ``gate`` of the JSON). ``only_gate`` (``--compare``): print only that section, and fail (2) if
     there is no reference. Returns 0; 1 with ``fail_on_worse`` if a line is worse; 2 on no rows or
     no usable reference."""
-    log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
-    if not log.is_file():
+    rows, log = _common.load_rows(name)
+    if not rows:
         print(f"no rows in {log}")
         return 2
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     digits_for = lambda ds: 2 if ds == "cite" else 3  # noqa: E731
     try:
         ref = load_reference(reference) if reference is not None else None
@@ -648,17 +779,27 @@ def render(name: str, settings: dict | None = None, reference: Path | None = Non
     md += markdown(rows, digits_for)
     cpm = cite_previous_mean(rows)
     if cpm:
-        md += "\n### CITE 50-D, previous-day protocol, mean of the day-3 and day-4 folds (W1)\n\n| method | W1 |\n|---|---|\n"
+        md += "\n### CITE 50-D, previous-day protocol, mean of the day-3 and day-4 folds (W1)\n\n"
+        md += "| method | W1 |\n|---|---|\n"
         for p, (m, s) in sorted(cpm.items(), key=lambda kv: kv[1][0]):
-            md += f"| {p} | {m:.2f}" + ("" if math.isnan(s) else f" ± {s:.2f}") + " |\n"
+            md += f"| {p} | {_common.pm(m, s, 2)} |\n"
         for label, v, sd in PUBLISHED[("cite", "previous")]:
             md += f"| {label}, published | {v:.2f} ± {sd:.2f} |\n"
     gmd = gate_markdown(g, digits_for) if g else ""
     md += ("\n" + gmd) if gmd else ""
     (_common.RESULTS_DIR / f"{name}.md").write_text(md)
     fig = figure(rows, _common.RESULTS_DIR / f"{name}.png")
-    _common.write_json(name, {"settings": settings or {}, "environment": _common.env_info(),
-                              "summary": summary(rows), "cite_previous_mean": cpm, "gate": g, "rows": rows})
+    _common.write_json(
+        name,
+        {
+            "settings": settings or {},
+            "environment": _common.env_info(),
+            "summary": summary(rows),
+            "cite_previous_mean": cpm,
+            "gate": g,
+            "rows": rows,
+        },
+    )
     print(gmd if only_gate else md)
     print(f"wrote {name}.md, {name}.json" + (f", {fig.name}" if fig else ""))
     worse = g is not None and any(ln["verdict"] == "worse" for ln in g["lines"])
@@ -667,35 +808,72 @@ def render(name: str, settings: dict | None = None, reference: Path | None = Non
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--budget", type=float, default=None,
-                    help="seconds of training steps per run (default: 60 on EMT/Bargaje, 240 on CITE)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds of training steps per run (default: 60 on EMT/Bargaje, 240 on CITE)",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--presets", nargs="+", default=PRESETS, help="presets on EMT and Bargaje")
-    ap.add_argument("--cite-presets", nargs="+", default=["scimf", "ito", "scimf_paper"],
-                    help="presets on CITE (each run costs --budget plus ~1.5 min of evaluation)")
+    ap.add_argument(
+        "--cite-presets",
+        nargs="+",
+        default=["scimf", "ito", "scimf_paper"],
+        help="presets on CITE (each run costs --budget plus ~1.5 min of evaluation)",
+    )
     ap.add_argument("--datasets", nargs="+", default=["emt", "bargaje", "cite"], choices=["emt", "bargaje", "cite"])
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    ap.add_argument("--shard", type=_common.shard, default=(1, 1), help="K/N: run every N-th model run and every N-th baseline run, starting at the K-th")
+    ap.add_argument(
+        "--shard",
+        type=_common.shard,
+        default=(1, 1),
+        help="K/N: run every N-th model run and every N-th baseline run, starting at the K-th",
+    )
     ap.add_argument("--resume", action="store_true", help="skip runs already in results/<name>.rows.jsonl")
-    ap.add_argument("--tasks", nargs="+", type=parse_task, default=list(TASKS), metavar="DATA:TASK",
-                    help="tasks to run, e.g. emt:loo:1 bargaje:extrapolate:1 cite:loo:2 (default: "
-                         f"{' '.join(map(task_label, TASKS))}; also {' '.join(map(task_label, EXTRA_TASKS))})")
+    ap.add_argument(
+        "--tasks",
+        nargs="+",
+        type=parse_task,
+        default=list(TASKS),
+        metavar="DATA:TASK",
+        help="tasks to run, e.g. emt:loo:1 bargaje:extrapolate:1 cite:loo:2 (default: "
+        f"{' '.join(map(task_label, TASKS))}; also {' '.join(map(task_label, EXTRA_TASKS))})",
+    )
     ap.add_argument("--name", default="accuracy")
     ap.add_argument("--render", action="store_true", help="only rewrite <name>.md/.json/.png from the rows")
-    ap.add_argument("--compare", action="store_true",
-                    help="only compare the rows with the reference: print the table, write it into "
-                         "<name>.md/.json (rewritten as by --render)")
-    ap.add_argument("--write-reference", action="store_true",
-                    help="write the reference figures from results/<name>.rows.jsonl to --reference")
-    ap.add_argument("--reference", default=None, metavar="PATH",
-                    help="reference figures to compare with (default: benchmarks/reference/accuracy.json; "
-                         "'none': no comparison)")
+    ap.add_argument(
+        "--compare",
+        action="store_true",
+        help="only compare the rows with the reference: print the table, write it into "
+        "<name>.md/.json (rewritten as by --render)",
+    )
+    ap.add_argument(
+        "--write-reference",
+        action="store_true",
+        help="write the reference figures from results/<name>.rows.jsonl to --reference",
+    )
+    ap.add_argument(
+        "--reference",
+        default=None,
+        metavar="PATH",
+        help="reference figures to compare with (default: benchmarks/reference/accuracy.json; 'none': no comparison)",
+    )
     ap.add_argument("--fail-on-worse", action="store_true", help="exit 1 if a line of the comparison is worse")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: EMT (loo:1, loo:2), scimf and ito, 10 s, 1 seed (written as accuracy_quick)")
-    ap.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                    help="config overrides for every preset run, e.g. model.inter.qk_bias=true (parsed as by "
-                         "`mfsde fit --set`; recorded in each row)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: EMT (loo:1, loo:2), scimf and ito, 10 s, 1 seed (written as accuracy_quick)",
+    )
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every preset run, e.g. model.inter.qk_bias=true (parsed as by "
+        "`mfsde fit --set`; recorded in each row)",
+    )
     args = ap.parse_args(argv)
     try:
         overrides = parse_overrides(args.overrides)
@@ -711,16 +889,16 @@ def main(argv=None) -> int:
         if rc or not args.compare:
             return rc
     if args.render or args.compare:
-        return render(args.name, reference=reference, only_gate=args.compare and not args.render,
-                      fail_on_worse=args.fail_on_worse)
+        return render(
+            args.name, reference=reference, only_gate=args.compare and not args.render, fail_on_worse=args.fail_on_worse
+        )
     if args.quick:
         args.datasets, args.presets, args.seeds, args.budget = ["emt"], ["scimf", "ito"], [0], 10.0
         args.cite_presets = args.presets
         args.name = args.name if args.name != "accuracy" else "accuracy_quick"
     k, n = args.shard
     torch.set_num_threads(args.threads)
-    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = _common.rows_log(args.name)
     snaps = {d: load(d) for d in args.datasets}
     for d, s in snaps.items():
         if s is None:
@@ -731,24 +909,39 @@ def main(argv=None) -> int:
             mfsde.preset(p, dim=snaps[d].dim).override(**overrides)
         except (KeyError, ValueError, TypeError) as exc:
             ap.error(f"--set: preset {p!r} on {d}: {exc}")
-    old = _common.read_rows(log) if args.resume else []
-    other = sorted({json.dumps(r.get("overrides") or {}, sort_keys=True) for r in old if r["kind"] == "model"}
-                   - {json.dumps(overrides, sort_keys=True)})
+    old = _common.start_log(log, resume=args.resume, first_shard=k == 1)
+    other = sorted(
+        {json.dumps(r.get("overrides") or {}, sort_keys=True) for r in old if r["kind"] == "model"}
+        - {json.dumps(overrides, sort_keys=True)}
+    )
     if other:  # resuming must not mix runs of different configs under one name
-        ap.error(f"--resume: {log.name} holds runs with other --set overrides ({'; '.join(other)}); "
-                 f"this run has {json.dumps(overrides, sort_keys=True)}")
-    stale = sorted({f"{r['preset']} on {r['dataset']}" for r in old if r["kind"] == "model" and snaps.get(r["dataset"]) is not None
-                    and _common.logged_train_settings(r) != _common.train_settings(
-                        mfsde.preset(r["preset"], dim=snaps[r["dataset"]].dim).override(**overrides).train)})
-    if stale:  # rows trained otherwise than today's preset (pairwise_mlp before its random groups, rbf before inter_lr 0.01)
-        ap.error(f"--resume: {log.name} holds runs whose train.random_batch or train.inter_lr differs from today's preset "
-                 f"({'; '.join(stale)}); rerun them or start a new --name")
-    if not args.resume and k == 1:
-        log.unlink(missing_ok=True)
+        ap.error(
+            f"--resume: {log.name} holds runs with other --set overrides ({'; '.join(other)}); "
+            f"this run has {json.dumps(overrides, sort_keys=True)}"
+        )
+    stale = sorted(
+        {
+            f"{r['preset']} on {r['dataset']}"
+            for r in old
+            if r["kind"] == "model"
+            and snaps.get(r["dataset"]) is not None
+            and _common.logged_train_settings(r)
+            != _common.train_settings(
+                mfsde.preset(r["preset"], dim=snaps[r["dataset"]].dim).override(**overrides).train
+            )
+        }
+    )
+    if (
+        stale
+    ):  # rows trained otherwise than today's preset (pairwise_mlp before its random groups, rbf before inter_lr 0.01)
+        ap.error(
+            f"--resume: {log.name} holds runs whose train.random_batch or train.inter_lr differs from today's preset "
+            f"({'; '.join(stale)}); rerun them or start a new --name"
+        )
     done = {(r["dataset"], r["task"], r["preset"] if r["kind"] == "model" else "baselines", r["seed"]) for r in old}
     # models and baselines are dealt to the shards separately, so every shard gets its share of runs
     models, bases = [j for j in planned if j[3] != "baselines"], [j for j in planned if j[3] == "baselines"]
-    mine = models[k - 1::n] + bases[k - 1::n]
+    mine = _common.share(models, args.shard) + _common.share(bases, args.shard)
     jobs = [j for j in planned if j in mine and (j[0], j[1], j[3], j[4]) not in done]
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     t_all = time.perf_counter()
@@ -759,14 +952,22 @@ def main(argv=None) -> int:
         if what == "baselines":
             rows = run_baselines(snaps[dataset], dataset, task, starts, seed)
         else:
-            rows = run_model(snaps[dataset], dataset, task, starts, what, seed,
-                             argparse.Namespace(budget=budget, overrides=overrides))
-        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": args.threads, "git_commit": commit}
-        with open(log, "a") as fh:
-            for r in rows:
-                fh.write(json.dumps({**r, **env}) + "\n")
-        print(f"{dataset} {task} {what} seed {seed}: " + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
-              + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+            rows = run_model(
+                snaps[dataset],
+                dataset,
+                task,
+                starts,
+                what,
+                seed,
+                argparse.Namespace(budget=budget, overrides=overrides),
+            )
+        _common.append_rows(log, rows, **_common.run_fields(commit, args.threads))
+        print(
+            f"{dataset} {task} {what} seed {seed}: "
+            + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
+            + f" ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     print(f"shard {k}/{n} done in {(time.perf_counter() - t_all) / 60:.1f} min", flush=True)
     if n == 1:
         return render(args.name, vars(args), reference, fail_on_worse=args.fail_on_worse)

@@ -36,6 +36,7 @@ the op with the largest net ("self") allocation, i.e. the biggest buffer one op 
 Writes ``benchmarks/results/attention_memory.json`` (``attention_memory[_t<T>][_quick].json`` with
 ``--threads``/``--quick``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -187,10 +188,20 @@ def worker(n: int, mode: str, repeats: int, profile_alloc: bool, threads: int | 
 
 
 # -- driver ------------------------------------------------------------------------------------
-def run_one(n: int, mode: str, repeats: int, profile_alloc: bool, timeout: float, threads: int | None,
-            malloc_threshold: int = 0) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--n", str(n), "--mode", mode,
-           "--repeats", str(repeats)] + ([] if profile_alloc else ["--no-profile"])
+def run_one(
+    n: int, mode: str, repeats: int, profile_alloc: bool, timeout: float, threads: int | None, malloc_threshold: int = 0
+) -> dict:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--n",
+        str(n),
+        "--mode",
+        mode,
+        "--repeats",
+        str(repeats),
+    ] + ([] if profile_alloc else ["--no-profile"])
     cmd += [] if threads is None else ["--threads", str(threads)]
     env = os.environ.copy()
     if malloc_threshold:
@@ -206,16 +217,24 @@ def run_one(n: int, mode: str, repeats: int, profile_alloc: bool, timeout: float
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000], help="N for the no-grad runs")
-    ap.add_argument("--grad-sizes", type=int, nargs="*", default=[1000, 5000, 10000],
-                    help="N for forward+backward runs")
+    ap.add_argument(
+        "--grad-sizes", type=int, nargs="*", default=[1000, 5000, 10000], help="N for forward+backward runs"
+    )
     ap.add_argument("--repeats", type=int, default=3, help="timed calls after the first (median reported)")
     ap.add_argument("--quick", action="store_true", help="N = 1000, 5000 (no grad), 1000 (grad); 1 repeat")
     ap.add_argument("--no-profile", action="store_true", help="skip the profiler's largest-allocation pass")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per subprocess")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch.set_num_threads in the workers (default: torch's default, one per core)")
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="keep glibc's dynamic mmap threshold (RSS then also holds freed buffers)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads in the workers (default: torch's default, one per core)",
+    )
+    ap.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's dynamic mmap threshold (RSS then also holds freed buffers)",
+    )
     ap.add_argument("--no-write", action="store_true", help="do not write the JSON file")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -232,25 +251,56 @@ def main(argv=None) -> int:
     runs = []
     for mode, n in jobs:
         print(f"[attention_memory] N={n} {mode} ...", flush=True)
-        runs.append(run_one(n, mode, args.repeats, not args.no_profile, args.timeout, args.threads,
-                            0 if args.default_malloc else MMAP_THRESHOLD))
+        runs.append(
+            run_one(
+                n,
+                mode,
+                args.repeats,
+                not args.no_profile,
+                args.timeout,
+                args.threads,
+                0 if args.default_malloc else MMAP_THRESHOLD,
+            )
+        )
 
     rows = []
     for r in runs:
         n, h = r["N"], r["heads"]
         nn_bytes = 4 * n * n
         big = r.get("largest_op_self_alloc") or {}
-        rows.append([
-            r["mode"], n, r["chunk_rows"], r["median_s"] * 1e3, r["first_call_s"] * 1e3, r["peak_increase_bytes"] / MIB,
-            None if r["held_after_forward_bytes"] is None else r["held_after_forward_bytes"] / MIB,
-            nn_bytes / MIB, h * nn_bytes / MIB, r["peak_increase_bytes"] / nn_bytes,
-            (f"{big['bytes'] / MIB:.1f} ({big['op']})" if big.get("op") else "–"),
-        ])
-    headers = ["mode", "N", "chunk rows", "median ms", "first call ms", "peak +RSS MiB", "held after fwd MiB", "one NxN f32 MiB",
-               "H·NxN f32 MiB", "peak / NxN", "largest op self-alloc MiB"]
+        rows.append(
+            [
+                r["mode"],
+                n,
+                r["chunk_rows"],
+                r["median_s"] * 1e3,
+                r["first_call_s"] * 1e3,
+                r["peak_increase_bytes"] / MIB,
+                None if r["held_after_forward_bytes"] is None else r["held_after_forward_bytes"] / MIB,
+                nn_bytes / MIB,
+                h * nn_bytes / MIB,
+                r["peak_increase_bytes"] / nn_bytes,
+                (f"{big['bytes'] / MIB:.1f} ({big['op']})" if big.get("op") else "–"),
+            ]
+        )
+    headers = [
+        "mode",
+        "N",
+        "chunk rows",
+        "median ms",
+        "first call ms",
+        "peak +RSS MiB",
+        "held after fwd MiB",
+        "one NxN f32 MiB",
+        "H·NxN f32 MiB",
+        "peak / NxN",
+        "largest op self-alloc MiB",
+    ]
     table = markdown_table(headers, rows)
-    print(f"\nscimf attention interaction (d={D}, eval mode), torch threads = {runs[0]['torch_num_threads']}; "
-          f"peak = {runs[0]['peak_method']} minus RSS before the call\n")
+    print(
+        f"\nscimf attention interaction (d={D}, eval mode), torch threads = {runs[0]['torch_num_threads']}; "
+        f"peak = {runs[0]['peak_method']} minus RSS before the call\n"
+    )
     print(table)
 
     checks = {}
@@ -258,27 +308,41 @@ def main(argv=None) -> int:
         n = r["N"]
         if r["chunk_rows"] >= n:
             continue  # one chunk holds every query row: an (N, N) mask is allowed by the chunk budget
-        checks[f"{r['mode']} N={n}: peak < one NxN float32 ({4 * n * n / MIB:.0f} MiB)"] = r["peak_increase_bytes"] < 4 * n * n
+        checks[f"{r['mode']} N={n}: peak < one NxN float32 ({4 * n * n / MIB:.0f} MiB)"] = (
+            r["peak_increase_bytes"] < 4 * n * n
+        )
     big_n = [r for r in runs if r["mode"] == "no_grad" and r["N"] >= 20000]
     for r in big_n:
         checks[f"no_grad N={r['N']}: peak < 1 GiB"] = r["peak_increase_bytes"] < TARGET_PEAK_BYTES
-    print("\nChecks (N whose query rows fit in one chunk are skipped: there the (N, N) mask is within the"
-          " 256 MiB chunk budget by design):")
+    print(
+        "\nChecks (N whose query rows fit in one chunk are skipped: there the (N, N) mask is within the"
+        " 256 MiB chunk budget by design):"
+    )
     for k, ok in checks.items():
         print(f"  {'PASS' if ok else 'MISS'}  {k}")
 
     payload = {
         "benchmark": "attention_memory",
-        "setup": {"d": D, "preset": "scimf", "interaction_mode": "eval", "x": "randn(N, d)",
-                  "grad_call": "inter(x).square().mean().backward()", "repeats": args.repeats,
-                  "isolation": "one subprocess per (mode, N)"},
+        "setup": {
+            "d": D,
+            "preset": "scimf",
+            "interaction_mode": "eval",
+            "x": "randn(N, d)",
+            "grad_call": "inter(x).square().mean().backward()",
+            "repeats": args.repeats,
+            "isolation": "one subprocess per (mode, N)",
+        },
         "env": env_info(),
         "runs": runs,
         "checks": checks,
         "table_markdown": table,
     }
     if not args.no_write:
-        name = "attention_memory" + (f"_t{args.threads}" if args.threads is not None else "") + ("_quick" if args.quick else "")
+        name = (
+            "attention_memory"
+            + (f"_t{args.threads}" if args.threads is not None else "")
+            + ("_quick" if args.quick else "")
+        )
         print(f"\nwrote {write_json(name, payload)}")
     return 0
 

@@ -8,8 +8,10 @@ overhead = write time / time between two default checkpoints.
 
     python benchmarks/checkpoint_cost.py          # ~1 min
 """
+
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -18,7 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -28,7 +29,8 @@ from mfsde.data import from_arrays  # noqa: E402
 from mfsde.training import Trainer  # noqa: E402
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     for dim, n_cells in ((10, 800), (50, 3000)):
@@ -47,12 +49,30 @@ def main() -> int:
             size = (Path(d) / "checkpoint.pt").stat().st_size
         step, save = statistics.median(steps), statistics.median(saves)
         interval = min(cfg.train.checkpoint_every * step, cfg.train.checkpoint_seconds)
-        rows.append({"dim": dim, "s_per_iteration": step, "s_per_checkpoint": save, "checkpoint_MiB": size / 2**20,
-                     "seconds_between_checkpoints": interval, "overhead": save / interval})
+        rows.append(
+            {
+                "dim": dim,
+                "s_per_iteration": step,
+                "s_per_checkpoint": save,
+                "checkpoint_MiB": size / 2**20,
+                "seconds_between_checkpoints": interval,
+                "overhead": save / interval,
+            }
+        )
     table = _common.markdown_table(
         ["d", "s / iteration", "s / checkpoint", "checkpoint MiB", "s between default checkpoints", "overhead"],
-        [[r["dim"], r["s_per_iteration"], r["s_per_checkpoint"], r["checkpoint_MiB"], r["seconds_between_checkpoints"],
-          f"{100 * r['overhead']:.2f} %"] for r in rows])
+        [
+            [
+                r["dim"],
+                r["s_per_iteration"],
+                r["s_per_checkpoint"],
+                r["checkpoint_MiB"],
+                r["seconds_between_checkpoints"],
+                f"{100 * r['overhead']:.2f} %",
+            ]
+            for r in rows
+        ],
+    )
     print(table)
     (_common.RESULTS_DIR / "checkpoint_cost.md").write_text(table + "\n")
     _common.write_json("checkpoint_cost", {"environment": _common.env_info(), "rows": rows})

@@ -1,7 +1,7 @@
 """Why training stalled, one factor at a time: from scIMF's recipe to the presets' defaults.
 
-Trains the ``ito`` model (MLP drift, no interaction: the fastest, and the model whose stall the
-issue measured) on EMT ``loo:1`` (or ``--dataset``) for a fixed budget of training-step seconds
+Trains the ``ito`` model (MLP drift, no interaction: the fastest, and the model whose stall was
+first measured) on EMT ``loo:1`` (or ``--dataset``) for a fixed budget of training-step seconds
 per variant, each variant changing one setting of the previous default, and records along
 training: held-out and training-time exact W1 (data units, 1000 cells from t₀), the fit and
 energy terms, the gradient norm before and after clipping and the learning rate. Baselines
@@ -19,25 +19,26 @@ energy terms, the gradient norm before and after clipping and the learning rate.
 benchmarks/accuracy.py: 2000 cells from t₀, all cells of t₀, and from the previous training day
 (all its cells), beside the baselines at 2000 cells (~1 min more per variant on CITE).
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from accuracy import load  # noqa: E402
 
 import mfsde  # noqa: E402
-from accuracy import load  # noqa: E402
+from mfsde import (
+    evaluate,  # noqa: E402
+    fit,  # noqa: E402
+)
 from mfsde.evaluation import baseline_evaluations  # noqa: E402
-from mfsde.evaluation import evaluate  # noqa: E402
-from mfsde.training import fit  # noqa: E402
 
 PAPER = {"model.standardize": "none", "model.time_scale": "none", "loss.energy_weight": 1.0}
 #: label → overrides of the ito preset (the preset itself is the default: "default")
@@ -69,15 +70,18 @@ VARIANTS = {
     "kernel lr 3e-3": {"train.inter_lr": 3e-3},
 }
 #: ``--final-eval`` protocols: column title → evaluate() keywords (held-out times only)
-FINAL = {"2000 cells from t0": {"n_particles": 2000, "start": "t0"},
-         "all cells from t0": {"n_particles": None, "start": "t0"},
-         "previous day (all cells)": {"n_particles": None, "start": "previous"}}
+FINAL = {
+    "2000 cells from t0": {"n_particles": 2000, "start": "t0"},
+    "all cells from t0": {"n_particles": None, "start": "t0"},
+    "previous day (all cells)": {"n_particles": None, "start": "previous"},
+}
 POINTS = 6
 
 
 def run(snaps, task: str, label: str, seed: int, budget: float, preset: str, final_eval: bool = False) -> dict:
-    cfg = mfsde.preset(preset, dim=snaps.dim).override(**{**VARIANTS[label], "train.seed": seed,
-                                                          "train.time_budget": budget, "train.iterations": 10**6})
+    cfg = mfsde.preset(preset, dim=snaps.dim).override(
+        **{**VARIANTS[label], "train.seed": seed, "train.time_budget": budget, "train.iterations": 10**6}
+    )
     train_idx = [i for i in mfsde.data.get_task(task, snaps.n_times).train if i > 0]
     marks, trace, spent = [budget * (j + 1) / POINTS for j in range(POINTS - 1)], [], [0.0]
     window: list[dict] = []
@@ -86,12 +90,19 @@ def run(snaps, task: str, label: str, seed: int, budget: float, preset: str, fin
         ev = evaluate(model, snaps, task, n_particles=1000, seed=0, times=None, metrics=("w1",))
         tr = evaluate(model, snaps, task, n_particles=1000, seed=0, times=train_idx, metrics=("w1",))
         model.train()
-        trace.append({"train_seconds": spent[0], "iteration": rec["iteration"], "heldout_w1": ev["w1"],
-                      "train_w1": tr["w1"], "fit": float(np.mean([w["fit"] for w in window])),
-                      "energy": float(np.mean([w["energy"] for w in window])),
-                      "grad_norm": float(np.mean([w["grad_norm"] for w in window])),
-                      "grad_norm_clipped": float(np.mean([w["grad_norm_clipped"] for w in window])),
-                      "lr": rec["lr"]})
+        trace.append(
+            {
+                "train_seconds": spent[0],
+                "iteration": rec["iteration"],
+                "heldout_w1": ev["w1"],
+                "train_w1": tr["w1"],
+                "fit": float(np.mean([w["fit"] for w in window])),
+                "energy": float(np.mean([w["energy"] for w in window])),
+                "grad_norm": float(np.mean([w["grad_norm"] for w in window])),
+                "grad_norm_clipped": float(np.mean([w["grad_norm_clipped"] for w in window])),
+                "lr": rec["lr"],
+            }
+        )
         window.clear()
 
     def cb(rec, model):
@@ -106,51 +117,69 @@ def run(snaps, task: str, label: str, seed: int, budget: float, preset: str, fin
     res = fit(cfg, snaps, task, progress=False, callback=cb)
     if window:
         snapshot(res.history[-1], res.model)
-    out = {"label": label, "seed": seed, "iterations": res.iteration, "trace": trace,
-           "heldout_w1": trace[-1]["heldout_w1"], "train_w1": trace[-1]["train_w1"]}
+    out = {
+        "label": label,
+        "seed": seed,
+        "iterations": res.iteration,
+        "trace": trace,
+        "heldout_w1": trace[-1]["heldout_w1"],
+        "train_w1": trace[-1]["train_w1"],
+    }
     if final_eval:
         out["final"] = {}
         for title, kw in FINAL.items():
             t = time.perf_counter()
             ev = evaluate(res.model, snaps, task, seed=0, metrics=("w1",), **kw)
-            out["final"][title] = {"w1": ev["w1"], "per_time": {str(r["time"]): r["w1"] for r in ev["per_time"]},
-                                   "seconds": time.perf_counter() - t}
+            out["final"][title] = {
+                "w1": ev["w1"],
+                "per_time": {str(r["time"]): r["w1"] for r in ev["per_time"]},
+                "seconds": time.perf_counter() - t,
+            }
     return out
 
 
 def render(name: str, settings: dict | None = None) -> int:
-    log = _common.RESULTS_DIR / f"{name}.rows.jsonl"
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    rows, log = _common.load_rows(name)
+    if not rows:
+        print(f"no rows in {log}")
+        return 2
     base = [r for r in rows if r.get("kind") == "baseline"]
     runs = [r for r in rows if r.get("kind") != "baseline"]
-    lines = [f"held-out / training-time W1 (data units, 1000 cells from t0) after {runs[0]['budget']:g} s of "
-             f"training steps, {runs[0]['dataset']} {runs[0]['task']}, model `{runs[0]['preset']}`; mean ± std over "
-             f"seeds; trend = held-out W1 over the last half of the budget", "",
-             "| variant | held-out W1 | training-time W1 | trend | iterations | grad norm (before → after clip) | seeds |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"held-out / training-time W1 (data units, 1000 cells from t0) after {runs[0]['budget']:g} s of "
+        f"training steps, {runs[0]['dataset']} {runs[0]['task']}, model `{runs[0]['preset']}`; mean ± std over "
+        f"seeds; trend = held-out W1 over the last half of the budget",
+        "",
+        "| variant | held-out W1 | training-time W1 | trend | iterations | grad norm (before → after clip) | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     finals = [r for r in runs if r.get("final")]
     for label in VARIANTS:
         rs = [r for r in runs if r["label"] == label]
         if not rs:
             continue
-
-        def ms(vals, d=3):
-            vals = np.asarray(vals, float)
-            return f"{vals.mean():.{d}f}" + (f" ± {vals.std(ddof=1):.{d}f}" if len(vals) > 1 else "")
         half = [r["trace"][len(r["trace"]) // 2]["heldout_w1"] for r in rs]
         trend = np.mean([r["heldout_w1"] for r in rs]) - np.mean(half)
         g = rs[0]["trace"][-1]
-        lines.append(f"| {label} | {ms([r['heldout_w1'] for r in rs])} | {ms([r['train_w1'] for r in rs])} | "
-                     f"{trend:+.3f} | {ms([r['iterations'] for r in rs], 0)} | "
-                     f"{g['grad_norm']:.3g} → {g['grad_norm_clipped']:.3g} | {len(rs)} |")
+        lines.append(
+            f"| {label} | {_common.mean_pm([r['heldout_w1'] for r in rs])} | "
+            f"{_common.mean_pm([r['train_w1'] for r in rs])} | "
+            f"{trend:+.3f} | {_common.mean_pm([r['iterations'] for r in rs], 0)} | "
+            f"{g['grad_norm']:.3g} → {g['grad_norm_clipped']:.3g} | {len(rs)} |"
+        )
     for b in ("previous", "mccann", "floor"):
         vals = [r["w1"] for r in base if r["preset"] == b and r.get("n_particles", 1000) == 1000]
         if vals:
             lines.append(f"| *{b}* | {np.mean(vals):.3f} | | | | | {len(vals)} |")
     if finals:  # --final-eval: the final model under benchmarks/accuracy.py's protocols
-        lines += ["", "held-out W1 of the final model (data units) under benchmarks/accuracy.py's protocols; "
-                  "baselines at 2000 cells; trace = held-out W1 (1000 cells from t0) at each sixth of the budget", "",
-                  "| variant | " + " | ".join(FINAL) + " | trace |", "|---|" + "---|" * (len(FINAL) + 1)]
+        lines += [
+            "",
+            "held-out W1 of the final model (data units) under benchmarks/accuracy.py's protocols; "
+            "baselines at 2000 cells; trace = held-out W1 (1000 cells from t0) at each sixth of the budget",
+            "",
+            "| variant | " + " | ".join(FINAL) + " | trace |",
+            "|---|" + "---|" * (len(FINAL) + 1),
+        ]
         for label in VARIANTS:
             rs = [r for r in finals if r["label"] == label]
             if rs:
@@ -179,10 +208,16 @@ def main(argv=None) -> int:
     ap.add_argument("--shard", type=_common.shard, default=(1, 1))
     ap.add_argument("--name", default="fit_diagnostics")
     ap.add_argument("--render", action="store_true")
-    ap.add_argument("--final-eval", action="store_true",
-                    help="also score the final model with benchmarks/accuracy.py's protocols (FINAL)")
-    ap.add_argument("--append", action="store_true",
-                    help="add to the rows already in results/<name>.rows.jsonl (e.g. more seeds) instead of starting over")
+    ap.add_argument(
+        "--final-eval",
+        action="store_true",
+        help="also score the final model with benchmarks/accuracy.py's protocols (FINAL)",
+    )
+    ap.add_argument(
+        "--append",
+        action="store_true",
+        help="add to the rows already in results/<name>.rows.jsonl (e.g. more seeds) instead of starting over",
+    )
     args = ap.parse_args(argv)
     if args.render:
         return render(args.name)
@@ -192,33 +227,43 @@ def main(argv=None) -> int:
     if snaps is None:
         print(f"skip: {args.dataset} not found under ../shared/data")
         return 0
-    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = _common.rows_log(args.name)
+    _common.start_log(log, resume=args.append, first_shard=k == 1)  # --append keeps the rows there
     if k == 1:
-        if not args.append:
-            log.unlink(missing_ok=True)
-        with open(log, "a") as fh:
-            for seed in args.seeds:
-                for ev in baseline_evaluations(snaps, args.task, n_particles=1000, seed=seed, metrics=("w1",)):
-                    fh.write(json.dumps({"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"]}) + "\n")
-                if args.final_eval:
-                    for ev in baseline_evaluations(snaps, args.task, n_particles=2000, seed=seed, metrics=("w1",)):
-                        fh.write(json.dumps({"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"],
-                                             "n_particles": 2000}) + "\n")
+        for seed in args.seeds:
+            _common.append_rows(
+                log,
+                [
+                    {"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"]}
+                    for ev in baseline_evaluations(snaps, args.task, n_particles=1000, seed=seed, metrics=("w1",))
+                ],
+            )
+            if args.final_eval:
+                _common.append_rows(
+                    log,
+                    [
+                        {"kind": "baseline", "preset": ev["preset"], "seed": seed, "w1": ev["w1"], "n_particles": 2000}
+                        for ev in baseline_evaluations(snaps, args.task, n_particles=2000, seed=seed, metrics=("w1",))
+                    ],
+                )
     jobs = [(v, s) for v in args.variants for s in args.seeds]
     commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
-    for i, (label, seed) in enumerate(jobs):
-        if i % n != k - 1:
-            continue
+    for label, seed in _common.share(jobs, args.shard):
         t0 = time.perf_counter()
         r = run(snaps, args.task, label, seed, args.budget, args.preset, args.final_eval)
-        r.update(dataset=args.dataset, task=args.task, preset=args.preset, budget=args.budget,
-                 loadavg_1=_common.env_info()["loadavg_1_5_15"][0], wall_seconds=time.perf_counter() - t0,
-                 git_commit=commit)
-        with open(log, "a") as fh:
-            fh.write(json.dumps(r) + "\n")
-        print(f"{label:>32} seed {seed}: held-out {r['heldout_w1']:.4f}  train {r['train_w1']:.4f}  "
-              f"({r['iterations']} it, {time.perf_counter() - t0:.0f} s)", flush=True)
+        r.update(
+            dataset=args.dataset,
+            task=args.task,
+            preset=args.preset,
+            budget=args.budget,
+            wall_seconds=time.perf_counter() - t0,
+        )
+        _common.append_rows(log, [r], **_common.run_fields(commit))
+        print(
+            f"{label:>32} seed {seed}: held-out {r['heldout_w1']:.4f}  train {r['train_w1']:.4f}  "
+            f"({r['iterations']} it, {time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     return render(args.name, vars(args)) if n == 1 else 0
 
 

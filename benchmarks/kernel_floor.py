@@ -15,6 +15,7 @@ misses the true forces by 15 % cannot recover the interaction, whatever the budg
 
 Writes ``benchmarks/results/kernel_floor[_FAMILY].{json,md}``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -63,8 +63,9 @@ def main(argv=None) -> int:
     systems = population_systems(args.family, 8)
     pops = population_snapshots(systems, n_per_time=300, seed=args.seed)
     train = [i for i in range(len(pops.names)) if i not in HELDOUT]
-    scale = DataScale(pops.dim).fit_many_([(pops[pops.names[i]], list(range(pops[pops.names[i]].n_times)))
-                                           for i in train])
+    scale = DataScale(pops.dim).fit_many_(
+        [(pops[pops.names[i]], list(range(pops[pops.names[i]].n_times))) for i in train]
+    )
     x_tr, f_tr = forces(systems, pops, scale, train, args.cells, rng)
     x_te, f_te = forces(systems, pops, scale, HELDOUT, args.cells, rng)
     rows = []
@@ -79,15 +80,29 @@ def main(argv=None) -> int:
             opt.step()
         with torch.no_grad():
             test = float((kernel(x_te) - f_te).pow(2).sum() / f_te.pow(2).sum())
-        rows.append({"kernel": name, "options": opts, "train_error": float(loss), "heldout_error": test,
-                     "seconds": time.perf_counter() - t0, "steps": args.steps})
+        rows.append(
+            {
+                "kernel": name,
+                "options": opts,
+                "train_error": float(loss),
+                "heldout_error": test,
+                "seconds": time.perf_counter() - t0,
+                "steps": args.steps,
+            }
+        )
         print(f"{name} {opts}: train {float(loss):.4f}  held-out {test:.4f}  ({rows[-1]['seconds']:.0f} s)", flush=True)
     table = _common.markdown_table(
         ["kernel", "options", "relative error, training populations", "relative error, held-out populations"],
-        [[r["kernel"], r["options"] or "default", f"{r['train_error']:.4f}", f"{r['heldout_error']:.4f}"] for r in rows])
+        [
+            [r["kernel"], r["options"] or "default", f"{r['train_error']:.4f}", f"{r['heldout_error']:.4f}"]
+            for r in rows
+        ],
+    )
     stem = "kernel_floor" + ("" if args.family == "morse" else f"_{args.family}")
-    md = (f"Best supervised fit of each kernel to the true {args.family} interaction ({args.steps} Adam steps, "
-          f"{args.cells} cells per snapshot, model units):\n\n{table}\n")
+    md = (
+        f"Best supervised fit of each kernel to the true {args.family} interaction ({args.steps} Adam steps, "
+        f"{args.cells} cells per snapshot, model units):\n\n{table}\n"
+    )
     (_common.RESULTS_DIR / f"{stem}.md").write_text(md)
     _common.write_json(stem, {"settings": vars(args), "environment": _common.env_info(), "rows": rows})
     print(md)

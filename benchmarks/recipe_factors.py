@@ -25,6 +25,7 @@ Rows go to ``results/<name>.rows.jsonl`` as they finish (``--resume`` skips thos
     python benchmarks/recipe_factors.py --shard 1/2 & python benchmarks/recipe_factors.py --shard 2/2; \\
         python benchmarks/recipe_factors.py --render
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,15 +37,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import accuracy  # noqa: E402
-
 import torch  # noqa: E402
 
 import mfsde  # noqa: E402
-from mfsde.evaluation import evaluate  # noqa: E402
-from mfsde.training import fit  # noqa: E402
+from mfsde import (
+    evaluate,  # noqa: E402
+    fit,  # noqa: E402
+)
 
-OLD = {"model.standardize": "none", "model.time_scale": "none", "loss.energy_weight": 1.0,
-       "model.inter.zero_init": False}
+OLD = {
+    "model.standardize": "none",
+    "model.time_scale": "none",
+    "loss.energy_weight": 1.0,
+    "model.inter.zero_init": False,
+}
 FACTORS = {
     "main": {},
     "old": OLD,
@@ -59,29 +65,53 @@ FACTORS = {
     "old_energy_001": {**OLD, "loss.energy_weight": 0.01},
     "old_zero_init": {**OLD, "model.inter.zero_init": True},
 }
-TASKS = [("cite", "loo:1", ("t0", "previous")), ("cite", "loo:2", ("t0", "previous")),
-         ("emt", "loo:1", ("t0",)), ("emt", "loo:2", ("t0",))]
+TASKS = [
+    ("cite", "loo:1", ("t0", "previous")),
+    ("cite", "loo:2", ("t0", "previous")),
+    ("emt", "loo:1", ("t0",)),
+    ("emt", "loo:2", ("t0",)),
+]
 
 
 def run(snaps, dataset, task, starts, factor, seed, budget) -> list[dict]:
-    cfg = mfsde.preset("scimf", dim=snaps.dim).override(**{
-        **FACTORS[factor], "train.seed": seed, "train.time_budget": budget, "train.iterations": 10**6,
-        "train.time_clock": "cpu"})
+    cfg = mfsde.preset("scimf", dim=snaps.dim).override(
+        **{
+            **FACTORS[factor],
+            "train.seed": seed,
+            "train.time_budget": budget,
+            "train.iterations": 10**6,
+            "train.time_clock": "cpu",
+        }
+    )
     res = fit(cfg, snaps, task, progress=False)
     rows = []
     for start in starts:
         ev = evaluate(res.model, snaps, task, n_particles=accuracy.n_eval(start), seed=0, start=start)
-        rows.append({"dataset": dataset, "task": task, "start": start, "factor": factor, "kind": "model",
-                     "seed": seed, "w1": ev["w1"], "w2": ev["w2"], "per_time": ev["per_time"],
-                     "iterations": res.iteration, "train_cpu_seconds": res.train_cpu_seconds,
-                     "train_wall_seconds": res.train_wall_seconds, "budget": budget, "overrides": FACTORS[factor]})
+        rows.append(
+            {
+                "dataset": dataset,
+                "task": task,
+                "start": start,
+                "factor": factor,
+                "kind": "model",
+                "seed": seed,
+                "w1": ev["w1"],
+                "w2": ev["w2"],
+                "per_time": ev["per_time"],
+                "iterations": res.iteration,
+                "train_cpu_seconds": res.train_cpu_seconds,
+                "train_wall_seconds": res.train_wall_seconds,
+                "budget": budget,
+                "overrides": FACTORS[factor],
+            }
+        )
     return rows
 
 
 def render(name: str) -> int:
-    rows = _common.read_rows(_common.RESULTS_DIR / f"{name}.rows.jsonl")
+    rows, log = _common.load_rows(name)
     if not rows:
-        print(f"no rows in {name}.rows.jsonl")
+        print(f"no rows in {log.name}")
         return 2
     keys = []
     for r in rows:
@@ -97,26 +127,41 @@ def render(name: str) -> int:
         rs = [r for r in rows if (r["dataset"], r["task"], r["start"]) == k]
         base = {r["factor"]: r["w1"] for r in rs if r["kind"] == "baseline"}
         main_vals = [r["w1"] for r in rs if r.get("factor") == "main" and r["kind"] == "model"]
-        main_mean = accuracy._ms(main_vals)[0] if main_vals else None
-        cells = [f"{k[0]} {k[1]}, {k[2]}"] + [f"{base[b]:.{d(k[0])}f}" if b in base else "–"
-                                              for b in ("previous", "mccann", "floor")]
+        main_mean = _common.mean_std(main_vals)[0] if main_vals else None
+        cells = [f"{k[0]} {k[1]}, {k[2]}"] + [
+            f"{base[b]:.{d(k[0])}f}" if b in base else "–" for b in ("previous", "mccann", "floor")
+        ]
         for f in factors:
             g = [r for r in rs if r.get("factor") == f and r["kind"] == "model"]
             if not g:
                 cells.append("–")
                 continue
-            cell = accuracy._cell([r["w1"] for r in g], d(k[0]))
-            its = accuracy._ms([r["iterations"] for r in g])[0]
-            m = accuracy._ms([r["w1"] for r in g])[0]
+            cell = _common.mean_pm([r["w1"] for r in g], d(k[0]))
+            its = _common.mean_std([r["iterations"] for r in g])[0]
+            m = _common.mean_std([r["w1"] for r in g])[0]
             delta = "" if f == "main" or main_mean is None else f", Δ {m - main_mean:+.{d(k[0])}f}"
             cells.append(f"{cell}{delta} ({its:.0f} it)")
-            summary.append({"dataset": k[0], "task": k[1], "start": k[2], "factor": f,
-                            "w1": accuracy._ms([r["w1"] for r in g]), "iterations": its, "seeds": [r["seed"] for r in g]})
+            summary.append(
+                {
+                    "dataset": k[0],
+                    "task": k[1],
+                    "start": k[2],
+                    "factor": f,
+                    "w1": _common.mean_std([r["w1"] for r in g]),
+                    "iterations": its,
+                    "seeds": [r["seed"] for r in g],
+                }
+            )
         lines.append("| " + " | ".join(cells) + " |")
     budgets = sorted({(r["dataset"], r["budget"]) for r in rows if r["kind"] == "model"})
-    lines += ["", "Budgets (CPU seconds of training steps per run): "
-              + ", ".join(f"{ds} {b:g} s" for ds, b in budgets) + ". Factors: "
-              + "; ".join(f"`{f}` = {json.dumps(FACTORS[f]) if FACTORS[f] else 'today’s preset'}" for f in factors) + "."]
+    lines += [
+        "",
+        "Budgets (CPU seconds of training steps per run): "
+        + ", ".join(f"{ds} {b:g} s" for ds, b in budgets)
+        + ". Factors: "
+        + "; ".join(f"`{f}` = {json.dumps(FACTORS[f]) if FACTORS[f] else 'today’s preset'}" for f in factors)
+        + ".",
+    ]
     md = "\n".join(lines) + "\n"
     (_common.RESULTS_DIR / f"{name}.md").write_text(md)
     _common.write_json(name, {"summary": summary, "rows": rows})
@@ -140,19 +185,23 @@ def main(argv=None) -> int:
         return render(args.name)
     k, n = args.shard
     torch.set_num_threads(1)
-    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
+    log = _common.rows_log(args.name)
     snaps = {d: accuracy.load(d) for d in args.datasets}
     for d in [d for d, s in snaps.items() if s is None]:
         print(f"skip {d}: data not found under {accuracy.DATA}")
     # seed-major, factor-major within a seed: an interrupted run has whole comparisons
     jobs = [(ds, task, starts, "baselines", 0) for ds, task, starts in TASKS if snaps.get(ds) is not None]
-    jobs += [(ds, task, starts, f, seed) for seed in args.seeds for f in args.factors
-             for ds, task, starts in TASKS if snaps.get(ds) is not None]
-    old = _common.read_rows(log) if args.resume else []
-    if not args.resume and k == 1:
-        log.unlink(missing_ok=True)
+    jobs += [
+        (ds, task, starts, f, seed)
+        for seed in args.seeds
+        for f in args.factors
+        for ds, task, starts in TASKS
+        if snaps.get(ds) is not None
+    ]
+    old = _common.start_log(log, resume=args.resume, first_shard=k == 1)
     done = {(r["dataset"], r["task"], r["factor"] if r["kind"] == "model" else "baselines", r["seed"]) for r in old}
-    jobs = [j for i, j in enumerate(jobs) if i % n == k - 1 and (j[0], j[1], j[3], j[4]) not in done]
+    jobs = [j for j in _common.share(jobs, args.shard) if (j[0], j[1], j[3], j[4]) not in done]
+    commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     for ds, task, starts, what, seed in jobs:
         t0 = time.perf_counter()
@@ -160,13 +209,13 @@ def main(argv=None) -> int:
             rows = [{**r, "factor": r["preset"]} for r in accuracy.run_baselines(snaps[ds], ds, task, starts, seed)]
         else:
             rows = run(snaps[ds], ds, task, starts, what, seed, args.budget_cite if ds == "cite" else args.budget_emt)
-        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": 1,
-               "git_commit": _common.env_info()["git_commit"]}
-        with open(log, "a") as fh:
-            for r in rows:
-                fh.write(json.dumps({**r, **env}) + "\n")
-        print(f"{ds} {task} {what} seed {seed}: " + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
-              + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+        _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
+        print(
+            f"{ds} {task} {what} seed {seed}: "
+            + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
+            + f" ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     return render(args.name) if n == 1 else 0
 
 

@@ -10,6 +10,7 @@ shared JSON envelope (environment, git commit).
     python benchmarks/run_all.py --quick                  # ~15 min on 2 cores
     python benchmarks/run_all.py --only accuracy populations
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,16 +42,23 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke runs (results/<name>_quick.*)")
     ap.add_argument("--only", nargs="+", choices=list(SUITE), default=None, help="run these scripts only")
-    ap.add_argument("--timeout", type=float, default=None,
-                    help="seconds per script (default: 1800 with --quick, none otherwise)")
+    ap.add_argument(
+        "--timeout", type=float, default=None, help="seconds per script (default: 1800 with --quick, none otherwise)"
+    )
     args = ap.parse_args(argv)
     timeout = args.timeout if args.timeout is not None else (1800 if args.quick else None)
     rows = []
     for name in args.only or SUITE:
         extra = SUITE[name][0 if args.quick else 1]
         if extra is None:
-            rows.append({"script": name, "status": "skipped", "reason": "no quick mode (it is itself quick: run it "
-                         "without --quick)", "seconds": 0.0})
+            rows.append(
+                {
+                    "script": name,
+                    "status": "skipped",
+                    "reason": "no quick mode (it is itself quick: run it without --quick)",
+                    "seconds": 0.0,
+                }
+            )
             print(f"{name}: skipped (no quick mode)", flush=True)
             continue
         cmd = [sys.executable, str(HERE / f"{name}.py"), *extra]
@@ -64,7 +72,9 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - t0
         rows.append({"script": name, "command": cmd[1:], "status": status, "seconds": seconds, "output_tail": tail})
         print(f"{name}: {status} in {seconds:.0f} s", flush=True)
-    md = _common.markdown_table(["script", "status", "seconds"], [[r["script"], r["status"], r["seconds"]] for r in rows])
+    md = _common.markdown_table(
+        ["script", "status", "seconds"], [[r["script"], r["status"], r["seconds"]] for r in rows]
+    )
     out = "run_all_quick" if args.quick else "run_all"
     (_common.RESULTS_DIR / f"{out}.md").write_text(md + "\n")
     _common.write_json(out, {"settings": vars(args), "rows": rows})

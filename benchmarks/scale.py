@@ -42,6 +42,7 @@ on measured cells only.
 
 Writes ``benchmarks/results/scale{_quick}{_cuda}.json``, ``.md`` and ``.png`` (matplotlib).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -237,9 +238,17 @@ def worker(kernel, n, mode, batch, max_seconds, device_name, threads=None, step_
     full_inter = _linear_fit(r1, t1, r2, t2, n) if r2 > r1 else t1 * n / r1
     rate = full_inter / n  # seconds per receiver row against N sources (no grad)
     predicted_eval = full_inter * min(b or n, n) / n  # N rows x (B or N) sources
-    out = {"kernel": kernel, "N": n, "mode": mode, "batch": b, "device": device_name,
-           "torch_num_threads": torch.get_num_threads(), "pilot_rows": [r1, r2], "pilot_s": [t1, t2],
-           "predicted_eval_s": predicted_eval}
+    out = {
+        "kernel": kernel,
+        "N": n,
+        "mode": mode,
+        "batch": b,
+        "device": device_name,
+        "torch_num_threads": torch.get_num_threads(),
+        "pilot_rows": [r1, r2],
+        "pilot_s": [t1, t2],
+        "predicted_eval_s": predicted_eval,
+    }
 
     # (a) drift evaluation
     if mode == "rb" or kernel == "none" or predicted_eval <= max_seconds:
@@ -253,9 +262,15 @@ def worker(kernel, n, mode, batch, max_seconds, device_name, threads=None, step_
         def intra_call():
             with torch.no_grad():
                 intra(x)
+
         t_intra, p_intra, method = meter(intra_call)
-        out["eval"] = {"seconds": t_inter + t_intra, "peak_bytes": max(peak, p_intra), "extrapolated": True,
-                       "method": "f_inter: linear fit over receiver rows; f_intra measured", **detail}
+        out["eval"] = {
+            "seconds": t_inter + t_intra,
+            "peak_bytes": max(peak, p_intra),
+            "extrapolated": True,
+            "method": "f_inter: linear fit over receiver rows; f_intra measured",
+            **detail,
+        }
     out["peak_method"] = method
 
     # (b) training step (forward + backward + recompute of checkpointed chunks: ~4x a forward)
@@ -268,21 +283,44 @@ def worker(kernel, n, mode, batch, max_seconds, device_name, threads=None, step_
         out["step"] = {"seconds": secs, "peak_bytes": peak, "extrapolated": False}
     else:
         t_fb, peak, detail = _extrapolate_rows(meter, model.drift.inter.train(), x, True, 4 * rate, step_budget / 2)
-        bare = type(model)(MeanFieldDrift(model.drift.intra, NoInteraction(D)), sigma=model.diffusion,
-                           dt=model.dt).to(device)
+        bare = type(model)(MeanFieldDrift(model.drift.intra, NoInteraction(D)), sigma=model.diffusion, dt=model.dt).to(
+            device
+        )
         t_rest, p_rest, _m = meter(_step_fn(bare, x, targets, None, device))
-        out["step"] = {"seconds": N_EVALS * t_fb + t_rest, "peak_bytes": max(peak, p_rest), "extrapolated": True,
-                       "method": f"{N_EVALS} x f_inter fwd+bwd (linear fit over receiver rows) + measured step "
-                                 "without f_inter", "step_without_inter_s": t_rest, **detail}
+        out["step"] = {
+            "seconds": N_EVALS * t_fb + t_rest,
+            "peak_bytes": max(peak, p_rest),
+            "extrapolated": True,
+            "method": f"{N_EVALS} x f_inter fwd+bwd (linear fit over receiver rows) + measured step without f_inter",
+            "step_without_inter_s": t_rest,
+            **detail,
+        }
     return out
 
 
 # -- driver ---------------------------------------------------------------------------------------
 def run_cell(kernel, n, mode, args) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--kernel", kernel, "--n", str(n),
-           "--mode", mode, "--batch", str(args.batch), "--max-seconds", str(args.max_seconds),
-           "--device", args.device] + ([] if args.threads is None else ["--threads", str(args.threads)]) + (
-           [] if args.step_max_seconds is None else ["--step-max-seconds", str(args.step_max_seconds)])
+    cmd = (
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--kernel",
+            kernel,
+            "--n",
+            str(n),
+            "--mode",
+            mode,
+            "--batch",
+            str(args.batch),
+            "--max-seconds",
+            str(args.max_seconds),
+            "--device",
+            args.device,
+        ]
+        + ([] if args.threads is None else ["--threads", str(args.threads)])
+        + ([] if args.step_max_seconds is None else ["--step-max-seconds", str(args.step_max_seconds)])
+    )
     env = os.environ.copy()
     env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
@@ -329,9 +367,13 @@ def slopes(runs):
                 if rs:
                     large = [(n, t) for n, t in meas if n >= 5000]
                     out[f"{kernel}/{mode}/{what}"] = {
-                        "slope_measured": loglog_slope(meas), "n_measured": len(meas),
-                        "slope_measured_N_ge_5000": loglog_slope(large), "n_measured_N_ge_5000": len(large),
-                        "slope_all": loglog_slope([(r["N"], r[what]["seconds"]) for r in rs]), "n_all": len(rs)}
+                        "slope_measured": loglog_slope(meas),
+                        "n_measured": len(meas),
+                        "slope_measured_N_ge_5000": loglog_slope(large),
+                        "n_measured_N_ge_5000": len(large),
+                        "slope_all": loglog_slope([(r["N"], r[what]["seconds"]) for r in rs]),
+                        "n_all": len(rs),
+                    }
     return out
 
 
@@ -340,13 +382,23 @@ def interaction_step_slopes(runs) -> dict:
     `none` kernel's step at the same N: the interaction's share of the step. The step also holds
     an N-independent Sinkhorn (1000 sub-sampled particles vs fixed targets), which flattens the
     raw step slope at these sizes."""
-    base = {r["N"]: r["step"]["seconds"] for r in runs
-            if r["kernel"] == "none" and "step" in r and not r["step"]["extrapolated"]}
+    base = {
+        r["N"]: r["step"]["seconds"]
+        for r in runs
+        if r["kernel"] == "none" and "step" in r and not r["step"]["extrapolated"]
+    }
     out = {}
     for kernel in dict.fromkeys(r["kernel"] for r in runs if r["kernel"] != "none"):
-        pts = [(r["N"], r["step"]["seconds"] - base[r["N"]]) for r in runs
-               if r["kernel"] == kernel and r["mode"] == "rb" and "step" in r and not r["step"]["extrapolated"]
-               and r["N"] in base and r["N"] >= 5000]
+        pts = [
+            (r["N"], r["step"]["seconds"] - base[r["N"]])
+            for r in runs
+            if r["kernel"] == kernel
+            and r["mode"] == "rb"
+            and "step" in r
+            and not r["step"]["extrapolated"]
+            and r["N"] in base
+            and r["N"] >= 5000
+        ]
         pts = [(n, t) for n, t in pts if t > 0]
         out[f"{kernel}/rb/step - none/step"] = {"slope": loglog_slope(pts), "points": pts}
     return out
@@ -381,8 +433,10 @@ def plot(runs, path):
             ax = axes[i, j]
             for kernel in KERNELS:
                 for mode, style in (("full", "-"), ("rb", "--")):
-                    rs = sorted((r for r in runs if r.get("kernel") == kernel and r.get("mode") == mode and what in r),
-                                key=lambda r: r["N"])
+                    rs = sorted(
+                        (r for r in runs if r.get("kernel") == kernel and r.get("mode") == mode and what in r),
+                        key=lambda r: r["N"],
+                    )
                     if not rs:
                         continue
                     ns = [r["N"] for r in rs]
@@ -410,22 +464,39 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000, 100000])
     ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
-    ap.add_argument("--modes", nargs="+", default=["full", "rb"], choices=["full", "rb"],
-                    help="full interaction and/or random batch")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=["full", "rb"],
+        choices=["full", "rb"],
+        help="full interaction and/or random batch",
+    )
     ap.add_argument("--batch", type=int, default=64, help="random-batch group size B")
-    ap.add_argument("--max-seconds", type=float, default=30.0,
-                    help="per-phase budget: predicted longer -> measure part and extrapolate")
-    ap.add_argument("--step-max-seconds", type=float, default=None,
-                    help="budget of the training-step phase (default: --max-seconds)")
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="per-phase budget: predicted longer -> measure part and extrapolate",
+    )
+    ap.add_argument(
+        "--step-max-seconds",
+        type=float,
+        default=None,
+        help="budget of the training-step phase (default: --max-seconds)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the workers")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
     ap.add_argument("--quick", action="store_true", help="smoke run: N = 1000, 5000; --max-seconds 10")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--name", default=None,
-                    help="results file stem (default scale[_quick][_cuda]); e.g. for a run with other --sizes")
-    ap.add_argument("--render", action="store_true",
-                    help="only redo tables, slopes and plot from benchmarks/results/<name>.json")
+    ap.add_argument(
+        "--name",
+        default=None,
+        help="results file stem (default scale[_quick][_cuda]); e.g. for a run with other --sizes",
+    )
+    ap.add_argument(
+        "--render", action="store_true", help="only redo tables, slopes and plot from benchmarks/results/<name>.json"
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--kernel", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -433,8 +504,20 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(worker(args.kernel, args.n, args.mode, args.batch, args.max_seconds, args.device,
-                                args.threads, args.step_max_seconds)))
+        print(
+            json.dumps(
+                worker(
+                    args.kernel,
+                    args.n,
+                    args.mode,
+                    args.batch,
+                    args.max_seconds,
+                    args.device,
+                    args.threads,
+                    args.step_max_seconds,
+                )
+            )
+        )
         return 0
     if args.device.startswith("cuda"):
         import torch
@@ -445,7 +528,8 @@ def main(argv=None) -> int:
         args.sizes, args.max_seconds = [1000, 5000], 10.0
 
     name = args.name or (
-        "scale" + ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}"))
+        "scale" + ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}")
+    )
     env = None
     if args.render:  # tables, slopes and plot again from the stored runs (nothing is re-measured)
         prev = json.loads((RESULTS_DIR / f"{name}.json").read_text())
@@ -454,8 +538,11 @@ def main(argv=None) -> int:
         args.batch, args.max_seconds, args.sizes = setup["batch"], setup["max_seconds"], setup["sizes"]
     else:
         todo = cells(args)
-        print(f"[scale] {len(todo)} cells; estimated total ~{estimate_seconds(args) / 60:.0f} min "
-              f"(--max-seconds {args.max_seconds:g} per phase)", flush=True)
+        print(
+            f"[scale] {len(todo)} cells; estimated total ~{estimate_seconds(args) / 60:.0f} min "
+            f"(--max-seconds {args.max_seconds:g} per phase)",
+            flush=True,
+        )
         t_start, runs = time.perf_counter(), []
         for kernel, n, mode in todo:
             print(f"[scale] {kernel} N={n} {mode} ...", flush=True)
@@ -467,38 +554,86 @@ def main(argv=None) -> int:
     ok = [r for r in runs if "error" not in r]
     tab = table(runs)
     fits = slopes(ok)
-    fit_rows = [[k, v["slope_measured"], v["n_measured"], v["slope_measured_N_ge_5000"], v["n_measured_N_ge_5000"],
-                 v["slope_all"], v["n_all"]] for k, v in fits.items()]
-    fit_tab = markdown_table(["kernel/mode/what", "slope (measured)", "points", "slope (measured, N >= 5000)", "points",
-                              "slope (all, incl. extrapolated)", "points"], fit_rows)
+    fit_rows = [
+        [
+            k,
+            v["slope_measured"],
+            v["n_measured"],
+            v["slope_measured_N_ge_5000"],
+            v["n_measured_N_ge_5000"],
+            v["slope_all"],
+            v["n_all"],
+        ]
+        for k, v in fits.items()
+    ]
+    fit_tab = markdown_table(
+        [
+            "kernel/mode/what",
+            "slope (measured)",
+            "points",
+            "slope (measured, N >= 5000)",
+            "points",
+            "slope (all, incl. extrapolated)",
+            "points",
+        ],
+        fit_rows,
+    )
     meta = ok[0] if ok else {}
-    header = (f"d = {D}, device = {args.device}, torch threads = {meta.get('torch_num_threads')}, "
-              f"random batch B = {args.batch}, budget {args.max_seconds:g} s per phase; "
-              f"memory = {meta.get('peak_method')}; `*` = extrapolated (see scale.py); total {elapsed / 60:.1f} min")
+    header = (
+        f"d = {D}, device = {args.device}, torch threads = {meta.get('torch_num_threads')}, "
+        f"random batch B = {args.batch}, budget {args.max_seconds:g} s per phase; "
+        f"memory = {meta.get('peak_method')}; `*` = extrapolated (see scale.py); total {elapsed / 60:.1f} min"
+    )
     print(f"\n{header}\n\n{tab}\n\nlog-log slopes of seconds vs N:\n\n{fit_tab}")
 
     extra = interaction_step_slopes(ok)
-    extra_tab = markdown_table(["random-batch interaction share of the step", "slope (N >= 5000)", "points"],
-                               [[k, v["slope"], len(v["points"])] for k, v in extra.items()])
+    extra_tab = markdown_table(
+        ["random-batch interaction share of the step", "slope (N >= 5000)", "points"],
+        [[k, v["slope"], len(v["points"])] for k, v in extra.items()],
+    )
     print(f"\n{extra_tab}")
     fit_tab += "\n\n" + extra_tab
     att = [r for r in ok if r["kernel"] == "attention" and r["mode"] == "full" and r["N"] >= 100000]
     checks = {f"attention full eval N={r['N']}: peak < 4 GiB": r["eval"]["peak_bytes"] < 4 * 2**30 for r in att}
-    checks.update({f"{k}: slope (N >= 5000) in [0.8, 1.2]": (
-        v["slope_measured_N_ge_5000"] is not None and 0.8 <= v["slope_measured_N_ge_5000"] <= 1.2)
-        for k, v in fits.items() if "/rb/" in k and v["n_measured_N_ge_5000"] >= 2})
+    checks.update(
+        {
+            f"{k}: slope (N >= 5000) in [0.8, 1.2]": (
+                v["slope_measured_N_ge_5000"] is not None and 0.8 <= v["slope_measured_N_ge_5000"] <= 1.2
+            )
+            for k, v in fits.items()
+            if "/rb/" in k and v["n_measured_N_ge_5000"] >= 2
+        }
+    )
     for k, v in checks.items():
         print(f"  {'PASS' if v else 'MISS'}  {k}")
     if args.no_write:
         return 0
-    payload = {"benchmark": "scale", "setup": {"d": D, "kernels": KERNELS, "sizes": args.sizes, "batch": args.batch,
-               "max_seconds": args.max_seconds, "ts": TS, "dt": DT, "n_targets": N_TARGETS, "device": args.device},
-               "env": env or env_info(), "runs": runs, "slopes": fits, "interaction_step_slopes": extra,
-               "checks": checks, "elapsed_s": elapsed,
-               "table_markdown": tab, "slopes_markdown": fit_tab}
+    payload = {
+        "benchmark": "scale",
+        "setup": {
+            "d": D,
+            "kernels": KERNELS,
+            "sizes": args.sizes,
+            "batch": args.batch,
+            "max_seconds": args.max_seconds,
+            "ts": TS,
+            "dt": DT,
+            "n_targets": N_TARGETS,
+            "device": args.device,
+        },
+        "env": env or env_info(),
+        "runs": runs,
+        "slopes": fits,
+        "interaction_step_slopes": extra,
+        "checks": checks,
+        "elapsed_s": elapsed,
+        "table_markdown": tab,
+        "slopes_markdown": fit_tab,
+    }
     print(f"\nwrote {write_json(name, payload)}")
-    (RESULTS_DIR / f"{name}.md").write_text(f"# {name}\n\n{header}\n\n{tab}\n\nlog-log slopes of seconds vs N\n\n"
-                                            f"{fit_tab}\n")
+    (RESULTS_DIR / f"{name}.md").write_text(
+        f"# {name}\n\n{header}\n\n{tab}\n\nlog-log slopes of seconds vs N\n\n{fit_tab}\n"
+    )
     try:
         plot(ok, RESULTS_DIR / f"{name}.png")
         print(f"wrote {RESULTS_DIR / f'{name}.png'}")

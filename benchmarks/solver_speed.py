@@ -31,7 +31,7 @@ Drifts:
 * ``scimf/eval``  - the same drift in eval mode (no dropout; gradients still computed);
 * ``linear``      - a single ``nn.Linear(50, 50)`` (a cheap drift: the loop overhead shows).
 
-Targets (issue): torchsde/mfsde >= 1.3 on scimf (train), >= 10 on linear, mfsde/floor <= 1.15.
+Targets: torchsde/mfsde >= 1.3 on scimf (train), >= 10 on linear, mfsde/floor <= 1.15.
 
     python benchmarks/solver_speed.py [--repeats 21] [--warmup 3] [--quick] [--profile]
                                       [--threads T] [--n N] [--cases linear ...]
@@ -40,6 +40,7 @@ Writes ``benchmarks/results/solver_speed.json``; runs with ``--n``, ``--cases``,
 ``--quick`` write ``solver_speed[_n<N>][_<case>...][_t<T>][_quick].json`` instead, so a partial
 run never overwrites the full one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -197,8 +198,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up (smoke test; noisy)")
     ap.add_argument("--cases", nargs="*", default=None, help="subset of: scimf/train scimf/eval linear")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler tables per variant")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch.set_num_threads (default: leave torch's default, one per core)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: leave torch's default, one per core)"
+    )
     ap.add_argument("--n", type=int, default=N, help=f"particles (default {N}; the targets refer to {N})")
     ap.add_argument("--no-write", action="store_true", help="do not write the JSON file")
     args = ap.parse_args(argv)
@@ -222,17 +224,37 @@ def main(argv=None) -> int:
     rows = []
     for name, c in cases.items():
         t = c["timings"]
-        rows.append([
-            name, ms(t["mfsde"]["median_s"]), ms(t["torchsde"]["median_s"]), ms(t["floor"]["median_s"]),
-            c["torchsde_over_mfsde"], c["mfsde_over_floor"], c["torchsde_over_floor"],
-            c["cpu_torchsde_over_mfsde"], c["cpu_mfsde_over_floor"],
-            "/".join(str(c["drift_calls_forward"][v]) for v in VARIANTS),
-        ])
-    headers = ["drift", "mfsde ms", "torchsde ms", "floor ms", "torchsde/mfsde", "mfsde/floor",
-               "torchsde/floor", "CPU-time torchsde/mfsde", "CPU-time mfsde/floor", "drift calls m/t/f"]
-    print(f"\nN={args.n}, d={D}, {N_STEPS} Euler-Maruyama steps (dt={DT}), forward+backward; wall-clock medians of "
-          f"{args.repeats} interleaved repeats (CPU-time columns: process CPU time, all threads); "
-          f"torch threads = {torch.get_num_threads()}\n")
+        rows.append(
+            [
+                name,
+                ms(t["mfsde"]["median_s"]),
+                ms(t["torchsde"]["median_s"]),
+                ms(t["floor"]["median_s"]),
+                c["torchsde_over_mfsde"],
+                c["mfsde_over_floor"],
+                c["torchsde_over_floor"],
+                c["cpu_torchsde_over_mfsde"],
+                c["cpu_mfsde_over_floor"],
+                "/".join(str(c["drift_calls_forward"][v]) for v in VARIANTS),
+            ]
+        )
+    headers = [
+        "drift",
+        "mfsde ms",
+        "torchsde ms",
+        "floor ms",
+        "torchsde/mfsde",
+        "mfsde/floor",
+        "torchsde/floor",
+        "CPU-time torchsde/mfsde",
+        "CPU-time mfsde/floor",
+        "drift calls m/t/f",
+    ]
+    print(
+        f"\nN={args.n}, d={D}, {N_STEPS} Euler-Maruyama steps (dt={DT}), forward+backward; wall-clock medians of "
+        f"{args.repeats} interleaved repeats (CPU-time columns: process CPU time, all threads); "
+        f"torch threads = {torch.get_num_threads()}\n"
+    )
     table = markdown_table(headers, rows)
     print(table)
 
@@ -244,9 +266,19 @@ def main(argv=None) -> int:
 
     payload = {
         "benchmark": "solver_speed",
-        "setup": {"N": args.n, "d": D, "torch_threads": torch.get_num_threads(), "dt": DT, "sigma": SIGMA, "ts": TS, "n_steps": N_STEPS,
-                  "loss": "xs[1:].square().mean(), backward", "repeats": args.repeats, "warmup": args.warmup,
-                  "order": "variants interleaved round-robin within each repeat"},
+        "setup": {
+            "N": args.n,
+            "d": D,
+            "torch_threads": torch.get_num_threads(),
+            "dt": DT,
+            "sigma": SIGMA,
+            "ts": TS,
+            "n_steps": N_STEPS,
+            "loss": "xs[1:].square().mean(), backward",
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "order": "variants interleaved round-robin within each repeat",
+        },
         "env": env_info(),
         "cases": cases,
         "targets": targets,

@@ -22,11 +22,10 @@ model sees normalised distributions.
 
 Writes ``benchmarks/results/systems.json`` and ``systems.md`` (``--quick``: ``systems_quick.*``).
 """
+
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -37,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+
 from mfsde.evaluation import BASELINES  # noqa: E402
 
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp"]
@@ -48,8 +48,11 @@ SYSTEM_ORDER = ["ou", "ou_control", "morse", "morse_control", "cucker_smale", "k
 TIMES = (0.0, 0.8, 1.6, 2.4, 3.2, 4.0)
 TASK = "heldout:2,5"
 GRN_DIR = _common.REPO_ROOT.parent / "shared" / "data" / "interacting_grn"
-GRN_FILES = {"grn_attract": "simulation_attract.csv", "grn_LJ": "simulation_LJ.csv",
-             "grn_no_interact": "simulation_no_interact.csv"}
+GRN_FILES = {
+    "grn_attract": "simulation_attract.csv",
+    "grn_LJ": "simulation_LJ.csv",
+    "grn_no_interact": "simulation_no_interact.csv",
+}
 GRN_TASK = "heldout:2"
 # fallback seconds per training iteration and solver step (128 particles, 1 thread, idle core);
 # the run measures its own at start (`calibrate`) unless --no-calibrate
@@ -62,8 +65,13 @@ TRUTH_DT = 0.02  # solver step of the true simulations used for evaluation (data
 
 # -- one task: a (data set, seed) pair, every preset --------------------------------------------------
 def _overrides(args) -> dict:
-    return {"train.iterations": args.iterations, "train.n_particles": args.particles, "train.n_targets": None,
-            "train.lr_step": max(1, args.iterations // 10), "train.log_every": max(1, args.iterations)}
+    return {
+        "train.iterations": args.iterations,
+        "train.n_particles": args.particles,
+        "train.n_targets": None,
+        "train.lr_step": max(1, args.iterations // 10),
+        "train.log_every": max(1, args.iterations),
+    }
 
 
 def _dataset(kind: str, name: str, seed: int, args):
@@ -77,8 +85,14 @@ def _dataset(kind: str, name: str, seed: int, args):
 
 
 def _row(name, kind, preset, seed, ev_or_rep, seconds, train_seconds) -> dict:
-    row = {"system": name, "kind": kind, "preset": preset, "seed": seed,
-           "train_seconds": train_seconds, "seconds": seconds}
+    row = {
+        "system": name,
+        "kind": kind,
+        "preset": preset,
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "seconds": seconds,
+    }
     for r in ev_or_rep["per_time"]:
         row[f"w1@{r['index']}"], row[f"w2@{r['index']}"] = r["w1"], r["w2"]
     row["w1"], row["w2"] = ev_or_rep["w1"], ev_or_rep["w2"]
@@ -94,17 +108,16 @@ def run_task(kind: str, name: str, seed: int, args, presets: list[str], referenc
     ``"truth"`` where the system is known)."""
     import torch
 
-    from mfsde.evaluation import baseline_evaluations
+    from mfsde import evaluate, fit
     from mfsde.config import preset
-    from mfsde.evaluation import evaluate
-    from mfsde.evaluation import SystemModel, recovery_report
-    from mfsde.training import fit
+    from mfsde.evaluation import SystemModel, baseline_evaluations, recovery_report
 
     torch.set_num_threads(args.threads)
     system, snaps, task = _dataset(kind, name, seed, args)
     cache, rows = {}, []
-    rec = dict(n_particles=args.recovery_particles, eval_particles=args.eval_particles, seed=seed, dt=TRUTH_DT,
-               cache=cache)
+    rec = dict(
+        n_particles=args.recovery_particles, eval_particles=args.eval_particles, seed=seed, dt=TRUTH_DT, cache=cache
+    )
     names = [r for r in references if r in REFERENCES]
     if names:
         t0 = time.perf_counter()
@@ -113,8 +126,17 @@ def run_task(kind: str, name: str, seed: int, args, presets: list[str], referenc
     if system is not None and "truth" in references:
         t0 = time.perf_counter()
         true_model = SystemModel(system, dt=TRUTH_DT)
-        rows.append(_row(name, kind, "truth", seed, recovery_report(true_model, system, snaps, task, **rec),
-                         time.perf_counter() - t0, 0.0))
+        rows.append(
+            _row(
+                name,
+                kind,
+                "truth",
+                seed,
+                recovery_report(true_model, system, snaps, task, **rec),
+                time.perf_counter() - t0,
+                0.0,
+            )
+        )
     for p in presets:
         t0 = time.perf_counter()
         try:
@@ -125,14 +147,27 @@ def run_task(kind: str, name: str, seed: int, args, presets: list[str], referenc
             else:
                 out = evaluate(res.model, snaps, task, n_particles=args.eval_particles, seed=seed)
         except Exception as err:  # noqa: BLE001 - one failed run must not lose the others; recorded
-            rows.append({"system": name, "kind": kind, "preset": p, "seed": seed,
-                         "error": f"{type(err).__name__}: {err}", "seconds": time.perf_counter() - t0})
+            rows.append(
+                {
+                    "system": name,
+                    "kind": kind,
+                    "preset": p,
+                    "seed": seed,
+                    "error": f"{type(err).__name__}: {err}",
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             print(f"  {name:>16} {p:>13} seed {seed}: FAILED {type(err).__name__}: {err}", flush=True)
             continue
-        rows.append(_row(name, kind, p, seed, out, time.perf_counter() - t0, res.elapsed)
-                    | {"iterations": cfg.train.iterations, **_common.train_settings(cfg.train)})
-        print(f"  {name:>16} {p:>13} seed {seed}: W1 {out['w1']:.3f}  drift {out.get('drift', float('nan')):.3f}  "
-              f"inter {out.get('inter', float('nan')):.3f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        rows.append(
+            _row(name, kind, p, seed, out, time.perf_counter() - t0, res.elapsed)
+            | {"iterations": cfg.train.iterations, **_common.train_settings(cfg.train)}
+        )
+        print(
+            f"  {name:>16} {p:>13} seed {seed}: W1 {out['w1']:.3f}  drift {out.get('drift', float('nan')):.3f}  "
+            f"inter {out.get('inter', float('nan')):.3f}  ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     return rows
 
 
@@ -146,8 +181,10 @@ def resume_stale(rows: list[dict], args) -> list[str]:
     for r in rows:
         if r["preset"] in PRESETS and "error" not in r:
             t = preset(r["preset"], dim=2).override(**_overrides(args)).train
-            if (_common.logged_train_settings(r) != _common.train_settings(t)
-                    or r.get("iterations", t.iterations) != t.iterations):
+            if (
+                _common.logged_train_settings(r) != _common.train_settings(t)
+                or r.get("iterations", t.iterations) != t.iterations
+            ):
                 out.add(f"{r['preset']} on {r['system']}")
     return sorted(out)
 
@@ -209,13 +246,6 @@ def plan(args) -> list[tuple[str, str, int]]:
 METRICS = ["w1@2", "w1@5", "w2@2", "w2@5", "drift", "inter", "inter_scaled"]
 
 
-def _mean_std(vals) -> str:
-    v = np.array([x for x in vals if x is not None and not (isinstance(x, float) and math.isnan(x))], dtype=float)
-    if v.size == 0:
-        return "–"
-    return f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if v.size > 1 else "")
-
-
 def summary_rows(rows: list[dict]) -> list[dict]:
     """Mean ± std over seeds per (system, preset), systems in reading order, truth first, baselines last."""
     order = {s: i for i, s in enumerate(SYSTEM_ORDER + list(GRN_FILES))}
@@ -224,15 +254,31 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     out = []
     for s, p in keys:
         rs = [r for r in rows if r["system"] == s and r["preset"] == p]
-        out.append({"system": s, "preset": p, "n_seeds": len(rs),
-                    **{m: _mean_std([r.get(m) for r in rs]) for m in METRICS},
-                    **{f"{m}_values": [r.get(m) for r in rs] for m in METRICS}})
+        out.append(
+            {
+                "system": s,
+                "preset": p,
+                "n_seeds": len(rs),
+                **{m: _common.mean_pm([r.get(m) for r in rs], drop_undefined=True) for m in METRICS},
+                **{f"{m}_values": [r.get(m) for r in rs] for m in METRICS},
+            }
+        )
     return out
 
 
 def markdown(summary: list[dict]) -> str:
-    head = ["system", "preset", "seeds", "W1 interp (i2)", "W1 extrap (i5)", "W2 interp", "W2 extrap",
-            "drift err", "inter err", "inter_scaled"]
+    head = [
+        "system",
+        "preset",
+        "seeds",
+        "W1 interp (i2)",
+        "W1 extrap (i5)",
+        "W2 interp",
+        "W2 extrap",
+        "drift err",
+        "inter err",
+        "inter_scaled",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     last = None
     for r in summary:
@@ -248,8 +294,12 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=PRESETS)
-    ap.add_argument("--systems", nargs="+", default=SYSTEM_ORDER + list(GRN_FILES),
-                    help=f"any of {SYSTEMS.names() + list(GRN_FILES)}")
+    ap.add_argument(
+        "--systems",
+        nargs="+",
+        default=SYSTEM_ORDER + list(GRN_FILES),
+        help=f"any of {SYSTEMS.names() + list(GRN_FILES)}",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=80, help="training iterations per run")
     ap.add_argument("--particles", type=int, default=128, help="simulated particles per training iteration")
@@ -258,13 +308,22 @@ def main(argv=None) -> int:
     ap.add_argument("--recovery-particles", type=int, default=300, help="population size for the drift metrics")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one (data set, seed) task each)")
-    ap.add_argument("--no-calibrate", action="store_true", help="estimate from the stored per-step costs "
-                    "instead of timing 3 iterations of each preset first")
-    ap.add_argument("--resume", action="store_true",
-                    help="keep the runs already in results/systems.rows.jsonl and run only the others")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run + timing probe: 5 iterations, seed 0, presets scimf ito, systems morse "
-                         "morse_control grn_attract, small evaluation")
+    ap.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="estimate from the stored per-step costs instead of timing 3 iterations of each preset first",
+    )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in results/systems.rows.jsonl and run only the others",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run + timing probe: 5 iterations, seed 0, presets scimf ito, systems morse "
+        "morse_control grn_attract, small evaluation",
+    )
     args = ap.parse_args(argv)
     bad = [p for p in args.presets if p not in PRESETS]
     if bad:
@@ -275,38 +334,42 @@ def main(argv=None) -> int:
     name = "systems_quick" if args.quick else "systems"
     # every finished task's rows go to <name>.rows.jsonl at once, so a crash loses nothing;
     # --resume runs only the (system, seed, preset) runs not there yet
-    log_path = _common.RESULTS_DIR / f"{name}.rows.jsonl"
-    _common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    rows = []
+    log_path = _common.rows_log(name)
     refs = lambda t: [*REFERENCES, *(["truth"] if t[0] == "system" else [])]  # noqa: E731
     todo = {t: (list(args.presets), refs(t)) for t in plan(args)}  # task -> (presets to fit, references to score)
-    if args.resume and log_path.is_file():
-        rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    rows = _common.start_log(log_path, resume=args.resume)
+    if args.resume and rows:
         stale = resume_stale(rows, args)
         if stale:
-            raise SystemExit(f"--resume: {log_path.name} holds runs whose iterations, train.random_batch or train.inter_lr differ "
-                             f"from today's preset ({'; '.join(stale)}); delete those rows or run without --resume")
+            raise SystemExit(
+                f"--resume: {log_path.name} holds runs whose iterations, train.random_batch or train.inter_lr differ "
+                f"from today's preset ({'; '.join(stale)}); delete those rows or run without --resume"
+            )
         done = {(r["kind"], r["system"], r["seed"], r["preset"]) for r in rows if "error" not in r}
         rows = [r for r in rows if "error" not in r]  # a failed run is run again
         todo = {t: tuple([p for p in names if (*t, p) not in done] for names in v) for t, v in todo.items()}
         todo = {t: v for t, v in todo.items() if v[0] or v[1]}
         print(f"resume: {len(rows)} row(s) already in {log_path.name}, {len(todo)} task(s) with runs to do", flush=True)
-    elif log_path.is_file():
-        log_path.unlink()
     tasks = list(todo)
     per_step = SEC_PER_STEP if args.no_calibrate else calibrate(args.presets, args)
     est = estimate_seconds(todo, args, per_step)
-    print("seconds per training iteration (at " + f"{_train_steps('system')} steps): "
-          + ", ".join(f"{p} {v * _train_steps('system'):.2f}" for p, v in per_step.items()), flush=True)
-    print(f"{sum(len(ps) for ps, _ in todo.values())} model runs (+ missing baselines) in {len(tasks)} tasks, {args.iterations} iterations, "
-          f"{args.particles} particles, {args.jobs} worker(s) × {args.threads} thread(s): estimated {est / 60:.1f} min",
-          flush=True)
+    print(
+        "seconds per training iteration (at "
+        + f"{_train_steps('system')} steps): "
+        + ", ".join(f"{p} {v * _train_steps('system'):.2f}" for p, v in per_step.items()),
+        flush=True,
+    )
+    print(
+        f"{sum(len(ps) for ps, _ in todo.values())} model runs (+ missing baselines) in {len(tasks)} tasks, "
+        f"{args.iterations} iterations, "
+        f"{args.particles} particles, {args.jobs} worker(s) × {args.threads} thread(s): estimated {est / 60:.1f} min",
+        flush=True,
+    )
     t0 = time.perf_counter()
 
     def keep(rs):
         rows.extend(rs)
-        with open(log_path, "a") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rs)
+        _common.append_rows(log_path, rs)
 
     if args.jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
@@ -321,15 +384,17 @@ def main(argv=None) -> int:
     rows = [r for r in rows if "error" not in r]
     summary = summary_rows(rows)
     table = markdown(summary)
-    note = ("Held-out: index 2 = t 1.6 (interpolation), index 5 = t 4.0 (extrapolation) for the simulated "
-            "systems; the GRN files hold out index 2 only (cell numbers grow over time there; the model sees "
-            "normalised distributions). drift err / inter err: relative errors (0 perfect, 1 = zero model); "
-            "inter err is NaN on non-interacting controls, where inter_scaled measures a spurious interaction. "
-            "`truth` = the true system simulated from the observed t0 cells. Baselines on the same held-out "
-            "cells (mfsde.evaluation): `previous` = copy of the nearest earlier training time, `mccann` = "
-            "displacement interpolation on the exact OT plan between the neighbouring training times (at the "
-            "last time, extrapolation, there is no later one: it is the previous time), `floor` = observed "
-            "cells against other observed cells of the same time.\n")
+    note = (
+        "Held-out: index 2 = t 1.6 (interpolation), index 5 = t 4.0 (extrapolation) for the simulated "
+        "systems; the GRN files hold out index 2 only (cell numbers grow over time there; the model sees "
+        "normalised distributions). drift err / inter err: relative errors (0 perfect, 1 = zero model); "
+        "inter err is NaN on non-interacting controls, where inter_scaled measures a spurious interaction. "
+        "`truth` = the true system simulated from the observed t0 cells. Baselines on the same held-out "
+        "cells (mfsde.evaluation): `previous` = copy of the nearest earlier training time, `mccann` = "
+        "displacement interpolation on the exact OT plan between the neighbouring training times (at the "
+        "last time, extrapolation, there is no later one: it is the previous time), `floor` = observed "
+        "cells against other observed cells of the same time.\n"
+    )
     print(table)
     print(note)
     print(f"total {elapsed / 60:.1f} min (estimated {est / 60:.1f} min)")
@@ -337,11 +402,27 @@ def main(argv=None) -> int:
     print(f"per run (fit + evaluation): median {np.median(per_run):.1f} s, max {np.max(per_run):.1f} s")
     for r in failed:
         print(f"FAILED: {r['system']} {r['preset']} seed {r['seed']}: {r['error']}")
-    settings = vars(args) | {"presets_in_log": sorted({r["preset"] for r in rows}), "times": TIMES, "task": TASK, "grn_task": GRN_TASK, "overrides": _overrides(args),
-                             "truth_dt": TRUTH_DT, "sec_per_step": per_step}
-    _common.write_json(name, {"settings": settings, "env": _common.env_info(), "rows": rows, "failed": failed,
-                              "summary": summary,
-                              "elapsed_s": elapsed, "estimate_s": est})
+    settings = vars(args) | {
+        "presets_in_log": sorted({r["preset"] for r in rows}),
+        "times": TIMES,
+        "task": TASK,
+        "grn_task": GRN_TASK,
+        "overrides": _overrides(args),
+        "truth_dt": TRUTH_DT,
+        "sec_per_step": per_step,
+    }
+    _common.write_json(
+        name,
+        {
+            "settings": settings,
+            "env": _common.env_info(),
+            "rows": rows,
+            "failed": failed,
+            "summary": summary,
+            "elapsed_s": elapsed,
+            "estimate_s": est,
+        },
+    )
     (_common.RESULTS_DIR / f"{name}.md").write_text(table + "\n" + note)
     return 0
 

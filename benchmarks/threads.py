@@ -8,6 +8,7 @@ over), interleaved, several times; the load average of the machine is recorded w
     python benchmarks/threads.py                  # ~2 min
     python benchmarks/threads.py --threads 1 2 --iterations 15 --repeats 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,19 +53,45 @@ def main(argv=None) -> int:
             order = args.threads if r % 2 == 0 else list(reversed(args.threads))
             for n in order:
                 load = os.getloadavg()[0]
-                out = subprocess.run([sys.executable, "-c", CHILD, str(n), str(args.iterations), preset,
-                                      str(Path(__file__).resolve().parent)], capture_output=True, text=True, check=True)
-                rows.append({"preset": preset, "threads": n, "repeat": r, "s_per_iteration": json.loads(out.stdout),
-                             "loadavg_1_before": load})
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        CHILD,
+                        str(n),
+                        str(args.iterations),
+                        preset,
+                        str(Path(__file__).resolve().parent),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                rows.append(
+                    {
+                        "preset": preset,
+                        "threads": n,
+                        "repeat": r,
+                        "s_per_iteration": json.loads(out.stdout),
+                        "loadavg_1_before": load,
+                    }
+                )
                 print(rows[-1], flush=True)
-    lines = ["| preset | threads | median s / iteration (of repeats) | all repeats | load average (1 min) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| preset | threads | median s / iteration (of repeats) | all repeats | load average (1 min) |",
+        "|---|---|---|---|---|",
+    ]
     for preset in args.presets:
         for n in args.threads:
             rs = [x for x in rows if x["preset"] == preset and x["threads"] == n]
             v = sorted(x["s_per_iteration"] for x in rs)
-            lines.append(f"| {preset} | {n} | {v[len(v) // 2]:.3f} | " + ", ".join(f"{x:.3f}" for x in v) + " | "
-                         + ", ".join(f"{x['loadavg_1_before']:.1f}" for x in rs) + " |")
+            lines.append(
+                f"| {preset} | {n} | {v[len(v) // 2]:.3f} | "
+                + ", ".join(f"{x:.3f}" for x in v)
+                + " | "
+                + ", ".join(f"{x['loadavg_1_before']:.1f}" for x in rs)
+                + " |"
+            )
     md = "\n".join(lines) + "\n"
     print(md)
     (_common.RESULTS_DIR / f"{args.name}.md").write_text(md)

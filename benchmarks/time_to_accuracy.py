@@ -16,10 +16,10 @@ written from the rows (``--render``).
     python benchmarks/time_to_accuracy.py --shard 1/2 & python benchmarks/time_to_accuracy.py --shard 2/2; \\
         python benchmarks/time_to_accuracy.py --render
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,23 +27,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import accuracy  # noqa: E402
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 METHODS = ["flow_matching", "flow_matching+simulation"]
-TASKS = [("cite", "loo:1", ("t0", "previous")), ("cite", "loo:2", ("t0", "previous")),
-         ("emt", "loo:1", ("t0",)), ("emt", "loo:2", ("t0",))]
+TASKS = [
+    ("cite", "loo:1", ("t0", "previous")),
+    ("cite", "loo:2", ("t0", "previous")),
+    ("emt", "loo:1", ("t0",)),
+    ("emt", "loo:2", ("t0",)),
+]
 
 
 def _rows(args) -> list[dict]:
     """This benchmark's rows plus the simulation and baseline rows of ``--simulation-from``."""
-    own = _common.read_rows(_common.RESULTS_DIR / f"{args.name}.rows.jsonl")
-    sim = _common.read_rows(_common.RESULTS_DIR / f"{args.simulation_from}.rows.jsonl")
+    own = _common.read_rows(_common.rows_log(args.name))  # the log itself: the JSON holds the merged rows
+    sim = _common.load_rows(args.simulation_from)[0]
     tasks = {(d, t) for d, t, _ in TASKS}
-    keep = [r for r in sim if (r["dataset"], r["task"]) in tasks and
-            (r["kind"] == "baseline" or (r["preset"] == args.preset and r.get("method", "simulation") == "simulation"
-                                         and not r.get("overrides")))]
+    keep = [
+        r
+        for r in sim
+        if (r["dataset"], r["task"]) in tasks
+        and (
+            r["kind"] == "baseline"
+            or (r["preset"] == args.preset and r.get("method", "simulation") == "simulation" and not r.get("overrides"))
+        )
+    ]
     if any(r.get("method") == "simulation" for r in own):  # rerun here: do not mix two simulation runs
         keep = [r for r in keep if r["kind"] == "baseline"]
     return own + [{**r, "method": r.get("method", "simulation")} for r in keep]
@@ -58,11 +67,24 @@ def render(args) -> int:
     keys = [(d, t) for d, t, _ in TASKS if any(r["dataset"] == d and r["task"] == t for r in models)]
     methods = [m for m in ["simulation", *METHODS] if any(r["method"] == m for r in models)]
     digits = lambda d: 2 if d == "cite" else 3  # noqa: E731
-    lines = ["Held-out W1 (mean ± std over seeds) of `scimf` by training method, equal CPU seconds of training "
-             "(1 thread); the W1 after a quarter, half and all of the budget (t0: cells simulated from the first "
-             "day; previous: from the previous observed day, the flow-matching literature's protocol).", ""]
-    head = ["data, task, start", "method", "budget (s)", "iterations", "W1 @ ¼", "W1 @ ½", "W1 @ end",
-            "previous", "McCann", "floor"]
+    lines = [
+        "Held-out W1 (mean ± std over seeds) of `scimf` by training method, equal CPU seconds of training "
+        "(1 thread); the W1 after a quarter, half and all of the budget (t0: cells simulated from the first "
+        "day; previous: from the previous observed day, the flow-matching literature's protocol).",
+        "",
+    ]
+    head = [
+        "data, task, start",
+        "method",
+        "budget (s)",
+        "iterations",
+        "W1 @ ¼",
+        "W1 @ ½",
+        "W1 @ end",
+        "previous",
+        "McCann",
+        "floor",
+    ]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     summary = []
     for d, t in keys:
@@ -72,7 +94,11 @@ def render(args) -> int:
                 if r["kind"] == "baseline" and r["dataset"] == d and r["task"] == t and r["start"] == start:
                     base.setdefault(r["preset"], []).append(r["w1"])
             for m in methods:
-                g = [r for r in models if r["dataset"] == d and r["task"] == t and r["start"] == start and r["method"] == m]
+                g = [
+                    r
+                    for r in models
+                    if r["dataset"] == d and r["task"] == t and r["start"] == start and r["method"] == m
+                ]
                 if not g:
                     continue
                 q = ["–", "–"]
@@ -80,18 +106,39 @@ def render(args) -> int:
                     n = min(len(r["curve"]) for r in g)
                     for j, frac in enumerate((0.25, 0.5)):
                         k = max(0, min(n - 1, int(round(frac * accuracy.CURVE_POINTS)) - 1))
-                        q[j] = accuracy._cell([r["curve"][k]["w1"] for r in g], digits(d))
-                b = [f"{np.mean(base[name]):.{digits(d)}f}" if name in base else "–" for name in ("previous", "mccann", "floor")]
-                lines.append(f"| {d} {t}, {start} | {m} | {g[0]['budget']:g} | {accuracy._cell([r['iterations'] for r in g], 0)}"
-                             f" | {q[0]} | {q[1]} | {accuracy._cell([r['w1'] for r in g], digits(d))} | " + " | ".join(b) + " |")
-                summary.append({"dataset": d, "task": t, "start": start, "method": m, "budget": g[0]["budget"],
-                                "w1": accuracy._ms([r["w1"] for r in g]), "seeds": [r["seed"] for r in g],
-                                "iterations": accuracy._ms([r["iterations"] for r in g])})
+                        q[j] = _common.mean_pm([r["curve"][k]["w1"] for r in g], digits(d))
+                b = [
+                    f"{np.mean(base[name]):.{digits(d)}f}" if name in base else "–"
+                    for name in ("previous", "mccann", "floor")
+                ]
+                lines.append(
+                    f"| {d} {t}, {start} | {m} | {g[0]['budget']:g} | "
+                    f"{_common.mean_pm([r['iterations'] for r in g], 0)}"
+                    f" | {q[0]} | {q[1]} | {_common.mean_pm([r['w1'] for r in g], digits(d))} | " + " | ".join(b) + " |"
+                )
+                summary.append(
+                    {
+                        "dataset": d,
+                        "task": t,
+                        "start": start,
+                        "method": m,
+                        "budget": g[0]["budget"],
+                        "w1": _common.mean_std([r["w1"] for r in g]),
+                        "seeds": [r["seed"] for r in g],
+                        "iterations": _common.mean_std([r["iterations"] for r in g]),
+                    }
+                )
     md = "\n".join(lines) + "\n"
     (_common.RESULTS_DIR / f"{args.name}.md").write_text(md)
     fig = figure(rows, keys, methods, _common.RESULTS_DIR / f"{args.name}.png")
-    _common.write_json(args.name, {"summary": summary, "settings": {k: v for k, v in vars(args).items()},
-                                   "rows": [r for r in rows if r["kind"] == "model"]})
+    _common.write_json(
+        args.name,
+        {
+            "summary": summary,
+            "settings": {k: v for k, v in vars(args).items()},
+            "rows": [r for r in rows if r["kind"] == "model"],
+        },
+    )
     print(md)
     print(f"wrote {args.name}.md, {args.name}.json" + (f", {fig.name}" if fig else ""))
     return 0
@@ -109,13 +156,23 @@ def figure(rows, keys, methods, path: Path):
     fig, axes = plt.subplots(1, len(keys), figsize=(4.0 * len(keys), 3.4), squeeze=False)
     for ax, (d, t) in zip(axes[0], keys):
         for m in methods:
-            curves = [r["curve"] for r in rows if r["kind"] == "model" and r["dataset"] == d and r["task"] == t
-                      and r["start"] == "t0" and r["method"] == m and r.get("curve")]
+            curves = [
+                r["curve"]
+                for r in rows
+                if r["kind"] == "model"
+                and r["dataset"] == d
+                and r["task"] == t
+                and r["start"] == "t0"
+                and r["method"] == m
+                and r.get("curve")
+            ]
             if not curves:
                 continue
             accuracy.curve_line(ax, curves, m)
         accuracy.baseline_lines(ax, [r for r in rows if r["dataset"] == d and r["task"] == t and r["start"] == "t0"])
-    return accuracy.save_panels(plt, fig, axes, [f"{d} {t}" for d, t in keys], "CPU seconds of training (1 thread)", path)
+    return accuracy.save_panels(
+        plt, fig, axes, [f"{d} {t}" for d, t in keys], "CPU seconds of training (1 thread)", path
+    )
 
 
 def main(argv=None) -> int:
@@ -127,8 +184,14 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-cite", type=float, default=240.0)
     ap.add_argument("--budget-emt", type=float, default=60.0)
     ap.add_argument("--simulation-from", default="accuracy", help="rows log of the simulation line and baselines")
-    ap.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                    help="config overrides for every run (recorded in each row)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run (recorded in each row)",
+    )
     ap.add_argument("--shard", type=_common.shard, default=(1, 1))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--render", action="store_true")
@@ -144,28 +207,39 @@ def main(argv=None) -> int:
         ap.error(str(exc))
     k, n = args.shard
     torch.set_num_threads(1)
-    log = _common.RESULTS_DIR / f"{args.name}.rows.jsonl"
+    log = _common.rows_log(args.name)
     snaps = {d: accuracy.load(d) for d in args.datasets}
-    jobs = [(d, t, starts, m, seed) for seed in args.seeds for m in args.methods for d, t, starts in TASKS
-            if d in args.datasets and snaps[d] is not None]
-    old = _common.read_rows(log) if args.resume else []
-    if not args.resume and k == 1:
-        log.unlink(missing_ok=True)
+    jobs = [
+        (d, t, starts, m, seed)
+        for seed in args.seeds
+        for m in args.methods
+        for d, t, starts in TASKS
+        if d in args.datasets and snaps[d] is not None
+    ]
+    old = _common.start_log(log, resume=args.resume, first_shard=k == 1)
     done = {(r["dataset"], r["task"], r["method"], r["seed"]) for r in old}
-    jobs = [j for i, j in enumerate(jobs) if i % n == k - 1 and (j[0], j[1], j[3], j[4]) not in done]
+    jobs = [j for j in _common.share(jobs, args.shard) if (j[0], j[1], j[3], j[4]) not in done]
+    commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
     for d, t, starts, m, seed in jobs:
         t0 = time.perf_counter()
         budget = args.budget_cite if d == "cite" else args.budget_emt
-        rows = accuracy.run_model(snaps[d], d, t, starts, args.preset, seed,
-                                  argparse.Namespace(budget=budget, overrides={**overrides, "train.method": m,
-                                                                            "train.time_clock": "cpu"}))
-        env = {"loadavg_1": _common.env_info()["loadavg_1_5_15"][0], "threads": 1, "git_commit": _common.env_info()["git_commit"]}
-        with open(log, "a") as fh:
-            for r in rows:
-                fh.write(json.dumps({**r, **env}) + "\n")
-        print(f"{d} {t} {m} seed {seed}: " + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
-              + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+        rows = accuracy.run_model(
+            snaps[d],
+            d,
+            t,
+            starts,
+            args.preset,
+            seed,
+            argparse.Namespace(budget=budget, overrides={**overrides, "train.method": m, "train.time_clock": "cpu"}),
+        )
+        _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
+        print(
+            f"{d} {t} {m} seed {seed}: "
+            + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
+            + f" ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     return render(args) if n == 1 else 0
 
 

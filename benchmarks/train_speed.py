@@ -49,6 +49,7 @@ Measured (torch 2.13 CPU, 2 threads; ``--iterations 4 --repeats 3``, see docs/re
   noise); 200 targets: +9.9 % and 0.928 (as noisy as SGD itself); 2000 targets gains little for
   2.3x the loss time. 1000 costs ~1/30 of the all-target loss.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_ROOT, env_info, markdown_table, write_json  # noqa: E402
 
 import mfsde  # noqa: E402
+from mfsde import evaluate  # noqa: E402
 from mfsde.config import TrainConfig  # noqa: E402
-from mfsde.evaluation import evaluate  # noqa: E402
 from mfsde.losses import LOSSES  # noqa: E402
 from mfsde.solvers import torchsde_sdeint  # noqa: E402
 from mfsde.training import Trainer  # noqa: E402
@@ -148,8 +149,10 @@ def step_in_turn(trainers: dict, iterations: int, log):
         k = i % len(names)
         for name in names[k:] + names[:k]:
             rec = trainers[name].step()
-            log(f"  iter {i + 1:3d} {name:>10}: {rec['seconds']:7.2f} s  loss {rec['loss']:.4g} "
-                f"(fit {rec['fit']:.4g}, energy {rec['energy']:.3g})")
+            log(
+                f"  iter {i + 1:3d} {name:>10}: {rec['seconds']:7.2f} s  loss {rec['loss']:.4g} "
+                f"(fit {rec['fit']:.4g}, energy {rec['energy']:.3g})"
+            )
 
 
 def held_out(trainer, snaps, task, n_particles, log):
@@ -162,8 +165,10 @@ def held_out(trainer, snaps, task, n_particles, log):
 
 # -- parts ------------------------------------------------------------------------------------
 def part_speed(cfg, snaps, task, args, log):
-    log(f"speed: paper (torchsde euler, all targets) vs mfsde (own solver, n_targets={cfg.train.n_targets}), "
-        f"{args.iterations} iterations each, stepped in turn")
+    log(
+        f"speed: paper (torchsde euler, all targets) vs mfsde (own solver, n_targets={cfg.train.n_targets}), "
+        f"{args.iterations} iterations each, stepped in turn"
+    )
     trainers = {
         "paper": Trainer(cfg.override(**{"train.n_targets": None}), snaps, task, simulate=torchsde_simulate),
         "mfsde": Trainer(cfg, snaps, task),
@@ -228,8 +233,10 @@ def part_fidelity(cfg, snaps, task, trainer, targets, repeats, log):
     log("fidelity: reference (all targets) …")
     xs, sim_secs = simulation(gen_seed)
     ref_value, ref_pg, ref_g, ref_secs, back_secs = grads(xs, None, None)
-    log(f"  simulation {sim_secs:.1f} s, backward through it {back_secs:.1f} s; all targets: loss {ref_value:.4g}, "
-        f"{ref_secs:.1f} s (loss forward + backward, {len(fit_idx)} times)")
+    log(
+        f"  simulation {sim_secs:.1f} s, backward through it {back_secs:.1f} s; all targets: loss {ref_value:.4g}, "
+        f"{ref_secs:.1f} s (loss forward + backward, {len(fit_idx)} times)"
+    )
     xs_b, _ = simulation(gen_seed + 1)
     _, _, g_b, secs_b, _ = grads(xs_b, None, None)
     del xs_b
@@ -238,9 +245,17 @@ def part_fidelity(cfg, snaps, task, trainer, targets, repeats, log):
     rows = []
     for nt in targets:
         if nt is None:
-            rows.append({"n_targets": "all", "loss_seconds": median([ref_secs, secs_b]), "loss_rel_bias": 0.0,
-                         "loss_rel_sd": 0.0, "particle_grad_cosine": 1.0, "param_grad_cosine": 1.0,
-                         "param_grad_cosine_sd": 0.0})
+            rows.append(
+                {
+                    "n_targets": "all",
+                    "loss_seconds": median([ref_secs, secs_b]),
+                    "loss_rel_bias": 0.0,
+                    "loss_rel_sd": 0.0,
+                    "particle_grad_cosine": 1.0,
+                    "param_grad_cosine": 1.0,
+                    "param_grad_cosine_sd": 0.0,
+                }
+            )
             continue
         gen = torch.Generator().manual_seed(7)
         vals, secs, pcos, gcos = [], [], [], []
@@ -250,17 +265,29 @@ def part_fidelity(cfg, snaps, task, trainer, targets, repeats, log):
             secs.append(s)
             pcos.append(cos(pg, ref_pg))
             gcos.append(cos(g, ref_g))
-        row = {"n_targets": str(nt), "loss_seconds": median(secs),
-               "loss_rel_bias": (float(np.mean(vals)) - ref_value) / abs(ref_value),
-               "loss_rel_sd": float(np.std(vals)) / abs(ref_value),
-               "particle_grad_cosine": float(np.mean(pcos)), "param_grad_cosine": float(np.mean(gcos)),
-               "param_grad_cosine_sd": float(np.std(gcos))}
+        row = {
+            "n_targets": str(nt),
+            "loss_seconds": median(secs),
+            "loss_rel_bias": (float(np.mean(vals)) - ref_value) / abs(ref_value),
+            "loss_rel_sd": float(np.std(vals)) / abs(ref_value),
+            "particle_grad_cosine": float(np.mean(pcos)),
+            "param_grad_cosine": float(np.mean(gcos)),
+            "param_grad_cosine_sd": float(np.std(gcos)),
+        }
         rows.append(row)
-        log(f"  {nt:>5}: loss {row['loss_seconds']:.2f} s, bias {100 * row['loss_rel_bias']:+.2f}% "
+        log(
+            f"  {nt:>5}: loss {row['loss_seconds']:.2f} s, bias {100 * row['loss_rel_bias']:+.2f}% "
             f"(sd {100 * row['loss_rel_sd']:.2f}%), particle-grad cosine {row['particle_grad_cosine']:.3f}, "
-            f"param-grad cosine {row['param_grad_cosine']:.3f}")
-    return {"reference_loss": ref_value, "repeats": repeats, "simulation_seconds": sim_secs,
-            "simulation_backward_seconds": back_secs, "baseline_param_grad_cosine": baseline, "rows": rows}
+            f"param-grad cosine {row['param_grad_cosine']:.3f}"
+        )
+    return {
+        "reference_loss": ref_value,
+        "repeats": repeats,
+        "simulation_seconds": sim_secs,
+        "simulation_backward_seconds": back_secs,
+        "baseline_param_grad_cosine": baseline,
+        "rows": rows,
+    }
 
 
 def part_sweep(cfg, snaps, task, targets, args, log):
@@ -270,8 +297,14 @@ def part_sweep(cfg, snaps, task, targets, args, log):
     rows = []
     for name, tr in trainers.items():
         log(f" n_targets={name}:")
-        rows.append({"n_targets": name, "seconds_per_iteration": median(steady(tr.history)),
-                     "final_loss": tr.history[-1]["loss"], **held_out(tr, snaps, task, args.eval_particles, log)})
+        rows.append(
+            {
+                "n_targets": name,
+                "seconds_per_iteration": median(steady(tr.history)),
+                "final_loss": tr.history[-1]["loss"],
+                **held_out(tr, snaps, task, args.eval_particles, log),
+            }
+        )
     return rows
 
 
@@ -312,14 +345,27 @@ def main(argv=None):
         overrides["train.n_particles"] = args.particles
     cfg = mfsde.preset("scimf", dim=snaps.dim).override(**overrides)
     log(f"data: {source}: {snaps}")
-    log(f"task: train {list(task.train)}, held out {list(task.heldout)}; default n_targets = "
-        f"{TrainConfig().n_targets}; torch threads {torch.get_num_threads()}")
+    log(
+        f"task: train {list(task.train)}, held out {list(task.heldout)}; default n_targets = "
+        f"{TrainConfig().n_targets}; torch threads {torch.get_num_threads()}"
+    )
     t_start = time.perf_counter()
-    result = {"benchmark": "train_speed", "env": env_info(), "data": source, "counts": [len(a) for a in snaps.data],
-              "times": snaps.times.tolist(), "task": {"train": list(task.train), "heldout": list(task.heldout)},
-              "settings": {"iterations": args.iterations, "quick": args.quick, "repeats": args.repeats,
-                           "eval_particles": args.eval_particles, "n_targets": [label(t) for t in targets],
-                           "config": cfg.to_dict()}}
+    result = {
+        "benchmark": "train_speed",
+        "env": env_info(),
+        "data": source,
+        "counts": [len(a) for a in snaps.data],
+        "times": snaps.times.tolist(),
+        "task": {"train": list(task.train), "heldout": list(task.heldout)},
+        "settings": {
+            "iterations": args.iterations,
+            "quick": args.quick,
+            "repeats": args.repeats,
+            "eval_particles": args.eval_particles,
+            "n_targets": [label(t) for t in targets],
+            "config": cfg.to_dict(),
+        },
+    }
     if not args.skip_speed:
         result["speed"], trainer = part_speed(cfg, snaps, task, args, log)
     else:
@@ -333,26 +379,55 @@ def main(argv=None):
     print()
     if "speed" in result:
         sp = result["speed"]
-        rows = [[name, sp[name]["solver"], sp[name]["n_targets"], sp[name]["seconds_per_iteration"],
-                 sp[name]["heldout"]["w1"], sp[name]["heldout"]["w2"]] for name in ("paper", "mfsde")]
+        rows = [
+            [
+                name,
+                sp[name]["solver"],
+                sp[name]["n_targets"],
+                sp[name]["seconds_per_iteration"],
+                sp[name]["heldout"]["w1"],
+                sp[name]["heldout"]["w2"],
+            ]
+            for name in ("paper", "mfsde")
+        ]
         print(f"Seconds per iteration and held-out (day 7) W1/W2 after {args.iterations} iterations:")
         print(markdown_table(["recipe", "solver", "targets", "s / iteration", "W1 day 7", "W2 day 7"], rows))
         print(f"speed-up mfsde vs paper: {sp['speedup']:.1f}x")
         print()
     fr = result["fidelity"]["rows"]
     fi = result["fidelity"]
-    print("Fidelity of target sub-sampling at one simulation (reference = all targets); "
-          f"simulation {fi['simulation_seconds']:.1f} s + backward {fi['simulation_backward_seconds']:.1f} s;")
-    print(f"param-gradient cosine between two independent all-target iterations (SGD noise): "
-          f"{fi['baseline_param_grad_cosine']:.3f}")
-    print(markdown_table(["n_targets", "loss s (fwd+bwd)", "loss bias %", "loss sd %", "particle-grad cos",
-                          "param-grad cos"],
-                         [[r["n_targets"], r["loss_seconds"], 100 * r["loss_rel_bias"], 100 * r["loss_rel_sd"],
-                           r["particle_grad_cosine"], r["param_grad_cosine"]] for r in fr]))
+    print(
+        "Fidelity of target sub-sampling at one simulation (reference = all targets); "
+        f"simulation {fi['simulation_seconds']:.1f} s + backward {fi['simulation_backward_seconds']:.1f} s;"
+    )
+    print(
+        f"param-gradient cosine between two independent all-target iterations (SGD noise): "
+        f"{fi['baseline_param_grad_cosine']:.3f}"
+    )
+    print(
+        markdown_table(
+            ["n_targets", "loss s (fwd+bwd)", "loss bias %", "loss sd %", "particle-grad cos", "param-grad cos"],
+            [
+                [
+                    r["n_targets"],
+                    r["loss_seconds"],
+                    100 * r["loss_rel_bias"],
+                    100 * r["loss_rel_sd"],
+                    r["particle_grad_cosine"],
+                    r["param_grad_cosine"],
+                ]
+                for r in fr
+            ],
+        )
+    )
     if "sweep" in result:
         print()
-        print(markdown_table(["n_targets", "s / iteration", "W1 day 7", "W2 day 7"],
-                             [[r["n_targets"], r["seconds_per_iteration"], r["w1"], r["w2"]] for r in result["sweep"]]))
+        print(
+            markdown_table(
+                ["n_targets", "s / iteration", "W1 day 7", "W2 day 7"],
+                [[r["n_targets"], r["seconds_per_iteration"], r["w1"], r["w2"]] for r in result["sweep"]],
+            )
+        )
     print(f"\nwrote {path} ({result['total_seconds']:.0f} s)")
     return result
 

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import mfsde
+from mfsde import fit
 from mfsde.evaluation import recovery_report
 from mfsde.pl import plot_recovery
 from mfsde.systems import CuckerSmale, snapshots
-from mfsde.training import fit
 
 iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 figure = sys.argv[2] if len(sys.argv) > 2 else Path(__file__).with_suffix(".png")

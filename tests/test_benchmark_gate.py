@@ -253,6 +253,20 @@ def test_compare_reports_worse_and_fails_only_when_asked(bench, results, capsys)
     assert bench.main(["--render", "--name", "fake", "--fail-on-worse", "--reference", "none"]) == 0
 
 
+def test_a_result_kept_without_its_row_log_renders_and_compares_from_its_json(bench, results, capsys):
+    fake_log(results / "results", "fake", FAKE)
+    assert bench.main(["--write-reference", "--name", "fake"]) == 0
+    assert bench.main(["--render", "--name", "fake"]) == 0
+    md = (results / "results" / "fake.md").read_text()
+    (results / "results" / "fake.rows.jsonl").unlink()  # a named result is committed as JSON and table only
+    assert bench.main(["--render", "--name", "fake"]) == 0
+    assert (results / "results" / "fake.md").read_text() == md
+    assert bench.main(["--compare", "--name", "fake", "--fail-on-worse"]) == 0
+    (results / "results" / "fake.json").unlink()
+    capsys.readouterr()
+    assert bench.main(["--render", "--name", "fake"]) == 2 and "no rows in" in capsys.readouterr().out
+
+
 def test_compare_without_a_reference_is_an_error(bench, results, capsys):
     fake_log(results / "results", "fake", FAKE)
     assert bench.main(["--compare", "--name", "fake"]) == 2

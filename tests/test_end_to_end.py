@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 import mfsde
+from mfsde import evaluate, fit
 from mfsde.data import load_csv
-from mfsde.evaluation import evaluate
 from mfsde.losses import w1
-from mfsde.training import fit
 
 EMT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "emt" / "emt.csv"
 

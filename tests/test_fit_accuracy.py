@@ -1,4 +1,4 @@
-"""Scale-aware training, baselines, both evaluation protocols and the time budget (issue 9)."""
+"""Scale-aware training, baselines, both evaluation protocols and the time budget."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mfsde
+from mfsde import fit
 from mfsde.cli import main
 from mfsde.config import Component
 from mfsde.data import from_arrays
@@ -29,7 +30,6 @@ from mfsde.evaluation import (
 )
 from mfsde.losses import w1
 from mfsde.model import DataScale, DataUnitsDrift
-from mfsde.training import fit
 
 D = 2
 

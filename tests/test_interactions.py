@@ -441,7 +441,7 @@ def test_unknown_kernel_name_and_option():
         build_interaction("rbf", dim=0)
 
 
-# -- receiver rows and bounded memory (issue 5) --------------------------------------------------
+# -- receiver rows and bounded memory ------------------------------------------------------------
 @pytest.mark.parametrize("case", KERNEL_CASES, ids=KERNEL_IDS)
 def test_forward_rows_equals_forward_slice(case):
     _, name, options = case

@@ -128,7 +128,9 @@ class _Truth:
             return true_populations(self.system, self.times, n, seed, dt, cache)
         short = min(p.shape[0] for p in self.given)
         if short < n:
-            raise ValueError(f"populations: need {n} particles per time (n_particles + probes), the smallest has {short}")
+            raise ValueError(
+                f"populations: need {n} particles per time (n_particles + probes), the smallest has {short}"
+            )
         return [p[:n] for p in self.given]
 
     def drift(self, x: torch.Tensor, t: float) -> torch.Tensor:
@@ -141,7 +143,9 @@ class _Truth:
                 out = self.fn(x.numpy(), t)
         out = torch.as_tensor(np.asarray(out.detach().cpu()) if isinstance(out, torch.Tensor) else np.asarray(out))
         if out.shape != x.shape:
-            raise ValueError(f"the true drift returned shape {tuple(out.shape)} for a population of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"the true drift returned shape {tuple(out.shape)} for a population of shape {tuple(x.shape)}"
+            )
         return out.to(torch.float64)
 
     def inter(self, x: torch.Tensor) -> torch.Tensor | None:

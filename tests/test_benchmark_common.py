@@ -1,0 +1,69 @@
+"""The benchmarks' shared helpers (``benchmarks/_common.py``): mean ± spread over seeds, a
+``--shard``'s share of the jobs, and the row log (a fresh or resumed run, appended rows, rows read
+back from a result's JSON where its log is not kept). Nothing trains."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "_common.py"
+
+
+@pytest.fixture(scope="module")
+def common():
+    spec = importlib.util.spec_from_file_location("_benchmarks_common", PATH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_mean_pm_is_mean_and_sample_std_and_one_value_has_no_spread(common):
+    assert common.mean_pm([0.30, 0.31, 0.29]) == "0.300 ± 0.010"
+    assert common.mean_pm([0.3], 2) == "0.30"
+    assert common.mean_pm([120, 130], 0) == "125 ± 7"
+    assert common.mean_std([1.0]) == (1.0, pytest.approx(math.nan, nan_ok=True))
+    assert common.pm(39.5, 0.09, 2) == "39.50 ± 0.09" and common.pm(39.5, None, 2) == "39.50"
+
+
+def test_an_undefined_value_is_a_dash_or_left_out(common):
+    assert common.mean_pm([]) == "–"
+    assert common.mean_pm([0.3, None]) == "–" and common.mean_pm([0.3, math.nan]) == "–"
+    assert common.mean_pm([0.3, None, math.nan, math.inf, 0.5], drop_undefined=True) == "0.400 ± 0.141"
+    assert common.mean_pm([None], drop_undefined=True) == "–"
+
+
+def test_a_shard_takes_every_nth_job_starting_at_its_own(common):
+    jobs = list("abcdefg")
+    assert common.share(jobs, (1, 2)) == list("aceg") and common.share(jobs, (2, 2)) == list("bdf")
+    assert sorted(common.share(jobs, (1, 3)) + common.share(jobs, (2, 3)) + common.share(jobs, (3, 3))) == jobs
+    assert common.shard("2/3") == (2, 3)
+
+
+def test_the_row_log_starts_fresh_resumes_and_appends(common, tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path / "results")
+    log = common.rows_log("run")
+    assert common.start_log(log, resume=True) == [] and log.parent.is_dir()
+    common.append_rows(log, [{"a": 1}, {"a": 2}], **common.run_fields("abc1234", threads=1))
+    rows = common.read_rows(log)
+    assert [r["a"] for r in rows] == [1, 2]
+    assert {k for k in rows[0]} == {"a", "loadavg_1", "threads", "git_commit"} and rows[0]["git_commit"] == "abc1234"
+    assert "threads" not in common.run_fields("abc1234")
+    assert common.start_log(log, resume=True, first_shard=True) == rows  # resuming keeps them
+    assert common.start_log(log, resume=False, first_shard=False) == [] and log.is_file()  # a later shard appends
+    assert common.start_log(log, resume=False, first_shard=True) == [] and not log.exists()  # the first starts over
+
+
+def test_load_rows_reads_the_log_else_the_rows_of_the_result_json(common, tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    assert common.load_rows("none") == ([], tmp_path / "none.rows.jsonl")
+    common.write_json("named", {"environment": {"git_commit": "abc1234"}, "rows": [{"a": 1}]})
+    assert common.load_rows("named") == ([{"a": 1}], tmp_path / "named.json")
+    common.append_rows(common.rows_log("named"), [{"a": 2}])
+    assert common.load_rows("named") == ([{"a": 2}], tmp_path / "named.rows.jsonl")  # the log wins
+    (tmp_path / "other.json").write_text(json.dumps({"benchmark": "other", "runs": []}))
+    assert common.load_rows("other")[0] == []  # a result without stored rows
