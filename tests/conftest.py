@@ -1,5 +1,11 @@
 """Shared fixtures and helpers for mfsde's tests.
 
+``tests/unit/<namespace>/`` mirrors the package (one folder per namespace: interactions,
+solvers, losses, config, data, datasets, training, evaluation, explain, systems); the tests
+under ``tests/integration/`` drive several parts at once (the CLI, whole fits, the docs'
+snippets, the scverse path, runs that survive faults, processes) and are marked
+``integration``: ``pytest -m "not integration"`` runs the unit tests alone.
+
 Kept cheap on purpose (2 shared CPU cores): small populations, float64 where exactness is
 checked, hypothesis with few examples and no deadline.
 """
@@ -7,6 +13,7 @@ checked, hypothesis with few examples and no deadline.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -245,3 +252,14 @@ def small_drift(dim: int = 2, inter: str = "attention", seed: int = 0, width: in
         options.setdefault("width", 8)
     inter_k = make_kernel(inter, dim, seed=seed, **options)
     return mfsde.drifts.MeanFieldDrift(intra, inter_k).double().eval()
+
+
+#: the repository root
+REPO = Path(__file__).resolve().parent.parent
+_INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _INTEGRATION in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.integration)

@@ -32,7 +32,7 @@ def _scimf(dim: int) -> Config:
         # The LayerNorm's shift β is also what gives scIMF's bias-free W_Q, W_K a score term of the
         # source alone, (W_Q β)ᵀ W_K x̂_j: without it the score is bilinear and two mirrored groups
         # of centred data cannot both attend to one of them (one-way influence is out of reach;
-        # tests/test_interactions.py). qk_bias puts that term back: on two species the cell-type
+        # tests/unit/interactions/test_interactions.py). qk_bias puts that term back: on two species the cell-type
         # weights then show who drives whom in 3 seeds of 3, with a better held-out W1
         # (benchmarks/results/populations_scimf_qk_bias_600s.md).
         cfg.model.inter.options["layer_norm"] = False

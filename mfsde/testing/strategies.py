@@ -7,7 +7,7 @@
 ... def test_mine(x, k): ...
 ```
 
-The project's own tests draw from these (``tests/test_interactions.py``).
+The project's own tests draw from these (``tests/unit/interactions/test_interactions.py``).
 """
 
 from __future__ import annotations

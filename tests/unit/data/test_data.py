@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from mfsde.data import (
     TASKS,
@@ -40,7 +41,7 @@ from mfsde.data import (
     normalize_total,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 DATA = ROOT / ".." / "shared" / "data"
 
 

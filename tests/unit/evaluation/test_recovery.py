@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import runpy
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 import mfsde
 from mfsde.drifts import IntraDrift, MeanFieldDrift, ZeroDrift
@@ -19,7 +19,7 @@ from mfsde.model import MeanFieldSDE
 from mfsde.pl import plot_recovery
 from mfsde.systems import CuckerSmale, MeanFieldOU, MeanReversion, get_system, snapshots
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO
 TIMES = [0.0, 0.5, 1.0]
 SMALL = dict(n_particles=40, seed=0, dt=0.02)
 

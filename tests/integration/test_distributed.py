@@ -76,7 +76,7 @@ def cli_data(tmp: Path) -> list[str]:
 
 
 def worker(tmp: Path) -> None:
-    """One rank of `torchrun --nproc_per_node=2 tests/test_distributed.py --worker TMP`: join the
+    """One rank of `torchrun --nproc_per_node=2 tests/integration/test_distributed.py --worker TMP`: join the
     group from torchrun's environment, check the divisibility error, fit 5 iterations, resume to
     ITERATIONS (DDP checkpoint and resume), fit 2 iterations with 4 populations (2 per rank), run
     `mfsde fit` in-process, save what it saw."""

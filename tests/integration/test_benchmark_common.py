@@ -7,11 +7,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "_common.py"
+PATH = REPO / "benchmarks" / "_common.py"
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 import mfsde
 from mfsde import datasets
 from mfsde.datasets import DatasetError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = REPO.parent / "shared" / "data"
 CSV = "samples,x1,x2\n" + "".join(f"{k},{0.1 * i + k},{-0.2 * i}\n" for k in range(3) for i in range(5))
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 import mfsde
 from mfsde.config import Config
@@ -285,11 +286,10 @@ def test_benchmark_paper_recipe_computes_the_same_objective():
     """benchmarks/train_speed.py's torchsde path (energy as an extra state column) gives the same
     particles and path energy as mfsde's solver on the same Brownian path."""
     import importlib.util
-    from pathlib import Path
 
     import torchsde
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "train_speed.py"
+    path = REPO / "benchmarks" / "train_speed.py"
     spec = importlib.util.spec_from_file_location("_train_speed", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

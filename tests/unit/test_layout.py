@@ -10,13 +10,13 @@ import importlib
 import pkgutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 import mfsde
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 #: the public namespaces (packages and the few public modules); everything else is ``_private``
 PUBLIC = {
     "mfsde",

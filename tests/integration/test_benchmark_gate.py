@@ -11,10 +11,11 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 import mfsde
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "accuracy.py"
+PATH = REPO / "benchmarks" / "accuracy.py"
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 ad = pytest.importorskip("anndata", reason="the AnnData API needs anndata (pip install mfsde[sc])")
 pd = pytest.importorskip("pandas")
@@ -15,7 +15,7 @@ pd = pytest.importorskip("pandas")
 import mfsde  # noqa: E402
 from mfsde.data import MissingColumnError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 EMT = ROOT.parent / "shared" / "data" / "emt" / "emt.csv"
 FAST = dict(train__iterations=2, train__n_particles=24, progress=False)
 

@@ -1,16 +1,15 @@
 """End to end on real data: fit a few iterations on ../shared/data/emt and evaluate held-out W1/W2."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import REPO
 
 import mfsde
 from mfsde import evaluate, fit
 from mfsde.data import load_csv
 from mfsde.losses import w1
 
-EMT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "emt" / "emt.csv"
+EMT = REPO / ".." / "shared" / "data" / "emt" / "emt.csv"
 
 
 @pytest.fixture(scope="module")
