@@ -192,6 +192,12 @@ def main(argv=None) -> int:
         metavar="KEY=VALUE",
         help="config overrides for every run (recorded in each row)",
     )
+    ap.add_argument(
+        "--fm-share",
+        type=float,
+        default=None,
+        help="train.fm_share for the flow_matching+simulation runs only (the share of the budget spent on flow matching)",
+    )
     ap.add_argument("--shard", type=_common.shard, default=(1, 1))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--render", action="store_true")
@@ -231,7 +237,15 @@ def main(argv=None) -> int:
             starts,
             args.preset,
             seed,
-            argparse.Namespace(budget=budget, overrides={**overrides, "train.method": m, "train.time_clock": "cpu"}),
+            argparse.Namespace(
+                budget=budget,
+                overrides={
+                    **overrides,
+                    "train.method": m,
+                    "train.time_clock": "cpu",
+                    **({"train.fm_share": args.fm_share} if args.fm_share and m == "flow_matching+simulation" else {}),
+                },
+            ),
         )
         _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
         print(

@@ -146,6 +146,10 @@ class TrainConfig:
     fm_coupling: str = "exact"
     #: ``"flow_matching+simulation"``: flow-matching iterations before the simulation loss takes over
     fm_iterations: int = 500
+    #: ``"flow_matching+simulation"`` with a ``time_budget``: the share of the budget (0 < share < 1)
+    #: spent on flow matching, then simulation (``fm_iterations`` still caps the first phase);
+    #: None: the switch comes after ``fm_iterations`` only
+    fm_share: float | None = None
 
 
 @dataclass
@@ -366,6 +370,15 @@ class Config:
                 raise ValueError(f"train.{name} must be a positive int, got {v!r}")
         if t.fm_coupling not in COUPLINGS:
             raise ValueError(f"train.fm_coupling must be one of {', '.join(COUPLINGS)}; got {t.fm_coupling!r}")
+        if t.fm_share is not None:
+            if isinstance(t.fm_share, bool) or not isinstance(t.fm_share, (int, float)) or not 0 < t.fm_share < 1:
+                raise ValueError(f"train.fm_share must be a number in (0, 1) or None, got {t.fm_share!r}")
+            if t.method != "flow_matching+simulation":
+                raise ValueError(
+                    f"train.fm_share applies to train.method 'flow_matching+simulation' only; got {t.method!r}"
+                )
+            if t.time_budget is None:
+                raise ValueError("train.fm_share is a share of train.time_budget: set train.time_budget as well")
         if t.method == "simulation":
             return
         if t.fm_batch < 2 and m.inter.name != "none":

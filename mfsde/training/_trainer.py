@@ -207,13 +207,19 @@ class Trainer:
     @property
     def phase(self) -> str:
         """The loss the next :meth:`step` trains with: ``"flow_matching"`` or ``"simulation"``
-        (``train.method``; ``"flow_matching+simulation"`` switches after ``train.fm_iterations``)."""
+        (``train.method``; ``"flow_matching+simulation"`` switches after ``train.fm_iterations``, or
+        once ``train.fm_share`` of ``train.time_budget`` is spent, whichever comes first). Once the
+        simulation phase has begun it stays (a history record carries each step's phase)."""
         tc = self.config.train
-        if tc.method == "flow_matching" or (
-            tc.method == "flow_matching+simulation" and self.iteration < tc.fm_iterations
-        ):
+        if tc.method == "flow_matching":
             return "flow_matching"
-        return "simulation"
+        if tc.method != "flow_matching+simulation" or self.iteration >= tc.fm_iterations:
+            return "simulation"
+        if any(r.get("phase") == "simulation" for r in self.history[-1:]):
+            return "simulation"
+        if tc.fm_share is not None and self.train_seconds >= tc.fm_share * tc.time_budget:
+            return "simulation"
+        return "flow_matching"
 
     @property
     def train_seconds(self) -> float:

@@ -238,6 +238,31 @@ def test_the_time_budget_covers_both_phases(monkeypatch):
     )
 
 
+def test_fm_share_switches_to_simulation_at_its_share_of_the_budget(monkeypatch):
+    """Each step costs 0.5 CPU s on the fake clock: with a 4 s budget and fm_share 0.5, flow
+    matching runs until 2 s are spent (4 steps, far below fm_iterations), then simulation to the
+    end of the budget, and never back."""
+    snaps = moving()
+    ticks = iter(np.arange(0.0, 1e6, 0.5))
+    monkeypatch.setattr(mfsde.training._fit.time, "process_time", lambda: float(next(ticks)))
+    cfg = fm(
+        "ito",
+        **{
+            "train.method": "flow_matching+simulation",
+            "train.fm_iterations": 1000,
+            "train.fm_share": 0.5,
+            "train.iterations": 50,
+            "train.time_budget": 4.0,
+            "train.time_clock": "cpu",
+            "train.n_particles": 16,
+            "train.n_targets": 20,
+        },
+    )
+    res = fit(cfg, snaps, "all", progress=False)
+    phases = [r["phase"] for r in res.history]
+    assert res.stopped == "time_budget" and phases == ["flow_matching"] * 4 + ["simulation"] * 4, phases
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "over, match",
@@ -247,6 +272,15 @@ def test_the_time_budget_covers_both_phases(monkeypatch):
         ({"train.fm_batch": 0}, "train.fm_batch must be a positive int"),
         ({"train.fm_times": 0}, "train.fm_times must be a positive int"),
         ({"train.fm_batch": 1}, "train.fm_batch must be >= 2 with an interaction kernel"),
+        ({"train.fm_share": 1.5}, r"train.fm_share must be a number in \(0, 1\)"),
+        (
+            {"train.fm_share": 0.5, "train.method": "flow_matching"},
+            "train.fm_share applies to train.method 'flow_matching\\+simulation' only",
+        ),
+        (
+            {"train.fm_share": 0.5, "train.method": "flow_matching+simulation"},
+            "train.fm_share is a share of train.time_budget",
+        ),
         ({"train.fm_batch": 20000}, r"20000 × 20000 cost matrix would need 3.0 GiB .*lower train.fm_batch"),
         (
             {"model.learn_sigma": True},
