@@ -196,7 +196,7 @@ def main(argv=None) -> int:
         "--fm-share",
         type=float,
         default=None,
-        help="train.fm_share for the flow_matching+simulation runs only (the share of the budget spent on flow matching)",
+        help="train.fm_share for the flow_matching+simulation runs only (share of the budget on flow matching)",
     )
     ap.add_argument("--shard", type=_common.shard, default=(1, 1))
     ap.add_argument("--resume", action="store_true")
