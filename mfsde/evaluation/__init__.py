@@ -7,6 +7,7 @@ from mfsde.evaluation._baselines import BASELINES, baseline_evaluations, floor_s
 from mfsde.evaluation._comparison import compare, summarise, to_csv, to_markdown
 from mfsde.evaluation._cross_population import cross_population_error
 from mfsde.evaluation._evaluate import START, evaluate, metric_key, simulate
+from mfsde.evaluation._mass import growth_error, total_mass_variation
 from mfsde.evaluation._pair_jacobian import pair_jacobian_error, pair_jacobian_rows
 from mfsde.evaluation._recovery import (
     SystemModel,
@@ -38,6 +39,8 @@ __all__ = [
     "recovery_report",
     "recovery_samples",
     "cross_population_error",
+    "total_mass_variation",
+    "growth_error",
     "pair_jacobian_rows",
     "pair_jacobian_error",
 ]

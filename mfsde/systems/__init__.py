@@ -18,6 +18,7 @@ the relative drift error and a gauge-fixed interaction error (:func:`recovery_re
 """
 
 from mfsde.systems._base import SYSTEMS, NonInteracting, ParticleSystem, get_system
+from mfsde.systems._branching import Branching, branching_morse, branching_ou, branching_snapshots
 from mfsde.systems._dataset import demo_dataset, simulate_snapshots, snapshots
 from mfsde.systems._flocking import CuckerSmale, VelocityAlignment, velocity_variance
 from mfsde.systems._kuramoto import NoisyKuramoto, order_parameter, stationary_order_parameter
@@ -28,6 +29,10 @@ from mfsde.systems._populations import POPULATION_FAMILIES, population_snapshots
 from mfsde.systems._two_species import NonReciprocalPursuit, TwoSpecies, two_species_control
 
 __all__ = [
+    "Branching",
+    "branching_ou",
+    "branching_morse",
+    "branching_snapshots",
     "SYSTEMS",
     "get_system",
     "ParticleSystem",
