@@ -109,7 +109,7 @@ def render(rows: list[dict], settings: dict, name: str) -> str:
         "time input, so it cancels: gauge-free, L², on the population's support; 0 = truth, 1 = no interaction; "
         "controls: inter_scaled, the spurious interaction in units of the drift). pairwise ∂f: "
         "Σ‖Ĵ_ij−J_ij‖²/Σ‖J_ij‖², J_ij = ∂f(x_i, ρ)/∂x_j (j ≠ i) on fresh populations of the true system "
-        "(`mfsde.systems.pair_jacobian_error`; gauge-free for any model but a derivative (H¹-type) criterion, "
+        "(`mfsde.evaluation.pair_jacobian_error`; gauge-free for any model but a derivative (H¹-type) criterion, "
         "dominated by close pairs), with its cosine. cross-pop: Δf between the two held-out populations at "
         "shared times (time effects cancel, but probes of one population sit outside the other), with the "
         "cosine. Verdict: an interaction preset *beats* ito when its mean W1 is "

@@ -67,17 +67,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import _common
+import numpy as np
+import torch
 
-import mfsde  # noqa: E402
+import mfsde
 from mfsde import (
-    evaluate,  # noqa: E402
-    fit,  # noqa: E402
+    evaluate,
+    fit,
 )
-from mfsde.cli import CLIError, parse_overrides  # noqa: E402
-from mfsde.evaluation import baseline_evaluations  # noqa: E402
+from mfsde.cli import CLIError, parse_overrides
+from mfsde.evaluation import baseline_evaluations
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp", "scimf_paper"]
@@ -764,7 +764,10 @@ def render(
     if not rows:
         print(f"no rows in {log}")
         return 2
-    digits_for = lambda ds: 2 if ds == "cite" else 3  # noqa: E731
+
+    def digits_for(ds):
+        return 2 if ds == "cite" else 3
+
     try:
         ref = load_reference(reference) if reference is not None else None
     except ValueError as exc:

@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import _common
+import numpy as np
+import torch
 
-import mfsde  # noqa: E402
+import mfsde
 from mfsde import training as runs
-from mfsde.data import from_arrays  # noqa: E402
-from mfsde.training import Trainer  # noqa: E402
+from mfsde.data import from_arrays
+from mfsde.training import Trainer
 
 
 def main(argv=None) -> int:

@@ -28,17 +28,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from accuracy import load  # noqa: E402
+import _common
+import numpy as np
+import torch
+from accuracy import load
 
-import mfsde  # noqa: E402
+import mfsde
 from mfsde import (
-    evaluate,  # noqa: E402
-    fit,  # noqa: E402
+    evaluate,
+    fit,
 )
-from mfsde.evaluation import baseline_evaluations  # noqa: E402
+from mfsde.evaluation import baseline_evaluations
 
 PAPER = {"model.standardize": "none", "model.time_scale": "none", "loss.energy_weight": 1.0}
 #: label → overrides of the ito preset (the preset itself is the default: "default")

@@ -1,7 +1,7 @@
 """How well can each interaction kernel represent a system's true interaction at all?
 
 Supervised, not from snapshots: each kernel is fitted by least squares (Adam) directly to the
-true interaction drift f_inter(x_i, ρ) of a population family (:mod:`mfsde.systems.populations`)
+true interaction drift f_inter(x_i, ρ) of a population family (`mfsde.systems.POPULATION_FAMILIES`)
 at the observed cells of the training populations (model units: the scale transform the
 training would fit), and scored on the two held-out populations of ``benchmarks/populations.py``:
 
@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import _common
+import numpy as np
+import torch
 
-from mfsde.interactions import build_interaction  # noqa: E402
-from mfsde.model import DataScale  # noqa: E402
-from mfsde.systems import population_snapshots, population_systems  # noqa: E402
+from mfsde.interactions import build_interaction
+from mfsde.model import DataScale
+from mfsde.systems import population_snapshots, population_systems
 
 HELDOUT = (1, 5)
 KERNELS = [("rbf", {}), ("rbf", {"n_kernels": 6}), ("radial", {}), ("radial", {"basis": "linear"})]

@@ -1,6 +1,6 @@
 """Many initial populations: does interaction pay off on populations the model has never seen?
 
-For each family of :mod:`mfsde.systems.populations` (and its non-interacting control) 8
+For each family of `mfsde.systems.POPULATION_FAMILIES` (and its non-interacting control) 8
 populations share the dynamics and differ in their initial state; 6 train (every time point) and
 2 are held out (index 1 and 5). Every preset is trained for the same budget of training-step
 seconds per run (one torch thread), seeds 0, 1, 2 (the seed drives the data set and the
@@ -37,13 +37,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import torch  # noqa: E402
-from _populations_report import combine, render, write_readme  # noqa: E402
-from _populations_run import resume_conflict, run_jobs, signal  # noqa: E402
-from _populations_systems import FAMILIES, PRESETS  # noqa: E402
+import _common
+import torch
+from _populations_report import combine, render, write_readme
+from _populations_run import resume_conflict, run_jobs, signal
+from _populations_systems import FAMILIES, PRESETS
 
-from mfsde.cli import CLIError, parse_overrides  # noqa: E402
+from mfsde.cli import CLIError, parse_overrides
 
 NAME = "populations"
 

@@ -35,14 +35,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import accuracy  # noqa: E402
-import torch  # noqa: E402
+import _common
+import accuracy
+import torch
 
-import mfsde  # noqa: E402
+import mfsde
 from mfsde import (
-    evaluate,  # noqa: E402
-    fit,  # noqa: E402
+    evaluate,
+    fit,
 )
 
 OLD = {
@@ -117,7 +117,10 @@ def render(name: str) -> int:
     for r in rows:
         if (r["dataset"], r["task"], r["start"]) not in keys:
             keys.append((r["dataset"], r["task"], r["start"]))
-    d = lambda ds: 2 if ds == "cite" else 3  # noqa: E731
+
+    def d(ds):
+        return 2 if ds == "cite" else 3
+
     lines = ["Held-out W1 (mean ± std over seeds), `scimf` at equal CPU seconds of training; Δ against `main`.", ""]
     factors = [f for f in FACTORS if any(r.get("factor") == f and r["kind"] == "model" for r in rows)]
     head = ["data, task, start", "previous", "McCann", "floor"] + factors

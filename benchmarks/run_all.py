@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 HERE = Path(__file__).resolve().parent
 #: script → (quick arguments, full arguments); quick runs write *_quick results

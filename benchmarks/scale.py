@@ -57,7 +57,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, env_info, markdown_table, write_json  # noqa: E402
+from _common import RESULTS_DIR, env_info, markdown_table, write_json
 
 D = 50
 MIB = 2**20

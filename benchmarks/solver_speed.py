@@ -52,10 +52,10 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import env_info, markdown_table, ms, time_interleaved, write_json  # noqa: E402
+from _common import env_info, markdown_table, ms, time_interleaved, write_json
 
-import mfsde  # noqa: E402
-from mfsde.solvers import sdeint, torchsde_sdeint  # noqa: E402
+import mfsde
+from mfsde.solvers import sdeint, torchsde_sdeint
 
 N, D, DT, SIGMA = 512, 50, 0.1, 0.1
 TS = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]

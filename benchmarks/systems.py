@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
-from mfsde.evaluation import BASELINES  # noqa: E402
+from mfsde.evaluation import BASELINES
 
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp"]
 #: data-only baselines on the same held-out cells: copy of the previous training time, McCann
@@ -146,7 +146,7 @@ def run_task(kind: str, name: str, seed: int, args, presets: list[str], referenc
                 out = recovery_report(res.model, system, snaps, task, **rec)
             else:
                 out = evaluate(res.model, snaps, task, n_particles=args.eval_particles, seed=seed)
-        except Exception as err:  # noqa: BLE001 - one failed run must not lose the others; recorded
+        except Exception as err:
             rows.append(
                 {
                     "system": name,
@@ -335,7 +335,10 @@ def main(argv=None) -> int:
     # every finished task's rows go to <name>.rows.jsonl at once, so a crash loses nothing;
     # --resume runs only the (system, seed, preset) runs not there yet
     log_path = _common.rows_log(name)
-    refs = lambda t: [*REFERENCES, *(["truth"] if t[0] == "system" else [])]  # noqa: E731
+
+    def refs(t):
+        return [*REFERENCES, *(["truth"] if t[0] == "system" else [])]
+
     todo = {t: (list(args.presets), refs(t)) for t in plan(args)}  # task -> (presets to fit, references to score)
     rows = _common.start_log(log_path, resume=args.resume)
     if args.resume and rows:

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import accuracy  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import _common
+import accuracy
+import numpy as np
+import torch
 
 METHODS = ["flow_matching", "flow_matching+simulation"]
 TASKS = [
@@ -66,7 +66,10 @@ def render(args) -> int:
         return 2
     keys = [(d, t) for d, t, _ in TASKS if any(r["dataset"] == d and r["task"] == t for r in models)]
     methods = [m for m in ["simulation", *METHODS] if any(r["method"] == m for r in models)]
-    digits = lambda d: 2 if d == "cite" else 3  # noqa: E731
+
+    def digits(d):
+        return 2 if d == "cite" else 3
+
     lines = [
         "Held-out W1 (mean ± std over seeds) of `scimf` by training method, equal CPU seconds of training "
         "(1 thread); the W1 after a quarter, half and all of the budget (t0: cells simulated from the first "

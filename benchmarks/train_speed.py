@@ -63,14 +63,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, env_info, markdown_table, write_json  # noqa: E402
+from _common import REPO_ROOT, env_info, markdown_table, write_json
 
-import mfsde  # noqa: E402
-from mfsde import evaluate  # noqa: E402
-from mfsde.config import TrainConfig  # noqa: E402
-from mfsde.losses import LOSSES  # noqa: E402
-from mfsde.solvers import torchsde_sdeint  # noqa: E402
-from mfsde.training import Trainer  # noqa: E402
+import mfsde
+from mfsde import evaluate
+from mfsde.config import TrainConfig
+from mfsde.losses import LOSSES
+from mfsde.solvers import torchsde_sdeint
+from mfsde.training import Trainer
 
 CITE = REPO_ROOT.parent / "shared" / "data" / "cite"
 DAYS = (2, 3, 4, 7)
@@ -229,7 +229,9 @@ def part_fidelity(cfg, snaps, task, trainer, targets, repeats, log):
         g = torch.cat([(gi if gi is not None else torch.zeros_like(p)).reshape(-1) for gi, p in zip(g, params)])
         return value.item(), torch.cat([q.reshape(-1) for q in pg]), g, loss_secs, back_secs
 
-    cos = lambda a, b: float(torch.nn.functional.cosine_similarity(a, b, dim=0))  # noqa: E731
+    def cos(a, b):
+        return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
     log("fidelity: reference (all targets) …")
     xs, sim_secs = simulation(gen_seed)
     ref_value, ref_pg, ref_g, ref_secs, back_secs = grads(xs, None, None)

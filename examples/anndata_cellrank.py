@@ -21,7 +21,7 @@ from sklearn.cluster import KMeans
 import mfsde
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 torch.set_num_threads(1)
 iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 300

@@ -50,7 +50,7 @@ def load_plugins(modules: Sequence[str] = (), entry_points: bool = True) -> list
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 ep.load()
-            except Exception as e:  # noqa: BLE001 - reported with the entry point's name
+            except Exception as e:
                 raise ImportError(
                     f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r} failed to "
                     f"load: {type(e).__name__}: {e}"
@@ -61,7 +61,7 @@ def load_plugins(modules: Sequence[str] = (), entry_points: bool = True) -> list
             _import(m)
         except ImportError:
             raise
-        except Exception as e:  # noqa: BLE001 - a plugin's own error, named
+        except Exception as e:
             raise ImportError(f"plugin {m!r} failed to import: {type(e).__name__}: {e}") from e
         loaded.append(m)
     return loaded

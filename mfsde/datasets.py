@@ -178,7 +178,7 @@ def fetch(key: str, *, data_dir=None, cache_dir=None, download: bool = True) -> 
             f"the download of {f.name} from {f.url} does not match its pinned SHA-256 "
             f"and was deleted ({str(exc).splitlines()[0]}); {where}"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - requests' and urllib's errors alike: one line
+    except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DatasetError(f"could not download {f.name} from {f.url} ({reason}); {where}") from None
     return Path(path)

@@ -59,7 +59,7 @@ def _shortcut_overrides(args) -> dict[str, Any]:
     for flag, key in (
         ("iterations", "train.iterations"),
         ("n_particles", "train.n_particles"),
-        ("populations", "train.populations"),
+        ("replicas", "train.replicas"),
         ("seed", "train.seed"),
         ("time_budget", "train.time_budget"),
     ):

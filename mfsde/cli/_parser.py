@@ -156,11 +156,11 @@ def _add_config_args(p: argparse.ArgumentParser, presets: bool = False) -> None:
         help="shortcut for --set train.n_particles=N (simulated cells per training iteration)",
     )
     g.add_argument(
-        "--populations",
+        "--replicas",
         type=int,
         default=None,
         metavar="P",
-        help="shortcut for --set train.populations=P (independent populations per iteration, "
+        help="shortcut for --set train.replicas=P (independent simulated replicas per iteration, "
         "over all ranks under torchrun; must be divisible by the number of processes)",
     )
     g.add_argument(
@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                         --set model.inter.heads=1 --set train.lr=3e-4 --out runs/custom
               mfsde fit --resume runs/emt-scimf --iterations 5000   # continue a run
               torchrun --standalone --nproc_per_node=4 -m mfsde fit --data cells.csv \\
-                        --populations 4 --out runs/ddp   # data-parallel: one population per process
+                        --replicas 4 --out runs/ddp   # data-parallel: one population per process
             """,
     )
     _add_data_args(p, required=False)

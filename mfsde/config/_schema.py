@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mfsde._io import write_text_atomic
-from mfsde.config._validate import _check_keys, _check_types, _drop_none, _none_paths, merge, toml_loads  # noqa: F401
+from mfsde.config._validate import _check_keys, _check_types, _drop_none, _none_paths, merge, toml_loads
 
 
 @dataclass
@@ -107,9 +107,9 @@ class TrainConfig:
     lr_gamma: float = 0.9
     clip_grad_norm: float | None = 0.1
     n_targets: int | None = 1000
-    #: independent populations of ``n_particles`` simulated per iteration (over all ranks of a
+    #: independent replicas of ``n_particles`` simulated per iteration (over all ranks of a
     #: data-parallel job); the loss is their mean. Must be divisible by the world size.
-    populations: int = 1
+    replicas: int = 1
     seed: int = 0
     log_every: int = 10
     #: write ``checkpoint.pt`` every this many iterations and/or ``checkpoint_seconds`` of wall time
@@ -312,7 +312,7 @@ class Config:
         if m.time_scale not in TIME_SCALES:
             raise ValueError(f"model.time_scale must be one of {', '.join(TIME_SCALES)}; got {m.time_scale!r}")
         t = self.train
-        for name in ("iterations", "n_particles", "lr_step", "populations"):
+        for name in ("iterations", "n_particles", "lr_step", "replicas"):
             if not isinstance(getattr(t, name), int) or getattr(t, name) < 1:
                 raise ValueError(f"train.{name} must be a positive int, got {getattr(t, name)!r}")
         if not t.lr > 0:

@@ -248,7 +248,7 @@ def to_markdown(summary: Sequence[dict], metrics: Sequence[str] = ("w1", "w2"), 
         + [m.upper() for m in metrics]
         + [{"iterations": "iterations", "train_seconds": "train s"}[k] for k in extra]
     )
-    value = (lambda r, m: r.get(m)) if raw else (lambda r, m: r.get(f"{m}_mean"))  # noqa: E731
+    value = (lambda r, m: r.get(m)) if raw else (lambda r, m: r.get(f"{m}_mean"))
     places = {m: digits if digits is not None else _digits([value(r, m) for r in summary]) for m in metrics}
     places.update({"iterations": 0, "train_seconds": 0 if digits is None else digits})
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

@@ -11,7 +11,7 @@ its weights over the population. The influence matrix asks the model itself:
 in data units (1 / data time unit), from automatic differentiation of the model's interaction
 drift (its :class:`~mfsde.model.DataScale` applied on the way in and out). It is defined for
 every kernel, including ``none`` (exact zeros) and the true drift of a simulated system
-(:class:`~mfsde.systems.SystemModel`), so learned and true influence compare on one scale. Its
+(:class:`~mfsde.evaluation.SystemModel`), so learned and true influence compare on one scale. Its
 label aggregate (:func:`label_influence`) is a :class:`~mfsde.explain.LabelWeights`: rows =
 receivers, ``net[a, b] > 0`` = b drives a more than a drives b.
 
@@ -50,7 +50,7 @@ def influence_matrix(model, x, t=None, *, chunk: int | None = None) -> np.ndarra
     ``(N, d)`` (array or tensor, data units), in data units per data time unit; rows =
     receivers. The diagonal holds a cell's sensitivity to its own state through the population
     term. ``t`` is the data time. The cost is N·d backward passes, batched ``chunk`` at a time
-    (default: sized to ~0.5 GiB of temporaries by :func:`mfsde.auto_chunk`): pass a
+    (default: sized to ~0.5 GiB of temporaries by ``auto_chunk`` (mfsde/interactions/_base.py)): pass a
     subsample of cells for large N (it stands in for ρ)."""
     xt = _as_tensor(x, model)
     if xt.dim() != 2:

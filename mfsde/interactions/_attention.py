@@ -127,7 +127,10 @@ class AttentionInteraction(Interaction):
     # -- pieces ---------------------------------------------------------------------------
     def _qkv(self, x: torch.Tensor):
         xqk = self.norm_qk(x)
-        split = lambda z: rearrange(z, "... n (h e) -> ... h n e", h=self.heads)  # noqa: E731
+
+        def split(z):
+            return rearrange(z, "... n (h e) -> ... h n e", h=self.heads)
+
         q = split(self.w_q(xqk))
         k = q if self.tie_qk else split(self.w_k(xqk))
         v = split(self.w_v(self.norm_v(x)))

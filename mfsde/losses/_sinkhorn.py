@@ -63,7 +63,7 @@ class SinkhornLoss(nn.Module):
             raise ValueError(f"scaling must be in (0, 1), got {scaling!r}")
         if backend == "auto" or backend in ("online", "multiscale"):
             try:
-                import pykeops  # noqa: F401
+                import pykeops  # noqa: F401  (only whether it imports)
             except ImportError as err:
                 raise ValueError(f"geomloss backend {backend!r} needs pykeops; use backend='tensorized'") from err
         for name, n in (("n_targets", n_targets), ("n_sources", n_sources)):

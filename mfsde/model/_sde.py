@@ -82,7 +82,7 @@ def build_model(config: Config | ModelConfig) -> MeanFieldSDE:
 def sigma_to_model_units(model: MeanFieldSDE, config: Config | ModelConfig) -> None:
     """With ``model.sigma_units = "data"``, convert the noise to model units from the model's fitted
     scale (σ · √time_unit / scale per dimension; affine noise: see
-    :func:`~mfsde.solvers.noise_to_model_units`); otherwise nothing."""
+    ``noise_to_model_units``); otherwise nothing."""
     m = config.model if isinstance(config, Config) else config
     if m.sigma_units == "data":
         noise_to_model_units(model.diffusion, m.sigma, model.scale)

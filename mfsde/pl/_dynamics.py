@@ -44,8 +44,13 @@ def plot_velocities(
     rng = np.random.default_rng(seed)
     emb = embedding or pca_embedding(np.concatenate(list(xs)), seed=seed)
     mean, comps = np.asarray(emb["mean"]), np.asarray(emb["components"])
-    proj = lambda z: (np.asarray(z, dtype=float) - mean) @ comps.T  # noqa: E731
-    vproj = lambda v: np.asarray(v, dtype=float) @ comps.T  # noqa: E731
+
+    def proj(z):
+        return (np.asarray(z, dtype=float) - mean) @ comps.T
+
+    def vproj(v):
+        return np.asarray(v, dtype=float) @ comps.T
+
     identity = bool(np.asarray(emb.get("identity", False)))
     if identity and feature_names is not None and len(feature_names) >= 2:
         axis_names = [str(feature_names[0]), str(feature_names[1])]

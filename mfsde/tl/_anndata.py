@@ -69,7 +69,7 @@ def _advice(e: SnapshotError) -> SnapshotError:
 
 
 def times_of(adata, time_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(times (T,), index (n_obs,))`` of ``obs[time_key]`` (see :func:`mfsde.data.anndata_times`)."""
+    """``(times (T,), index (n_obs,))`` of ``obs[time_key]`` (see ``anndata_times`` in mfsde/data/_load_h5ad.py)."""
     require_obs(adata, time_key, "time_key")
     try:
         return anndata_times(adata, time_key, where="adata")

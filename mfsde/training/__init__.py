@@ -29,7 +29,7 @@ from mfsde.training._flow_matching import (
     flow_matching_batch,
     flow_matching_loss,
 )
-from mfsde.training._rng import RandomStreams, population_seed, seed_everything
+from mfsde.training._rng import RandomStreams, replica_seed, seed_everything
 from mfsde.training._runlock import RunLock, RunLocked
 from mfsde.training._runs import (
     CHECKPOINT_FILE,
@@ -67,7 +67,7 @@ __all__ = [
     "RESUMABLE_CHANGES",
     # random streams
     "RandomStreams",
-    "population_seed",
+    "replica_seed",
     "seed_everything",
     # the run directory
     "RunDir",

@@ -8,7 +8,7 @@ no-ops and :func:`mfsde.fit` trains exactly as it always did.
 
 >>> from mfsde import distributed
 >>> distributed.init_from_env()          # False outside torchrun (or with WORLD_SIZE=1)
->>> result = fit(config, snapshots, task)  # each rank simulates its own populations
+>>> result = fit(config, snapshots, task)  # each rank simulates its own replicas
 >>> distributed.cleanup()
 """
 
@@ -176,18 +176,18 @@ def any_rank(flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
-def local_populations(populations: int, rank: int = 0, world_size: int = 1) -> list[int]:
-    """The population indices rank ``rank`` simulates: ``rank, rank + W, rank + 2W, …``.
+def local_replicas(replicas: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """The replica indices rank ``rank`` simulates: ``rank, rank + W, rank + 2W, …``.
 
     Raises:
-        ValueError: ``populations`` is not a positive multiple of ``world_size``.
+        ValueError: ``replicas`` is not a positive multiple of ``world_size``.
     """
-    if not isinstance(populations, int) or populations < 1:
-        raise ValueError(f"train.populations must be a positive int, got {populations!r}")
-    if populations % world_size:
+    if not isinstance(replicas, int) or replicas < 1:
+        raise ValueError(f"train.replicas must be a positive int, got {replicas!r}")
+    if replicas % world_size:
         raise ValueError(
-            f"train.populations = {populations} is not divisible by the world size {world_size}: every "
-            f"rank simulates the same number of populations; set train.populations to a multiple of "
-            f"{world_size} (e.g. --populations {world_size * max(1, populations // world_size)})"
+            f"train.replicas = {replicas} is not divisible by the world size {world_size}: every "
+            f"rank simulates the same number of replicas; set train.replicas to a multiple of "
+            f"{world_size} (e.g. --replicas {world_size * max(1, replicas // world_size)})"
         )
-    return list(range(rank, populations, world_size))
+    return list(range(rank, replicas, world_size))

@@ -14,12 +14,12 @@ One iteration (all settings from the :class:`~mfsde.Config`):
 4. Adam(``train.lr``) step after gradient-norm clipping (``train.clip_grad_norm``), then
    ``StepLR(train.lr_step, train.lr_gamma)``.
 
-With ``train.populations = P > 1`` steps 1–3 are done for P independent populations, each with
+With ``train.replicas = P > 1`` steps 1–3 are done for P independent replicas, each with
 its own random streams (derived from ``(train.seed, p)``), and the loss, fit and energy terms
 are their means. Under ``torch.distributed`` (e.g. ``torchrun``, see docs/distributed.md and
-:mod:`mfsde.training`) rank r simulates populations r, r + W, r + 2W, … of a world of W
+:mod:`mfsde.training`) rank r simulates replicas r, r + W, r + 2W, … of a world of W
 processes, the model is wrapped in ``DistributedDataParallel`` (which averages the gradients,
-so the update is that of one process simulating all P populations), every rank logs the same
+so the update is that of one process simulating all P replicas), every rank logs the same
 all-reduced numbers, and only rank 0 writes the run directory.
 
 Runs are reproducible on CPU under ``train.seed`` (torch's global RNG, which drives weight
@@ -48,14 +48,14 @@ from mfsde.model._sde import MeanFieldSDE
 from mfsde.training import _distributed as distributed
 from mfsde.training import _runs as runs
 from mfsde.training._runlock import RunLock
-from mfsde.training._trainer import (  # noqa: F401
+from mfsde.training._trainer import (
     RESUMABLE_CHANGES,
     FitLoss,
     RandomStreams,
     Trainer,
     _task_dict,
     default_simulate,
-    population_seed,
+    replica_seed,
     seed_everything,
 )
 
@@ -69,7 +69,7 @@ __all__ = [
     "check_inputs",
     "resolve_task",
     "draw_initial",
-    "population_seed",
+    "replica_seed",
     "seed_everything",
     "default_simulate",
     "RandomStreams",
@@ -172,7 +172,7 @@ def fit(
 
     Under an initialised ``torch.distributed`` process group (see :mod:`mfsde.training`)
     every rank calls ``fit`` with the same arguments: each simulates its share of
-    ``train.populations``, only rank 0 writes ``out_dir`` and shows the progress bar, and every
+    ``train.replicas``, only rank 0 writes ``out_dir`` and shows the progress bar, and every
     rank returns the same history and parameters.
 
     Args:
@@ -329,7 +329,7 @@ def _on_main(fn: Callable, *args):
     if distributed.is_main():
         try:
             result = fn(*args)
-        except Exception as err:  # noqa: BLE001 - re-raised below, on every rank
+        except Exception as err:
             failure = err
     message = distributed.broadcast_object(None if failure is None else f"{type(failure).__name__}: {failure}")
     if failure is not None:
@@ -348,7 +348,7 @@ def _load_checkpoint_on_main(resume: str | Path) -> dict:
     if distributed.is_main():
         try:
             payload = (runs.load_checkpoint(resume), None)
-        except Exception as err:  # noqa: BLE001 - re-raised on every rank below
+        except Exception as err:
             payload = (None, err)
     ckpt, err = distributed.broadcast_object(payload)
     if err is not None:

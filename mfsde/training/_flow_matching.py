@@ -1,6 +1,6 @@
 """Mean-field flow matching: a simulation-free training method for f(x, ρ_t).
 
-One iteration, per training population (a :class:`~mfsde.data.Series`, model units):
+One iteration, per training population (a ``Series`` (mfsde/data/_inputs.py), model units):
 
 1. draw ``train.fm_times`` times t uniformly on [t₀, t_K] (the training times' span, so a wide
    gap is visited as often as its length asks); t falls in the gap (t_k, t_{k+1}) between two

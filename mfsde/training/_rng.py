@@ -1,8 +1,8 @@
-"""Random streams of a training run: one seed per (stream, population), so that results do not
-depend on how populations are spread over processes or in which order they are simulated.
+"""Random streams of a training run: one seed per (stream, replica), so that results do not
+depend on how replicas are spread over processes or in which order they are simulated.
 
 Streams: 1 = cell draws and Brownian increments, 2 = target sub-samples off the CPU, 3 = torch's
-global RNG (dropout). Population 0 uses the streams of a single-population run.
+global RNG (dropout). Replica 0 uses the streams of a single-replica run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["RandomStreams", "population_seed", "seed_everything"]
+__all__ = ["RandomStreams", "replica_seed", "seed_everything"]
 
 
 def _derived_seed(seed: int, stream: int) -> int:
@@ -22,13 +22,13 @@ def _derived_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def population_seed(seed: int, stream: int, population: int) -> int:
+def replica_seed(seed: int, stream: int, replica: int) -> int:
     """The seed of random ``stream`` (1: cell draws and noise, 2: target sub-samples off the
-    CPU, 3: torch's global RNG, i.e. dropout) of population ``population``. Population 0 uses
-    the streams of a single-population run, so ``train.populations = 1`` trains as before."""
-    if population == 0:
+    CPU, 3: torch's global RNG, i.e. dropout) of replica ``replica``. Replica 0 uses
+    the streams of a single-replica run, so ``train.replicas = 1`` trains as before."""
+    if replica == 0:
         return _derived_seed(seed, stream)
-    state = np.random.SeedSequence([int(seed), stream, int(population)]).generate_state(1, dtype=np.uint64)[0]
+    state = np.random.SeedSequence([int(seed), stream, int(replica)]).generate_state(1, dtype=np.uint64)[0]
     return int(state >> 1)
 
 
@@ -41,14 +41,14 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class RandomStreams:
-    """The random streams of one simulated copy (``train.populations`` of them, split over the
+    """The random streams of one simulated copy (``train.replicas`` of them, split over the
     ranks; each copy simulates every training data population).
 
     Attributes:
-        index: the population's global index p (0 ≤ p < ``train.populations``).
+        index: the replica's global index p (0 ≤ p < ``train.replicas``).
         generator: cell draws and Brownian increments (on the training device).
         target_generator: target sub-sampling (a CPU generator; ``generator`` itself on the CPU).
-        torch_rng: this population's copy of torch's global RNG state (``{"cpu": …, "cuda": …}``),
+        torch_rng: this replica's copy of torch's global RNG state (``{"cpu": …, "cuda": …}``),
             swapped in while it is simulated, so dropout masks do not depend on which rank
             simulates it or in which order.
     """

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mfsde._io import atomic_write, write_text_atomic  # noqa: F401 - write_text_atomic is re-exported
+from mfsde._io import atomic_write, write_text_atomic
 from mfsde.config._schema import Config
 
 CONFIG_FILE = "config.json"
@@ -403,7 +403,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {str(path)!r} is not a readable torch file; it is truncated or corrupt: "
             f"resume from a copy or refit"
         ) from None
-    except Exception as err:  # noqa: BLE001 - torch raises RuntimeError/EOFError/... on bad files
+    except Exception as err:
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}: {_first_line(err)}); "
             f"it is truncated, empty or not a checkpoint: resume from a copy or refit"

@@ -23,14 +23,14 @@ from mfsde.training import _distributed as distributed
 from mfsde.training import _flow_matching as _fm
 from mfsde.training import _runs as runs
 from mfsde.training._averaging import ParameterAverage
-from mfsde.training._rng import RandomStreams, population_seed, seed_everything
+from mfsde.training._rng import RandomStreams, replica_seed, seed_everything
 
 __all__ = [
     "Trainer",
     "RandomStreams",
     "FitLoss",
     "default_simulate",
-    "population_seed",
+    "replica_seed",
     "seed_everything",
     "RESUMABLE_CHANGES",
 ]
@@ -120,7 +120,7 @@ class Trainer:
     trainers stepped in turn (as the benchmarks do) do not change each other's results.
 
     When a ``torch.distributed`` process group is initialised the trainer simulates only the
-    populations of its rank (``train.populations`` must be divisible by the world size) and
+    replicas of its rank (``train.replicas`` must be divisible by the world size) and
     wraps the model in ``DistributedDataParallel``; :meth:`step` and :meth:`state_dict` are
     then collective: every rank must call them.
 
@@ -133,7 +133,7 @@ class Trainer:
             must be called (its forward) for the gradients to be averaged.
 
     Attributes:
-        model (the plain module, also under DDP), optimiser, scheduler, populations (this rank's
+        model (the plain module, also under DDP), optimiser, scheduler, replicas (this rank's
         :class:`RandomStreams`), generator (the first one's), iteration, history.
     """
 
@@ -160,7 +160,7 @@ class Trainer:
             raise ValueError("train.method 'flow_matching' never simulates: a simulate function would be ignored")
         # before anything collective: every rank raises the same error
         self.world_size, self.rank = distributed.world_size(), distributed.rank()
-        indices = distributed.local_populations(tc.populations, self.rank, self.world_size)
+        indices = distributed.local_replicas(tc.replicas, self.rank, self.world_size)
         self.device = torch.device(device) if device is not None else distributed.default_device()
         dtype = torch.get_default_dtype()
 
@@ -176,7 +176,7 @@ class Trainer:
             [(s, t.train) for _, s, t in members], config.model.standardize, config.model.time_scale
         )
         sigma_to_model_units(self.model, config)  # model.sigma_units = "data": σ from the fitted scale
-        #: one :class:`~mfsde.data.Series` per training population, and their batches
+        #: one ``Series`` (mfsde/data/_inputs.py) per training population, and their batches
         self.series = build_series(members, scale, self.device, dtype)
         self.groups = group_series(self.series)
         #: the indices of the ``fit@k`` records: every training index ≥ 1 of any population
@@ -188,8 +188,8 @@ class Trainer:
                     "needs train.method 'simulation'"
                 )
             _fm.diffusion_sigma(self.model.diffusion)  # noise that a Brownian bridge cannot carry: refused now
-        self.populations = [self._population(p) for p in indices]
-        self.generator = self.populations[0].generator
+        self.replicas = [self._replica(p) for p in indices]
+        self.generator = self.replicas[0].generator
         self.forward_model = self._wrap(self.model)
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.params = [p for _, p in named]
@@ -252,17 +252,17 @@ class Trainer:
         return DistributedDataParallel(model)
 
     # -- RNG of this run ----------------------------------------------------------------------
-    def _population(self, p: int) -> RandomStreams:
-        """The streams of population ``p`` (population 0: those of a single-population run; its
+    def _replica(self, p: int) -> RandomStreams:
+        """The streams of replica ``p`` (replica 0: those of a single-replica run; its
         global RNG state is the current one, right after the model was built)."""
         seed = self.config.train.seed
-        gen = torch.Generator(device=self.device).manual_seed(population_seed(seed, 1, p))
+        gen = torch.Generator(device=self.device).manual_seed(replica_seed(seed, 1, p))
         # target sub-sampling draws its permutations on the CPU: off the CPU it needs a CPU generator
-        target = gen if self.device.type == "cpu" else torch.Generator().manual_seed(population_seed(seed, 2, p))
+        target = gen if self.device.type == "cpu" else torch.Generator().manual_seed(replica_seed(seed, 2, p))
         if p == 0:
             rng = self._global_rng()
         else:  # the states torch.manual_seed would give, without touching the global RNG
-            s = population_seed(seed, 3, p)
+            s = replica_seed(seed, 3, p)
             rng = {"cpu": torch.Generator().manual_seed(s).get_state()}
             if self.device.type == "cuda":
                 rng["cuda"] = torch.Generator(device=self.device).manual_seed(s).get_state()
@@ -329,19 +329,19 @@ class Trainer:
             pop.torch_rng = self._global_rng()
         return torch.stack(losses).mean()
 
-    def _backward_populations(self, phase: str) -> torch.Tensor:
-        """Simulate this rank's populations one at a time and accumulate the gradient of
+    def _backward_replicas(self, phase: str) -> torch.Tensor:
+        """Simulate this rank's replicas one at a time and accumulate the gradient of
         loss_p / n_local into ``.grad`` (one graph alive at a time). Under DDP only the last
         backward all-reduces (the others run under ``no_sync``), and DDP divides by the world
-        size, so every rank ends with the gradient of the mean loss over all populations (equal
+        size, so every rank ends with the gradient of the mean loss over all replicas (equal
         to that of one process running them all up to the order of floating-point summation;
-        the 2-process test observed identical losses with one population per rank). Returns the
-        ``(3 + K,)`` sum over the local populations of (loss, fit, energy, fits per time),
+        the 2-process test observed identical losses with one replica per rank). Returns the
+        ``(3 + K,)`` sum over the local replicas of (loss, fit, energy, fits per time),
         detached; in the flow-matching phase the ``(1,)`` sum of the flow-matching loss."""
-        n = len(self.populations)
+        n = len(self.replicas)
         total = None
         flow = phase == "flow_matching"
-        for i, pop in enumerate(self.populations):
+        for i, pop in enumerate(self.replicas):
             sync = n == 1 or i == n - 1 or self.forward_model is self.model
             with contextlib.nullcontext() if sync else self.forward_model.no_sync():
                 if flow:  # one process only (checked at construction): no DDP forward to go through
@@ -356,22 +356,22 @@ class Trainer:
         return total
 
     def global_stats(self, local_sum: torch.Tensor) -> torch.Tensor:
-        """The mean over all ``train.populations`` of a per-population ``local_sum`` (summed over
-        this rank's populations; all-reduced over the ranks, so every rank gets the same numbers)."""
+        """The mean over all ``train.replicas`` of a per-replica ``local_sum`` (summed over
+        this rank's replicas; all-reduced over the ranks, so every rank gets the same numbers)."""
         total = distributed.all_reduce_sum(local_sum) if self.world_size > 1 else local_sum
-        populations = self.config.train.populations
-        return total if populations == 1 else total / populations
+        replicas = self.config.train.replicas
+        return total if replicas == 1 else total / replicas
 
     def step(self) -> dict:
         """One training iteration; returns (and appends to :attr:`history`) its record.
 
         Under DDP the backward passes average the gradients over the ranks, so clipping and the
-        Adam step see the gradient of the mean loss over all populations."""
+        Adam step see the gradient of the mean loss over all replicas."""
         t0, c0 = time.perf_counter(), time.process_time()
         lr = self.optimiser.param_groups[0]["lr"]
         phase = self.phase
         self.optimiser.zero_grad(set_to_none=True)
-        stats = self.global_stats(self._backward_populations(phase))
+        stats = self.global_stats(self._backward_replicas(phase))
         if not torch.isfinite(stats[0]):  # the same decision on every rank, before any update
             detail = (
                 "flow-matching loss" if phase == "flow_matching" else f"fit={stats[1].item()}, energy={stats[2].item()}"
@@ -454,7 +454,7 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     @staticmethod
-    def _population_rng(pop: RandomStreams) -> dict:
+    def _replica_rng(pop: RandomStreams) -> dict:
         out = {"generator": pop.generator.get_state(), "torch": pop.torch_rng["cpu"]}
         if "cuda" in pop.torch_rng:
             out["torch_cuda_device"] = pop.torch_rng["cuda"]
@@ -462,7 +462,7 @@ class Trainer:
             out["target_generator"] = pop.target_generator.get_state()
         return out
 
-    def _set_population_rng(self, pop: RandomStreams, state: dict) -> None:
+    def _set_replica_rng(self, pop: RandomStreams, state: dict) -> None:
         pop.generator.set_state(state["generator"])
         pop.torch_rng = {"cpu": state["torch"]}
         if "torch_cuda_device" in state and self.device.type == "cuda":
@@ -473,15 +473,15 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything needed to continue bit-identically (what ``checkpoint.pt`` holds).
 
-        ``rng["populations"]`` holds the streams of every population (gathered from all
-        ranks: collective under DDP); the top-level ``rng`` keys are population 0's. The
+        ``rng["replicas"]`` holds the streams of every replica (gathered from all
+        ranks: collective under DDP); the top-level ``rng`` keys are replica 0's. The
         model's entries are the plain module's, so the checkpoint loads in a single process."""
         gathered: dict[int, dict] = {}
-        for part in distributed.all_gather_objects({pop.index: self._population_rng(pop) for pop in self.populations}):
+        for part in distributed.all_gather_objects({pop.index: self._replica_rng(pop) for pop in self.replicas}):
             gathered.update(part)
         rng = runs.rng_states()
-        rng.update(gathered[self.populations[0].index])
-        rng["populations"] = [gathered[p] for p in range(self.config.train.populations)]
+        rng.update(gathered[self.replicas[0].index])
+        rng["replicas"] = [gathered[p] for p in range(self.config.train.replicas)]
         extra = {}
         if self.ema is not None:  # the model's state with the averaged parameters (the average's only copy)
             extra["model_averaged"] = {**self.model.state_dict(), **dict(zip(self._param_names, self.ema.state()))}
@@ -514,9 +514,9 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         rng = ckpt["rng"]
         runs.set_rng_states(rng)
-        states = rng.get("populations") or [rng]  # checkpoints of single-population runs before populations
-        for pop in self.populations:
-            self._set_population_rng(pop, states[pop.index])
+        states = rng.get("replicas") or [rng]  # checkpoints of single-replica runs
+        for pop in self.replicas:
+            self._set_replica_rng(pop, states[pop.index])
         self.iteration, self.history = int(ckpt["iteration"]), list(ckpt["history"])
         self.train_wall_seconds = float(sum(r.get("seconds", 0.0) for r in self.history))
         # records written before the CPU clock count their wall time

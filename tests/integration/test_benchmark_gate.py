@@ -292,7 +292,10 @@ def test_mccann_past_the_last_training_time_shows_a_dash(bench):
     rows = bench.run_baselines(snaps, "emt", "extrapolate:1", ("t0",), 0)
     rows += seeds("scimf", [1.0, 1.1], task="extrapolate:1")
     rows = [{**r, "per_time": [{**pt, "index": 3} for pt in r["per_time"]]} for r in rows]
-    digits = lambda ds: 3  # noqa: E731
+
+    def digits(ds):
+        return 3
+
     mccann_line = next(ln for ln in bench.markdown(rows, digits).splitlines() if ln.startswith("| *mccann*"))
     assert mccann_line.split(" | ")[1:3] == ["–", "–"]
     over = bench.overview(rows, digits).splitlines()[-1].split(" | ")

@@ -107,11 +107,11 @@ def test_parse_value():
 def test_populations_flag_is_a_config_shortcut():
     from mfsde.cli import build_config, build_parser
 
-    args = build_parser().parse_args(["fit", "--data", "x.csv", "--populations", "4", "--preset", "ito"])
-    assert build_config(args, dim=3).train.populations == 4
-    args = build_parser().parse_args(["fit", "--data", "x.csv", "--set", "train.populations=2"])
-    assert build_config(args, dim=3).train.populations == 2
-    assert build_config(build_parser().parse_args(["fit", "--data", "x.csv"]), dim=3).train.populations == 1
+    args = build_parser().parse_args(["fit", "--data", "x.csv", "--replicas", "4", "--preset", "ito"])
+    assert build_config(args, dim=3).train.replicas == 4
+    args = build_parser().parse_args(["fit", "--data", "x.csv", "--set", "train.replicas=2"])
+    assert build_config(args, dim=3).train.replicas == 2
+    assert build_config(build_parser().parse_args(["fit", "--data", "x.csv"]), dim=3).train.replicas == 1
 
 
 def test_fit_writes_a_run_directory(fitted, capsys):

@@ -43,7 +43,7 @@ def small_config(**overrides):
         "train.iterations": ITERATIONS,
         "train.lr": 1e-2,
         "train.clip_grad_norm": 1.0,
-        "train.populations": 2,
+        "train.replicas": 2,
     }
     base.update(overrides)
     return mfsde.preset("scimf", dim=D).override(**base)
@@ -92,9 +92,9 @@ def worker(tmp: Path) -> None:
         assert distributed.world_size() == 2 and rank == int(os.environ["RANK"])
         snaps, cfg = small_snapshots(), small_config()
         try:
-            Trainer(cfg.override(**{"train.populations": 3}), snaps, TASK)
+            Trainer(cfg.override(**{"train.replicas": 3}), snaps, TASK)
         except ValueError as err:
-            assert "train.populations = 3 is not divisible by the world size 2" in str(err), err
+            assert "train.replicas = 3 is not divisible by the world size 2" in str(err), err
         else:
             raise AssertionError("populations=3 on 2 ranks did not raise")
         # rank 0 cannot write its run directory (a file is in the way): every rank must raise,
@@ -114,7 +114,7 @@ def worker(tmp: Path) -> None:
         fit(cfg.override(**{"train.iterations": 5}), snaps, TASK, out_dir=run, progress=False)
         res = fit(cfg, snaps, TASK, resume=run, progress=False)
         seconds = time.perf_counter() - t0
-        four = fit(cfg.override(**{"train.populations": 4, "train.iterations": 2}), snaps, TASK, progress=False)
+        four = fit(cfg.override(**{"train.replicas": 4, "train.iterations": 2}), snaps, TASK, progress=False)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             data = sorted(str(p) for p in tmp.glob("t*.npy"))
@@ -129,7 +129,7 @@ def worker(tmp: Path) -> None:
                     "2",
                     "--n-particles",
                     "16",
-                    "--populations",
+                    "--replicas",
                     "2",
                     "--set",
                     "model.intra.width=8",
@@ -218,7 +218,7 @@ def test_two_processes_match_one_process_with_two_populations(ddp_run, single_ru
 def test_two_populations_per_rank(ddp_run):
     """populations=4 on 2 ranks: each rank accumulates two populations (under no_sync) before
     DDP averages; the same losses as one process with 4 populations, up to summation order."""
-    ref = fit(small_config(**{"train.populations": 4, "train.iterations": 2}), small_snapshots(), TASK, progress=False)
+    ref = fit(small_config(**{"train.replicas": 4, "train.iterations": 2}), small_snapshots(), TASK, progress=False)
     r0, r1 = ddp_run["ranks"]
     assert [h["loss"] for h in r0["four"]] == [h["loss"] for h in r1["four"]]
     assert max_rel(losses(r0["four"]), losses(ref.history)) < RTOL
@@ -234,11 +234,11 @@ def test_rank_zero_writes_a_run_directory_that_loads_in_one_process(ddp_run):
     assert [h["iteration"] for h in hist] == list(range(1, ITERATIONS + 1))
     assert [h["loss"] for h in hist] == [h["loss"] for h in r0["history"]]
     model, config = load_run(run)  # a plain state_dict: no "module." prefixes
-    assert config.train.populations == 2
+    assert config.train.replicas == 2
     for name, value in model.state_dict().items():
         assert torch.equal(value, r0["params"][name]), name
     ckpt = load_checkpoint(run)
-    assert len(ckpt["rng"]["populations"]) == 2
+    assert len(ckpt["rng"]["replicas"]) == 2
     assert ckpt["iteration"] == ITERATIONS
 
 
@@ -253,38 +253,38 @@ def test_one_process_resumes_a_two_process_checkpoint(ddp_run, single_run, tmp_p
     assert max_rel(losses(res.history[ITERATIONS:]), losses(ref.history[ITERATIONS:])) < RTOL
 
 
-def test_population_zero_uses_the_single_population_streams():
+def test_replica_zero_uses_the_single_replica_streams():
     snaps = small_snapshots()
-    one = Trainer(small_config(**{"train.populations": 1}), snaps, TASK)
+    one = Trainer(small_config(**{"train.replicas": 1}), snaps, TASK)
     two = Trainer(small_config(), snaps, TASK)
-    assert [p.index for p in two.populations] == [0, 1] and two.generator is two.populations[0].generator
-    assert torch.equal(one.generator.get_state(), two.populations[0].generator.get_state())
-    assert torch.equal(one.populations[0].torch_rng["cpu"], two.populations[0].torch_rng["cpu"])
-    assert not torch.equal(two.populations[0].generator.get_state(), two.populations[1].generator.get_state())
-    assert not torch.equal(two.populations[0].torch_rng["cpu"], two.populations[1].torch_rng["cpu"])
+    assert [p.index for p in two.replicas] == [0, 1] and two.generator is two.replicas[0].generator
+    assert torch.equal(one.generator.get_state(), two.replicas[0].generator.get_state())
+    assert torch.equal(one.replicas[0].torch_rng["cpu"], two.replicas[0].torch_rng["cpu"])
+    assert not torch.equal(two.replicas[0].generator.get_state(), two.replicas[1].generator.get_state())
+    assert not torch.equal(two.replicas[0].torch_rng["cpu"], two.replicas[1].torch_rng["cpu"])
 
 
 def test_populations_average_the_population_losses():
     """With P populations the record is the mean of the per-population losses."""
-    snaps, cfg = small_snapshots(), small_config(**{"train.populations": 3})
+    snaps, cfg = small_snapshots(), small_config(**{"train.replicas": 3})
     tr = Trainer(cfg, snaps, TASK)
-    parts = [tr.population_loss(p) for p in tr.populations]
+    parts = [tr.population_loss(p) for p in tr.replicas]
     fresh = Trainer(cfg, snaps, TASK)
     rec = fresh.step()
     assert rec["loss"] == pytest.approx(sum(p[0].item() for p in parts) / 3, rel=1e-6)
     assert rec["fit@1"] == pytest.approx(sum(p[3][0].item() for p in parts) / 3, rel=1e-6)
 
 
-def test_local_populations_and_errors():
-    assert distributed.local_populations(4, 0, 2) == [0, 2]
-    assert distributed.local_populations(4, 1, 2) == [1, 3]
-    assert distributed.local_populations(1) == [0]
-    with pytest.raises(ValueError, match=r"train.populations = 3 is not divisible by the world size 2"):
-        distributed.local_populations(3, 0, 2)
-    with pytest.raises(ValueError, match=r"train.populations must be a positive int, got 0"):
-        distributed.local_populations(0)
-    with pytest.raises(ValueError, match=r"train.populations must be a positive int, got 0"):
-        small_config(**{"train.populations": 0})
+def test_local_replicas_and_errors():
+    assert distributed.local_replicas(4, 0, 2) == [0, 2]
+    assert distributed.local_replicas(4, 1, 2) == [1, 3]
+    assert distributed.local_replicas(1) == [0]
+    with pytest.raises(ValueError, match=r"train.replicas = 3 is not divisible by the world size 2"):
+        distributed.local_replicas(3, 0, 2)
+    with pytest.raises(ValueError, match=r"train.replicas must be a positive int, got 0"):
+        distributed.local_replicas(0)
+    with pytest.raises(ValueError, match=r"train.replicas must be a positive int, got 0"):
+        small_config(**{"train.replicas": 0})
 
 
 def test_helpers_without_a_process_group(monkeypatch):
@@ -316,7 +316,7 @@ def test_helpers_without_a_process_group(monkeypatch):
 
 
 def test_cli_fit_under_torchrun(ddp_run):
-    """`mfsde fit --populations 2` on both ranks: rank 0 prints and writes the run directory."""
+    """`mfsde fit --replicas 2` on both ranks: rank 0 prints and writes the run directory."""
     r0, r1 = ddp_run["ranks"]
     assert r0["cli_status"] == r1["cli_status"] == 0
     assert r0["cli_stdout"].count("fitting scimf") == 1 and r0["cli_stdout"].count("done in") == 1, r0["cli_stdout"]
@@ -325,7 +325,7 @@ def test_cli_fit_under_torchrun(ddp_run):
     assert json.loads((out / "meta.json").read_text())["world_size"] == 2
     assert [h["iteration"] for h in read_history(out)] == [1, 2]
     model, config = load_run(out)
-    assert config.train.populations == 2 and (out / "data.json").is_file()
+    assert config.train.replicas == 2 and (out / "data.json").is_file()
 
 
 if __name__ == "__main__":  # the worker torchrun launches (see ddp_run)

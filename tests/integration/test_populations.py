@@ -138,7 +138,7 @@ def test_held_out_populations_never_enter_training():
 def test_populations_train_resume_bit_identically(tmp_path):
     pops = three()
     task = PopulationTask("all", heldout_populations=["c"])
-    cfg = tiny("scimf", **{"train.iterations": 4, "train.populations": 2})
+    cfg = tiny("scimf", **{"train.iterations": 4, "train.replicas": 2})
     full = fit(cfg, pops, task, progress=False)
     fit(cfg.override(**{"train.iterations": 2}), pops, task, out_dir=tmp_path / "r", progress=False)
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())

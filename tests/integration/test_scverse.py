@@ -12,7 +12,7 @@ from conftest import REPO
 ad = pytest.importorskip("anndata", reason="the AnnData API needs anndata (pip install mfsde[sc])")
 pd = pytest.importorskip("pandas")
 
-import mfsde  # noqa: E402
+import mfsde  # noqa: E402  (after the importorskips)
 from mfsde.data import MissingColumnError  # noqa: E402
 
 ROOT = REPO

@@ -221,12 +221,12 @@ def test_merge():
 
 def test_populations_default_and_round_trip(tmp_path):
     cfg = preset("scimf", dim=4)
-    assert cfg.train.populations == 1 and cfg.to_dict()["train"]["populations"] == 1
-    four = cfg.override(**{"train.populations": 4})
+    assert cfg.train.replicas == 1 and cfg.to_dict()["train"]["replicas"] == 1
+    four = cfg.override(**{"train.replicas": 4})
     for suffix in (".json", ".toml"):
-        assert Config.load(four.save(tmp_path / f"p{suffix}")).train.populations == 4
+        assert Config.load(four.save(tmp_path / f"p{suffix}")).train.replicas == 4
     old = cfg.to_dict()
-    del old["train"]["populations"]  # configs written before the field existed
+    del old["train"]["replicas"]  # configs written before the field existed
     assert Config.from_dict(old) == cfg
 
 
@@ -329,7 +329,7 @@ def test_unknown_key_in_file_raises(tmp_path):
         ({"train.iterations": 0}, r"train.iterations must be a positive int"),
         ({"train.n_particles": -5}, r"train.n_particles must be a positive int"),
         ({"train.lr": 0.0}, r"train.lr must be > 0"),
-        ({"train.populations": 0}, r"train.populations must be a positive int, got 0"),
+        ({"train.replicas": 0}, r"train.replicas must be a positive int, got 0"),
         ({"model.sigma": [0.1, 0.2]}, r"model.sigma has 2 entries but model.dim = 4"),
         ({"model.inter.heads": 3}, r"heads must be a positive int dividing dim=4"),
         ({"train.random_batch": 0}, r"train.random_batch must be a positive int or None, got 0"),
@@ -353,7 +353,7 @@ def test_bad_values_raise(dotted, match):
     "dotted, match",
     [
         ({"model.dim": 2.5}, r"config key model.dim expects an integer, got 2.5"),
-        ({"train.populations": 1.5}, r"config key train.populations expects an integer, got 1.5"),
+        ({"train.replicas": 1.5}, r"config key train.replicas expects an integer, got 1.5"),
         ({"train.lr": "fast"}, r"config key train.lr expects a number, got 'fast'"),
         ({"train.n_targets": "all"}, r"config key train.n_targets expects an integer or unset \(null\), got 'all'"),
         ({"model.sigma": [0.1, "x", 0.1, 0.1]}, r"config key model.sigma expects a number or a list of numbers"),

@@ -294,7 +294,10 @@ def test_influence_matrix_is_the_jacobian_norm_of_the_interaction_drift():
     model = _model("scimf", dim=3)
     x = torch.randn(12, 3)
     inf = influence_matrix(model, x, chunk=5)  # chunks that split receivers' rows
-    f = lambda z: model.data_velocity(z, part="inter")  # noqa: E731
+
+    def f(z):
+        return model.data_velocity(z, part="inter")
+
     model.eval()
     jac = torch.autograd.functional.jacobian(f, x)  # (N, d, N, d)
     assert np.allclose(inf, jac.pow(2).sum((1, 3)).sqrt().numpy(), atol=1e-6)

@@ -505,7 +505,10 @@ def test_auto_chunk_counts_every_population(name, options):
         return real(fn, rows, chunk, *args)
 
     mod = __import__(f"mfsde.interactions._{name}", fromlist=["run_chunks"])
-    small_budget = lambda n, per_row, budget=8 * 2**20: max(1, min(n, budget // per_row))  # noqa: E731
+
+    def small_budget(n, per_row, budget=8 * 2**20):
+        return max(1, min(n, budget // per_row))
+
     with pytest.MonkeyPatch.context() as mp:
         for m in {mod, base}:  # wherever the kernel's blocks are driven from (its module or the base driver)
             if hasattr(m, "run_chunks"):

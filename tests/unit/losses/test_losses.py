@@ -103,7 +103,10 @@ def test_sinkhorn_subsamples_targets_reproducibly():
 
 def test_sinkhorn_n_sources_compares_a_subset_of_x():
     x, y = _randn(40, 2), _randn(30, 2, seed=1) + 1.0
-    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+
+    def gen():
+        return torch.Generator().manual_seed(3)
+
     loss = SinkhornLoss(n_sources=10)
     # the value is the divergence of the drawn subset: same draw, same subset, same number
     idx = torch.randperm(40, generator=gen())[:10]

@@ -37,7 +37,10 @@ def test_general_noise_of_a_diagonal_matrix_is_the_diagonal_noise(seed, n, batch
     """g = diag(σ(x)) as general noise (m = d) draws the same dW and gives the same path, bit for bit
     up to rounding, as σ(x) as diagonal noise; likewise a constant diagonal matrix and its (d,) σ."""
     x0 = torch.randn(*batch, n, 2, generator=torch.Generator().manual_seed(seed), dtype=F64)
-    drift = lambda x, t: -x + x.mean(-2, keepdim=True)  # noqa: E731
+
+    def drift(x, t):
+        return -x + x.mean(-2, keepdim=True)
+
     ts = [0.0, 0.3, 1.0]
     a = sdeint(drift, x0, ts, sigma=Diffusion(DiagAsGeneral(True)), dt=0.1, seed=seed).xs
     b = sdeint(drift, x0, ts, sigma=Diffusion(DiagAsGeneral(False)), dt=0.1, seed=seed).xs
@@ -229,7 +232,10 @@ def test_general_noise_with_batches_random_batch_and_recompute():
     )
     diff = Diffusion(noise)
     x0 = torch.randn(2, 9, 2, generator=torch.Generator().manual_seed(1))
-    drift = lambda x, t: -x + x.mean(-2, keepdim=True)  # noqa: E731
+
+    def drift(x, t):
+        return -x + x.mean(-2, keepdim=True)
+
     a = sdeint(drift, x0, [0.0, 1.0], sigma=diff, dt=0.1, seed=3)
     b = sdeint(drift, x0, [0.0, 1.0], sigma=diff, dt=0.1, seed=3, recompute_every=3)
     torch.testing.assert_close(a.xs, b.xs, rtol=0, atol=0)

@@ -140,7 +140,10 @@ def test_single_output_time_returns_x0():
 def test_seed_and_generator(method):
     drift = small_drift(2)
     x0 = _randn(2, 5, 2)
-    run = lambda **kw: sdeint(drift, x0, [0.0, 0.5], dt=0.1, solver=method, **kw).xs  # noqa: E731
+
+    def run(**kw):
+        return sdeint(drift, x0, [0.0, 0.5], dt=0.1, solver=method, **kw).xs
+
     a, b = run(seed=7), run(seed=7)
     assert torch.equal(a, b)
     assert not torch.allclose(run(seed=8), a)
@@ -195,7 +198,10 @@ def test_random_batch_groups_partition_the_population():
 
 def test_random_batch_remainder_group_and_full_group():
     sizes = []
-    drift = lambda x, t: (sizes.append(x.shape[-2]), torch.zeros_like(x))[1]  # noqa: E731
+
+    def drift(x, t):
+        return (sizes.append(x.shape[-2]), torch.zeros_like(x))[1]
+
     sdeint(drift, torch.zeros(10, 2, dtype=F64), [0.0, 0.1], dt=0.1, random_batch=4, seed=0)
     assert sorted(sizes) == [2, 4]
     # B ≥ N: one group holding everybody, identical to the exact mean-field drift
@@ -212,7 +218,10 @@ def test_random_batch_returns_each_drift_to_its_particle(method):
     path equals the exact one, so every group's output went back to the right particles."""
     x0, h = _randn(2, 10, 2), 0.1
     z = _randn(4, 2, 10, 2, seed=1) * math.sqrt(h)
-    drift = lambda x, t: -x.pow(3) + torch.sin(x)  # noqa: E731
+
+    def drift(x, t):
+        return -x.pow(3) + torch.sin(x)
+
     full = sdeint(drift, x0, [0.0, 0.4], sigma=0.3, dt=h, solver=method, bm=TableBM(z, h)).xs
     for batch in (3, 5):
         rb = sdeint(
@@ -311,7 +320,10 @@ def test_euler_maruyama_equals_torchsde_euler(sigma):
     if sigma == "per_dimension":
         sigma = torch.tensor([0.2, 0.5], dtype=F64)
     elif sigma == "state":
-        sigma = lambda x, t: 0.2 * torch.tanh(x) + 0.1  # noqa: E731
+
+        def sigma(x, t):
+            return 0.2 * torch.tanh(x) + 0.1
+
     x0 = _randn(3, 5, 2)
     ts = torch.tensor([0.0, 0.5, 1.0], dtype=F64)
     bi, bm = brownian_interval(x0, 0.0, 1.0, seed=3)
@@ -425,7 +437,10 @@ def test_ou_weak_order():
 def test_adjoint_refused_for_non_elementwise_callable_diffusion():
     drift = small_drift(2)
     x0 = _randn(4, 2)
-    g = lambda x, t: 0.1 + 0.0 * x  # noqa: E731
+
+    def g(x, t):
+        return 0.1 + 0.0 * x
+
     with pytest.raises(ValueError, match="elementwise = True"):
         torchsde_sdeint(drift, x0, [0.0, 0.1], sigma=g, dt=0.05, adjoint=True)
 

@@ -111,7 +111,7 @@ def test_with_no_interaction_it_is_independent_particle_matching_exactly():
     snaps = moving()
     cfg = fm("ito")
     trainer = Trainer(cfg, snaps, "all")
-    pop = trainer.populations[0]
+    pop = trainer.replicas[0]
     state, rng = pop.generator.get_state(), pop.torch_rng
     loss = trainer.flow_matching_loss(pop)
     pop.generator.set_state(state)
@@ -208,7 +208,10 @@ def test_flow_matching_then_simulation_switches_and_resumes_bit_identically(tmp_
     fit(cfg.override(**{"train.iterations": 2}), snaps, "loo:2", out_dir=tmp_path / "part", progress=False)
     fit(cfg.override(**{"train.iterations": 4}), snaps, "loo:2", resume=tmp_path / "part", progress=False)
     part = fit(cfg, snaps, "loo:2", resume=tmp_path / "part", progress=False)
-    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")} for r in h]  # noqa: E731
+
+    def strip(h):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")} for r in h]
+
     assert strip(part.history) == strip(full.history)
     a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "part")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -359,4 +362,4 @@ def test_flow_matching_refuses_data_parallel_runs_and_a_simulate_it_would_ignore
     monkeypatch.setattr(mfsde.training.distributed, "world_size", lambda: 2)
     monkeypatch.setattr(mfsde.training.distributed, "rank", lambda: 0)
     with pytest.raises(ValueError, match="runs in one process; data-parallel .* needs train.method 'simulation'"):
-        Trainer(fm("ito", **{"train.populations": 2}), snaps, "all")
+        Trainer(fm("ito", **{"train.replicas": 2}), snaps, "all")

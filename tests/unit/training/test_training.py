@@ -314,27 +314,27 @@ def test_dim_mismatch_raises(snaps):
 def test_populations_resume_bit_identically_and_differ_from_one(snaps, tmp_path):
     """Two populations per iteration (each with its own streams): a different objective from one
     population, seeded and resumable bit-identically like it."""
-    cfg = tiny_config(**{"train.iterations": 4, "train.populations": 2})
+    cfg = tiny_config(**{"train.iterations": 4, "train.replicas": 2})
     full = fit(cfg, snaps, task(), out_dir=tmp_path / "full", progress=False)
-    one = fit(cfg.override(**{"train.populations": 1}), snaps, task(), progress=False)
+    one = fit(cfg.override(**{"train.replicas": 1}), snaps, task(), progress=False)
     assert full.history[0]["loss"] != one.history[0]["loss"]
     fit(cfg.override(**{"train.iterations": 2}), snaps, task(), out_dir=tmp_path / "half", progress=False)
     resumed = fit(cfg, snaps, task(), resume=tmp_path / "half", progress=False)
     assert strip(resumed.history) == strip(full.history)
     assert same_params(resumed.model, full.model)
-    assert len(load_checkpoint(tmp_path / "full")["rng"]["populations"]) == 2
-    with pytest.raises(ValueError, match="train.populations"):
-        fit(cfg.override(**{"train.populations": 3}), snaps, task(), resume=tmp_path / "half", progress=False)
+    assert len(load_checkpoint(tmp_path / "full")["rng"]["replicas"]) == 2
+    with pytest.raises(ValueError, match="train.replicas"):
+        fit(cfg.override(**{"train.replicas": 3}), snaps, task(), resume=tmp_path / "half", progress=False)
 
 
-def test_checkpoint_from_before_populations_resumes(snaps, tmp_path):
-    """A checkpoint written before train.populations existed (no such config key, no
-    rng["populations"]) still resumes bit-identically."""
+def test_checkpoint_without_replicas_resumes(snaps, tmp_path):
+    """A checkpoint written before train.replicas existed (no such config key, no
+    rng["replicas"]) still resumes bit-identically."""
     cfg = tiny_config(**{"train.iterations": 4})
     full = fit(cfg, snaps, task(), progress=False)
     fit(cfg.override(**{"train.iterations": 2}), snaps, task(), out_dir=tmp_path, progress=False)
     ckpt = load_checkpoint(tmp_path)
-    del ckpt["config"]["train"]["populations"], ckpt["rng"]["populations"]
+    del ckpt["config"]["train"]["replicas"], ckpt["rng"]["replicas"]
     torch.save(ckpt, tmp_path / "checkpoint.pt")
     resumed = fit(cfg, snaps, task(), resume=tmp_path, progress=False)
     assert strip(resumed.history) == strip(full.history)
@@ -399,7 +399,10 @@ def test_random_batch_trains_on_random_groups_and_predicts_exactly(snaps):
     torch.testing.assert_close(sim.energy, same.energy, rtol=0, atol=0)
     dw = 0.1 * torch.randn(200, 32, D, generator=torch.Generator().manual_seed(6), dtype=x0.dtype)
     steps = iter(dw)
-    path = lambda *_: next(steps)  # noqa: E731 - one Brownian path, shared by both simulations
+
+    def path(*_):
+        return next(steps)
+
     grouped = tr.model(x0, ts, bm=path, generator=torch.Generator().manual_seed(7), random_batch=8).xs
     steps = iter(dw)
     exact = tr.model(x0, ts, bm=path).xs

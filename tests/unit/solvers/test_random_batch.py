@@ -200,7 +200,10 @@ def test_random_batch_at_least_n_is_the_exact_drift():
 
 def test_random_batch_is_deterministic_under_a_seed():
     start = x0(2, 30, 2)
-    run = lambda seed: sdeint(ou_drift, start, [0.0, 0.4], sigma=SIGMA, dt=0.1, seed=seed, random_batch=4).xs  # noqa: E731
+
+    def run(seed):
+        return sdeint(ou_drift, start, [0.0, 0.4], sigma=SIGMA, dt=0.1, seed=seed, random_batch=4).xs
+
     assert torch.equal(run(3), run(3))
     assert not torch.equal(run(3), run(4))
 
