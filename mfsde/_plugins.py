@@ -22,8 +22,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["ENTRY_POINT_GROUP", "load_plugins"]
-
 ENTRY_POINT_GROUP = "mfsde.plugins"
 
 

@@ -25,8 +25,6 @@ from mfsde.cli._inputs import (
 from mfsde.training._runlock import RunLock
 from mfsde.training._runs import RunDir
 
-__all__ = ["cmd_fit", "cmd_evaluate", "cmd_compare", "cmd_explain", "cmd_demo", "print_explain_summary"]
-
 
 # -- commands -----------------------------------------------------------------------------------------
 def cmd_fit(args) -> int:

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_demo", "DEFAULT_ITERATIONS", "DEMO_OVERRIDES"]
-
 DEFAULT_ITERATIONS = 250
 # the demo's training settings (everything else is the preset's): fewer simulated cells per
 # iteration, a faster learning-rate decay for the short run, all 300 observed cells as targets

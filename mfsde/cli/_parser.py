@@ -7,8 +7,6 @@ import textwrap
 
 from mfsde.cli._commands import cmd_compare, cmd_demo, cmd_evaluate, cmd_explain, cmd_fit
 
-__all__ = ["build_parser"]
-
 _MAIN_DESCRIPTION = """\
 mfsde: mean-field (McKean–Vlasov) neural SDEs for time-series snapshot data.
 

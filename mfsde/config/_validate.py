@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 from dataclasses import fields
 
-__all__ = ["toml_loads", "merge"]
-
 
 def toml_loads(text: str) -> dict:
     """``tomllib.loads`` (Python ≥ 3.11) or ``tomli.loads`` (3.10, installed as a dependency there)."""

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["normalize_total", "highly_variable_genes"]
-
 _CHUNK = 4096
 
 

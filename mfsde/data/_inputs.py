@@ -17,17 +17,6 @@ import torch
 from mfsde.data._populations import PopulationError, Populations, as_population_task
 from mfsde.data._tasks import get_task
 
-__all__ = [
-    "resolve_task",
-    "check_inputs",
-    "check_training_data",
-    "draw_initial",
-    "Series",
-    "training_members",
-    "build_series",
-    "group_series",
-]
-
 
 def resolve_task(task, snapshots):
     """``task`` as a Task object (a string like ``"interpolate:2"`` goes through

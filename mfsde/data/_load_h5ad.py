@@ -20,8 +20,6 @@ from mfsde.data._load_common import (
 )
 from mfsde.data._snapshots import SnapshotError, Snapshots
 
-__all__ = ["load_h5ad", "from_anndata", "anndata_times"]
-
 
 def load_h5ad(
     path: PathLike,

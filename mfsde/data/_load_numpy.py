@@ -12,8 +12,6 @@ import numpy as np
 from mfsde.data._load_common import _NUMBER, PathLike, _check_file, _to_number, _wrap
 from mfsde.data._snapshots import SnapshotError, Snapshots, _fmt_time
 
-__all__ = ["load_npy", "load_npy_pattern", "load_npy_stack", "from_arrays"]
-
 
 # -- numpy ---------------------------------------------------------------------------------------
 def _resolve_times(times, n: int, where: str) -> np.ndarray:

@@ -19,8 +19,6 @@ from mfsde.data._load_common import (
 )
 from mfsde.data._snapshots import SnapshotError
 
-__all__ = ["load_csv", "from_dataframe"]
-
 
 def _from_columns(
     columns: Mapping[str, np.ndarray],

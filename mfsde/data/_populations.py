@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from mfsde.data._snapshots import SnapshotError, Snapshots
 from mfsde.data._tasks import Task, TaskError, get_task
 
-__all__ = ["Populations", "PopulationError", "PopulationTask", "PredictTask", "as_population_task", "population_items"]
-
 
 class PopulationError(SnapshotError):
     """Invalid populations (unknown or duplicate names, mismatched dimensions, a held-out

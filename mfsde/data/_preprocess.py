@@ -31,8 +31,6 @@ import numpy as np
 from mfsde.data._genes import _mean_var, highly_variable_genes, normalize_total
 from mfsde.data._snapshots import SnapshotError, Snapshots
 
-__all__ = ["Preprocessor", "highly_variable_genes", "normalize_total", "KINDS"]
-
 KINDS = ("counts", "embedded")
 _DEFAULT: Any = object()
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Snapshots", "SnapshotError", "normalise_times", "TIME_MODES"]
-
 
 class SnapshotError(ValueError):
     """Invalid snapshot data (ragged dimensions, NaN/Inf, bad times, empty time points…)."""

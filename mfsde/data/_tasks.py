@@ -28,20 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = [
-    "Task",
-    "TaskError",
-    "UnknownTaskError",
-    "TASKS",
-    "GENERIC_TASKS",
-    "interpolation",
-    "extrapolation",
-    "leave_one_out",
-    "explicit",
-    "get_task",
-    "available_tasks",
-]
-
 
 class TaskError(ValueError):
     """An invalid task (overlapping / out-of-range indices, t0 held out…)."""

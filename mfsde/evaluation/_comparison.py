@@ -26,8 +26,6 @@ from mfsde.data._populations import Populations, population_items
 from mfsde.evaluation._evaluate import START, evaluate, metric_key
 from mfsde.training._runs import RunDir
 
-__all__ = ["compare", "summarise", "to_markdown", "to_csv"]
-
 
 # -- comparisons -----------------------------------------------------------------------------
 def _flatten_eval(ev: dict) -> dict:

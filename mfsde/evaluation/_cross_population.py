@@ -19,8 +19,6 @@ from mfsde.evaluation._recovery import (
 )
 from mfsde.systems._base import ParticleSystem
 
-__all__ = ["cross_population_error"]
-
 
 def cross_population_error(
     model,

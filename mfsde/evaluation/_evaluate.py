@@ -20,8 +20,6 @@ from mfsde.data._inputs import check_inputs, draw_initial, resolve_task
 from mfsde.data._populations import Populations, population_items
 from mfsde.losses import w1, w2
 
-__all__ = ["simulate", "evaluate", "metric_key", "START"]
-
 
 def metric_key(metric: str, rec: dict) -> str:
     """The column name of a ``per_time`` record: ``w1@k``, or ``w1@population:k`` with populations."""

@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["total_mass_variation", "growth_error"]
-
 
 def total_mass_variation(predicted: Sequence[float], observed: Sequence[float]) -> dict:
     """TMV per time and its mean: ``{"tmv": mean, "per_time": [|m̂ − m| / m]}``; ``predicted``

@@ -19,8 +19,6 @@ from mfsde._jacobian import auto_chunk, pair_jacobian_rows
 from mfsde.evaluation._recovery import _check_count, _check_times, _drift_of, true_populations
 from mfsde.systems._base import ParticleSystem
 
-__all__ = ["pair_jacobian_rows", "pair_jacobian_error"]
-
 
 def pair_jacobian_error(
     model,

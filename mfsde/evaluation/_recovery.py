@@ -80,8 +80,6 @@ from mfsde.model._scaling import DataScale, DataUnitsDrift
 from mfsde.systems._base import ParticleSystem
 from mfsde.systems._dataset import simulate_snapshots
 
-__all__ = ["SystemModel", "true_populations", "drift_error", "interaction_error", "recovery_report", "recovery_samples"]
-
 
 # -- inputs ---------------------------------------------------------------------------------------
 def _check_system(system) -> ParticleSystem:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pca_embedding"]
-
 
 def pca_embedding(x: np.ndarray, n_components: int = 2, max_fit: int = 20000, seed: int = 0) -> dict[str, np.ndarray]:
     """A linear 2-D embedding fitted by SVD on ``x`` ``(n, d)``: returns ``{"mean", "components"

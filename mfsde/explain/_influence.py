@@ -81,6 +81,3 @@ def label_influence(
     if labels.shape != (np.shape(x)[0],):
         raise ValueError(f"labels must have one entry per cell ({np.shape(x)[0]}), got shape {labels.shape}")
     return label_weights(influence_matrix(model, x, t, chunk=chunk), labels, names=names)
-
-
-__all__ = ["influence_matrix", "label_influence"]

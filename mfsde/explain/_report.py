@@ -24,8 +24,6 @@ from mfsde.explain._weights import (
     with_labels,
 )
 
-__all__ = ["explain"]
-
 
 def _simulate(model, snapshots, n_particles: int, seed: int) -> np.ndarray:
     """Particles simulated from the observed cells at t_0 through all snapshot times, ``(T, N, d)``

@@ -9,19 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = [
-    "WeightMap",
-    "LabelWeights",
-    "NoInteractionWeights",
-    "interaction_weights",
-    "label_weights",
-    "asymmetry_index",
-    "velocities",
-    "has_interaction_weights",
-    "cluster_labels",
-    "with_labels",
-]
-
 
 class NoInteractionWeights(ValueError):
     """The model's interaction kernel has no pairwise weights (e.g. ``none``: f_inter ≡ 0)."""

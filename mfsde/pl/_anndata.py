@@ -37,8 +37,6 @@ from mfsde.tl._anndata import (
     velocity_key,
 )
 
-__all__ = ["velocity", "interactions", "predicted", "velocity_embedding"]
-
 
 def _plt():
     try:

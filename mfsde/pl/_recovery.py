@@ -9,8 +9,6 @@ import numpy as np
 
 from mfsde.pl import _common
 
-__all__ = ["plot_recovery"]
-
 
 def plot_recovery(
     model,

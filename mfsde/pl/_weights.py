@@ -8,9 +8,6 @@ import numpy as np
 
 from mfsde.pl import _common
 
-__all__ = ["plot_cell_weights", "plot_label_weights", "plot_label_graph"]
-
-
 # -- attention ----------------------------------------------------------------------------------
 _KERNEL_NAMES = {
     "AttentionInteraction": "attention",

@@ -49,8 +49,6 @@ from mfsde.systems._morse import MorseAggregation
 from mfsde.systems._ou import MeanFieldOU
 from mfsde.systems._two_species import TwoSpecies
 
-__all__ = ["POPULATION_FAMILIES", "population_systems", "population_snapshots", "species_labels"]
-
 #: population family name → ``(p, i, options) → (population name, system)`` for population i of p;
 #: add your own with ``@POPULATION_FAMILIES.register("mine")``
 POPULATION_FAMILIES = Registry("population family")

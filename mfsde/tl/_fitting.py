@@ -12,8 +12,6 @@ from mfsde.config._schema import Config
 from mfsde.tl._anndata import check_adata, fit_record, jsonable, obsm_key, require_obs, snapshots, task_of, uns_record
 from mfsde.training._runs import RunDir
 
-__all__ = ["fit", "load_model"]
-
 
 def fit(
     adata,

@@ -8,8 +8,6 @@ from mfsde.explain._influence import influence_matrix
 from mfsde.explain._weights import interaction_weights, label_weights
 from mfsde.tl._anndata import check_adata, fit_record, require_obs, resolve, snapshots, uns_record
 
-__all__ = ["interactions"]
-
 
 def interactions(
     adata,

@@ -8,8 +8,6 @@ import torch
 from mfsde.data._inputs import draw_initial
 from mfsde.tl._anndata import check_adata, fit_record, resolve, snapshots, time_labels
 
-__all__ = ["predict"]
-
 
 def predict(
     adata,

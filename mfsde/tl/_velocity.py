@@ -7,8 +7,6 @@ import numpy as np
 from mfsde.explain._weights import velocities
 from mfsde.tl._anndata import check_adata, fit_record, resolve, snapshots, uns_record, velocity_key
 
-__all__ = ["velocity"]
-
 
 def velocity(
     adata,

@@ -8,8 +8,6 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["ParameterAverage"]
-
 
 class ParameterAverage:
     """Exponential moving average ``a ← d a + (1 − d) p`` of ``params`` with the warm-up

@@ -46,16 +46,6 @@ import torch
 
 from mfsde.data._inputs import draw_initial
 
-__all__ = [
-    "TRAINING_METHODS",
-    "COUPLINGS",
-    "couple",
-    "bridge",
-    "FlowMatchingBatch",
-    "flow_matching_batch",
-    "flow_matching_loss",
-]
-
 #: ``train.method`` values: the simulation loss (scIMF), flow matching, or flow matching for
 #: ``train.fm_iterations`` iterations then the simulation loss
 TRAINING_METHODS = ("simulation", "flow_matching", "flow_matching+simulation")

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["RandomStreams", "replica_seed", "seed_everything"]
-
 
 def _derived_seed(seed: int, stream: int) -> int:
     """A seed for an independent stream (so the training generator does not replay the

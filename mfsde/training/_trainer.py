@@ -25,16 +25,6 @@ from mfsde.training import _runs as runs
 from mfsde.training._averaging import ParameterAverage
 from mfsde.training._rng import RandomStreams, replica_seed, seed_everything
 
-__all__ = [
-    "Trainer",
-    "RandomStreams",
-    "FitLoss",
-    "default_simulate",
-    "replica_seed",
-    "seed_everything",
-    "RESUMABLE_CHANGES",
-]
-
 RESUMABLE_CHANGES = (
     "train.iterations",
     "train.checkpoint_every",
