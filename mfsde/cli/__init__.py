@@ -23,7 +23,6 @@ from mfsde.cli._inputs import (
 )
 from mfsde.cli._parser import build_parser
 from mfsde.training._runlock import RunLocked
-from mfsde.training._runs import DATA_SPEC_FILE
 
 __all__ = [
     "main",
@@ -36,7 +35,6 @@ __all__ = [
     "load_data",
     "get_task",
     "make_task",
-    "DATA_SPEC_FILE",
     "cmd_fit",
     "cmd_evaluate",
     "cmd_compare",

@@ -8,19 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mfsde.training._runs import DATA_SPEC_FILE, RunDir
-
-__all__ = [
-    "CLIError",
-    "parse_value",
-    "parse_overrides",
-    "build_config",
-    "data_spec",
-    "load_data",
-    "get_task",
-    "make_task",
-    "DATA_SPEC_FILE",
-]
+from mfsde.training._runs import RunDir
 
 
 class CLIError(Exception):

@@ -11,18 +11,11 @@ Only numpy and torch are needed to import this package; pandas, anndata and scik
 are imported by the functions that use them (``pip install mfsde[sc]``).
 """
 
-from mfsde.data._loaders import (
-    MissingColumnError,
-    from_anndata,
-    from_arrays,
-    from_dataframe,
-    load,
-    load_csv,
-    load_h5ad,
-    load_npy,
-    load_npy_pattern,
-    load_npy_stack,
-)
+from mfsde.data._load_common import MissingColumnError
+from mfsde.data._load_h5ad import from_anndata, load_h5ad
+from mfsde.data._load_numpy import from_arrays, load_npy, load_npy_pattern, load_npy_stack
+from mfsde.data._load_tables import from_dataframe, load_csv
+from mfsde.data._loaders import load
 from mfsde.data._populations import PopulationError, Populations, PopulationTask, PredictTask, as_population_task
 from mfsde.data._preprocess import Preprocessor, highly_variable_genes, normalize_total
 from mfsde.data._snapshots import TIME_MODES, SnapshotError, Snapshots, normalise_times

@@ -23,24 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mfsde.data._load_common import MissingColumnError, _check_file
-from mfsde.data._load_h5ad import from_anndata, load_h5ad
-from mfsde.data._load_numpy import from_arrays, load_npy, load_npy_pattern, load_npy_stack
-from mfsde.data._load_tables import from_dataframe, load_csv
+from mfsde.data._load_common import _check_file
+from mfsde.data._load_h5ad import load_h5ad
+from mfsde.data._load_numpy import load_npy, load_npy_pattern, load_npy_stack
+from mfsde.data._load_tables import load_csv
 from mfsde.data._snapshots import SnapshotError, Snapshots
-
-__all__ = [
-    "load",
-    "load_csv",
-    "from_dataframe",
-    "load_npy",
-    "load_npy_pattern",
-    "load_npy_stack",
-    "load_h5ad",
-    "from_anndata",
-    "from_arrays",
-    "MissingColumnError",
-]
 
 
 # -- dispatch ------------------------------------------------------------------------------------
