@@ -201,6 +201,11 @@ def main(argv=None) -> int:
         default=None,
         help="train.fm_share for the flow_matching+simulation runs only (share of the budget on flow matching)",
     )
+    ap.add_argument(
+        "--fm-restart-lr",
+        action="store_true",
+        help="train.fm_restart_lr for the flow_matching+simulation runs only (restart the step size at the switch)",
+    )
     ap.add_argument("--shard", type=_common.shard, default=(1, 1))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--render", action="store_true")
@@ -247,6 +252,7 @@ def main(argv=None) -> int:
                     "train.method": m,
                     "train.time_clock": "cpu",
                     **({"train.fm_share": args.fm_share} if args.fm_share and m == "flow_matching+simulation" else {}),
+                    **({"train.fm_restart_lr": True} if args.fm_restart_lr and m == "flow_matching+simulation" else {}),
                 },
             ),
         )

@@ -150,6 +150,9 @@ class TrainConfig:
     #: spent on flow matching, then simulation (``fm_iterations`` still caps the first phase);
     #: None: the switch comes after ``fm_iterations`` only
     fm_share: float | None = None
+    #: ``"flow_matching+simulation"``: restart the step-size schedule from ``lr`` when simulation
+    #: takes over (flow matching's many cheap iterations have decayed it by then)
+    fm_restart_lr: bool = False
 
 
 @dataclass
@@ -379,6 +382,10 @@ class Config:
                 )
             if t.time_budget is None:
                 raise ValueError("train.fm_share is a share of train.time_budget: set train.time_budget as well")
+        if t.fm_restart_lr and t.method != "flow_matching+simulation":
+            raise ValueError(
+                f"train.fm_restart_lr applies to train.method 'flow_matching+simulation' only; got {t.method!r}"
+            )
         if t.method == "simulation":
             return
         if t.fm_batch < 2 and m.inter.name != "none":

@@ -211,6 +211,19 @@ class Trainer:
             return "simulation"
         return "flow_matching"
 
+    def _start_simulation_phase(self) -> None:
+        """At the switch from flow matching to simulation (``flow_matching+simulation``), with
+        ``train.fm_restart_lr``: the step-size schedule starts again from ``train.lr`` (flow
+        matching's many cheap steps have decayed it, and the simulation phase's few costly steps
+        would otherwise run at that decayed rate). The scheduler's state is in the checkpoint, so
+        a resumed run restarts at the same iteration."""
+        if not self.config.train.fm_restart_lr:
+            return
+        for group in self.optimiser.param_groups:
+            group["lr"] = group["initial_lr"]
+        self.scheduler.last_epoch = 0
+        self.scheduler._last_lr = [group["lr"] for group in self.optimiser.param_groups]
+
     @property
     def train_seconds(self) -> float:
         """Seconds of training steps on the clock ``train.time_budget`` counts (``train.time_clock``)."""
@@ -358,8 +371,10 @@ class Trainer:
         Under DDP the backward passes average the gradients over the ranks, so clipping and the
         Adam step see the gradient of the mean loss over all replicas."""
         t0, c0 = time.perf_counter(), time.process_time()
-        lr = self.optimiser.param_groups[0]["lr"]
         phase = self.phase
+        if phase == "simulation" and self.history and self.history[-1].get("phase") == "flow_matching":
+            self._start_simulation_phase()
+        lr = self.optimiser.param_groups[0]["lr"]
         self.optimiser.zero_grad(set_to_none=True)
         stats = self.global_stats(self._backward_replicas(phase))
         if not torch.isfinite(stats[0]):  # the same decision on every rank, before any update

@@ -266,6 +266,31 @@ def test_fm_share_switches_to_simulation_at_its_share_of_the_budget(monkeypatch)
     assert res.stopped == "time_budget" and phases == ["flow_matching"] * 4 + ["simulation"] * 4, phases
 
 
+@pytest.mark.parametrize("restart", [False, True])
+def test_fm_restart_lr_starts_the_schedule_again_when_simulation_takes_over(restart, tmp_path):
+    snaps = moving()
+    over = {
+        "train.method": "flow_matching+simulation",
+        "train.fm_iterations": 3,
+        "train.iterations": 5,
+        "train.lr_step": 1,
+        "train.lr_gamma": 0.5,
+        "train.fm_restart_lr": restart,
+        "train.n_particles": 16,
+        "train.n_targets": 20,
+    }
+    full = fit(fm("ito", **over), snaps, "all", progress=False)
+    lrs = [r["lr"] for r in full.history]
+    first = lrs[0]
+    expected = [first, first / 2, first / 4] + ([first, first / 2] if restart else [first / 8, first / 16])
+    assert lrs == pytest.approx(expected, rel=1e-12), lrs
+    # resumed at the switch: the restart happens on the resumed run's first step, bit-identically
+    fit(fm("ito", **{**over, "train.iterations": 3}), snaps, "all", out_dir=tmp_path, progress=False)
+    resumed = fit(fm("ito", **over), snaps, "all", resume=tmp_path, progress=False)
+    assert [r["lr"] for r in resumed.history] == lrs
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "over, match",
@@ -276,6 +301,10 @@ def test_fm_share_switches_to_simulation_at_its_share_of_the_budget(monkeypatch)
         ({"train.fm_times": 0}, "train.fm_times must be a positive int"),
         ({"train.fm_batch": 1}, "train.fm_batch must be >= 2 with an interaction kernel"),
         ({"train.fm_share": 1.5}, r"train.fm_share must be a number in \(0, 1\)"),
+        (
+            {"train.fm_restart_lr": True, "train.method": "flow_matching"},
+            "train.fm_restart_lr applies to train.method 'flow_matching\\+simulation' only",
+        ),
         (
             {"train.fm_share": 0.5, "train.method": "flow_matching"},
             "train.fm_share applies to train.method 'flow_matching\\+simulation' only",
