@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import pkgutil
 import subprocess
 import sys
@@ -136,3 +137,32 @@ def test_every_registry_is_filled_by_its_decorator(package, registry):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Registry":
                 assert len(node.args) <= 1 and not node.keywords, f"{path}: a Registry built from a table"
+
+
+def test_an_in_tree_kernel_is_one_new_file(tmp_path):
+    """A kernel module dropped into mfsde/interactions/ (and nothing else changed) is registered
+    and built by name: the package imports every module in its folder."""
+    import shutil
+
+    copy = tmp_path / "mfsde"
+    shutil.copytree(ROOT / "mfsde", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "interactions" / "_mine.py").write_text(
+        "from mfsde.interactions._base import INTERACTIONS\n"
+        "from mfsde.interactions._pairwise import PairwiseInteraction\n\n\n"
+        '@INTERACTIONS.register("mine")\n'
+        "class Mine(PairwiseInteraction):\n"
+        "    def phi(self, x_i, dx):\n"
+        "        return dx\n"
+    )
+    script = (
+        "import mfsde, torch\n"
+        f"assert mfsde.__file__.startswith({str(copy)!r}), mfsde.__file__\n"
+        "k = mfsde.interactions.build_interaction('mine', dim=2)\n"
+        "print(type(k).__name__, tuple(k(torch.randn(5, 2)).shape))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Mine", "(5,", "2)"]
