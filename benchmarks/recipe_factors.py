@@ -14,6 +14,8 @@ as given, energy weight λ = 1, a randomly initialised attention block) to a sta
 
 and the old recipe with one of its factors taken away (``old_standardized``, ``old_mean_gap``,
 ``old_energy_001``, ``old_zero_init``: ``--factors main old old_standardized ...``).
+``sigma_003`` is today's preset with σ = 0.03 in model units (σ = 0.1 in CITE's data units is
+0.013 in model units, in EMT's 0.63).
 
 Tasks: CITE 50-D ``loo:1`` and ``loo:2`` (both protocols: from day 2 and from the previous day)
 and EMT ``loo:1``/``loo:2``; every run gets the same CPU seconds of training steps
@@ -64,6 +66,8 @@ FACTORS = {
     "old_mean_gap": {**OLD, "model.time_scale": "mean_gap"},
     "old_energy_001": {**OLD, "loss.energy_weight": 0.01},
     "old_zero_init": {**OLD, "model.inter.zero_init": True},
+    # a smaller noise in model units (σ = 0.1 in CITE's data units is 0.013 in model units, in EMT's 0.63)
+    "sigma_003": {"model.sigma": 0.03},
 }
 TASKS = [
     ("cite", "loo:1", ("t0", "previous")),
