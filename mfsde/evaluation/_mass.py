@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from mfsde.evaluation._recovery import call_on_particles
+
 
 def total_mass_variation(predicted: Sequence[float], observed: Sequence[float]) -> dict:
     """TMV per time and its mean: ``{"tmv": mean, "per_time": [|m̂ − m| / m]}``; ``predicted``
@@ -30,12 +32,7 @@ def total_mass_variation(predicted: Sequence[float], observed: Sequence[float]) 
 
 
 def _rate(fn: Callable, x: torch.Tensor, what: str) -> torch.Tensor:
-    with torch.no_grad():
-        try:
-            out = fn(x)
-        except (TypeError, AttributeError):  # a numpy function
-            out = fn(x.numpy())
-    out = torch.as_tensor(np.asarray(out.detach().cpu() if isinstance(out, torch.Tensor) else out, dtype=np.float64))
+    out = call_on_particles(fn, x)
     if out.shape != x.shape[:-1]:
         raise ValueError(
             f"{what} returned shape {tuple(out.shape)} for particles of shape {tuple(x.shape)}; expected (N,)"

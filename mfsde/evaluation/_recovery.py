@@ -134,20 +134,27 @@ class _Truth:
     def drift(self, x: torch.Tensor, t: float) -> torch.Tensor:
         if self.system is not None:
             return _true_drift(self.system, x, t)
-        with torch.no_grad():
-            try:
-                out = self.fn(x, torch.tensor(t, dtype=x.dtype))
-            except (TypeError, AttributeError):  # a numpy function that cannot take tensors
-                out = self.fn(x.numpy(), t)
-        out = torch.as_tensor(np.asarray(out.detach().cpu()) if isinstance(out, torch.Tensor) else np.asarray(out))
+        out = call_on_particles(self.fn, x, t)
         if out.shape != x.shape:
             raise ValueError(
                 f"the true drift returned shape {tuple(out.shape)} for a population of shape {tuple(x.shape)}"
             )
-        return out.to(torch.float64)
+        return out
 
     def inter(self, x: torch.Tensor) -> torch.Tensor | None:
         return self.system.drift.inter(x).double() if self.system is not None else None
+
+
+def call_on_particles(fn, x: torch.Tensor, t: float | None = None) -> torch.Tensor:
+    """``fn(x[, t])`` for a torch callable (float64 tensors) or, when it cannot take tensors, a
+    numpy one (arrays, ``t`` a float); the output as a float64 CPU tensor."""
+    with torch.no_grad():
+        try:
+            out = fn(x) if t is None else fn(x, torch.tensor(t, dtype=x.dtype))
+        except (TypeError, AttributeError):  # a numpy function that cannot take tensors
+            out = fn(x.numpy()) if t is None else fn(x.numpy(), t)
+    out = out.detach().cpu() if isinstance(out, torch.Tensor) else out
+    return torch.as_tensor(np.asarray(out, dtype=np.float64))
 
 
 def _check_populations(populations) -> list[torch.Tensor]:

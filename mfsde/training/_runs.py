@@ -362,15 +362,9 @@ def save_checkpoint(path: str | Path, **state: Any) -> Path:
 
     Raises:
         OSError: the file could not be written (disk full, a write limit, no permission), naming
-            ``path``; torch's own ``RuntimeError`` from its zip writer is turned into it.
+            ``path``, also where torch's zip writer wraps it in a ``RuntimeError``.
     """
-    try:
-        return atomic_write(path, lambda fh: torch.save(state, fh))
-    except RuntimeError as e:  # torch's zip writer wraps the OSError of the failed write
-        cause = e.__cause__ or e.__context__
-        if isinstance(cause, OSError):
-            raise OSError(cause.errno, f"could not write the checkpoint ({cause.strerror or cause})", str(path)) from e
-        raise
+    return atomic_write(path, lambda fh: torch.save(state, fh), what="the checkpoint")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

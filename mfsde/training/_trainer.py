@@ -205,7 +205,7 @@ class Trainer:
             return "flow_matching"
         if tc.method != "flow_matching+simulation" or self.iteration >= tc.fm_iterations:
             return "simulation"
-        if any(r.get("phase") == "simulation" for r in self.history[-1:]):
+        if self.history and self.history[-1].get("phase") == "simulation":
             return "simulation"
         if tc.fm_share is not None and self.train_seconds >= tc.fm_share * tc.time_budget:
             return "simulation"
