@@ -117,8 +117,8 @@ def _fit(args, main: bool = True) -> int:
             f"{res.iteration} of {cfg.train.iterations} iterations"
         )
     if not args.no_eval and _has_heldout(task):
-        ev = evaluate(res.model, snaps, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed)
-        base = _baselines_for(argparse.Namespace(no_baselines=False), snaps, task, ev)
+        ev = evaluate(res.model, snaps, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed, mass=cfg.data.mass)
+        base = _baselines_for(argparse.Namespace(no_baselines=False), snaps, task, ev, cfg.data.mass)
         ev["baselines"] = base
         RunDir(out).write_eval(ev)
         _print_eval(ev, f"held-out evaluation ({ev['n_particles']} simulated cells from t0) with baselines:", base)
@@ -133,8 +133,8 @@ def cmd_evaluate(args) -> int:
     snaps, task = _run_data_and_task(args, run)
     n = cfg.eval.n_particles if args.n_particles == 0 else args.n_particles
     seed = cfg.eval.seed if args.seed is None else args.seed
-    ev = evaluate(model, snaps, task, n_particles=n, seed=seed, times=args.at, start=args.start)
-    base = _baselines_for(args, snaps, task, ev)
+    ev = evaluate(model, snaps, task, n_particles=n, seed=seed, times=args.at, start=args.start, mass=cfg.data.mass)
+    base = _baselines_for(args, snaps, task, ev, cfg.data.mass)
     ev["baselines"] = base
     out = Path(args.out) if args.out else RunDir(run).eval_file()
     out.parent.mkdir(parents=True, exist_ok=True)

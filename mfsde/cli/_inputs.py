@@ -50,6 +50,7 @@ def _shortcut_overrides(args) -> dict[str, Any]:
         ("replicas", "train.replicas"),
         ("seed", "train.seed"),
         ("time_budget", "train.time_budget"),
+        ("mass", "data.mass"),
     ):
         v = getattr(args, flag, None)
         if v is not None:
@@ -57,6 +58,10 @@ def _shortcut_overrides(args) -> dict[str, Any]:
                 raise CLIError(f"--{flag.replace('_', '-')} {v} and --set {key}={out[key]} disagree; give one of them")
             out[key] = v
     return out
+
+
+#: the growth model ``--mass counts`` turns on when the config names none
+DEFAULT_GROWTH = "mlp"
 
 
 def build_config(args, dim: int):
@@ -72,6 +77,13 @@ def build_config(args, dim: int):
     else:
         cfg = preset(getattr(args, "preset", None) or "scimf", dim=dim)
     overrides = _shortcut_overrides(args)
+    if (
+        overrides.get("data.mass", "normalised") != "normalised"
+        and cfg.model.growth.name == "none"
+        and "model.growth.name" not in overrides
+        and "model.growth" not in overrides
+    ):
+        overrides["model.growth.name"] = DEFAULT_GROWTH  # masses need a mass channel (--mass's help says so)
     return cfg.override(**overrides) if overrides else cfg
 
 
@@ -231,30 +243,37 @@ def _run_data_and_task(args, run: Path):
 
 
 def _print_eval(ev: dict, title: str = "", baselines: Sequence[dict] = ()) -> None:
-    """A Markdown table: the model's W1/W2 per held-out time (and mean), and a row per baseline."""
+    """A Markdown table: the model's W1/W2 per held-out time (and mean), and a row per baseline;
+    with masses (``data.mass``) also the predicted mass and its TMV."""
     if title:
         print(title)
-    print("| method | time index | time | observed cells | W1 | W2 |")
-    print("|---|---|---|---|---|---|")
+    masses = "tmv" in ev
+    extra = " mass (observed) | TMV |" if masses else ""
+    print("| method | time index | time | observed cells | W1 | W2 |" + extra)
+    print("|---|---|---|---|---|---|" + ("---|---|" if masses else ""))
     for name, e in [("model", ev)] + [(b["preset"], b) for b in baselines]:
         for r in e["per_time"]:
             note = " (falls back to previous)" if r.get("note") else ""
             where = r["index"] if r.get("population") is None else f"{r['population']}:{r['index']}"
+            cells = ""
+            if masses:
+                cells = f" {r['mass']:.3f} ({r['mass_observed']:.3f}) | {r['tmv']:.3f} |" if "tmv" in r else " – | – |"
             print(
                 f"| {name}{note} | {where} | {r['time']:g} | {r['n_observed']} | "
-                f"{r.get('w1', float('nan')):.4f} | {r.get('w2', float('nan')):.4f} |"
+                f"{r.get('w1', float('nan')):.4f} | {r.get('w2', float('nan')):.4f} |" + cells
             )
         if name == "model" or len(e["per_time"]) > 1:
-            print(f"| {name} | mean | | | {e.get('w1', float('nan')):.4f} | {e.get('w2', float('nan')):.4f} |")
+            cells = (f" | {e['tmv']:.3f} |" if "tmv" in e else " | – |") if masses else ""
+            print(f"| {name} | mean | | | {e.get('w1', float('nan')):.4f} | {e.get('w2', float('nan')):.4f} |" + cells)
 
 
-def _baselines_for(args, snaps, task, ev: dict) -> list[dict]:
-    """The baseline evaluations matching ``ev`` (same cell count, seed and times), unless
-    ``--no-baselines``."""
+def _baselines_for(args, snaps, task, ev: dict, mass="normalised") -> list[dict]:
+    """The baseline evaluations matching ``ev`` (same cell count, seed and times, masses as
+    ``data.mass``), unless ``--no-baselines``."""
     from mfsde.evaluation._baselines import baseline_evaluations
 
     if getattr(args, "no_baselines", False):
         return []
     return baseline_evaluations(
-        snaps, task, n_particles=ev["n_particles"], seed=ev["seed"], times=getattr(args, "at", None)
+        snaps, task, n_particles=ev["n_particles"], seed=ev["seed"], times=getattr(args, "at", None), mass=mass
     )

@@ -171,6 +171,14 @@ def _add_config_args(p: argparse.ArgumentParser, presets: bool = False) -> None:
         "whichever comes first (shortcut for --set train.time_budget=SECONDS); compare "
         "methods at equal compute",
     )
+    g.add_argument(
+        "--mass",
+        choices=["normalised", "counts"],
+        default=None,
+        help="what the snapshots' cell counts mean (shortcut for --set data.mass=…): 'counts' fits the "
+        "population's size too, with a mass channel (a growth model, model.growth, 'mlp' unless the config "
+        "names one); the evaluation then reports the total mass variation (TMV)",
+    )
     if not presets:
         g.add_argument("--seed", type=int, default=None, metavar="S", help="shortcut for --set train.seed=S")
 

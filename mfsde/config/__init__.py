@@ -10,6 +10,6 @@ keys, registry names and bad values raise one-line errors listing what exists.
 """
 
 from mfsde.config._presets import PRESETS, preset
-from mfsde.config._schema import Component, Config, EvalConfig, LossConfig, ModelConfig, TrainConfig
+from mfsde.config._schema import Component, Config, DataConfig, EvalConfig, LossConfig, ModelConfig, TrainConfig
 
-__all__ = ["Component", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig", "PRESETS"]
+__all__ = ["Component", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig", "DataConfig", "PRESETS"]

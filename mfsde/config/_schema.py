@@ -50,6 +50,8 @@ class Component:
 SIGMA_UNITS = ("model", "data")
 #: the clocks ``train.time_budget`` can count
 TIME_CLOCKS = ("cpu", "wall")
+#: what a snapshot's cell count means (``data.mass``; a list of relative sizes is the third form)
+MASS_MODES = ("normalised", "counts")
 
 
 @dataclass
@@ -76,6 +78,10 @@ class ModelConfig:
     standardize: str = "global"
     #: model time = (t − t₀) / unit: ``"mean_gap"`` (mean gap of the training times) or ``"none"``.
     time_scale: str = "mean_gap"
+    #: the growth rate of a mass channel (:mod:`mfsde.drifts`): ``"none"`` (mass conserved),
+    #: ``"mlp"`` (g(x)) or ``"population"`` (g(x, ρ) through a weighted kernel); the particles then
+    #: carry log-weights d log w = g dt that every kernel and the loss count.
+    growth: Component = field(default_factory=lambda: Component("none"))
 
 
 @dataclass
@@ -88,6 +94,12 @@ class LossConfig:
     #: energy pulls the fit towards standing still (benchmarks/fit_diagnostics.py); 0.01 is the
     #: measured default.
     energy_weight: float = 0.01
+    #: with a growth model and masses (``data.mass``): weight of the mass term, the mean over the
+    #: training times of ((M̂_k − m_k) / m_k)², M̂ the model's and m the observed relative mass
+    mass_weight: float = 1.0
+    #: with a growth model: weight of the growth penalty ∫ Σ_i w̄_i g(x_i)² dt / T (CytoBridge's
+    #: ∫ g² ρ, model units), which keeps g at zero where the data do not ask for growth
+    growth_weight: float = 0.01
 
 
 @dataclass
@@ -162,6 +174,18 @@ class EvalConfig:
 
 
 @dataclass
+class DataConfig:
+    """What the data mean beyond their cells."""
+
+    #: what a snapshot's size means. ``"normalised"``: nothing (only each snapshot's law is
+    #: fitted; the model may conserve mass). ``"counts"``: the cell counts are proportional to the
+    #: population's size, so the mass at time k relative to the first time is n_k / n_0. A list:
+    #: the population's size at every time point (any positive numbers, divided by the first).
+    #: Masses need a growth model (``model.growth``).
+    mass: str | list[float] = "normalised"
+
+
+@dataclass
 class Config:
     """Everything that defines a run: model, loss, training and evaluation settings."""
 
@@ -170,6 +194,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     preset: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
 
     # -- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -177,6 +202,7 @@ class Config:
         out["model"]["intra"] = self.model.intra.to_dict()
         out["model"]["inter"] = self.model.inter.to_dict()
         out["model"]["noise"] = self.model.noise.to_dict()
+        out["model"]["growth"] = self.model.growth.to_dict()
         out["loss"]["fit"] = self.loss.fit.to_dict()
         return out
 
@@ -188,7 +214,7 @@ class Config:
         _check_keys(data, cls, "config")
         model = data.get("model", {})
         _check_keys(model, ModelConfig, "config.model")
-        for key in ("intra", "inter", "noise"):
+        for key in ("intra", "inter", "noise", "growth"):
             if key in model:
                 model[key] = Component.from_any(model[key], f"config.model.{key}")
         loss = data.get("loss", {})
@@ -198,8 +224,17 @@ class Config:
         train, ev = data.get("train", {}), data.get("eval", {})
         _check_keys(train, TrainConfig, "config.train")
         _check_keys(ev, EvalConfig, "config.eval")
-        cfg = cls(ModelConfig(**model), LossConfig(**loss), TrainConfig(**train), EvalConfig(**ev), data.get("preset"))
-        for section in ("model", "loss", "train", "eval"):
+        dat = data.get("data", {})
+        _check_keys(dat, DataConfig, "config.data")
+        cfg = cls(
+            ModelConfig(**model),
+            LossConfig(**loss),
+            TrainConfig(**train),
+            EvalConfig(**ev),
+            data.get("preset"),
+            DataConfig(**dat),
+        )
+        for section in ("model", "loss", "train", "eval", "data"):
             _check_types(getattr(cfg, section), f"{section}.")
         _check_types(cfg, "", only=("preset",))
         cfg.validate()
@@ -270,6 +305,64 @@ class Config:
             node[parts[-1]] = value
         return Config.from_dict(data)
 
+    def _validate_mass(self) -> None:
+        """``data.mass``, ``model.growth`` and what they need of the loss, kernel, solver and training."""
+        from mfsde.drifts import GROWTH_MODELS
+        from mfsde.interactions import INTERACTIONS
+        from mfsde.losses import LOSSES
+        from mfsde.registry import check_options
+        from mfsde.solvers import SOLVERS
+
+        m, g, mass = self.model, self.model.growth, self.data.mass
+        if isinstance(mass, str):
+            if mass not in MASS_MODES:
+                raise ValueError(
+                    f"data.mass must be one of {', '.join(MASS_MODES)} or a list of sizes per time point; got {mass!r}"
+                )
+        elif not (
+            isinstance(mass, (list, tuple))
+            and mass
+            and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in mass
+            )
+        ):
+            raise ValueError(f"data.mass sizes must be positive finite numbers, one per time point; got {mass!r}")
+        for name in ("mass_weight", "growth_weight"):
+            v = getattr(self.loss, name)
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"loss.{name} must be a finite number >= 0, got {v!r}")
+        reach = self.loss.fit.options.get("reach")
+        if g.name == "none":
+            if g.options:
+                raise ValueError(f"model.growth 'none' takes no options, got {sorted(g.options)}")
+            if mass != "normalised":
+                raise ValueError(
+                    f"data.mass {mass!r} needs a growth model (model.growth 'mlp' or 'population'): "
+                    "without one the model's mass stays 1"
+                )
+            if reach is not None:
+                raise ValueError("loss.fit reach (unbalanced transport) needs a growth model (model.growth)")
+            return
+        check_options(GROWTH_MODELS.get(g.name), {"dim": m.dim, **g.options}, f"growth model {g.name!r}")
+        loss_cls = LOSSES.get(self.loss.fit.name)
+        if not getattr(loss_cls, "weighted", False):
+            can = ", ".join(n for n in LOSSES.names() if getattr(LOSSES.get(n), "weighted", False))
+            raise ValueError(
+                f"model.growth needs a loss that sees particle weights; loss.fit {self.loss.fit.name!r} does not "
+                f"(losses that do: {can})"
+            )
+        if not getattr(INTERACTIONS.get(m.inter.name), "weighted", False):
+            raise ValueError(f"model.growth needs a kernel that accepts particle weights; {m.inter.name!r} does not")
+        if not hasattr(SOLVERS.get(m.solver), "weighted_step"):
+            raise ValueError(f"model.growth needs a solver with a mass channel; {m.solver!r} has none")
+        if self.train.random_batch is not None:
+            raise ValueError("model.growth does not work with train.random_batch: random groups do not carry weights")
+        if self.train.method == "flow_matching":
+            raise ValueError(
+                "model.growth is trained by the simulation loss: use train.method 'simulation' or "
+                "'flow_matching+simulation' (flow matching then trains the drift only)"
+            )
+
     def validate(self) -> None:
         """Check registry names and values now, before anything is trained."""
         from mfsde.drifts import INTRA_DRIFTS
@@ -306,6 +399,7 @@ class Config:
             )
         check_options(LOSSES.get(self.loss.fit.name), self.loss.fit.options, f"loss {self.loss.fit.name!r}")
         SOLVERS.get(m.solver)
+        self._validate_mass()
         if not m.dt > 0:
             raise ValueError(f"model.dt must be > 0, got {m.dt!r}")
         from mfsde.model._scaling import STANDARDIZE, TIME_SCALES

@@ -139,22 +139,47 @@ class Series:
         data: ``T`` tensors ``(n_k, d)``, every time point (held-out ones are never read).
         ts: ``(L,)`` model times from its first snapshot to its last training time.
         fit_idx: the training indices ≥ 1 (the loss is taken there).
+        mass: the observed mass at every time point relative to the first (``data.mass``), or
+            ``None`` for normalised data.
     """
 
     name: str | None
     data: list[torch.Tensor]
     ts: torch.Tensor
     fit_idx: list[int]
+    mass: list[float] | None = None
 
 
-def build_series(members, scale, device, dtype) -> list[Series]:
-    """The :class:`Series` of ``training_members`` output through a fitted ``scale``."""
+def relative_masses(snapshots, mass, name: str | None = None) -> list[float] | None:
+    """The mass at every time point of ``snapshots`` relative to the first, as ``data.mass`` says:
+    ``"normalised"`` → ``None``; ``"counts"`` → n_k / n_0; a list of sizes (one per time point)
+    → size_k / size_0."""
+    if mass == "normalised":
+        return None
+    if mass == "counts":
+        counts = [int(x.shape[0]) for x in snapshots.data]
+        return [c / counts[0] for c in counts]
+    if isinstance(mass, str) or not isinstance(mass, (list, tuple)):
+        raise ValueError(f"mass must be 'normalised', 'counts' or a list of sizes per time point, got {mass!r}")
+    where = "" if name is None else f" (population {name!r})"
+    if name is not None:
+        raise ValueError(
+            "data.mass as a list of sizes applies to one Snapshots; for populations use data.mass 'counts'"
+        )
+    if len(mass) != len(snapshots.times):
+        raise ValueError(f"data.mass has {len(mass)} sizes but the data have {len(snapshots.times)} time points{where}")
+    return [float(v) / float(mass[0]) for v in mass]
+
+
+def build_series(members, scale, device, dtype, mass="normalised") -> list[Series]:
+    """The :class:`Series` of ``training_members`` output through a fitted ``scale`` (with the
+    relative masses ``data.mass`` gives)."""
     out = []
     for name, snaps, task in members:
         train = sorted(int(i) for i in task.train)
         data = [scale.encode(x) for x in snaps.tensors(dtype, device)]
         ts = scale.encode_times(np.asarray(snaps.times)[: train[-1] + 1]).to(device, dtype)
-        out.append(Series(name, data, ts, [i for i in train if i >= 1]))
+        out.append(Series(name, data, ts, [i for i in train if i >= 1], relative_masses(snaps, mass, name)))
     return out
 
 

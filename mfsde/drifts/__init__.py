@@ -1,5 +1,7 @@
-"""Drifts: single-particle parts (registry ``INTRA_DRIFTS``) and :class:`MeanFieldDrift`."""
+"""Drifts: single-particle parts (registry ``INTRA_DRIFTS``), :class:`MeanFieldDrift`, and the
+growth rates of a mass channel (registry ``GROWTH_MODELS``)."""
 
+from mfsde.drifts._growth import GROWTH_MODELS, GrowthRate, MLPGrowth, PopulationGrowth, build_growth
 from mfsde.drifts._intra import INTRA_DRIFTS, IntraDrift, LinearDrift, MLPDrift, PotentialDrift, ZeroDrift, mlp
 from mfsde.drifts._mean_field import MeanFieldDrift
 
@@ -18,5 +20,10 @@ __all__ = [
     "PotentialDrift",
     "LinearDrift",
     "MeanFieldDrift",
+    "GROWTH_MODELS",
+    "build_growth",
+    "GrowthRate",
+    "MLPGrowth",
+    "PopulationGrowth",
     "mlp",
 ]

@@ -119,10 +119,16 @@ def baseline_evaluations(
     times: Sequence[int] | None = None,
     metrics: Sequence[str] = ("w1", "w2"),
     names: Sequence[str] = BASELINES,
+    mass="normalised",
 ) -> list[dict]:
     """Every baseline in ``names`` at the held-out times of ``task`` (or ``times``), in the format
     of :func:`mfsde.evaluate` plus ``"preset"`` (the baseline's name): ``per_time``
     rows ``{"index", "time", "n_observed", "n_predicted", "w1", "w2"[, "note"]}`` and the means.
+
+    With masses (``mass`` ``"counts"`` or sizes per time point, as ``data.mass``) the baselines
+    predict a mass too and their rows carry ``mass``, ``mass_observed`` and ``tmv``: previous
+    keeps the earlier training time's mass, McCann interpolates the neighbours' masses linearly
+    in time (the floor has none).
 
     ``n_particles`` predicted cells (``None``: as many as the earlier training time point has,
     the count of the ``start="previous"`` protocol); the floor uses at most half the observed
@@ -132,8 +138,11 @@ def baseline_evaluations(
 
     if isinstance(snapshots, Populations):
         return _population_baselines(
-            snapshots, task, n_particles=n_particles, seed=seed, times=times, metrics=metrics, names=names
+            snapshots, task, n_particles=n_particles, seed=seed, times=times, metrics=metrics, names=names, mass=mass
         )
+    from mfsde.data._inputs import relative_masses
+
+    observed = relative_masses(snapshots, mass)
     task = resolve_task(task, snapshots)
     check_inputs(snapshots, task, need_train=False)
     unknown = [b for b in names if b not in BASELINES]
@@ -165,6 +174,15 @@ def baseline_evaluations(
             rec["n_observed"], rec["n_predicted"] = int(len(y)), int(len(x))
             for m in metrics:
                 rec[m] = _METRICS[m](x, y)
+            if observed is not None and name != "floor":
+                a, b = neighbours(task.train, k)
+                if name == "mccann" and b is not None:
+                    s = (tvals[k] - tvals[a]) / (tvals[b] - tvals[a])
+                    rec["mass"] = float((1 - s) * observed[a] + s * observed[b])
+                else:
+                    rec["mass"] = float(observed[a])
+                rec["mass_observed"] = observed[k]
+                rec["tmv"] = abs(rec["mass"] - observed[k]) / observed[k]
             per_time.append(rec)
         ev = {
             "preset": name,
@@ -175,6 +193,8 @@ def baseline_evaluations(
         }
         for m in metrics:
             ev[m] = float(np.mean([r[m] for r in per_time]))
+        if any("tmv" in r for r in per_time):
+            ev["tmv"] = float(np.mean([r["tmv"] for r in per_time]))
         out.append(ev)
     return out
 
@@ -207,5 +227,7 @@ def _population_baselines(pops, task, *, times, metrics, names, **kwargs) -> lis
         }
         for m in metrics:
             ev[m] = float(np.mean([r[m] for r in rows[n]]))
+        if any("tmv" in r for r in rows[n]):
+            ev["tmv"] = float(np.mean([r["tmv"] for r in rows[n]]))
         out.append(ev)
     return out

@@ -44,8 +44,15 @@ def simulate(
     ``n_particles`` cells are drawn without replacement when there are enough (``None``: all
     cells of snapshot ``start``). The draw and the Brownian increments come from one
     ``torch.Generator`` seeded with ``seed``. Returns ``{k: (n, d) tensor}`` for k in ``indices``
-    (all ≥ ``start``).
+    (all ≥ ``start``). A model with a growth model carries particle weights: the cells are
+    the unweighted particles (:func:`evaluate` weighs them).
     """
+    return _simulate(model, snapshots, indices, n_particles=n_particles, seed=seed, start=start)[0]
+
+
+def _simulate(model, snapshots, indices, *, n_particles, seed, start):
+    """:func:`simulate`'s cells and, for a model with a growth model, the particles' log-weights
+    ``{k: (n,)}`` (``None`` otherwise)."""
     if n_particles is not None and (
         isinstance(n_particles, bool) or not isinstance(n_particles, int) or n_particles < 1
     ):
@@ -66,13 +73,24 @@ def simulate(
     gen = torch.Generator(device=device).manual_seed(int(seed))
     was_training = model.training
     model.eval()
+    weighted = getattr(model, "growth", None) is not None
+    lws = None
     try:
         with torch.no_grad():
             x0 = draw_initial(x0_cells, x0_cells.shape[0] if n_particles is None else n_particles, gen)
-            xs = x0.unsqueeze(0) if indices[-1] == start else model.sample(x0, times, generator=gen)
+            if indices[-1] == start:
+                xs = x0.unsqueeze(0)
+                lws = x0.new_zeros(1, x0.shape[0]) if weighted else None
+            elif weighted:
+                scale = model.scale
+                sol = model(scale.encode(x0), scale.encode_times(times).to(device), generator=gen)
+                xs, lws = scale.decode(sol.xs), sol.log_w
+            else:
+                xs = model.sample(x0, times, generator=gen)
     finally:
         model.train(was_training)
-    return {k: xs[k - start] for k in indices}
+    cells = {k: xs[k - start] for k in indices}
+    return cells, (None if lws is None else {k: lws[k - start] for k in indices})
 
 
 START = ("t0", "previous")
@@ -88,6 +106,7 @@ def evaluate(
     times: Sequence[int] | None = None,
     metrics: Sequence[str] = ("w1", "w2"),
     start: str = "t0",
+    mass="normalised",
 ) -> dict:
     """Exact W1/W2 (data units) between simulated and observed cells at the held-out times of ``task``.
 
@@ -104,6 +123,12 @@ def evaluate(
             every evaluated time. ``"previous"`` (the flow-matching literature's): each time k is
             simulated from the cells of the nearest earlier *training* time point (t₀ always
             trains, so it exists); with ``n_particles=None`` from all of them.
+        mass: what the data's sizes mean (``data.mass``: ``"normalised"``, ``"counts"`` or sizes
+            per time point). For a model with a growth model W1/W2 compare the weighted
+            (normalised) laws and every record has ``mass`` (the predicted mass relative to the
+            first time point). With masses every record also has ``mass`` (a model without a
+            growth model keeps its start's), ``mass_observed`` and ``tmv`` (|m̂ − m| / m,
+            :func:`~mfsde.evaluation.total_mass_variation`), and the output a mean ``tmv``.
 
     Returns:
         ``{"task", "start", "n_particles", "seed", "per_time": [{"index", "time", "n_observed",
@@ -113,7 +138,15 @@ def evaluate(
         raise ValueError(f"start must be one of {', '.join(START)} (the evaluation protocol), got {start!r}")
     if isinstance(snapshots, Populations):
         return _evaluate_populations(
-            model, snapshots, task, n_particles=n_particles, seed=seed, times=times, metrics=metrics, start=start
+            model,
+            snapshots,
+            task,
+            n_particles=n_particles,
+            seed=seed,
+            times=times,
+            metrics=metrics,
+            start=start,
+            mass=mass,
         )
     task = resolve_task(task, snapshots)
     check_inputs(snapshots, task, getattr(model, "dim", None), need_train=False)
@@ -131,9 +164,15 @@ def evaluate(
         groups = {}
         for k in idx:
             groups.setdefault(neighbours(task.train, k)[0] if k > 0 else 0, []).append(k)
-    sims, starts = {}, {}
+    weighted = getattr(model, "growth", None) is not None
+    from mfsde.data._inputs import relative_masses
+
+    observed = relative_masses(snapshots, mass)
+    sims, weights, starts = {}, {}, {}
     for a, ks in groups.items():
-        sims.update(simulate(model, snapshots, ks, n_particles=n_particles, seed=seed, start=a))
+        cells, lws = _simulate(model, snapshots, ks, n_particles=n_particles, seed=seed, start=a)
+        sims.update(cells)
+        weights.update(lws or {})
         starts.update({k: a for k in ks})
     fns = {"w1": w1, "w2": w2}
     per_time = []
@@ -147,8 +186,17 @@ def evaluate(
             "n_predicted": int(x.shape[0]),
             "start_index": starts[k],
         }
+        a = torch.softmax(weights[k].double(), -1).cpu().numpy() if weighted else None
         for m in metrics:
-            rec[m] = fns[m](x, y)
+            rec[m] = fns[m](x, y, a=a)
+        if weighted or observed is not None:
+            # the mass relative to the first time point: the start's observed mass × the growth since
+            # (a model without a growth model keeps the mass it starts with)
+            grown = float(weights[k].double().exp().mean()) if weighted else 1.0
+            rec["mass"] = grown * (1.0 if observed is None else observed[starts[k]])
+            if observed is not None:
+                rec["mass_observed"] = observed[k]
+                rec["tmv"] = abs(rec["mass"] - observed[k]) / observed[k]
         per_time.append(rec)
     out = {
         "task": getattr(task, "name", None),
@@ -159,6 +207,8 @@ def evaluate(
     }
     for m in metrics:
         out[m] = float(np.mean([r[m] for r in per_time]))
+    if any("tmv" in r for r in per_time):
+        out["tmv"] = float(np.mean([r["tmv"] for r in per_time]))
     return out
 
 
@@ -183,6 +233,8 @@ def _evaluate_populations(model, pops: Populations, task, *, times, metrics, **k
     }
     for m in metrics:
         out[m] = float(np.mean([r[m] for r in per_time]))
+    if any("tmv" in r for r in per_time):
+        out["tmv"] = float(np.mean([r["tmv"] for r in per_time]))
     out["per_population"] = {
         name: {m: float(np.mean([r[m] for r in per_time if r["population"] == name])) for m in metrics}
         for name, *_ in items

@@ -8,8 +8,9 @@
 ['attention', 'none', 'pairwise_mlp', 'radial', 'rbf']
 
 A new pairwise kernel (a mean over the N − 1 others): subclass :class:`PairwiseInteraction` and
-write ``phi(x_i, dx)``; any other kernel subclasses :class:`Interaction` and writes
-``forward_rows(x, rows)`` (see docs/extending.md for the contract). Register it with
+write ``phi(x_i, dx)`` (particle weights ``log_w`` come with it); any other kernel subclasses
+:class:`Interaction` and writes ``forward_rows(x, rows, t=None, log_w=None)``, declaring
+``weighted = True`` once it counts particle weights (see docs/extending.md for the contract). Register it with
 ``@INTERACTIONS.register("name")`` in its own module (an in-tree kernel is a new ``_name.py``
 here: this package imports every module in it) and check it with
 :func:`mfsde.testing.check_interaction`.

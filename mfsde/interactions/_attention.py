@@ -14,6 +14,7 @@ from mfsde.interactions._base import (
     INTERACTIONS,
     Interaction,
     auto_chunk,
+    check_log_w,
     check_rows,
     diagonal_bias,
     run_chunks,
@@ -26,6 +27,23 @@ STYLES = ("code", "paper")
 def _attend_rows(q, k, v, start: int, stop: int, p: float):
     """Attention of query rows ``start:stop`` over all keys except each row's own index."""
     mask = diagonal_bias(slice(start, stop), k.shape[-2], q.dtype, q.device)
+    return F.scaled_dot_product_attention(q[..., start:stop, :], k, v, attn_mask=mask, dropout_p=p)
+
+
+def _weighted_bias(log_w: torch.Tensor, rows: slice) -> torch.Tensor:
+    """Additive mask ``(B, 1, C, N)`` for query rows ``rows`` and log-weights ``log_w`` ``(B, N)``:
+    the diagonal bias plus log w_j, so softmax(s + log w)_j = w_j e^{s_j} / Σ_k w_k e^{s_k}. A row
+    whose sources all have weight zero (−inf everywhere) gets a zero row instead (finite, uniform
+    attention; its output is discarded by the caller)."""
+    bias = diagonal_bias(rows, log_w.shape[-1], log_w.dtype, log_w.device) + log_w[:, None, None, :]
+    dead = torch.isneginf(bias).all(-1, keepdim=True)
+    return bias.masked_fill(dead, 0.0)
+
+
+def _attend_rows_weighted(q, k, v, log_w, start: int, stop: int, p: float):
+    """Attention of query rows ``start:stop`` over all keys except each row's own index, key j
+    weighted by exp(log_w_j) (``log_w`` ``(B, N)``)."""
+    mask = _weighted_bias(log_w, slice(start, stop))
     return F.scaled_dot_product_attention(q[..., start:stop, :], k, v, attn_mask=mask, dropout_p=p)
 
 
@@ -64,10 +82,16 @@ class AttentionInteraction(Interaction):
             McKean–Vlasov form (e.g. Kuramoto's pull sin(ψ − θ_i)); scIMF's block has no such
             path (off). x_i enters as the receiver only, so the kernel stays self-excluding.
 
+    Particle log-weights ``log_w`` ``(..., N)`` are added to the scores before the softmax
+    (softmax(s + log w)_j = w_j e^{s_j} / Σ_k w_k e^{s_k}: key j counts w_j times, exactly as
+    w_j copies of it would); the receiver's own weight enters nowhere (not through the residual
+    or receiver path either). A receiver whose sources all have weight zero gets exact zeros.
+
     Shapes: ``x`` ``(..., N, d)`` → ``(..., N, d)``; :meth:`pair_weights` ``(..., H, N, N)``.
     """
 
     has_weights = True
+    weighted = True
 
     def __init__(
         self,
@@ -141,14 +165,24 @@ class AttentionInteraction(Interaction):
         q, k, _ = self._qkv(self.check(x))
         return q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
 
-    def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention probabilities ``(..., H, N, N)`` (rows i sum to 1 over j ≠ i; zero diagonal)."""
+    def pair_weights(
+        self, x: torch.Tensor, t: torch.Tensor | None = None, log_w: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Attention probabilities ``(..., H, N, N)`` (rows i sum to 1 over j ≠ i; zero diagonal);
+        with log-weights ``log_w`` ``(..., N)`` the weighted ones, softmax(s + log w) (a row
+        whose sources all have weight zero is zero)."""
+        if log_w is not None:
+            log_w = check_log_w(log_w, self.check(x))
         s = self.scores(x)
         n = s.shape[-1]
         if n == 1:
             return torch.zeros_like(s)
         eye = torch.eye(n, dtype=torch.bool, device=s.device)
-        return torch.softmax(s.masked_fill(eye, float("-inf")), dim=-1)
+        if log_w is None:
+            return torch.softmax(s.masked_fill(eye, float("-inf")), dim=-1)
+        bias = log_w.unsqueeze(-2).masked_fill(eye, float("-inf")).unsqueeze(-3)  # (..., 1, N, N)
+        dead = torch.isneginf(bias).all(-1, keepdim=True)
+        return torch.softmax((s + bias).masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
 
     def _post(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         h = self.w_o(h)
@@ -159,8 +193,11 @@ class AttentionInteraction(Interaction):
             return self.ffn(torch.cat([self.norm_ffn(h), x], dim=-1))
         return self.ffn(self.norm_ffn(h))
 
-    def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
-        """Drift of the receivers ``rows`` ``(..., C, d)``; keys and values from all of ``x`` ``(..., N, d)``.
+    def forward_rows(
+        self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None, log_w: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Drift of the receivers ``rows`` ``(..., C, d)``; keys and values from all of ``x`` ``(..., N, d)``
+        (keys weighted by the log-weights ``log_w`` ``(..., N)`` if given).
 
         Queries are processed in blocks of ``chunk_size`` rows by the fused attention, so memory
         is O(N·chunk); with autograd each block is recomputed in backward (never N×N kept).
@@ -168,6 +205,8 @@ class AttentionInteraction(Interaction):
         x = self.check(x)
         n = x.shape[-2]
         rows = check_rows(rows, n)
+        if log_w is not None:
+            log_w = check_log_w(log_w, x)
         lead = x.shape[:-2]
         if n == 1:
             return torch.zeros_like(x[..., rows, :])
@@ -176,9 +215,19 @@ class AttentionInteraction(Interaction):
         p = self.dropout if self.training else 0.0
         per_row = n * self.heads * q.element_size() * 4 * xf.shape[0]
         chunk = self.chunk_size or auto_chunk(rows.stop - rows.start, per_row)
-        h = run_chunks(lambda q_, k_, v_, a, b: _attend_rows(q_, k_, v_, a, b, p), rows, chunk, q, k, v)
+        if log_w is None:
+            h = run_chunks(lambda q_, k_, v_, a, b: _attend_rows(q_, k_, v_, a, b, p), rows, chunk, q, k, v)
+        else:
+            lw = log_w.reshape(-1, n).to(q.dtype)
+            h = run_chunks(
+                lambda q_, k_, v_, w_, a, b: _attend_rows_weighted(q_, k_, v_, w_, a, b, p), rows, chunk, q, k, v, lw
+            )
         h = rearrange(h, "b h c e -> b c (h e)")
         out = self._post(h, xf[:, rows, :])
+        if log_w is not None:  # a receiver with no source of positive weight is alone: exact zeros
+            finite = torch.isfinite(lw)
+            alone = (finite.sum(-1, keepdim=True) - finite[:, rows].long()) == 0  # (B, C)
+            out = out.masked_fill(alone.unsqueeze(-1), 0.0)
         return out.reshape(*lead, rows.stop - rows.start, self.dim)
 
     def extra_repr(self) -> str:

@@ -6,7 +6,15 @@ import torch
 from torch import nn
 
 from mfsde._checks import check_positive_int
-from mfsde.interactions._base import INTERACTIONS, check_rows, off_diagonal_mask, zero_output_layer
+from mfsde.interactions._base import (
+    INTERACTIONS,
+    check_log_w,
+    check_rows,
+    off_diagonal_mask,
+    require_weighted,
+    source_weights,
+    zero_output_layer,
+)
 from mfsde.interactions._pairwise import PairwiseInteraction
 
 
@@ -29,7 +37,10 @@ class PairwiseMLPInteraction(PairwiseInteraction):
 
     :meth:`pair_weights` returns ‖φ(x_i, x_j)‖ / (N−1) as ``(..., 1, N, N)`` (diagonal zero):
     the magnitude of j's contribution to i's drift (the :class:`PairwiseInteraction` default).
+    With particle log-weights ``log_w`` ``(..., N)`` the mean over j ≠ i is weighted by w_j.
     """
+
+    weighted = True
 
     def __init__(
         self,
@@ -78,19 +89,31 @@ class PairwiseMLPInteraction(PairwiseInteraction):
         h = pi.unsqueeze(-2) + pr.unsqueeze(-3)  # (..., C, N, w)
         return self.rest(h)
 
-    def _block(self, x: torch.Tensor, pr: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """Σ_{j≠i} φ(x_i, x_j − x_i) for receivers ``start:stop``: ``(..., C, d)``."""
+    def _block(
+        self, x: torch.Tensor, pr: torch.Tensor, start: int, stop: int, log_w: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Σ_{j≠i} φ(x_i, x_j − x_i) for receivers ``start:stop``: ``(..., C, d)`` (with log-weights
+        ``log_w`` ``(..., N)``: the weighted mean Σ_{j≠i} w_j φ(x_i, x_j − x_i) / Σ_{j≠i} w_j)."""
         rows = slice(start, stop)
         msg = self._messages(x, rows, pr)  # (..., C, N, d)
+        if log_w is not None:
+            return (msg * source_weights(log_w, rows).unsqueeze(-1)).sum(-2)
         keep = off_diagonal_mask(rows, x.shape[-2], x.device).unsqueeze(-1).to(msg.dtype)
         return (msg * keep).sum(-2)
 
-    def forward_rows(self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None) -> torch.Tensor:
-        """Drift of the receivers ``rows`` ``(..., C, d)`` from all sources ``x`` ``(..., N, d)``,
-        in blocks of ``chunk_size`` rows (O(N·chunk·width) memory; recomputed in backward)."""
+    def forward_rows(
+        self, x: torch.Tensor, rows: slice, t: torch.Tensor | None = None, log_w: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Drift of the receivers ``rows`` ``(..., C, d)`` from all sources ``x`` ``(..., N, d)``
+        (log-weights ``log_w`` ``(..., N)`` if given), in blocks of ``chunk_size`` rows
+        (O(N·chunk·width) memory; recomputed in backward)."""
         x = self.check(x)
         rows = check_rows(rows, x.shape[-2])
-        return self._mean_over_sources(x, rows, self.pair_bytes(x), self._block, self.first_rel(x))
+        if log_w is None:
+            return self._mean_over_sources(x, rows, self.pair_bytes(x), self._block, self.first_rel(x))
+        require_weighted(self)
+        log_w = check_log_w(log_w, x)
+        return self._mean_over_sources(x, rows, self.pair_bytes(x), self._block, self.first_rel(x), log_w=log_w)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, width={self.width}, depth={self.depth}, relative={self.relative}"

@@ -55,10 +55,13 @@ class RadialInteraction(PairwiseInteraction):
         chunk_size: receiver rows per block (None: automatic).
 
     :meth:`pair_weights` is |ψ(r_ij)| / (N − 1) (the :class:`PairwiseInteraction` default),
-    symmetric; :meth:`profile` evaluates ψ at given distances.
+    symmetric; :meth:`profile` evaluates ψ at given distances. With particle log-weights
+    ``log_w`` ``(..., N)`` the mean over j ≠ i is weighted by w_j (the
+    :class:`PairwiseInteraction` default).
     """
 
     symmetric = True
+    weighted = True
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mfsde._checks import check_positive_int
-from mfsde.interactions._base import INTERACTIONS
+from mfsde.interactions._base import INTERACTIONS, check_log_w, source_weights
 from mfsde.interactions._pairwise import PairwiseInteraction
 
 
@@ -35,11 +35,13 @@ class RBFInteraction(PairwiseInteraction):
 
     :meth:`pair_weights` returns the kernel values exp(−‖x_i−x_j‖²/2h_m²) (diagonal zeroed)
     as ``(..., M, N, N)``, one "head" per bandwidth. A :class:`PairwiseInteraction` with
-    φ(x_i, dx) = Σ_m k_m(dx) A_m dx (:meth:`phi`), evaluated by a faster matrix form.
+    φ(x_i, dx) = Σ_m k_m(dx) A_m dx (:meth:`phi`), evaluated by a faster matrix form, also with
+    particle log-weights ``log_w`` ``(..., N)`` (weighted mean over j ≠ i).
     """
 
     symmetric = True
     has_weights = True
+    weighted = True
 
     def __init__(
         self,
@@ -80,16 +82,25 @@ class RBFInteraction(PairwiseInteraction):
         inv = torch.exp(-2 * self.log_bandwidth).view(-1, 1, 1) / 2
         return torch.exp(-d2 * inv)
 
-    def pair_weights(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+    def pair_weights(
+        self, x: torch.Tensor, t: torch.Tensor | None = None, log_w: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Kernel values ``(..., M, N, N)`` (diagonal zeroed); with log-weights ``log_w``
+        ``(..., N)`` source j's column is scaled by w_j / mean_{k≠i} w_k (1 for equal weights)."""
         x = self.check(x)
         n = x.shape[-2]
         w = self._kernels(x, x)
+        if log_w is not None:
+            return w * (source_weights(check_log_w(log_w, x), slice(0, n)) * (n - 1)).unsqueeze(-3)
         return w * (1 - torch.eye(n, dtype=x.dtype, device=x.device))
 
-    def _block(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """Σ_{j} Σ_m k_m(x_i, x_j) A_m (x_j − x_i) for receivers ``start:stop``: ``(..., C, d)``."""
+    def _block(self, x: torch.Tensor, start: int, stop: int, log_w: torch.Tensor | None = None) -> torch.Tensor:
+        """Σ_{j} Σ_m k_m(x_i, x_j) A_m (x_j − x_i) for receivers ``start:stop``: ``(..., C, d)``
+        (with log-weights ``log_w`` ``(..., N)``: the weighted mean over j ≠ i)."""
         xi = x[..., start:stop, :]
         k = self._kernels(xi, x)  # (..., M, C, N); the j = i term has r = 0 and adds nothing
+        if log_w is not None:
+            k = k * source_weights(log_w, slice(start, stop)).unsqueeze(-3)
         # Σ_j k_ij (x_j − x_i) = K x − (Σ_j k_ij) x_i, per kernel m: (..., M, C, d)
         disp = k @ x.unsqueeze(-3) - k.sum(-1, keepdim=True) * xi.unsqueeze(-3)
         if self.scalar_force:

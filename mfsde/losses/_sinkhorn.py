@@ -11,12 +11,26 @@ from mfsde.losses._registry import LOSSES
 
 def subsample(y: torch.Tensor, n: int | None, generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` rows of ``y`` ``(M, d)`` drawn without replacement (all of them if n is None or ≥ M)."""
-    if n is None or n >= y.shape[-2]:
-        return y
+    idx = subsample_index(y.shape[-2], n, generator, y.device)
+    return y if idx is None else y[..., idx, :]
+
+
+def subsample_index(m: int, n: int | None, generator: torch.Generator | None, device) -> torch.Tensor | None:
+    """The indices :func:`subsample` keeps of ``m`` rows (``None``: all of them)."""
+    if n is None or n >= m:
+        return None
     if n < 1:
         raise ValueError(f"n_targets must be a positive int or None, got {n!r}")
-    idx = torch.randperm(y.shape[-2], generator=generator, device="cpu")[:n].to(y.device)
-    return y[..., idx, :]
+    return torch.randperm(m, generator=generator, device="cpu")[:n].to(device)
+
+
+def check_weights(x: torch.Tensor, log_w: torch.Tensor | None, mass) -> None:
+    """One-line errors for the particle weights a weighted loss takes."""
+    if log_w is not None and (not isinstance(log_w, torch.Tensor) or log_w.shape != x.shape[:-1]):
+        got = tuple(log_w.shape) if isinstance(log_w, torch.Tensor) else type(log_w).__name__
+        raise ValueError(f"log_w must have the shape of x without d, {tuple(x.shape[:-1])}; got {got}")
+    if mass is not None and not float(mass) > 0:
+        raise ValueError(f"mass must be > 0 (the target's mass relative to the initial population's), got {mass!r}")
 
 
 @LOSSES.register("sinkhorn")
@@ -37,10 +51,22 @@ class SinkhornLoss(nn.Module):
             term itself only sees the subset.
         backend: geomloss backend; ``"tensorized"`` (default) never needs KeOps, ``"auto"``
             switches to KeOps for large problems and fails without pykeops.
+        reach: unbalanced transport (geomloss ``reach``, a length in the data's units): mass may be
+            created or destroyed at a cost of about reach^p instead of being transported farther.
+            Only with weighted particles (``log_w``) and a target ``mass``; ``None``: balanced.
 
     Call: ``loss(x, y)`` with ``x`` ``(..., N, d)`` and ``y`` ``(..., M, d)`` (same leading dims
     or ``y`` without them) → ``(...)``.
+
+    Weighted particles (a mass channel): ``loss(x, y, log_w=…, mass=…)``. ``log_w`` ``(..., N)``
+    are the log-weights of ``x``'s particles (each started at weight 1). Balanced (no ``reach``),
+    the normalised laws are compared: x weighted by softmax(log_w). With ``reach``, x carries
+    mass exp(log_w)/N (its mass relative to the initial population) and y carries ``mass`` (the
+    observed mass relative to the initial time) spread evenly over its points.
     """
+
+    #: takes particle weights (``log_w``, ``mass``): usable with a growth model
+    weighted = True
 
     def __init__(
         self,
@@ -51,6 +77,7 @@ class SinkhornLoss(nn.Module):
         backend: str = "tensorized",
         debias: bool = True,
         n_sources: int | None = None,
+        reach: float | None = None,
     ):
         super().__init__()
         from geomloss import SamplesLoss
@@ -70,28 +97,60 @@ class SinkhornLoss(nn.Module):
             if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
                 raise ValueError(f"{name} must be a positive int or None, got {n!r}")
         self.p, self.blur, self.scaling, self.n_targets, self.backend = p, blur, scaling, n_targets, backend
-        self.n_sources = n_sources
+        if reach is not None and not (isinstance(reach, (int, float)) and not isinstance(reach, bool) and reach > 0):
+            raise ValueError(f"reach must be > 0 or None, got {reach!r}")
+        self.n_sources, self.reach = n_sources, reach
         self._loss = SamplesLoss("sinkhorn", p=p, blur=blur, scaling=scaling, backend=backend, debias=debias)
+        self._unbalanced = (
+            None
+            if reach is None
+            else SamplesLoss("sinkhorn", p=p, blur=blur, scaling=scaling, backend=backend, debias=debias, reach=reach)
+        )
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        log_w: torch.Tensor | None = None,
+        mass: float | None = None,
+    ) -> torch.Tensor:
         check_population(x, "x")
         check_population(y, "y", x.shape[-1])
+        check_weights(x, log_w, mass)
+        if self.reach is not None and (log_w is None or mass is None):
+            raise ValueError("a sinkhorn loss with reach (unbalanced) needs the particles' log_w and the target's mass")
         y = subsample(y, self.n_targets, generator)
-        x = subsample(x, self.n_sources, generator)
+        idx = subsample_index(x.shape[-2], self.n_sources, generator, x.device)
+        n_all = x.shape[-2]
+        if idx is not None:
+            x = x[..., idx, :]
+            log_w = None if log_w is None else log_w[..., idx]
         lead = x.shape[:-2]
         if y.dim() == 2 and lead:
             y = y.expand(*lead, *y.shape)
         if y.shape[:-2] != lead:
             raise ValueError(f"x has leading dims {tuple(lead)} but y has {tuple(y.shape[:-2])}")
-        if not lead:
-            return self._loss(x, y)
-        out = self._loss(x.reshape(-1, *x.shape[-2:]), y.reshape(-1, *y.shape[-2:]).contiguous())
+        if log_w is None:
+            if not lead:
+                return self._loss(x, y)
+            out = self._loss(x.reshape(-1, *x.shape[-2:]), y.reshape(-1, *y.shape[-2:]).contiguous())
+            return out.reshape(lead)
+        n, m = x.shape[-2], y.shape[-2]
+        if self.reach is None:  # the normalised laws
+            a, b, loss = torch.softmax(log_w, dim=-1), y.new_full((*lead, m), 1.0 / m), self._loss
+        else:  # the masses relative to the initial population (a sub-sample keeps its share of the mass)
+            a = log_w.exp() / n_all * (n_all / n)
+            b, loss = y.new_full((*lead, m), float(mass) / m), self._unbalanced
+        flat = (-1, *x.shape[-2:])
+        out = loss(a.reshape(-1, n), x.reshape(flat), b.reshape(-1, m), y.reshape(-1, m, y.shape[-1]).contiguous())
         return out.reshape(lead)
 
     def extra_repr(self) -> str:
         return (
             f"p={self.p}, blur={self.blur}, scaling={self.scaling}, n_targets={self.n_targets}, "
-            f"n_sources={self.n_sources}"
+            f"n_sources={self.n_sources}" + (f", reach={self.reach}" if self.reach is not None else "")
         )
 
 

@@ -28,8 +28,21 @@ def _cost(x: np.ndarray, y: np.ndarray, metric: str) -> np.ndarray:
     return cdist(x, y, metric=metric)
 
 
-def wasserstein(x, y, p: int = 2, num_iter_max: int = 10_000_000) -> float:
-    """Exact W_p between the uniform empirical measures of ``x`` (n, d) and ``y`` (m, d).
+def _as_weights(w, n: int, name: str):
+    """Weights of ``n`` points normalised to sum 1 (float64), or ``[]`` (uniform) for ``None``."""
+    if w is None:
+        return []
+    if isinstance(w, torch.Tensor):
+        w = w.detach().cpu().double().numpy()
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"{name} must be {n} finite weights >= 0 with a positive sum, got shape {w.shape}")
+    return w / w.sum()
+
+
+def wasserstein(x, y, p: int = 2, num_iter_max: int = 10_000_000, a=None, b=None) -> float:
+    """Exact W_p between the empirical measures of ``x`` (n, d) and ``y`` (m, d), uniform unless
+    weights ``a`` (n,) and ``b`` (m,) are given (normalised here: the laws are compared).
 
     W1 = emd2 with the Euclidean cost; W2 = sqrt(emd2 with the squared Euclidean cost).
     Raises ``RuntimeError`` when POT's network simplex stops at ``num_iter_max`` (POT itself only
@@ -42,29 +55,32 @@ def wasserstein(x, y, p: int = 2, num_iter_max: int = 10_000_000) -> float:
     x, y = _as_numpy(x, "x"), _as_numpy(y, "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x has d = {x.shape[1]} but y has d = {y.shape[1]}")
+    a, b = _as_weights(a, x.shape[0], "a"), _as_weights(b, y.shape[0], "b")
     cost = _cost(x, y, "sqeuclidean" if p == 2 else "euclidean")
-    value = float(_checked(ot.emd2, cost, num_iter_max))
+    value = float(_checked(ot.emd2, cost, num_iter_max, a, b))
     return float(np.sqrt(max(value, 0.0))) if p == 2 else value
 
 
 def w1(x, y, **kw) -> float:
-    """Exact W1 (Euclidean ground cost)."""
+    """Exact W1 (Euclidean ground cost); weights ``a``, ``b`` as in :func:`wasserstein`."""
     return wasserstein(x, y, p=1, **kw)
 
 
 def w2(x, y, **kw) -> float:
-    """Exact W2 = sqrt(min E‖x − y‖²)."""
+    """Exact W2 = sqrt(min E‖x − y‖²); weights ``a``, ``b`` as in :func:`wasserstein`."""
     return wasserstein(x, y, p=2, **kw)
 
 
-def _checked(solver, cost: np.ndarray, num_iter_max: int):
-    """``solver([], [], cost)`` (POT ``emd``/``emd2``, uniform weights) raising ``RuntimeError``
+def _checked(solver, cost: np.ndarray, num_iter_max: int, a=(), b=()):
+    """``solver(a, b, cost)`` (POT ``emd``/``emd2``; empty weights: uniform) raising ``RuntimeError``
     when the network simplex stops at ``num_iter_max`` (POT itself only warns and returns a wrong
     value)."""
+    a = [] if len(a) == 0 else a
+    b = [] if len(b) == 0 else b
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         try:
-            return solver([], [], cost, numItermax=num_iter_max)
+            return solver(a, b, cost, numItermax=num_iter_max)
         except UserWarning as w:
             raise RuntimeError(f"POT {solver.__name__} did not converge ({w}); raise num_iter_max") from None
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mfsde.config._schema import Config, ModelConfig
-from mfsde.drifts import MeanFieldDrift, build_intra
+from mfsde.drifts import GrowthRate, MeanFieldDrift, build_growth, build_intra
 from mfsde.interactions import build_interaction
 from mfsde.model._scaling import DataScale
 from mfsde.solvers import Diffusion, Solution, sdeint
@@ -23,23 +23,60 @@ class MeanFieldSDE(nn.Module):
     ``forward``, ``velocity`` and the drift work in *model units*; ``model.scale`` (a
     :class:`~mfsde.model.DataScale`, fitted by training on the training time points, the
     identity otherwise) maps data units in and out: :meth:`sample` and :meth:`data_velocity`.
+
+    With a ``growth`` model (:mod:`mfsde.drifts`, ``model.growth``) the particles carry
+    log-weights, d log w = g(x, ρ) dt, that every kernel counts: the solution's ``log_w``
+    ``(T, ..., N)`` and :meth:`Solution.mass` give the population's mass relative to ``x0``'s.
     """
 
-    def __init__(self, drift: MeanFieldDrift, sigma=0.1, dt: float = 0.1, solver: str = "euler_maruyama"):
+    def __init__(
+        self,
+        drift: MeanFieldDrift,
+        sigma=0.1,
+        dt: float = 0.1,
+        solver: str = "euler_maruyama",
+        growth: GrowthRate | None = None,
+    ):
         super().__init__()
         self.drift = drift
         self.diffusion = sigma if isinstance(sigma, Diffusion) else Diffusion(sigma)
         self.dt, self.solver = float(dt), solver
         self.dim = drift.dim
         self.scale = DataScale(self.dim)
+        if growth is not None and not getattr(drift.inter, "weighted", False):
+            raise ValueError(
+                f"a growth model needs an interaction kernel that accepts particle weights (log_w); "
+                f"{type(drift.inter).__name__} does not"
+            )
+        self.growth = growth
 
     def forward(self, x0: torch.Tensor, ts, **kwargs) -> Solution:
         """Simulate from ``x0`` ``(..., N, d)`` through output times ``ts``; kwargs go to
-        :func:`mfsde.sdeint` (``generator``, ``seed``, ``energy``, ``random_batch`` …)."""
+        :func:`mfsde.sdeint` (``generator``, ``seed``, ``energy``, ``random_batch``, ``log_w0`` …).
+        With a growth model the solution carries the particles' log-weights."""
         kwargs.setdefault("dt", self.dt)
         if "method" not in kwargs:
             kwargs.setdefault("solver", self.solver)
+        if self.growth is not None:
+            kwargs.setdefault("growth", self.growth)
         return sdeint(self.drift, x0, ts, sigma=self.diffusion, **kwargs)
+
+    def sample_with_mass(self, x0: torch.Tensor, times, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`sample`, and the mass at every time relative to ``x0``'s, ``(T, ...)``
+        (ones without a growth model): ``(xs, mass)``. The positions alone are the unweighted
+        particles; weigh them by ``softmax(log_w)`` through :meth:`forward` for the weighted law."""
+        ts = self.scale.encode_times(times).to(x0.device)
+        sol = self(self.scale.encode(x0), ts, **kwargs)
+        return self.scale.decode(sol.xs), sol.mass()
+
+    def data_growth_rate(self, x: torch.Tensor, t=None, log_w: torch.Tensor | None = None) -> torch.Tensor:
+        """The growth rate g at cells ``x`` ``(..., N, d)`` in data units at data time ``t``, per
+        data time unit, ``(..., N)`` (zeros without a growth model)."""
+        if self.growth is None:
+            return x.new_zeros(x.shape[:-1])
+        z = self.scale.encode(x)
+        s = None if t is None else self.scale.encode_times(t).to(x.device)
+        return self.growth(z, s, log_w) / self.scale.time_unit
 
     def velocity(self, x: torch.Tensor, t=None) -> torch.Tensor:
         """The drift f(x, ρ) at a population ``(..., N, d)`` (ρ = the population's empirical law),
@@ -76,7 +113,8 @@ def build_model(config: Config | ModelConfig) -> MeanFieldSDE:
     if m.sigma_units == "data":  # one σ per dimension: the conversion divides by each dimension's scale
         sigma = sigma.expand(m.dim).clone()
     diffusion = build_noise(m.noise.name, m.dim, sigma, m.learn_sigma, **m.noise.options)
-    return MeanFieldSDE(MeanFieldDrift(intra, inter), sigma=diffusion, dt=m.dt, solver=m.solver)
+    growth = build_growth(m.growth.name, dim=m.dim, **m.growth.options)
+    return MeanFieldSDE(MeanFieldDrift(intra, inter), sigma=diffusion, dt=m.dt, solver=m.solver, growth=growth)
 
 
 def sigma_to_model_units(model: MeanFieldSDE, config: Config | ModelConfig) -> None:

@@ -6,7 +6,8 @@ scanpy-style, from the AnnData keys :mod:`mfsde.tl` writes (draw on ``ax`` or a 
 - :func:`velocity` — velocities on a 2-D embedding (``basis="pca"`` exact; UMAP/t-SNE projected
   as scVelo's ``velocity_embedding`` does, see :func:`velocity_embedding`);
 - :func:`interactions` — the cell-type interaction matrix or graph;
-- :func:`predicted` — predicted against observed cells.
+- :func:`predicted` — predicted against observed cells;
+- :func:`growth` — the growth rate ``obs["growth_rate"]`` of a model with a mass channel.
 
 From a run or a model, each writing one PNG and returning its :class:`~pathlib.Path`:
 
@@ -21,7 +22,7 @@ From a run or a model, each writing one PNG and returning its :class:`~pathlib.P
 - :func:`plot_recovery` — learned against true drift on a known particle system.
 """
 
-from mfsde.pl._anndata import interactions, predicted, velocity, velocity_embedding
+from mfsde.pl._anndata import growth, interactions, predicted, velocity, velocity_embedding
 from mfsde.pl._dynamics import plot_loss, plot_velocities
 from mfsde.pl._recovery import plot_recovery
 from mfsde.pl._weights import plot_cell_weights, plot_label_graph, plot_label_weights
@@ -30,6 +31,7 @@ __all__ = [
     "velocity",
     "interactions",
     "predicted",
+    "growth",
     "velocity_embedding",
     "plot_cell_weights",
     "plot_label_weights",

@@ -176,6 +176,36 @@ def velocity(
     return _done(fig, ax, not given if show is None else show, save)
 
 
+def growth(
+    adata,
+    basis: str = "pca",
+    key: str = "growth_rate",
+    *,
+    ax=None,
+    show: bool | None = None,
+    save: str | None = None,
+    title: str | None = None,
+):
+    """Cells on ``obsm[basis]`` (first two columns) coloured by their growth rate
+    ``obs[key]`` (written by :func:`mfsde.tl.velocity` for a model with a growth model) on a
+    diverging scale centred at zero: red cells divide faster than they die, blue ones die."""
+    check_adata(adata)
+    require_obs(adata, key, "key")
+    plt = _plt()
+    emb = np.asarray(adata.obsm[require_obsm(adata, obsm_key(basis), "basis")], dtype=float)[:, :2]
+    g = np.asarray(adata.obs[key], dtype=float)
+    lim = max(float(np.nanmax(np.abs(g))), 1e-12)
+    given = ax is not None
+    fig, ax = (ax.figure, ax) if given else plt.subplots(figsize=(6.2, 5.2))
+    sc = ax.scatter(emb[:, 0], emb[:, 1], c=g, cmap="RdBu_r", vmin=-lim, vmax=lim, s=6, lw=0)
+    fig.colorbar(sc, ax=ax, label=f"{key} (per unit time)")
+    name = obsm_key(basis)[2:]
+    ax.set_xlabel(f"{name} 1")
+    ax.set_ylabel(f"{name} 2")
+    ax.set_title(title or f"mfsde growth rate on {name}", fontsize=10)
+    return _done(fig, ax, not given if show is None else show, save)
+
+
 def _grid_average(emb, v, n):
     lo, hi = emb.min(0), emb.max(0)
     gx, gy = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)

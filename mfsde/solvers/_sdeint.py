@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,25 @@ from mfsde.solvers._steppers import SOLVERS
 
 BrownianFn = Callable[[float, float], torch.Tensor]
 
+#: log-weights of a mass channel are clipped to ±this at every output time (with a warning naming
+#: how many particles): a particle e^30 ≈ 10¹³ times heavier than at the start has overflowed any
+#: sensible growth model, and exp(log w) must stay finite in float32
+LOG_W_LIMIT = 30.0
+
+
+def clip_log_weights(lw: torch.Tensor, t: float) -> torch.Tensor:
+    """``lw`` clipped to ±:data:`LOG_W_LIMIT`, warning with the number of particles clipped."""
+    over = lw.detach().abs() > LOG_W_LIMIT
+    if not bool(over.any()):
+        return lw
+    warnings.warn(
+        f"{int(over.sum())} of {lw.numel()} particle log-weights passed ±{LOG_W_LIMIT:g} by t = {t:g} and were "
+        "clipped: the growth rate is too large for this time span (lower the growth model's output or train longer)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return lw.clamp(-LOG_W_LIMIT, LOG_W_LIMIT)
+
 
 @dataclass
 class Solution:
@@ -25,10 +45,16 @@ class Solution:
         ts: ``(T,)`` output times.
         xs: ``(T, ..., N, d)`` populations at the output times (``xs[0]`` is ``x0``).
         energy: ``(T, ...)`` cumulative path energy ∫_{t_0}^{t_k} mean_i ‖f(x_i, ρ)‖² dt per
-            population (left-point rule on the solver grid), or ``None`` if not requested.
+            population (left-point rule on the solver grid), or ``None`` if not requested. With a
+            mass channel the mean over particles is weighted by their normalised weights.
         n_steps: number of solver steps taken.
         n_drift_evals: number of population drift evaluations (steps × evals per step).
         solver: solver name.
+        log_w: ``(T, ..., N)`` log-weights of the particles at the output times (a mass channel,
+            ``sdeint(..., growth=g)``), or ``None``. A particle of weight w counts w times; the
+            population's mass relative to ``x0``'s is :meth:`mass`.
+        growth_energy: ``(T, ...)`` cumulative ∫ Σ_i w̄_i g(x_i)² dt (w̄ the normalised weights,
+            left-point rule) with ``growth`` and ``energy=True``, else ``None``.
     """
 
     ts: torch.Tensor
@@ -37,6 +63,16 @@ class Solution:
     n_steps: int
     n_drift_evals: int
     solver: str
+    log_w: torch.Tensor | None = None
+    growth_energy: torch.Tensor | None = None
+
+    def mass(self) -> torch.Tensor:
+        """The total mass at every output time relative to the initial population's, ``(T, ...)``:
+        mean_i w_i (every particle starts at weight 1 unless ``log_w0`` says otherwise); ones
+        without a mass channel."""
+        if self.log_w is None:
+            return self.xs.new_ones(self.xs.shape[:-2])
+        return self.log_w.exp().mean(-1)
 
     def at(self, t: float) -> torch.Tensor:
         """Population at output time ``t`` (must be one of ``ts``)."""
@@ -94,6 +130,8 @@ def sdeint(
     energy: bool = False,
     random_batch: int | None = None,
     recompute_every: int | None = None,
+    growth: Callable | None = None,
+    log_w0: torch.Tensor | None = None,
 ) -> Solution:
     """Integrate the mean-field SDE ``dx = f(x, ρ_t, t) dt + g(x, t) dW`` for a particle population.
 
@@ -119,9 +157,17 @@ def sdeint(
             shuffled into groups of this size and interact only within their group (O(N·B)).
         recompute_every: recompute the forward pass of blocks of this many steps during
             backward (``torch.utils.checkpoint``) to trade compute for memory.
+        growth: a mass channel: ``growth(x, t, log_w)`` → ``(..., N)`` growth rates g (division
+            minus death per unit time). Every particle then carries a log-weight,
+            d log w_i = g(x_i, ρ_t) dt, integrated by the same stepper, and the drift is called
+            as ``drift(x, t, log_w=log_w)`` so that the interaction counts particle i w_i times.
+            ``None`` (default): no weights, the drift is called as ``drift(x, t)``.
+        log_w0: initial log-weights ``(..., N)`` (default zeros: every particle weight 1); only
+            with ``growth``.
 
     Returns:
-        :class:`Solution` with ``xs`` of shape ``(T, ..., N, d)``.
+        :class:`Solution` with ``xs`` of shape ``(T, ..., N, d)`` (and ``log_w`` ``(T, ..., N)``
+        with ``growth``).
     """
     x0 = check_population(x0, "x0")
     if not isinstance(ts, torch.Tensor):  # Python numbers: keep x0's precision, not the default dtype
@@ -141,6 +187,23 @@ def sdeint(
     if random_batch is not None and random_batch >= n:
         random_batch = None  # one group holding everybody: the exact mean-field drift
     check_positive_int(recompute_every, "recompute_every", allow_none=True)
+    weighted = growth is not None
+    if weighted:
+        if not callable(growth):
+            raise TypeError(f"growth must be a callable growth(x, t, log_w) -> (..., N), got {type(growth).__name__}")
+        if random_batch is not None:
+            raise ValueError("random_batch does not carry particle weights: use growth=None or random_batch=None")
+        if not hasattr(stepper, "weighted_step"):
+            raise ValueError(f"solver {solver!r} has no mass channel (weighted_step); use 'euler_maruyama' or 'heun'")
+        if log_w0 is None:
+            log_w0 = x0.new_zeros(x0.shape[:-1])
+        elif not isinstance(log_w0, torch.Tensor) or log_w0.shape != x0.shape[:-1]:
+            got = tuple(log_w0.shape) if isinstance(log_w0, torch.Tensor) else type(log_w0).__name__
+            raise ValueError(f"log_w0 must be a tensor of shape {tuple(x0.shape[:-1])} (x0 without d), got {got}")
+        elif torch.isnan(log_w0).any() or (log_w0 == math.inf).any():
+            raise ValueError("log_w0 must not hold NaN or +inf")
+    elif log_w0 is not None:
+        raise ValueError("log_w0 is given without growth: particle weights need a growth(x, t, log_w) callable")
 
     def noise(t: float, h: float) -> torch.Tensor:
         if bm is not None:
@@ -169,10 +232,22 @@ def sdeint(
                 e = e + h * f.pow(2).sum(-1).mean(-1)
         return x, e
 
+    def run_weighted(x, lw, e, ge, times, h, dWs):
+        g = diffusion.frozen(x, times[0]) if diffusion.additive else diffusion
+        for t, dW in zip(times, dWs):
+            w = torch.softmax(lw, dim=-1) if e is not None else None  # normalised weights at the step's start
+            x, lw, f, r = stepper.weighted_step(drift, growth, g, x, lw, t, h, dW)
+            if e is not None:
+                e = e + h * (w * f.pow(2).sum(-1)).sum(-1)
+                ge = ge + h * (w * r.pow(2)).sum(-1)
+        return x, lw, e, ge
+
     use_ckpt = recompute_every is not None and torch.is_grad_enabled()
     x = x0
     e = x0.new_zeros(x0.shape[:-2]) if energy else None
     xs, es = [x0], [e]
+    lw, ge = log_w0, (x0.new_zeros(x0.shape[:-2]) if energy and weighted else None)
+    lws, ges = [lw], [ge]
     for k, (n_k, h) in enumerate(grid):
         t_k = float(ts[k])
         times = [t_k + i * h for i in range(n_k)]
@@ -183,12 +258,19 @@ def sdeint(
             # permutation) so that the RNG stream does not depend on recompute_every
             draws = [(noise(t, h), perm()) for t in tb]
             dWs, perms = [d for d, _ in draws], [q for _, q in draws]
-            if use_ckpt:
+            if weighted:
+                args = (x, lw, e, ge, tb, h, dWs)
+                x, lw, e, ge = checkpoint(run_weighted, *args, use_reentrant=False) if use_ckpt else run_weighted(*args)
+            elif use_ckpt:
                 x, e = checkpoint(run, x, e, tb, h, dWs, perms, use_reentrant=False)
             else:
                 x, e = run(x, e, tb, h, dWs, perms)
+        if weighted:
+            lw = clip_log_weights(lw, float(ts[k + 1]))
         xs.append(x)
         es.append(e)
+        lws.append(lw)
+        ges.append(ge)
     n_steps = sum(c for c, _ in grid)
     return Solution(
         ts=ts,
@@ -197,4 +279,6 @@ def sdeint(
         n_steps=n_steps,
         n_drift_evals=n_steps * stepper.drift_evals_per_step,
         solver=solver,
+        log_w=torch.stack(lws) if weighted else None,
+        growth_energy=torch.stack(ges) if weighted and energy else None,
     )

@@ -4,6 +4,10 @@ A stepper advances the whole population ``x`` ``(..., N, d)`` by one step of siz
 time ``t`` given the Brownian increment ``dW`` (shaped like ``x``, or ``(..., N, m)`` for general
 d × m noise) and returns the new state and the drift evaluated at ``(x, t)`` (used for the path
 energy). The noise term is :func:`noise_term` (``g ⊙ dW`` or ``g dW``).
+
+A stepper with a ``weighted_step`` also integrates a mass channel: log-weights ``log_w``
+``(..., N)`` with d log w = g(x, ρ, t) dt, the drift called as ``drift(x, t, log_w=log_w)`` and
+the growth rate as ``growth(x, t, log_w)``; it returns ``(x, log_w, f, g)`` at the step's start.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ class EulerMaruyama:
         # x + h f in one fused op; the noise added in place (add's backward does not need its output)
         return torch.add(x, f, alpha=h).add_(noise_term(diffusion, x, t, dW)), f
 
+    def weighted_step(self, drift, growth, diffusion: Diffusion, x, log_w, t: float, h: float, dW):
+        """x ← x + f h + g dW and log w ← log w + r h, f and r at the step's start."""
+        f, r = drift(x, t, log_w=log_w), growth(x, t, log_w)
+        x_new = torch.add(x, f, alpha=h).add_(noise_term(diffusion, x, t, dW))
+        return x_new, log_w + h * r, f, r
+
 
 @SOLVERS.register("heun")
 class StochasticHeun:
@@ -64,3 +74,11 @@ class StochasticHeun:
         noise = noise_term(diffusion, x, t, dW)
         pred = x + f * h + noise
         return x + (f + drift(pred, t + h)) * (h / 2) + noise, f
+
+    def weighted_step(self, drift, growth, diffusion: Diffusion, x, log_w, t: float, h: float, dW):
+        """Heun on the pair (x, log w): the predictor moves both, the corrector averages both rates."""
+        f, r = drift(x, t, log_w=log_w), growth(x, t, log_w)
+        noise = noise_term(diffusion, x, t, dW)
+        pred, lw_pred = x + f * h + noise, log_w + r * h
+        f2, r2 = drift(pred, t + h, log_w=lw_pred), growth(pred, t + h, lw_pred)
+        return x + (f + f2) * (h / 2) + noise, log_w + (r + r2) * (h / 2), f, r

@@ -4,7 +4,7 @@
 >>> from mfsde.testing import check_interaction
 >>> check_interaction(MyKernel(dim=3))          # raises AssertionError naming the broken property
 ```
-['shape', 'batch', 'single_particle', 'rows', 'chunks', 'equivariant', 'weights', 'reference', 'gradients']
+['shape', 'batch', 'single_particle', 'rows', 'chunks', 'equivariant', 'weights', 'weighted', 'reference', 'gradients']
 
 mfsde's own tests run it over every registered kernel.
 """
@@ -12,6 +12,7 @@ mfsde's own tests run it over every registered kernel.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import torch
@@ -55,6 +56,8 @@ def check_interaction(
     * ``weights`` (if ``has_weights``): ``pair_weights`` is ``(..., H, N, N)``, finite, zero on
       the diagonal when ``self_excluding``, symmetric when ``symmetric`` is declared (for
       kernels with ``scores``, e.g. attention, the scores before the softmax are checked);
+    * ``weighted`` (if declared): with random log-weights ``log_w`` ``(batch, n)``, a source j
+      whose weight is multiplied by 3 acts on every other receiver as three copies of j do;
     * ``reference``: equals ``reference(x)`` for one population ``(N, d)`` — by default
       ``kernel.reference`` when the kernel has one (every :class:`PairwiseInteraction`);
     * ``gradients``: finite gradients for inputs and parameters, also with coincident particles.
@@ -126,6 +129,23 @@ def check_interaction(
             s = k.scores(x) if hasattr(k, "scores") else w
             _close(s, s.transpose(-1, -2), "weights (declared symmetric)", name, atol, rtol)
         ran.append("weights")
+    if getattr(k, "weighted", False):
+        j, copies = n // 2, 3
+        log_w = torch.randn(batch, n, generator=g, dtype=torch.float64)
+        heavy = log_w.clone()
+        heavy[:, j] += math.log(copies)
+        x_dup = torch.cat([x, x[:, j : j + 1].expand(batch, copies - 1, d)], dim=1)
+        log_w_dup = torch.cat([log_w, log_w[:, j : j + 1].expand(batch, copies - 1)], dim=1)
+        others = [i for i in range(n) if i != j]
+        _close(
+            k(x, log_w=heavy)[:, others],
+            k(x_dup, log_w=log_w_dup)[:, others],
+            f"weighted (source {j} of weight ×{copies} vs {copies} copies of it)",
+            name,
+            atol,
+            rtol,
+        )
+        ran.append("weighted")
     ref = reference if reference is not None else getattr(k, "reference", None)
     if ref is not None:
         _close(k(x[0]), ref(x[0]).to(torch.float64), "reference", name, atol, rtol)

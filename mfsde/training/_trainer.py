@@ -61,12 +61,20 @@ class FitLoss:
         except (TypeError, ValueError):
             self.takes_generator = False
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator,
+        log_w: torch.Tensor | None = None,
+        mass: float | None = None,
+    ) -> torch.Tensor:
         if self.external:
             y = subsample(y, self.n_targets, generator)
+        weights = {} if log_w is None else {"log_w": log_w, "mass": mass}
         if self.takes_generator:
-            return self.loss(x, y, generator=generator)
-        return self.loss(x, y)
+            return self.loss(x, y, generator=generator, **weights)
+        return self.loss(x, y, **weights)
 
 
 def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -90,6 +98,12 @@ def _task_dict(task) -> dict:
         "train": [int(i) for i in task.train],
         "heldout": [int(i) for i in task.heldout],
     }
+
+
+def _mass_at(series, k: int) -> float | None:
+    """The observed mass of ``series`` at index ``k`` relative to its first snapshot (``None``:
+    normalised data)."""
+    return None if series.mass is None else float(series.mass[k])
 
 
 # -- training --------------------------------------------------------------------------------
@@ -167,7 +181,7 @@ class Trainer:
         )
         sigma_to_model_units(self.model, config)  # model.sigma_units = "data": σ from the fitted scale
         #: one ``Series`` (mfsde/data/_inputs.py) per training population, and their batches
-        self.series = build_series(members, scale, self.device, dtype)
+        self.series = build_series(members, scale, self.device, dtype, config.data.mass)
         self.groups = group_series(self.series)
         #: the indices of the ``fit@k`` records: every training index ≥ 1 of any population
         self.fit_idx = sorted({k for s in self.series for k in s.fit_idx})
@@ -193,6 +207,11 @@ class Trainer:
         self.iteration, self.history = 0, []
         #: wall-clock and CPU seconds (this process, all threads) in :meth:`step` over the run, resumed parts included
         self.train_wall_seconds, self.train_cpu_seconds = 0.0, 0.0
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the model has a mass channel (``model.growth``): particles carry weights."""
+        return self.model.growth is not None
 
     @property
     def phase(self) -> str:
@@ -283,35 +302,67 @@ class Trainer:
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
     # -- one iteration ------------------------------------------------------------------------
-    def population_loss(self, pop: RandomStreams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def population_loss(self, pop: RandomStreams) -> tuple[torch.Tensor, ...]:
         """Draw cells, simulate population ``pop`` with its own streams and return
         ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor over
         :attr:`fit_idx`). With several data populations every one is simulated from its own
         first snapshot (those sharing a time axis as one batch of independent systems) and the
-        terms are means over populations (``fit@k``: over the populations trained at k)."""
+        terms are means over populations (``fit@k``: over the populations trained at k).
+
+        With a growth model (:attr:`weighted`) the fit sees the particles' weights, and the
+        return is ``(loss, fit, energy, mass term, growth term, fits per time)``: the mass term
+        is the mean over training times of ((M̂_k − m_k) / m_k)² (0 with ``data.mass =
+        "normalised"``), the growth term ∫ Σ_i w̄_i g_i² dt over the time span."""
         tc = self.config.train
+        weighted = self.weighted
         self._set_global_rng(pop.torch_rng)
         try:
-            parts = []  # (series, fits (K_s,), energy) per data population
+            parts = []  # (series, fits (K_s,), energy, mass term, growth term) per data population
             for group in self.groups:
                 members = [self.series[i] for i in group]
                 x0 = [draw_initial(s.data[0], tc.n_particles, pop.generator) for s in members]
                 x0 = x0[0] if len(x0) == 1 else torch.stack(x0)
                 sol = self.simulate(self.forward_model, x0, members[0].ts, pop.generator)
                 energy = path_energy(sol)
+                if weighted:
+                    growth_energy = path_energy(sol, energy="growth")
+                    mass = sol.mass()
                 for j, s in enumerate(members):
-                    xs = sol.xs if len(members) == 1 else sol.xs[:, j]
-                    fits = torch.stack([self.loss_fn(xs[k], s.data[k], pop.target_generator) for k in s.fit_idx])
-                    parts.append((s, fits, energy if len(members) == 1 else energy[j]))
+                    one = len(members) == 1
+                    xs = sol.xs if one else sol.xs[:, j]
+                    if not weighted:
+                        fits = torch.stack([self.loss_fn(xs[k], s.data[k], pop.target_generator) for k in s.fit_idx])
+                        parts.append((s, fits, energy if one else energy[j], None, None))
+                        continue
+                    lw = sol.log_w if one else sol.log_w[:, j]
+                    m_hat = mass if one else mass[:, j]
+                    fits = torch.stack(
+                        [
+                            self.loss_fn(xs[k], s.data[k], pop.target_generator, log_w=lw[k], mass=_mass_at(s, k))
+                            for k in s.fit_idx
+                        ]
+                    )
+                    if s.mass is None:
+                        mass_term = m_hat.new_zeros(())
+                    else:
+                        mass_term = torch.stack([((m_hat[k] - s.mass[k]) / s.mass[k]) ** 2 for k in s.fit_idx]).mean()
+                    g_e = growth_energy if one else growth_energy[j]
+                    parts.append((s, fits, energy if one else energy[j], mass_term, g_e))
         finally:
             pop.torch_rng = self._global_rng()
-        fw, ew = float(self.config.loss.fit_weight), float(self.config.loss.energy_weight)
-        fit_term = torch.stack([f.mean() for _, f, _ in parts]).mean()
-        energy = torch.stack([e for _, _, e in parts]).mean()
+        lc = self.config.loss
+        fw, ew = float(lc.fit_weight), float(lc.energy_weight)
+        fit_term = torch.stack([p[1].mean() for p in parts]).mean()
+        energy = torch.stack([p[2] for p in parts]).mean()
         per_k = []
         for k in self.fit_idx:
-            per_k.append(torch.stack([f[s.fit_idx.index(k)] for s, f, _ in parts if k in s.fit_idx]).mean())
-        return fw * fit_term + ew * energy, fit_term, energy, torch.stack(per_k)
+            per_k.append(torch.stack([p[1][p[0].fit_idx.index(k)] for p in parts if k in p[0].fit_idx]).mean())
+        if not weighted:
+            return fw * fit_term + ew * energy, fit_term, energy, torch.stack(per_k)
+        mass_term = torch.stack([p[3] for p in parts]).mean()
+        growth_term = torch.stack([p[4] for p in parts]).mean()
+        loss = fw * fit_term + ew * energy + float(lc.mass_weight) * mass_term + float(lc.growth_weight) * growth_term
+        return loss, fit_term, energy, mass_term, growth_term, torch.stack(per_k)
 
     def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:
         """The flow-matching loss (:mod:`mfsde.training`) of population ``pop``'s draws: one
@@ -351,8 +402,8 @@ class Trainer:
                     loss = self.flow_matching_loss(pop)
                     parts = [loss]
                 else:
-                    loss, fit_term, energy, fits = self.population_loss(pop)
-                    parts = [loss, fit_term, energy, fits]
+                    parts = list(self.population_loss(pop))
+                    loss = parts[0]
                 (loss if n == 1 else loss / n).backward()
             stats = torch.cat([p.detach().reshape(-1) for p in parts])
             total = stats if total is None else total + stats
@@ -395,12 +446,11 @@ class Trainer:
         if phase == "flow_matching":
             losses = {"loss": values[0], "fm": values[0]}
         else:
-            losses = {
-                "loss": values[0],
-                "fit": values[1],
-                "energy": values[2],
-                **{f"fit@{k}": v for k, v in zip(self.fit_idx, values[3:])},
-            }
+            losses = {"loss": values[0], "fit": values[1], "energy": values[2]}
+            if self.weighted:
+                losses.update(mass=values[3], growth=values[4])
+            per_k = values[5:] if self.weighted else values[3:]
+            losses.update({f"fit@{k}": v for k, v in zip(self.fit_idx, per_k)})
         rec = {
             "iteration": self.iteration,
             **losses,

@@ -310,7 +310,7 @@ def test_tasks_select_the_extrapolation_tasks_which_are_not_run_by_default(bench
     tasks = [bench.parse_task(x) for x in ("emt:loo:1", "bargaje:extrapolate:1", "cite:loo:2")]
     assert tasks == [
         ("emt", "loo:1", ("t0",)),
-        ("bargaje", "extrapolate:1", ("t0",)),
+        ("bargaje", "extrapolate:1", ("t0", "previous")),
         ("cite", "loo:2", ("t0", "previous")),
     ]
     args = argparse.Namespace(
@@ -319,8 +319,8 @@ def test_tasks_select_the_extrapolation_tasks_which_are_not_run_by_default(bench
     assert bench.plan(args) == [
         ("emt", "loo:1", ("t0",), "baselines", 0),
         ("emt", "loo:1", ("t0",), "scimf", 0),
-        ("bargaje", "extrapolate:1", ("t0",), "baselines", 0),
-        ("bargaje", "extrapolate:1", ("t0",), "scimf", 0),
+        ("bargaje", "extrapolate:1", ("t0", "previous"), "baselines", 0),
+        ("bargaje", "extrapolate:1", ("t0", "previous"), "scimf", 0),
     ]
 
 

@@ -1,0 +1,286 @@
+"""Growth and death: models with a mass channel against their mass-conserving versions.
+
+Data (``../shared/data``; a data set that is absent is skipped with a message) and tasks:
+
+* CytoBridge's simulated gene networks (``mfsde.datasets.interacting_grn``: ``attract``, ``LJ``,
+  ``no_interact``; 2-D, t = 0..4, 400 cells growing to 770–970): the middle time held out
+  (``loo:2``), and CytoBridge's own protocol, fitted on every time and scored at t = 1..4
+  (``all``);
+* Weinreb's LARRY haematopoiesis (2-D, days 2/4/6, 1,429 → 5,788 cells): the middle day held out;
+* simulated branching systems with known rates (``branching_ou``, ``branching_morse``, fitted
+  on every time): the recovered growth rate against the true one
+  (:func:`mfsde.evaluation.growth_error`, relative L² on the observed populations; a balanced
+  model's is 1 by definition).
+
+Methods: ``ito`` and ``scimf`` as they are (mass conserved: fitted to the normalised snapshots)
+and with the mass channel (``ito_growth``, ``scimf_growth``: ``model.growth = "mlp"``,
+``data.mass = "counts"``). Every run gets ``--budget`` CPU seconds of training steps
+(``train.time_clock = "cpu"``) and 1 thread. Scores, from 2,000 cells simulated from the first
+time: W1 of the normalised laws (weighted by the particles' weights) and TMV, the relative error
+of the predicted total mass, at every scored time; for held-out times the baselines on the same
+cells and metric (previous: the earlier training time's cells and mass; McCann: displacement
+interpolation and linearly interpolated mass; the sampling floor). CytoBridge's published
+figures (attractive network, fitted on every time, paper Table 1) are shown beside ours, with
+their protocol.
+
+Rows go to ``results/<name>.rows.jsonl`` as they finish (``--resume`` skips those there,
+``--shard K/N`` deals the runs to N processes); ``--render`` writes the table and JSON.
+
+    python benchmarks/growth.py --shard 1/2 & python benchmarks/growth.py --shard 2/2; \\
+        python benchmarks/growth.py --render
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
+import numpy as np
+import torch
+
+import mfsde
+from mfsde.evaluation import baseline_evaluations, growth_error
+
+DATA = _common.REPO_ROOT.parent / "shared" / "data"
+METHODS = {
+    "ito": ("ito", False),
+    "ito_growth": ("ito", True),
+    "scimf": ("scimf", False),
+    "scimf_growth": ("scimf", True),
+}
+#: (data set, task)
+TASKS = [
+    ("grn_attract", "loo:2"),
+    ("grn_LJ", "loo:2"),
+    ("grn_no_interact", "loo:2"),
+    ("grn_attract", "all"),
+    ("grn_LJ", "all"),
+    ("grn_no_interact", "all"),
+    ("weinreb", "loo:1"),
+    ("branching_ou", "all"),
+    ("branching_morse", "all"),
+]
+#: CytoBridge (UMFSB, NeurIPS 2025) Table 1, attractive gene network, fitted on every time, t = 1..4
+PUBLISHED = {
+    ("grn_attract", "all"): [
+        ("CytoBridge (published, 5 runs)", [0.015, 0.014, 0.018, 0.038], [0.013, 0.021, 0.043, 0.058]),
+        ("DeepRUOT (as published by CytoBridge)", [0.044, 0.045, 0.053, 0.057], None),
+    ]
+}
+
+
+def load(name: str):
+    """``(Snapshots, truth)``: the data set and, for a simulated branching system, the system."""
+    from mfsde import datasets, systems
+
+    if name.startswith("branching_"):
+        system = getattr(systems, name)()
+        snaps, _ = systems.branching_snapshots(system, n0=400, seed=0)
+        return snaps, system
+    try:
+        if name.startswith("grn_"):
+            return datasets.interacting_grn(name[4:], data_dir=DATA, download=False), None
+        return datasets.weinreb(data_dir=DATA, download=False), None
+    except datasets.DatasetNotFound:
+        return None, None
+
+
+def config(method: str, dim: int, seed: int, budget: float):
+    base, grows = METHODS[method]
+    over = {
+        "train.seed": seed,
+        "train.time_budget": budget,
+        "train.time_clock": "cpu",
+        "train.iterations": 100_000,
+        "train.checkpoint_every": None,
+        "train.checkpoint_seconds": None,
+    }
+    if grows:
+        over.update({"model.growth.name": "mlp", "data.mass": "counts"})
+    return mfsde.preset(base, dim).override(**over)
+
+
+def scored_times(snaps, task: str) -> list[int]:
+    return list(range(1, snaps.n_times)) if task == "all" else [int(task.split(":")[1])]
+
+
+def run_model(data: str, task: str, method: str, seed: int, budget: float) -> dict:
+    snaps, truth = load(data)
+    cfg = config(method, snaps.dim, seed, budget)
+    c0 = time.process_time()
+    res = mfsde.fit(cfg, snaps, task, progress=False)
+    cpu = time.process_time() - c0
+    times = scored_times(snaps, task)
+    ev = mfsde.evaluate(res.model, snaps, task, times=times, mass="counts", n_particles=2000, seed=seed)
+    row = {
+        "kind": "model",
+        "data": data,
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "budget": budget,
+        "iterations": res.iteration,
+        "train_cpu_seconds": res.train_cpu_seconds,
+        "cpu_seconds": cpu,
+        "w1": [r["w1"] for r in ev["per_time"]],
+        "tmv": [r["tmv"] for r in ev["per_time"]],
+        "mass": [r["mass"] for r in ev["per_time"]],
+        "mass_observed": [r["mass_observed"] for r in ev["per_time"]],
+        "times": times,
+    }
+    if truth is not None:
+        model = res.model.eval()
+
+        def estimate(x):
+            with torch.no_grad():
+                return model.data_growth_rate(torch.as_tensor(x, dtype=torch.float32))
+
+        g = growth_error(estimate, truth.growth_rate, [np.asarray(d) for d in snaps.data])
+        row["growth_error"] = g["growth"]
+    return row
+
+
+def run_baselines(data: str, task: str, seed: int) -> list[dict]:
+    snaps, _ = load(data)
+    out = []
+    for b in baseline_evaluations(snaps, task, mass="counts", n_particles=2000, seed=seed):
+        out.append(
+            {
+                "kind": "baseline",
+                "data": data,
+                "task": task,
+                "method": b["preset"],
+                "seed": seed,
+                "w1": [r["w1"] for r in b["per_time"]],
+                "tmv": [r.get("tmv") for r in b["per_time"]],
+                "times": [r["index"] for r in b["per_time"]],
+            }
+        )
+    return out
+
+
+def render(name: str) -> int:
+    rows, _ = _common.load_rows(name)
+    if not rows:
+        print(f"no rows for {name}")
+        return 1
+    parts = [f"### Growth and death: held-out and fitted W1 and TMV ({name})\n"]
+    budget = sorted({r["budget"] for r in rows if r["kind"] == "model"})
+    commits = sorted({str(r.get("git_commit"))[:7] for r in rows})
+    parts.append(
+        f"CPU seconds of training per run: {', '.join(f'{b:g}' for b in budget)}; 1 thread; "
+        f"commit(s) {', '.join(commits)}; W1 and TMV mean ± sample std over seeds.\n"
+    )
+    summary = {}
+    for data, task in TASKS:
+        sub = [r for r in rows if r["data"] == data and r["task"] == task]
+        if not sub:
+            continue
+        times = sub[0]["times"]
+        heads = ["method"] + [f"W1 @ {t}" for t in times] + [f"TMV @ {t}" for t in times]
+        heads += ["W1 mean", "TMV mean", "growth error", "iterations", "seeds"]
+        table = []
+        methods = [m for m in ("previous", "mccann", "floor") if any(r["method"] == m for r in sub)]
+        methods += [m for m in METHODS if any(r["method"] == m for r in sub)]
+        for m in methods:
+            rs = [r for r in sub if r["method"] == m]
+            label = f"*{m}*" if rs[0]["kind"] == "baseline" else m
+            w1 = [_common.mean_pm([r["w1"][i] for r in rs]) for i in range(len(times))]
+            tmv = [_common.mean_pm([r["tmv"][i] for r in rs]) for i in range(len(times))]
+            w1_mean = [float(np.mean(r["w1"])) for r in rs]
+            tmv_mean = [float(np.mean(r["tmv"])) if all(v is not None for v in r["tmv"]) else None for r in rs]
+            ge = [r.get("growth_error") for r in rs]
+            its = [r.get("iterations") for r in rs]
+            table.append(
+                [label, *w1, *tmv, _common.mean_pm(w1_mean), _common.mean_pm(tmv_mean)]
+                + [_common.mean_pm(ge) if any(g is not None for g in ge) else "–"]
+                + [f"{int(np.mean(its))}" if its[0] is not None else "–", str(len(rs))]
+            )
+            summary[f"{data} {task} {m}"] = {
+                "w1": _common.mean_std(w1_mean),
+                "tmv": _common.mean_std(tmv_mean) if None not in tmv_mean else None,
+                "growth_error": _common.mean_std(ge) if None not in ge else None,
+                "seeds": [r["seed"] for r in rs],
+            }
+        for label, w1p, tmvp in PUBLISHED.get((data, task), []):
+            table.append(
+                [f"{label}", *[f"{v:.3f}" for v in w1p]]
+                + [f"{v:.3f}" for v in tmvp]
+                if tmvp
+                else [f"{label}", *[f"{v:.3f}" for v in w1p], *["–"] * len(times)]
+            )
+            table[-1] += [f"{np.mean(w1p):.3f}", f"{np.mean(tmvp):.3f}" if tmvp else "–", "–", "–", "–"]
+        what = "fitted on every time, scored at the training times" if task == "all" else f"held out: {task}"
+        parts.append(f"#### {data}, {what}\n\n" + _common.markdown_table(heads, table) + "\n")
+    note = (
+        "Baselines in italics (previous: the earlier training time's cells and mass; McCann: displacement "
+        "interpolation and linearly interpolated mass; floor: two halves of the observed cells). A model "
+        "without a mass channel keeps the mass of its start. Growth error: relative L² of the learned growth "
+        "rate on the observed populations (1 for a model without growth). Published rows are other "
+        "papers' figures under their protocol (CytoBridge: fitted on every time, 5 runs), not rerun here."
+    )
+    parts.append(note + "\n")
+    text = "\n".join(parts)
+    (_common.RESULTS_DIR / f"{name}.md").write_text(text)
+    _common.write_json(name, {"summary": summary, "rows": rows})
+    print(text)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--data", nargs="+", default=None, help="data sets (default: all of TASKS)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--budget", type=float, default=30.0, help="CPU seconds of training per run")
+    ap.add_argument("--shard", type=_common.shard, default=(1, 1), help="K/N: every N-th run, starting at the K-th")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--render", action="store_true")
+    ap.add_argument("--name", default="growth")
+    args = ap.parse_args(argv)
+    if args.render:
+        return render(args.name)
+    torch.set_num_threads(1)
+    commit = _common.env_info().get("git_commit")
+    tasks = [t for t in TASKS if args.data is None or t[0] in args.data]
+    present = []
+    for data, task in tasks:
+        if load(data)[0] is None:
+            print(f"skip {data}: data not found under {DATA}")
+        else:
+            present.append((data, task))
+    jobs = [("baseline", d, t, None, s) for d, t in present if t != "all" for s in args.seeds]
+    jobs += [("model", d, t, m, s) for s in args.seeds for d, t in present for m in args.methods]
+    jobs = _common.share(jobs, args.shard)
+    log = _common.rows_log(args.name)
+    done = _common.start_log(log, resume=args.resume, first_shard=args.shard[0] == 1)
+    seen = {(r["kind"], r["data"], r["task"], r["method"] if r["kind"] == "model" else None, r["seed"]) for r in done}
+    print(f"{len(jobs)} runs in shard {args.shard[0]}/{args.shard[1]}; rows → {log}")
+    for kind, data, task, method, seed in jobs:
+        if (kind, data, task, method, seed) in seen:
+            continue
+        t0 = time.perf_counter()
+        rows = run_baselines(data, task, seed) if kind == "baseline" else [run_model(data, task, method, seed, args.budget)]
+        _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
+        for r in rows:
+            tmv = [v for v in r["tmv"] if v is not None]
+            extra = f", growth error {r['growth_error']:.3f}" if "growth_error" in r else ""
+            print(
+                f"{data} {task} {r['method']} seed {seed}: W1 {np.mean(r['w1']):.4f}"
+                + (f", TMV {np.mean(tmv):.3f}" if tmv else "")
+                + extra
+                + (f", {r['iterations']} it" if "iterations" in r else "")
+                + f" ({time.perf_counter() - t0:.0f} s)"
+            )
+    if args.shard[1] == 1:
+        return render(args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

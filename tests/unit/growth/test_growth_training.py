@@ -1,0 +1,121 @@
+"""Training with a mass channel: config checks, the mass and growth terms, evaluation with TMV."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+import mfsde
+from mfsde.evaluation import baseline_evaluations
+from mfsde.systems import branching_ou, branching_snapshots
+
+
+@pytest.fixture(scope="module")
+def branching():
+    return branching_snapshots(branching_ou(), times=[0.0, 0.5, 1.0, 1.5], n0=300, seed=0)
+
+
+def _cfg(**over):
+    base = {
+        "model.growth.name": "mlp",
+        "data.mass": "counts",
+        "train.iterations": 40,
+        "train.n_particles": 64,
+        "train.n_targets": 200,
+        "model.intra.width": 32,
+        "model.dt": 0.25,
+    }
+    base.update(over)
+    return mfsde.preset("ito", dim=2).override(**base)
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        ({"data.mass": "counts", "model.growth.name": "none"}, "data.mass 'counts' needs a growth model"),
+        ({"data.mass": "sizes"}, "data.mass must be one of normalised, counts"),
+        ({"data.mass": [1.0, 0.0]}, "data.mass sizes must be positive finite numbers"),
+        (
+            {"loss.fit.name": "mmd"},
+            "loss that sees particle weights; loss.fit 'mmd' does not .losses that do: sinkhorn",
+        ),
+        ({"train.random_batch": 8}, "random groups do not carry weights"),
+        ({"train.method": "flow_matching"}, "model.growth is trained by the simulation loss"),
+        ({"loss.mass_weight": -1.0}, "loss.mass_weight must be a finite number >= 0"),
+        ({"model.growth.name": "none", "data.mass": "normalised", "loss.fit.reach": 1.0}, "reach .* needs a growth"),
+        ({"model.growth.name": "wobble"}, "wobble"),
+    ],
+)
+def test_bad_mass_settings_are_one_line(over, match):
+    with pytest.raises((ValueError, KeyError)) as err:
+        _cfg(**over)
+    assert "\n" not in str(err.value)
+    assert err.match(match)
+
+
+def test_masses_given_for_some_time_points_only_are_refused(branching):
+    snaps, _ = branching
+    cfg = _cfg(**{"data.mass": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="data.mass has 2 sizes but the data have 4 time points"):
+        mfsde.fit(cfg, snaps, "loo:2", progress=False)
+
+
+def test_a_growth_fit_records_its_terms_and_learns_the_mass(branching):
+    snaps, masses = branching
+    torch.manual_seed(0)
+    grown = mfsde.fit(_cfg(**{"train.lr": 1e-2}), snaps, "all", progress=False)
+    last = grown.history[-1]
+    assert {"mass", "growth", "fit", "energy"} <= set(last)
+    first_mass = grown.history[0]["mass"]
+    assert last["mass"] < first_mass / 3  # the model's mass approaches the counts
+    ev = mfsde.evaluate(grown.model, snaps, "all", times=[1, 2, 3], mass="counts", n_particles=500)
+    balanced = mfsde.fit(
+        _cfg(**{"model.growth.name": "none", "data.mass": "normalised", "train.lr": 1e-2}), snaps, "all", progress=False
+    )
+    ev0 = mfsde.evaluate(balanced.model, snaps, "all", times=[1, 2, 3], mass="counts", n_particles=500)
+    assert all({"mass", "mass_observed", "tmv"} <= set(r) for r in ev["per_time"])
+    assert ev["tmv"] < ev0["tmv"] / 2  # the balanced model keeps mass 1
+    assert ev0["per_time"][0]["mass"] == 1.0
+    assert ev["per_time"][0]["mass_observed"] == pytest.approx(masses[1])
+
+
+def test_baselines_know_the_counts(branching):
+    snaps, masses = branching
+    base = {b["preset"]: b for b in baseline_evaluations(snaps, "loo:2", mass="counts", n_particles=200)}
+    prev, mc = base["previous"]["per_time"][0], base["mccann"]["per_time"][0]
+    assert prev["mass"] == pytest.approx(masses[1])
+    assert mc["mass"] == pytest.approx((masses[1] + masses[3]) / 2)  # times 0.5, 1.0, 1.5: halfway
+    assert mc["tmv"] == pytest.approx(abs(mc["mass"] - masses[2]) / masses[2])
+    assert "tmv" not in base["floor"]["per_time"][0]
+
+
+def test_cli_mass_counts_turns_on_the_default_growth_model():
+    from mfsde.cli._inputs import DEFAULT_GROWTH, build_config
+
+    args = argparse.Namespace(config=None, preset="ito", overrides=[], mass="counts")
+    cfg = build_config(args, 2)
+    assert cfg.data.mass == "counts" and cfg.model.growth.name == DEFAULT_GROWTH
+    args = argparse.Namespace(config=None, preset="ito", overrides=["model.growth.name='population'"], mass="counts")
+    assert build_config(args, 2).model.growth.name == "population"
+    args = argparse.Namespace(config=None, preset="ito", overrides=[], mass=None)
+    assert build_config(args, 2).model.growth.name == "none"
+
+
+def test_tl_velocity_writes_the_growth_rate(branching):
+    ad = pytest.importorskip("anndata")
+    import numpy as np
+
+    snaps, _ = branching
+    x = np.concatenate(snaps.data)
+    t = np.concatenate([[tt] * len(d) for tt, d in zip(snaps.times, snaps.data)])
+    adata = ad.AnnData(np.zeros((len(x), 1), dtype=np.float32))
+    adata.obsm["X_pca"] = x
+    adata.obs["day"] = t
+    model = mfsde.tl.fit(adata, "day", preset=_cfg(**{"train.iterations": 5}), progress=False)
+    mfsde.tl.velocity(adata, model)
+    g = adata.obs["growth_rate"].to_numpy()
+    assert g.shape == (len(x),) and np.isfinite(g).all()
+    expected = model.data_growth_rate(torch.as_tensor(snaps.data[1]), float(snaps.times[1])).detach().numpy()
+    np.testing.assert_allclose(g[t == snaps.times[1]], expected, rtol=1e-5, atol=1e-6)
