@@ -209,8 +209,7 @@ def render(name: str) -> int:
             }
         for label, w1p, tmvp in PUBLISHED.get((data, task), []):
             table.append(
-                [f"{label}", *[f"{v:.3f}" for v in w1p]]
-                + [f"{v:.3f}" for v in tmvp]
+                [f"{label}", *[f"{v:.3f}" for v in w1p]] + [f"{v:.3f}" for v in tmvp]
                 if tmvp
                 else [f"{label}", *[f"{v:.3f}" for v in w1p], *["–"] * len(times)]
             )
@@ -237,7 +236,7 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--data", nargs="+", default=None, help="data sets (default: all of TASKS)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--budget", type=float, default=30.0, help="CPU seconds of training per run")
+    ap.add_argument("--budget", type=float, default=90.0, help="CPU seconds of training per run")
     ap.add_argument("--shard", type=_common.shard, default=(1, 1), help="K/N: every N-th run, starting at the K-th")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--render", action="store_true")
@@ -265,7 +264,11 @@ def main(argv=None) -> int:
         if (kind, data, task, method, seed) in seen:
             continue
         t0 = time.perf_counter()
-        rows = run_baselines(data, task, seed) if kind == "baseline" else [run_model(data, task, method, seed, args.budget)]
+        rows = (
+            run_baselines(data, task, seed)
+            if kind == "baseline"
+            else [run_model(data, task, method, seed, args.budget)]
+        )
         _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
         for r in rows:
             tmv = [v for v in r["tmv"] if v is not None]

@@ -94,6 +94,11 @@ class LossConfig:
     #: energy pulls the fit towards standing still (benchmarks/fit_diagnostics.py); 0.01 is the
     #: measured default.
     energy_weight: float = 0.01
+    #: weight of the energy per unit time over one mean gap *past* the last training time, where
+    #: no snapshot constrains the drift: the least-action prior that, without data, cells stand
+    #: still (as copying the last time point assumes). 0: the simulation stops at the last
+    #: training time (the default).
+    tail_weight: float = 0.0
     #: with a growth model and masses (``data.mass``): weight of the mass term, the mean over the
     #: training times of ((M̂_k − m_k) / m_k)², M̂ the model's and m the observed relative mass
     mass_weight: float = 1.0
@@ -327,7 +332,7 @@ class Config:
             )
         ):
             raise ValueError(f"data.mass sizes must be positive finite numbers, one per time point; got {mass!r}")
-        for name in ("mass_weight", "growth_weight"):
+        for name in ("mass_weight", "growth_weight", "tail_weight"):
             v = getattr(self.loss, name)
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"loss.{name} must be a finite number >= 0, got {v!r}")

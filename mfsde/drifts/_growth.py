@@ -65,14 +65,16 @@ class MLPGrowth(GrowthRate):
 class PopulationGrowth(GrowthRate):
     """g(x_i, ρ) = MLP([x_i, k(x, ρ)_i]): the particle's state and a weighted interaction feature
     ``k`` (a kernel of :mod:`mfsde.interactions` by name, ``kernel={"name": …, **options}``,
-    default one-head attention without dropout) of the population, so that the growth rate can
+    default one-head attention without dropout, without LayerNorm at d ≤ 3) of the population, so that the growth rate can
     depend on the neighbourhood (crowding, signalling). Output layer at zero."""
 
     def __init__(
         self, dim: int, width: int = 64, depth: int = 2, time_input: bool = False, kernel: dict | str | None = None
     ):
         super().__init__(dim, time_input)
-        spec = {"name": "attention", "heads": 1, "dropout": 0.0} if kernel is None else kernel
+        if kernel is None:  # at d ≤ 3 a LayerNorm maps every cell to one of two points (see the scimf preset)
+            kernel = {"name": "attention", "heads": 1, "dropout": 0.0, "layer_norm": dim > 3}
+        spec = kernel
         spec = {"name": spec} if isinstance(spec, str) else dict(spec)
         if "name" not in spec:
             raise ValueError(f"model.growth kernel must name a kernel ({{'name': 'rbf', …}}), got {kernel!r}")

@@ -307,7 +307,9 @@ class Trainer:
         ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor over
         :attr:`fit_idx`). With several data populations every one is simulated from its own
         first snapshot (those sharing a time axis as one batch of independent systems) and the
-        terms are means over populations (``fit@k``: over the populations trained at k).
+        terms are means over populations (``fit@k``: over the populations trained at k). With
+        ``loss.tail_weight`` the simulation runs one mean gap past the last training time and the
+        loss also holds ``tail_weight`` × the mean energy per unit time there (not a separate record).
 
         With a growth model (:attr:`weighted`) the fit sees the particles' weights, and the
         return is ``(loss, fit, energy, mass term, growth term, fits per time)``: the mass term
@@ -315,6 +317,8 @@ class Trainer:
         "normalised"``), the growth term ∫ Σ_i w̄_i g_i² dt over the time span."""
         tc = self.config.train
         weighted = self.weighted
+        tail_weight = float(self.config.loss.tail_weight)
+        tails = []  # per group: the energy per unit time over the tail past the last training time
         self._set_global_rng(pop.torch_rng)
         try:
             parts = []  # (series, fits (K_s,), energy, mass term, growth term) per data population
@@ -322,10 +326,17 @@ class Trainer:
                 members = [self.series[i] for i in group]
                 x0 = [draw_initial(s.data[0], tc.n_particles, pop.generator) for s in members]
                 x0 = x0[0] if len(x0) == 1 else torch.stack(x0)
-                sol = self.simulate(self.forward_model, x0, members[0].ts, pop.generator)
-                energy = path_energy(sol)
+                ts = members[0].ts
+                t_last = float(ts[-1])
+                if tail_weight > 0:  # one mean gap past the last training time, where no data constrain f
+                    gap = (t_last - float(ts[0])) / max(len(ts) - 1, 1)
+                    ts = torch.cat([ts, ts[-1:] + gap])
+                sol = self.simulate(self.forward_model, x0, ts, pop.generator)
+                energy = path_energy(sol, t_end=t_last)
+                if tail_weight > 0:
+                    tails.append((sol.energy[-1] - sol.energy[-2]).mean() / gap)
                 if weighted:
-                    growth_energy = path_energy(sol, energy="growth")
+                    growth_energy = path_energy(sol, t_end=t_last, energy="growth")
                     mass = sol.mass()
                 for j, s in enumerate(members):
                     one = len(members) == 1
@@ -357,11 +368,14 @@ class Trainer:
         per_k = []
         for k in self.fit_idx:
             per_k.append(torch.stack([p[1][p[0].fit_idx.index(k)] for p in parts if k in p[0].fit_idx]).mean())
+        loss = fw * fit_term + ew * energy
+        if tails:
+            loss = loss + tail_weight * torch.stack(tails).mean()
         if not weighted:
-            return fw * fit_term + ew * energy, fit_term, energy, torch.stack(per_k)
+            return loss, fit_term, energy, torch.stack(per_k)
         mass_term = torch.stack([p[3] for p in parts]).mean()
         growth_term = torch.stack([p[4] for p in parts]).mean()
-        loss = fw * fit_term + ew * energy + float(lc.mass_weight) * mass_term + float(lc.growth_weight) * growth_term
+        loss = loss + float(lc.mass_weight) * mass_term + float(lc.growth_weight) * growth_term
         return loss, fit_term, energy, mass_term, growth_term, torch.stack(per_k)
 
     def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:

@@ -264,7 +264,8 @@ def test_the_cpu_clock_does_not_count_waiting():
     loss = trainer.population_loss
     trainer.population_loss = lambda pop: (time.sleep(0.2), loss(pop))[1]
     rec = trainer.step()
-    assert rec["seconds"] >= 0.2 and rec["cpu_seconds"] < 0.15
+    # the sleep is in the wall clock and not in the CPU clock (the step's own work, in both, varies with load)
+    assert rec["seconds"] >= 0.2 and rec["seconds"] - rec["cpu_seconds"] >= 0.15
     assert trainer.train_seconds == rec["cpu_seconds"] and trainer.train_wall_seconds == rec["seconds"]
 
 
