@@ -33,7 +33,6 @@ Rows go to ``results/<name>.rows.jsonl`` as they finish (``--resume`` skips thos
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path

@@ -65,8 +65,9 @@ class MLPGrowth(GrowthRate):
 class PopulationGrowth(GrowthRate):
     """g(x_i, ρ) = MLP([x_i, k(x, ρ)_i]): the particle's state and a weighted interaction feature
     ``k`` (a kernel of :mod:`mfsde.interactions` by name, ``kernel={"name": …, **options}``,
-    default one-head attention without dropout, without LayerNorm at d ≤ 3) of the population, so that the growth rate can
-    depend on the neighbourhood (crowding, signalling). Output layer at zero."""
+    default one-head attention without dropout, without LayerNorm at d ≤ 3) of the population, so
+    that the growth rate can depend on the neighbourhood (crowding, signalling). Output layer at
+    zero."""
 
     def __init__(
         self, dim: int, width: int = 64, depth: int = 2, time_input: bool = False, kernel: dict | str | None = None

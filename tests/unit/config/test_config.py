@@ -300,7 +300,7 @@ def test_unknown_options_list_accepted(patch, match):
     [
         (
             {"modle": {}},
-            r"config has unknown key\(s\) \['modle'\]; known: \['eval', 'loss', 'model', 'preset', 'train'\]",
+            r"config has unknown key\(s\) \['modle'\]; known: \['data', 'eval', 'loss', 'model', 'preset', 'train'\]",
         ),
         ({"model": {"dimension": 3}}, r"config.model has unknown key\(s\) \['dimension'\]"),
         ({"loss": {"weight": 1.0}}, r"config.loss has unknown key\(s\) \['weight'\]"),
