@@ -1,9 +1,9 @@
 """Shared fixtures and helpers for mfsde's tests.
 
 ``tests/unit/<namespace>/`` mirrors the package (one folder per namespace: interactions,
-solvers, losses, config, data, datasets, training, evaluation, explain, systems); the tests
-under ``tests/integration/`` drive several parts at once (the CLI, whole fits, the docs'
-snippets, the scverse path, runs that survive faults, processes) and are marked
+solvers, losses, config, data, datasets, training, evaluation, explain, systems; ``growth``: the
+mass channel across them); the tests under ``tests/integration/`` drive several parts at once
+(the CLI, whole fits, the docs' snippets, the scverse path, runs that survive faults, processes) and are marked
 ``integration``: ``pytest -m "not integration"`` runs the unit tests alone.
 
 Kept cheap on purpose (2 shared CPU cores): small populations, float64 where exactness is

@@ -29,9 +29,9 @@ from mfsde.training._runs import RunDir
 
 # -- comparisons -----------------------------------------------------------------------------
 def _flatten_eval(ev: dict) -> dict:
-    row = {m: ev[m] for m in ("w1", "w2") if m in ev}
+    row = {m: ev[m] for m in ("w1", "w2", "tmv") if m in ev}
     for r in ev["per_time"]:
-        for m in ("w1", "w2"):
+        for m in ("w1", "w2", "tmv"):
             if m in r:
                 row[metric_key(m, r)] = r[m]
     notes = [f"{metric_key('', r)[1:]}: {r['note']}" for r in ev["per_time"] if r.get("note")]
@@ -112,6 +112,13 @@ def compare(
         configs = {label: cfg.override(**overrides) for label, cfg in presets.items()}
     else:
         configs = {p: get_preset(p, dim=snapshots.dim).override(**overrides) for p in presets}  # fail fast
+    given = {json.dumps(c.data.mass) for c in configs.values() if c.data.mass != "normalised"}
+    if len(given) > 1:
+        raise ValueError(
+            f"the configs give different data.mass ({', '.join(sorted(given))}); compare one meaning of size"
+        )
+    # where a config gives masses every model (a mass-conserving one keeps its start's) and baseline is scored on them
+    mass = json.loads(given.pop()) if given else "normalised"
     rows = []
 
     def record(row: dict, run_dir: Path | None = None, ev: dict | None = None) -> None:
@@ -130,7 +137,13 @@ def compare(
             res = fit(cfg, snapshots, task, out_dir=run_dir, progress=progress)
             for start in starts:
                 ev = evaluate(
-                    res.model, snapshots, task, n_particles=cfg.eval.n_particles, seed=cfg.eval.seed, start=start
+                    res.model,
+                    snapshots,
+                    task,
+                    n_particles=cfg.eval.n_particles,
+                    seed=cfg.eval.seed,
+                    start=start,
+                    mass=mass,
                 )
                 record(
                     {
@@ -153,7 +166,7 @@ def compare(
                 )
     n_eval = next(iter(configs.values())).eval.n_particles
     for seed in seeds if baselines else []:
-        evs = baseline_evaluations(snapshots, task, n_particles=n_eval, seed=seed, names=baselines)
+        evs = baseline_evaluations(snapshots, task, n_particles=n_eval, seed=seed, names=baselines, mass=mass)
         for start in starts:  # the baselines do not depend on the protocol: one row per start, computed once
             for ev in evs:
                 record(

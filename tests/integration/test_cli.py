@@ -287,3 +287,29 @@ def test_allow_pickle_outside_a_single_npy_is_refused(tmp_path, capsys):
     csv.write_text("t,x\n0,1\n1,2\n2,3\n")
     assert main(["fit", "--data", str(csv), "--time-col", "t", "--allow-pickle", "--iterations", "1"]) == 2
     assert "--allow-pickle applies to a single stacked .npy file only" in capsys.readouterr().err
+
+
+def test_fit_mass_counts_fits_the_size_and_evaluate_reports_tmv(tmp_path, capsys):
+    # a population that doubles: 20, 30, 40 cells at times 0, 1, 2
+    rng = np.random.default_rng(0)
+    lines = ["samples,x1,x2"]
+    for t, n in ((0, 20), (1, 30), (2, 40)):
+        lines += [f"{t},{x[0]:.5f},{x[1]:.5f}" for x in rng.normal(size=(n, 2)) + 0.3 * t]
+    csv = tmp_path / "grow.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    code = main(
+        ["fit", "--data", str(csv), "--task", "loo:1", "--preset", "ito", "--mass", "counts", "--out", str(run), *TINY]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| TMV |" in out and "mass (observed)" in out
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["data"]["mass"] == "counts" and saved["model"]["growth"]["name"] == "mlp"
+    code = main(["evaluate", "--run", str(run), "--no-baselines"])
+    assert code == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| model | 1 |")][0]
+    assert "(1.500)" in row  # the observed mass at time 1: 30 / 20
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--data", str(csv), "--mass", "sizes"])
+    assert e.value.code == 2

@@ -119,3 +119,30 @@ def test_tl_velocity_writes_the_growth_rate(branching):
     assert g.shape == (len(x),) and np.isfinite(g).all()
     expected = model.data_growth_rate(torch.as_tensor(snaps.data[1]), float(snaps.times[1])).detach().numpy()
     np.testing.assert_allclose(g[t == snaps.times[1]], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_compare_reports_tmv_for_models_and_baselines(branching, tmp_path):
+    snaps, _ = branching
+    configs = {"balanced": _cfg(**{"model.growth.name": "none", "data.mass": "normalised"}), "grown": _cfg()}
+    configs = {k: c.override(**{"train.iterations": 2, "eval.n_particles": 100}) for k, c in configs.items()}
+    rows = mfsde.compare(configs, snaps, "loo:2", seeds=[0], progress=False)
+    by = {r["preset"]: r for r in rows}
+    assert {"balanced", "grown", "previous", "mccann"} <= set(by)
+    assert all("tmv" in by[k] and "tmv@2" in by[k] for k in ("grown", "previous", "mccann"))
+    # a mass-conserving model is scored against the counts too: its mass stays 1
+    assert by["balanced"]["tmv"] == pytest.approx(
+        abs(1.0 - snaps.data[2].shape[0] / snaps.data[0].shape[0]) / (snaps.data[2].shape[0] / snaps.data[0].shape[0])
+    )
+    other = _cfg(**{"data.mass": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(ValueError, match="the configs give different data.mass"):
+        mfsde.compare({"a": configs["grown"], "b": other}, snaps, "loo:2", seeds=[0], progress=False)
+
+
+def test_sample_with_mass_gives_the_mass_relative_to_the_start():
+    model = mfsde.model.build_model(_cfg())
+    with torch.no_grad():
+        model.growth.net[-1].bias.fill_(0.5)  # g ≡ 0.5 per unit of model time (identity scale: data time)
+    x0 = torch.randn(30, 2)
+    xs, mass = model.sample_with_mass(x0, [0.0, 1.0, 2.0], seed=0)
+    assert xs.shape == (3, 30, 2)
+    torch.testing.assert_close(mass, torch.exp(0.5 * torch.tensor([0.0, 1.0, 2.0])), rtol=1e-5, atol=0)

@@ -13,6 +13,7 @@ from conftest import REPO
 import mfsde
 from mfsde.config import Config
 from mfsde.data import Task, from_arrays, get_task
+from mfsde.losses import path_energy
 from mfsde.training import (
     FitResult,
     Trainer,
@@ -23,6 +24,7 @@ from mfsde.training import (
     read_history,
     seed_everything,
 )
+from mfsde.training._trainer import default_simulate
 
 D = 2
 
@@ -414,3 +416,62 @@ def test_random_batch_trains_on_random_groups_and_predicts_exactly(snaps):
     fresh.load_state_dict(res.model.state_dict())
     fresh.eval()
     torch.testing.assert_close(res.model(x0, ts, seed=1).xs, fresh(x0, ts, seed=1).xs, rtol=0, atol=0)
+
+
+# -- loss.tail_weight: the least-action prior over one mean gap past the last training time --------
+
+
+def _trainer(**over):
+    return Trainer(tiny_config("ito", **over), shifted_snapshots(), task(train=(0, 1, 2), heldout=(3,)))
+
+
+def test_the_tail_simulates_one_mean_gap_further_and_adds_its_energy_per_unit_time():
+    seen = {}
+
+    def spy(model, x0, ts, generator, **kw):
+        sol = default_simulate(model, x0, ts, generator)
+        seen["ts"], seen["sol"] = ts.clone(), sol
+        return sol
+
+    trainer = _trainer(**{"loss.tail_weight": 2.0})
+    trainer.simulate = spy
+    pop = trainer.replicas[0]
+    loss, fit, energy, _ = trainer.population_loss(pop)
+    ts = seen["ts"]
+    gap = float(ts[1] - ts[0])
+    assert len(ts) == 4 and float(ts[-1] - ts[-2]) == pytest.approx(gap)  # 3 training times + the tail
+    sol = seen["sol"]
+    assert energy.item() == pytest.approx(path_energy(sol, t_end=float(ts[-2])).item())  # unchanged by the tail
+    tail = (sol.energy[-1] - sol.energy[-2]).item() / gap
+    assert tail > 0
+    expected = fit.item() + 0.01 * energy.item() + 2.0 * tail
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_no_tail_is_the_loss_without_it():
+    a, b = _trainer(), _trainer(**{"loss.tail_weight": 0.0})
+    assert a.config.loss.tail_weight == 0.0
+    la = a.population_loss(a.replicas[0])[0]
+    lb = b.population_loss(b.replicas[0])[0]
+    assert torch.equal(la, lb)
+
+
+def test_a_tail_holds_the_drift_back_past_the_last_time():
+    """Trained with a heavy tail weight, the drift at the last time's cells is smaller."""
+    snaps = shifted_snapshots()
+    speeds = {}
+    for w in (0.0, 10.0):
+        res = mfsde.fit(
+            tiny_config("ito", **{"loss.tail_weight": w, "train.iterations": 30}),
+            snaps,
+            task(train=(0, 1, 2), heldout=(3,)),
+            progress=False,
+        )
+        x = torch.as_tensor(snaps.data[2])
+        speeds[w] = res.model.data_velocity(x).norm(dim=-1).mean().item()
+    assert speeds[10.0] < 0.8 * speeds[0.0]
+
+
+def test_a_negative_tail_weight_is_one_line():
+    with pytest.raises(ValueError, match="loss.tail_weight must be a finite number >= 0"):
+        tiny_config("ito", **{"loss.tail_weight": -0.5})
