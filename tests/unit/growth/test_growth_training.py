@@ -146,3 +146,48 @@ def test_sample_with_mass_gives_the_mass_relative_to_the_start():
     xs, mass = model.sample_with_mass(x0, [0.0, 1.0, 2.0], seed=0)
     assert xs.shape == (3, 30, 2)
     torch.testing.assert_close(mass, torch.exp(0.5 * torch.tensor([0.0, 1.0, 2.0])), rtol=1e-5, atol=0)
+
+
+def test_populations_each_carry_their_own_counts():
+    from mfsde.data import Populations
+
+    a, _ = branching_snapshots(branching_ou(), times=[0.0, 0.5, 1.0], n0=120, seed=1)
+    b, _ = branching_snapshots(branching_ou(birth=0.2, death=1.0), times=[0.0, 0.5, 1.0], n0=120, seed=2)
+    pops = Populations({"grows": a, "shrinks": b})
+    res = mfsde.fit(_cfg(**{"train.iterations": 3}), pops, "all", progress=False)
+    assert "mass" in res.history[-1]
+    ev = mfsde.evaluate(res.model, pops, "all", times=[2], mass="counts", n_particles=50)
+    observed = {r["population"]: r["mass_observed"] for r in ev["per_time"]}
+    assert observed == {"grows": len(a.data[2]) / len(a.data[0]), "shrinks": len(b.data[2]) / len(b.data[0])}
+    assert observed["grows"] > 1 > observed["shrinks"]
+    with pytest.raises(ValueError, match="applies to one Snapshots; for populations use data.mass 'counts'"):
+        mfsde.fit(_cfg(**{"data.mass": [1.0, 2.0, 3.0]}), pops, "all", progress=False)
+
+
+def test_flow_matching_then_simulation_trains_the_growth_rate_in_its_simulation_phase(branching):
+    snaps, _ = branching
+    cfg = _cfg(**{"train.method": "flow_matching+simulation", "train.fm_iterations": 2, "train.iterations": 4})
+    res = mfsde.fit(cfg, snaps, "all", progress=False)
+    phases = [r["phase"] for r in res.history]
+    assert phases == ["flow_matching"] * 2 + ["simulation"] * 2
+    assert "mass" not in res.history[1] and "mass" in res.history[-1]
+    assert any(p.abs().sum() > 0 for p in res.model.growth.net[-1].parameters())  # trained after the switch
+
+
+def test_pl_growth_draws_the_growth_rate(tmp_path):
+    ad = pytest.importorskip("anndata")
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    adata = ad.AnnData(np.zeros((50, 1), dtype=np.float32))
+    adata.obsm["X_pca"] = np.random.default_rng(0).normal(size=(50, 2))
+    adata.obs["growth_rate"] = np.linspace(-1, 2, 50)
+    ax = mfsde.pl.growth(adata, show=False, save=str(tmp_path / "g.png"))
+    assert (tmp_path / "g.png").stat().st_size > 0
+    coll = ax.collections[0]
+    assert coll.norm.vmin == -2.0 and coll.norm.vmax == 2.0  # centred at zero
+    with pytest.raises(Exception, match="growth_rate"):
+        mfsde.pl.growth(ad.AnnData(np.zeros((3, 1), dtype=np.float32)), show=False)
