@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mfsde._checks import check_population, check_positive_int
-from mfsde.drifts._intra import _time_column, mlp
+from mfsde.drifts._intra import ParticleInputs, mlp
 from mfsde.interactions import build_interaction
 from mfsde.registry import Registry
 
@@ -27,19 +26,10 @@ from mfsde.registry import Registry
 GROWTH_MODELS = Registry("growth model")
 
 
-class GrowthRate(nn.Module):
+class GrowthRate(ParticleInputs):
     """Base class: ``forward(x, t=None, log_w=None)`` maps a population ``(..., N, d)`` (and its
     log-weights ``(..., N)``) to the growth rate at every particle, ``(..., N)``, in model units
     (per unit of model time)."""
-
-    def __init__(self, dim: int, time_input: bool = False):
-        super().__init__()
-        check_positive_int(dim, "dim")
-        self.dim, self.time_input = dim, bool(time_input)
-
-    def inputs(self, x: torch.Tensor, t) -> torch.Tensor:
-        check_population(x, "x", self.dim, finite=False)
-        return torch.cat([x, _time_column(x, t)], dim=-1) if self.time_input else x
 
 
 def _zero_last(net: nn.Sequential) -> nn.Sequential:

@@ -30,8 +30,9 @@ def mlp(in_dim: int, out_dim: int, width: int, depth: int, slope: float = 0.01) 
     return nn.Sequential(*layers)
 
 
-class IntraDrift(nn.Module):
-    """Base class: ``forward(x, t=None)`` maps ``(..., N, d)`` to ``(..., N, d)`` row by row."""
+class ParticleInputs(nn.Module):
+    """Shared base of functions of each particle's own state (and optionally the time): ``dim``,
+    ``time_input`` and :meth:`inputs`, the ``(..., N, d [+1])`` input of a population."""
 
     def __init__(self, dim: int, time_input: bool = False):
         super().__init__()
@@ -41,6 +42,10 @@ class IntraDrift(nn.Module):
     def inputs(self, x: torch.Tensor, t) -> torch.Tensor:
         check_population(x, "x", self.dim, finite=False)
         return torch.cat([x, _time_column(x, t)], dim=-1) if self.time_input else x
+
+
+class IntraDrift(ParticleInputs):
+    """Base class: ``forward(x, t=None)`` maps ``(..., N, d)`` to ``(..., N, d)`` row by row."""
 
 
 @INTRA_DRIFTS.register("mlp")
