@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mfsde.evaluation._evaluate import add_means
 from mfsde.losses._wasserstein import ot_plan, w1, w2
 
 BASELINES = ("previous", "mccann", "floor")
@@ -191,10 +192,7 @@ def baseline_evaluations(
             "seed": seed,
             "per_time": per_time,
         }
-        for m in metrics:
-            ev[m] = float(np.mean([r[m] for r in per_time]))
-        if any("tmv" in r for r in per_time):
-            ev["tmv"] = float(np.mean([r["tmv"] for r in per_time]))
+        add_means(ev, per_time, metrics)
         out.append(ev)
     return out
 
@@ -225,9 +223,6 @@ def _population_baselines(pops, task, *, times, metrics, names, **kwargs) -> lis
             "seed": kwargs["seed"],
             "per_time": rows[n],
         }
-        for m in metrics:
-            ev[m] = float(np.mean([r[m] for r in rows[n]]))
-        if any("tmv" in r for r in rows[n]):
-            ev["tmv"] = float(np.mean([r["tmv"] for r in rows[n]]))
+        add_means(ev, rows[n], metrics)
         out.append(ev)
     return out

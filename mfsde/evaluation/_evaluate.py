@@ -21,6 +21,16 @@ from mfsde.data._populations import Populations, population_items
 from mfsde.losses import w1, w2
 
 
+def add_means(out: dict, per_time: list[dict], metrics) -> dict:
+    """``out`` with the mean over ``per_time`` of every metric, and of ``tmv`` where the records
+    carry one (data with masses)."""
+    for m in metrics:
+        out[m] = float(np.mean([r[m] for r in per_time]))
+    if any("tmv" in r for r in per_time):
+        out["tmv"] = float(np.mean([r["tmv"] for r in per_time]))
+    return out
+
+
 def metric_key(metric: str, rec: dict) -> str:
     """The column name of a ``per_time`` record: ``w1@k``, or ``w1@population:k`` with populations."""
     pop = rec.get("population")
@@ -205,10 +215,7 @@ def evaluate(
         "seed": seed,
         "per_time": per_time,
     }
-    for m in metrics:
-        out[m] = float(np.mean([r[m] for r in per_time]))
-    if any("tmv" in r for r in per_time):
-        out["tmv"] = float(np.mean([r["tmv"] for r in per_time]))
+    add_means(out, per_time, metrics)
     return out
 
 
@@ -231,10 +238,7 @@ def _evaluate_populations(model, pops: Populations, task, *, times, metrics, **k
         "seed": kwargs["seed"],
         "per_time": per_time,
     }
-    for m in metrics:
-        out[m] = float(np.mean([r[m] for r in per_time]))
-    if any("tmv" in r for r in per_time):
-        out["tmv"] = float(np.mean([r["tmv"] for r in per_time]))
+    add_means(out, per_time, metrics)
     out["per_population"] = {
         name: {m: float(np.mean([r[m] for r in per_time if r["population"] == name])) for m in metrics}
         for name, *_ in items
