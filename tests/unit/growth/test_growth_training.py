@@ -191,3 +191,15 @@ def test_pl_growth_draws_the_growth_rate(tmp_path):
     assert coll.norm.vmin == -2.0 and coll.norm.vmax == 2.0  # centred at zero
     with pytest.raises(Exception, match="growth_rate"):
         mfsde.pl.growth(ad.AnnData(np.zeros((3, 1), dtype=np.float32)), show=False)
+
+
+def test_a_growth_run_interrupted_and_resumed_matches_one_run(branching, tmp_path):
+    snaps, _ = branching
+    whole = mfsde.fit(_cfg(**{"train.iterations": 4}), snaps, "all", progress=False)
+    part = _cfg(**{"train.iterations": 2, "train.checkpoint_every": 1})
+    mfsde.fit(part, snaps, "all", out_dir=tmp_path / "run", progress=False)
+    resumed = mfsde.fit(_cfg(**{"train.iterations": 4}), snaps, "all", resume=tmp_path / "run", progress=False)
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert any(k.startswith("growth.") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["mass"] for r in whole.history] == [r["mass"] for r in resumed.history]
