@@ -14,7 +14,9 @@ Data (``../shared/data``; a data set that is absent is skipped with a message) a
 
 Methods: ``ito`` and ``scimf`` as they are (mass conserved: fitted to the normalised snapshots)
 and with the mass channel (``ito_growth``, ``scimf_growth``: ``model.growth = "mlp"``,
-``data.mass = "counts"``). Every run gets ``--budget`` CPU seconds of training steps
+``data.mass = "counts"``), each trained by simulation or warm-started by flow matching
+(``*_fm``: ``train.method = "flow_matching+simulation"``, the balanced coupling's drift as the
+start of the simulation phase; CytoBridge too trains in two stages, a pre-training then its full loss). Every run gets ``--budget`` CPU seconds of training steps
 (``train.time_clock = "cpu"``) and 1 thread. Scores, from 2,000 cells simulated from the first
 time: W1 of the normalised laws (weighted by the particles' weights) and TMV, the relative error
 of the predicted total mass, at every scored time; for held-out times the baselines on the same
@@ -46,12 +48,17 @@ import mfsde
 from mfsde.evaluation import baseline_evaluations, growth_error
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
+#: name: (preset, mass channel, training method)
 METHODS = {
-    "ito": ("ito", False),
-    "ito_growth": ("ito", True),
-    "scimf": ("scimf", False),
-    "scimf_growth": ("scimf", True),
+    "ito": ("ito", False, "simulation"),
+    "ito_growth": ("ito", True, "simulation"),
+    "scimf": ("scimf", False, "simulation"),
+    "scimf_growth": ("scimf", True, "simulation"),
+    "ito_fm": ("ito", False, "flow_matching+simulation"),
+    "ito_growth_fm": ("ito", True, "flow_matching+simulation"),
+    "scimf_growth_fm": ("scimf", True, "flow_matching+simulation"),
 }
+
 #: (data set, task)
 TASKS = [
     ("grn_attract", "loo:2"),
@@ -90,8 +97,9 @@ def load(name: str):
 
 
 def config(method: str, dim: int, seed: int, budget: float):
-    base, grows = METHODS[method]
+    base, grows, training = METHODS[method]
     over = {
+        "train.method": training,
         "train.seed": seed,
         "train.time_budget": budget,
         "train.time_clock": "cpu",
