@@ -12,18 +12,19 @@ Data (``../shared/data``; a data set that is absent is skipped with a message) a
   (:func:`mfsde.evaluation.growth_error`, relative L² on the observed populations; a balanced
   model's is 1 by definition).
 
-Methods: ``ito`` and ``scimf`` as they are (mass conserved: fitted to the normalised snapshots)
-and with the mass channel (``ito_growth``, ``scimf_growth``: ``model.growth = "mlp"``,
-``data.mass = "counts"``), each trained by simulation or warm-started by flow matching
-(``*_fm``: ``train.method = "flow_matching+simulation"``, the balanced coupling's drift as the
-start of the simulation phase; CytoBridge too trains in two stages, a pre-training then its full loss). Every run gets ``--budget`` CPU seconds of training steps
-(``train.time_clock = "cpu"``) and 1 thread. Scores, from 2,000 cells simulated from the first
-time: W1 of the normalised laws (weighted by the particles' weights) and TMV, the relative error
-of the predicted total mass, at every scored time; for held-out times the baselines on the same
-cells and metric (previous: the earlier training time's cells and mass; McCann: displacement
-interpolation and linearly interpolated mass; the sampling floor). CytoBridge's published
-figures (attractive network, fitted on every time, paper Table 1) are shown beside ours, with
-their protocol.
+Methods: ``ito``, ``scimf`` and ``radial`` (central pairwise forces, the form of CytoBridge's
+interaction potential) as they are (mass conserved: fitted to the normalised snapshots) and with
+the mass channel (``*_growth``: ``model.growth = "mlp"``, ``data.mass = "counts"``), each
+trained by simulation or warm-started by flow matching (``*_fm``: ``train.method =
+"flow_matching+simulation"``, the balanced coupling's drift as the start of the simulation
+phase; CytoBridge too trains in two stages, a pre-training, then its full loss). Every run gets
+``--budget`` CPU seconds of training steps (``train.time_clock = "cpu"``) and 1 thread. Scores,
+from 2,000 cells simulated from the first time: W1 of the normalised laws (weighted by the
+particles' weights) and TMV, the relative error of the predicted total mass, at every scored
+time; for held-out times the baselines on the same cells and metric (previous: the earlier
+training time's cells and mass; McCann: displacement interpolation and linearly interpolated
+mass; the sampling floor). CytoBridge's published figures (attractive network, fitted on every
+time, paper Table 1) are shown beside ours, with their protocol.
 
 Rows go to ``results/<name>.rows.jsonl`` as they finish (``--resume`` skips those there,
 ``--shard K/N`` deals the runs to N processes); ``--render`` writes the table and JSON.
@@ -57,6 +58,7 @@ METHODS = {
     "ito_fm": ("ito", False, "flow_matching+simulation"),
     "ito_growth_fm": ("ito", True, "flow_matching+simulation"),
     "scimf_growth_fm": ("scimf", True, "flow_matching+simulation"),
+    "radial_growth_fm": ("radial", True, "flow_matching+simulation"),
 }
 
 #: (data set, task)
