@@ -49,17 +49,24 @@ import mfsde
 from mfsde.evaluation import baseline_evaluations, growth_error
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
-#: name: (preset, mass channel, training method)
-METHODS = {
-    "ito": ("ito", False, "simulation"),
-    "ito_growth": ("ito", True, "simulation"),
-    "scimf": ("scimf", False, "simulation"),
-    "scimf_growth": ("scimf", True, "simulation"),
-    "ito_fm": ("ito", False, "flow_matching+simulation"),
-    "ito_growth_fm": ("ito", True, "flow_matching+simulation"),
-    "scimf_growth_fm": ("scimf", True, "flow_matching+simulation"),
-    "radial_growth_fm": ("radial", True, "flow_matching+simulation"),
-}
+#: a method is ``<preset>[_growth][_fm]``: the preset, with the mass channel, warm-started by flow matching
+METHODS = [
+    "ito",
+    "ito_growth",
+    "scimf",
+    "scimf_growth",
+    "ito_fm",
+    "ito_growth_fm",
+    "scimf_growth_fm",
+    "radial_growth_fm",
+]
+
+
+def method_spec(method: str) -> tuple[str, bool, str]:
+    """``(preset, mass channel, train.method)`` of a method name of :data:`METHODS`."""
+    training = "flow_matching+simulation" if method.endswith("_fm") else "simulation"
+    return method.split("_")[0], "_growth" in method, training
+
 
 #: (data set, task)
 TASKS = [
@@ -99,7 +106,7 @@ def load(name: str):
 
 
 def config(method: str, dim: int, seed: int, budget: float):
-    base, grows, training = METHODS[method]
+    base, grows, training = method_spec(method)
     over = {
         "train.method": training,
         "train.seed": seed,
@@ -242,7 +249,7 @@ def render(name: str) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     ap.add_argument("--data", nargs="+", default=None, help="data sets (default: all of TASKS)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", type=float, default=90.0, help="CPU seconds of training per run")
