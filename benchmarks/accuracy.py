@@ -125,19 +125,28 @@ def n_eval(start: str):
 
 
 def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, args) -> list[dict]:
+    """One preset, one seed: trained for ``args.budget`` seconds of training steps, or, when
+    ``args.iterations`` is set (``--match-iterations``), for exactly that many iterations with no
+    time limit; evaluated under every protocol in ``starts``."""
     overrides = args.overrides
-    cfg = mfsde.preset(preset, dim=snaps.dim).override(
-        **{**overrides, "train.seed": seed, "train.time_budget": args.budget, "train.iterations": 10**6}
+    iterations = getattr(args, "iterations", None)
+    limits = (
+        {"train.time_budget": None, "train.iterations": iterations}
+        if iterations is not None
+        else {"train.time_budget": args.budget, "train.iterations": 10**6}
     )
-    marks = [args.budget * (j + 1) / CURVE_POINTS for j in range(CURVE_POINTS - 1)]
+    cfg = mfsde.preset(preset, dim=snaps.dim).override(**{**overrides, "train.seed": seed, **limits})
+    total = iterations if iterations is not None else args.budget
+    marks = [total * (j + 1) / CURVE_POINTS for j in range(CURVE_POINTS - 1)]
     curve, spent = [], [0.0]
     wall = time.perf_counter()
 
-    def cb(rec, model):  # time-to-accuracy: held-out W1 after each 1/8 of the budget
+    def cb(rec, model):  # time-to-accuracy: held-out W1 after each 1/8 of the budget (or of the iterations)
         # training steps only, on the budget's clock: this evaluation is not counted
         spent[0] += rec["cpu_seconds"] if cfg.train.time_clock == "cpu" else rec["seconds"]
-        if marks and spent[0] >= marks[0]:
-            while marks and spent[0] >= marks[0]:
+        done = rec["iteration"] if iterations is not None else spent[0]
+        if marks and done >= marks[0]:
+            while marks and done >= marks[0]:
                 marks.pop(0)
             ev = evaluate(model, snaps, task, n_particles=2000, seed=0, metrics=("w1",))
             model.train()
@@ -169,7 +178,9 @@ def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, ar
                 "final_fm": res.history[-1].get("fm"),
                 "train_cpu_seconds": res.train_cpu_seconds,
                 "curve": curve if start == "t0" else None,
-                "budget": args.budget,
+                "budget": None if iterations is not None else args.budget,
+                # "iterations": trained for the reference's iteration count of this seed (--match-iterations)
+                "compute": "budget" if iterations is None else "iterations",
                 "overrides": overrides,
                 # what the no-regression gate compares besides budget and overrides (older configs: their values)
                 "method": cfg.train.method,
@@ -480,6 +491,8 @@ def _clock(row: dict) -> str:
 #: what a model's figures depend on beyond preset, data and seed: rows that differ in one of these
 #: from the reference are not comparable
 SETTINGS = {
+    # what fixed the amount of training: "budget" (seconds) or "iterations" (--match-iterations)
+    "compute": lambda r: r.get("compute", "budget"),
     "budget": lambda r: r.get("budget"),
     "overrides": lambda r: r.get("overrides") or {},
     "training_method": lambda r: r.get("method", "simulation"),
@@ -526,6 +539,18 @@ def entries(rows: list[dict]) -> list[dict]:
         if e["kind"] == "model":
             e.update(_settings(rs))
             e["iterations"] = float(np.mean([r["iterations"] for r in rs]))
+            e["iterations_per_seed"] = [int(r["iterations"]) for r in rs]  # what --match-iterations trains
+            # seconds of training steps per iteration on the rows' clock(s), and CPU seconds where logged
+            for key, field in (
+                ("seconds_per_iteration", "train_seconds"),
+                ("cpu_seconds_per_iteration", "train_cpu_seconds"),
+            ):
+                secs = [r.get(field) for r in rs]
+                e[key] = (
+                    float(np.mean([t / max(r["iterations"], 1) for t, r in zip(secs, rs)]))
+                    if None not in secs
+                    else None
+                )
         e["per_time"] = [
             {
                 "index": pt["index"],
@@ -614,12 +639,26 @@ def _fmt_setting(v) -> str:
 
 def mismatch(ref: dict, new: dict) -> str | None:
     """Why a model entry of this run is not comparable with the reference's (``"budget 120 vs 240"``:
-    this run's value first), or ``None``."""
+    this run's value first), or ``None``. A run trained for the reference's iterations
+    (``--match-iterations``) is comparable whatever its clock and budget when every seed it shares
+    with the reference ran the reference's iteration count."""
+    matched = new.get("compute") == "iterations"
+    keys = [k for k in SETTINGS if not (matched and k in ("compute", "budget", "clock"))]
+
+    def ref_value(k):  # references written before "compute" was recorded trained for a budget
+        return ref.get(k, "budget" if k == "compute" else None)
+
     diffs = [
-        f"{k.replace('_', ' ')} {_fmt_setting(new.get(k))} vs {_fmt_setting(ref.get(k))}"
-        for k in SETTINGS
-        if new.get(k) != ref.get(k)
+        f"{k.replace('_', ' ')} {_fmt_setting(new.get(k))} vs {_fmt_setting(ref_value(k))}"
+        for k in keys
+        if new.get(k) != ref_value(k)
     ]
+    if matched:
+        want = dict(zip(ref["seeds"], ref.get("iterations_per_seed") or []))
+        off = [(s, n) for s, n in zip(new["seeds"], new.get("iterations_per_seed") or []) if want.get(s) != n]
+        if off:
+            diffs.append("iterations per seed " + ", ".join(f"seed {s}: {n} vs {want.get(s, 'none')}" for s, n in off))
+        return "; ".join(diffs) or None
     a, b = ref.get("iterations"), new.get("iterations")
     if not diffs and a and b and not 1 / ITERATION_RATIO <= b / a <= ITERATION_RATIO:
         # equal seconds, other work: another machine, or CPU seconds inflated by load (see docs/training_methods.md)
@@ -686,6 +725,28 @@ def gate(rows: list[dict], reference: dict) -> dict:
             if a and b and a["mean"] is not None and b["mean"] is not None:
                 line["difference"] = b["mean"] - a["mean"]
             lines.append(line)
+    speed = []  # one line per fit (the protocols of a task share it): seconds per iteration, both sides
+    for k in keys:
+        r, n = ref.get(k), new.get(k)
+        if r is None or n is None or n["kind"] != "model" or any(x["key"] == (*k[:2], k[3]) for x in speed):
+            continue
+        speed.append(
+            {
+                "key": (*k[:2], k[3]),
+                "method": k[3],
+                "dataset": k[0],
+                "task": k[1],
+                **{
+                    side: {
+                        "clock": e.get("clock"),
+                        "seconds_per_iteration": e.get("seconds_per_iteration"),
+                        "cpu_seconds_per_iteration": e.get("cpu_seconds_per_iteration"),
+                        "iterations": e.get("iterations"),
+                    }
+                    for side, e in (("reference", r), ("new", n))
+                },
+            }
+        )
     counts: dict[str, dict[str, int]] = {}
     for line in lines:
         c = counts.setdefault(line["dataset"], {"better": 0, "within": 0, "worse": 0})
@@ -699,6 +760,7 @@ def gate(rows: list[dict], reference: dict) -> dict:
         "lines": lines,
         "summary": counts,
         "not_in_run": [f"{t[0]} {t[1]}, {t[2]}" for t in tasks if t not in ran],
+        "speed": [{k: v for k, v in x.items() if k != "key"} for x in speed],
     }
 
 
@@ -746,6 +808,27 @@ def gate_markdown(g: dict, digits_for) -> str:
         + (f" Not in this run: {'; '.join(g['not_in_run'])}." if g["not_in_run"] else ""),
         "",
     ]
+    if g.get("speed"):
+        out += [
+            "Training speed, for information (no verdict: it depends on the machine and its load): seconds of "
+            "training steps per iteration on each side's clock, and CPU seconds per iteration where logged.",
+            "",
+            "| method | data, task | reference s/it | this run s/it | reference CPU s/it | this run CPU s/it "
+            "| iterations (reference, this run) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+
+        def f(v, clock=None):
+            return "–" if v is None else f"{v:.3f}" + (f" ({clock})" if clock else "")
+
+        for x in g["speed"]:
+            a, b = x["reference"], x["new"]
+            out.append(
+                f"| {x['method']} | {x['dataset']} {x['task']} | {f(a['seconds_per_iteration'], a['clock'])} | "
+                f"{f(b['seconds_per_iteration'], b['clock'])} | {f(a['cpu_seconds_per_iteration'])} | "
+                f"{f(b['cpu_seconds_per_iteration'])} | {a['iterations'] or 0:.0f}, {b['iterations'] or 0:.0f} |"
+            )
+        out.append("")
     return "\n".join(out)
 
 
@@ -866,6 +949,13 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--fail-on-worse", action="store_true", help="exit 1 if a line of the comparison is worse")
     ap.add_argument(
+        "--match-iterations",
+        action="store_true",
+        help="train every model run for the reference's iteration count of its data set, task, preset and "
+        "seed, with no time limit (instead of --budget): the comparison then does not depend on the "
+        "machine's speed; the seconds per iteration are reported beside it",
+    )
+    ap.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: EMT (loo:1, loo:2), scimf and ito, 10 s, 1 seed (written as accuracy_quick)",
@@ -897,6 +987,11 @@ def main(argv=None) -> int:
         return render(
             args.name, reference=reference, only_gate=args.compare and not args.render, fail_on_worse=args.fail_on_worse
         )
+    if args.match_iterations and (args.budget is not None or args.quick or reference is None):
+        ap.error(
+            "--match-iterations trains for the reference's iterations: it takes neither --budget nor --quick, "
+            "and needs a reference (not --reference none)"
+        )
     if args.quick:
         args.datasets, args.presets, args.seeds, args.budget = ["emt"], ["scimf", "ito"], [0], 10.0
         args.cite_presets = args.presets
@@ -914,11 +1009,38 @@ def main(argv=None) -> int:
             mfsde.preset(p, dim=snaps[d].dim).override(**overrides)
         except (KeyError, ValueError, TypeError) as exc:
             ap.error(f"--set: preset {p!r} on {d}: {exc}")
+    counts = {}  # --match-iterations: (dataset, task, preset, seed) -> the reference's iterations
+    if args.match_iterations:
+        try:
+            ref_doc = load_reference(reference)
+        except ValueError as exc:
+            ap.error(f"--match-iterations: {exc}")
+        if ref_doc is None:
+            ap.error(f"--match-iterations: no reference at {reference}")
+        for e in ref_doc["entries"]:
+            if e["kind"] == "model":
+                for s, it in zip(e["seeds"], e.get("iterations_per_seed") or []):
+                    counts[(e["dataset"], e["task"], e["method"], s)] = it
+        lacking = [
+            f"{p} on {d} {t} seed {s}" for d, t, _, p, s in planned if p != "baselines" and (d, t, p, s) not in counts
+        ]
+        if lacking:
+            ap.error(
+                f"--match-iterations: the reference {reference} has no iteration count for "
+                f"{'; '.join(lacking[:3])}{' …' if len(lacking) > 3 else ''} (references written before "
+                "iterations were recorded per seed: rewrite it with --write-reference)"
+            )
     old = _common.start_log(log, resume=args.resume, first_shard=k == 1)
     other = sorted(
         {json.dumps(r.get("overrides") or {}, sort_keys=True) for r in old if r["kind"] == "model"}
         - {json.dumps(overrides, sort_keys=True)}
     )
+    mode = "iterations" if args.match_iterations else "budget"
+    modes = sorted({r.get("compute", "budget") for r in old if r["kind"] == "model"} - {mode})
+    if modes:  # nor runs trained for a budget with runs trained for the reference's iterations
+        ap.error(
+            f"--resume: {log.name} holds runs trained by {modes[0]}; this run trains by {mode} (--match-iterations)"
+        )
     if other:  # resuming must not mix runs of different configs under one name
         ap.error(
             f"--resume: {log.name} holds runs with other --set overrides ({'; '.join(other)}); "
@@ -964,7 +1086,9 @@ def main(argv=None) -> int:
                 starts,
                 what,
                 seed,
-                argparse.Namespace(budget=budget, overrides=overrides),
+                argparse.Namespace(
+                    budget=budget, overrides=overrides, iterations=counts.get((dataset, task, what, seed))
+                ),
             )
         _common.append_rows(log, rows, **_common.run_fields(commit, args.threads))
         print(

@@ -331,3 +331,66 @@ def test_tasks_reject_an_unknown_label_in_one_line(bench, results, capsys):
     errors = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
     assert len(errors) == 1 and "argument --tasks: unknown task 'emt:loo:9'; known: emt:loo:1" in errors[0]
     assert "bargaje:extrapolate:1" in errors[0]
+
+
+# -- --match-iterations ----------------------------------------------------------------------------
+def test_runs_matched_to_the_reference_iterations_compare_whatever_their_budget_and_clock(bench):
+    ref = seeds("a", [1.0, 1.0]) + seeds("b", [1.0, 1.0]) + seeds("c", [1.0, 1.0])
+    matched = {"compute": "iterations", "budget": None, "time_clock": "cpu", "train_seconds": 30.0}
+    new = (
+        seeds("a", [1.0, 1.0], **matched)
+        + [row("b", 0, 1.0, **matched), row("b", 1, 1.0, **{**matched, "iterations": 11})]
+        + seeds("c", [1.0, 1.0], **matched, overrides={"train.lr": 0.01})
+    )
+    got = lines(bench, ref, new)
+    assert got["a"]["verdict"] == "within" and got["a"]["reason"] is None
+    assert got["b"]["verdict"] == "not comparable"
+    assert got["b"]["reason"] == "iterations per seed seed 1: 11 vs 10"
+    assert got["c"]["reason"] == "overrides train.lr=0.01 vs none"  # matching iterations is not matching settings
+    # a budget run is still held to the reference's settings
+    assert lines(bench, ref, seeds("a", [1.0, 1.0], budget=120.0))["a"]["reason"] == "budget 120 vs 60"
+
+
+@pytest.fixture
+def tiny_emt(bench, monkeypatch):
+    """``emt`` replaced by a small synthetic data set (4 times, 2-D): the benchmark trains in seconds."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    snaps = mfsde.Snapshots([0.0, 1.0, 2.0, 3.0], [rng.normal(size=(60, 2)) + 0.5 * k for k in range(4)], name="emt")
+    monkeypatch.setattr(bench, "load", lambda name: snaps if name == "emt" else None)
+
+
+def test_match_iterations_trains_every_seed_for_the_reference_count(bench, results, tiny_emt, capsys):
+    ref_rows = [row("ito", 0, 0.5, iterations=3), row("ito", 1, 0.6, iterations=4)]
+    fake_log(results / "results", "ref", ref_rows)
+    assert bench.main(["--write-reference", "--name", "ref"]) == 0
+    e = json.loads((results / "reference" / "accuracy.json").read_text())["entries"][0]
+    assert (e["iterations_per_seed"], e["compute"]) == ([3, 4], "budget")
+    assert e["seconds_per_iteration"] == pytest.approx((60 / 3 + 60 / 4) / 2)
+    args = ["--match-iterations", "--datasets", "emt", "--presets", "ito", "--tasks", "emt:loo:1", "--name", "m"]
+    assert bench.main([*args, "--seeds", "0", "1"]) == 0
+    rows = [json.loads(x) for x in (results / "results" / "m.rows.jsonl").read_text().splitlines()]
+    models = sorted((r for r in rows if r["kind"] == "model"), key=lambda r: r["seed"])
+    assert [(r["seed"], r["iterations"], r["compute"], r["budget"]) for r in models] == [
+        (0, 3, "iterations", None),
+        (1, 4, "iterations", None),
+    ]
+    g = json.loads((results / "results" / "m.json").read_text())["gate"]
+    (ito,) = [ln for ln in g["lines"] if ln["method"] == "ito"]
+    assert ito["verdict"] in ("better", "within", "worse") and ito["reason"] is None
+    (speed,) = g["speed"]
+    assert speed["reference"]["seconds_per_iteration"] == pytest.approx(17.5)
+    assert speed["new"]["seconds_per_iteration"] > 0 and speed["new"]["iterations"] == 3.5
+    assert "Training speed, for information" in (results / "results" / "m.md").read_text()
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exc:  # a seed the reference lacks: refused before anything runs
+        bench.main([*args, "--seeds", "2", "--name", "m2"])
+    assert exc.value.code == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "has no iteration count for ito on emt loo:1 seed 2" in errors[0]
+    assert not (results / "results" / "m2.rows.jsonl").exists()
+    with pytest.raises(SystemExit) as exc:
+        bench.main([*args, "--seeds", "0", "--budget", "10"])
+    assert exc.value.code == 2 and "takes neither --budget" in capsys.readouterr().err
