@@ -64,6 +64,7 @@ import argparse
 import datetime
 import json
 import math
+import operator
 import sys
 import time
 from pathlib import Path
@@ -564,33 +565,77 @@ def entries(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_reference(name: str, path: Path) -> int:
+def _dirty(commits) -> list[str]:
+    """The commits of ``commits`` that no checkout reproduces: uncommitted trees (``+dirty``) or unknown."""
+    return sorted({c or "unknown" for c in commits if not c or c.endswith("+dirty")})
+
+
+def write_reference(name: str, path: Path, *, update: bool = False, allow_dirty: bool = False) -> int:
     """Write the reference figures (:func:`entries`) of ``results/<name>.rows.jsonl`` (or of the rows
     in ``<name>.json``: :func:`_common.load_rows`) to ``path``, with the commits the rows name, the
-    mfsde version, the date and the rows log's name."""
+    mfsde version, the date and the rows log's name. Each entry says whether it is ``reproducible``
+    (every row it comes from names a commit without uncommitted changes); rows from an uncommitted
+    tree are refused unless ``allow_dirty``. ``update``: replace only the entries these rows hold
+    (the others, and their provenance, stay) and record the update in ``updates``."""
     rows, log = _common.load_rows(name)
     if not rows:
         print(f"no rows in {log}")
         return 2
+    dirty = _dirty(r.get("git_commit") for r in rows)
+    if dirty and not allow_dirty:
+        print(
+            f"error: rows of {log.name} come from code no commit holds ({', '.join(dirty)}): a reference must be "
+            "reproducible; rerun them from a clean checkout (or --allow-dirty)"
+        )
+        return 2
     es = entries(rows)
-    doc = {
-        "benchmark": "accuracy",
-        "rows_log": log.name,
-        "git_commits": sorted({r["git_commit"] for r in rows if r.get("git_commit")}),
-        "written_at_commit": _common.env_info()["git_commit"],
-        "mfsde_version": mfsde.__version__,
-        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "metric": "w1",
-        "rule": RULE,
-        "entries": es,
-    }
+    for e in es:
+        e["reproducible"] = bool(e["git_commits"]) and not _dirty(e["git_commits"])
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    commit = _common.env_info()["git_commit"]
+    if update:
+        try:
+            old = load_reference(path)
+        except ValueError as exc:
+            print(f"error: {exc}")
+            return 2
+        if old is None:
+            print(f"error: no reference at {path} to update (--write-reference without --update writes one)")
+            return 2
+        key = operator.itemgetter("dataset", "task", "start", "method")
+        fresh = {key(e): e for e in es}
+        kept = [fresh.pop(key(e), e) for e in old["entries"]]
+        es = kept + list(fresh.values())
+        for e in es:  # entries of references written before this was recorded
+            e.setdefault("reproducible", bool(e["git_commits"]) and not _dirty(e["git_commits"]))
+        replaced = len(entries(rows)) - len(fresh)
+        doc = {k: v for k, v in old.items() if k != "entries"}
+        doc["git_commits"] = sorted({c for e in es for c in e["git_commits"]})
+        doc["updates"] = [
+            *old.get("updates", []),
+            {"written": now, "at_commit": commit, "rows_log": log.name, "replaced": replaced, "added": len(fresh)},
+        ]
+        doc["entries"] = es
+    else:
+        doc = {
+            "benchmark": "accuracy",
+            "rows_log": log.name,
+            "git_commits": sorted({r["git_commit"] for r in rows if r.get("git_commit")}),
+            "written_at_commit": commit,
+            "mfsde_version": mfsde.__version__,
+            "written": now,
+            "metric": "w1",
+            "rule": RULE,
+            "entries": es,
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     head = json.dumps({k: v for k, v in doc.items() if k != "entries"}, indent=1, ensure_ascii=False)
     body = ",\n".join("  " + json.dumps(e, ensure_ascii=False) for e in es)  # one entry a line: readable diffs
     path.write_text(head[:-2] + ',\n "entries": [\n' + body + "\n ]\n}\n")
+    commits = ", ".join(sorted({r["git_commit"] for r in rows if r.get("git_commit")})) or "unknown"
     print(
-        f"wrote {path}: {len(es)} (dataset, task, start, method) entries from {log.name} "
-        f"(commits {', '.join(doc['git_commits']) or 'unknown'}; mfsde {mfsde.__version__})"
+        f"{'updated' if update else 'wrote'} {path}: {len(entries(rows))} (dataset, task, start, method) entries "
+        f"from {log.name} (commits {commits}; mfsde {mfsde.__version__})"
     )
     return 0
 
@@ -942,6 +987,16 @@ def main(argv=None) -> int:
         help="write the reference figures from results/<name>.rows.jsonl to --reference",
     )
     ap.add_argument(
+        "--update",
+        action="store_true",
+        help="with --write-reference: replace only the reference's entries that the rows hold, keep the others",
+    )
+    ap.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="with --write-reference: accept rows from uncommitted code (the entries say reproducible: false)",
+    )
+    ap.add_argument(
         "--reference",
         default=None,
         metavar="PATH",
@@ -979,8 +1034,10 @@ def main(argv=None) -> int:
         reference = None
     if (args.compare or args.write_reference) and reference is None:
         ap.error(f"--{'compare' if args.compare else 'write-reference'} needs a reference path, not --reference none")
+    if (args.update or args.allow_dirty) and not args.write_reference:
+        ap.error("--update and --allow-dirty go with --write-reference")
     if args.write_reference:
-        rc = write_reference(args.name, reference)
+        rc = write_reference(args.name, reference, update=args.update, allow_dirty=args.allow_dirty)
         if rc or not args.compare:
             return rc
     if args.render or args.compare:

@@ -394,3 +394,34 @@ def test_match_iterations_trains_every_seed_for_the_reference_count(bench, resul
     with pytest.raises(SystemExit) as exc:
         bench.main([*args, "--seeds", "0", "--budget", "10"])
     assert exc.value.code == 2 and "takes neither --budget" in capsys.readouterr().err
+
+
+def test_a_reference_from_uncommitted_code_is_refused_unless_allowed(bench, results, capsys):
+    fake_log(results / "results", "dirty", [row("scimf", 0, 0.3, git_commit="abc1234+dirty"), row("ito", 0, 0.4)])
+    assert bench.main(["--write-reference", "--name", "dirty"]) == 2
+    out = capsys.readouterr().out
+    assert "come from code no commit holds (abc1234+dirty)" in out and "--allow-dirty" in out
+    assert not (results / "reference" / "accuracy.json").exists()
+    assert bench.main(["--write-reference", "--name", "dirty", "--allow-dirty"]) == 0
+    e = {x["method"]: x for x in json.loads((results / "reference" / "accuracy.json").read_text())["entries"]}
+    assert (e["scimf"]["reproducible"], e["ito"]["reproducible"]) == (False, True)
+
+
+def test_update_replaces_only_the_entries_the_rows_hold(bench, results, capsys):
+    fake_log(results / "results", "fake", FAKE)
+    assert bench.main(["--write-reference", "--name", "fake"]) == 0
+    before = json.loads((results / "reference" / "accuracy.json").read_text())
+    fake_log(results / "results", "redo", seeds("scimf", [0.25, 0.26, 0.24], git_commit="def5678"))
+    assert bench.main(["--write-reference", "--update", "--name", "redo"]) == 0
+    after = json.loads((results / "reference" / "accuracy.json").read_text())
+    key = [(e["dataset"], e["task"], e["method"]) for e in before["entries"]]
+    assert [(e["dataset"], e["task"], e["method"]) for e in after["entries"]] == key  # same entries, same order
+    changed = [e for a, e in zip(before["entries"], after["entries"]) if a != e]
+    assert [(e["dataset"], e["task"], e["method"]) for e in changed] == [("emt", "loo:1", "scimf")]
+    assert changed[0]["mean"]["w1"]["mean"] == pytest.approx(0.25) and changed[0]["git_commits"] == ["def5678"]
+    assert after["git_commits"] == ["abc1234", "def5678"] and after["written"] == before["written"]
+    (upd,) = after["updates"]
+    assert (upd["rows_log"], upd["replaced"], upd["added"]) == ("redo.rows.jsonl", 1, 0)
+    with pytest.raises(SystemExit):  # --update alone does nothing: refused
+        bench.main(["--update", "--name", "redo", "--render"])
+    assert "--update and --allow-dirty go with --write-reference" in capsys.readouterr().err
