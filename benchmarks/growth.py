@@ -49,7 +49,8 @@ import mfsde
 from mfsde.evaluation import baseline_evaluations, growth_error
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
-#: a method is ``<preset>[_growth][_fm]``: the preset, with the mass channel, warm-started by flow matching
+#: a method is ``<preset>[_growth][_fm[N]]``: the preset, with the mass channel, warm-started by N
+#: flow-matching iterations (``train.fm_iterations``; 500, the default, without N)
 METHODS = [
     "ito",
     "ito_growth",
@@ -59,13 +60,18 @@ METHODS = [
     "ito_growth_fm",
     "scimf_growth_fm",
     "radial_growth_fm",
+    "ito_growth_fm50",
+    "scimf_growth_fm50",
 ]
 
 
-def method_spec(method: str) -> tuple[str, bool, str]:
-    """``(preset, mass channel, train.method)`` of a method name of :data:`METHODS`."""
-    training = "flow_matching+simulation" if method.endswith("_fm") else "simulation"
-    return method.split("_")[0], "_growth" in method, training
+def method_spec(method: str) -> tuple[str, bool, str, int | None]:
+    """``(preset, mass channel, train.method, train.fm_iterations)`` of a method name of
+    :data:`METHODS` (``fm_iterations`` ``None``: the config's)."""
+    last = method.split("_")[-1]
+    warm = last.startswith("fm") and (last == "fm" or last[2:].isdigit())
+    training = "flow_matching+simulation" if warm else "simulation"
+    return method.split("_")[0], "_growth" in method, training, int(last[2:]) if warm and last != "fm" else None
 
 
 #: (data set, task)
@@ -106,9 +112,10 @@ def load(name: str):
 
 
 def config(method: str, dim: int, seed: int, budget: float):
-    base, grows, training = method_spec(method)
+    base, grows, training, fm_iterations = method_spec(method)
     over = {
         "train.method": training,
+        **({"train.fm_iterations": fm_iterations} if fm_iterations is not None else {}),
         "train.seed": seed,
         "train.time_budget": budget,
         "train.time_clock": "cpu",
