@@ -50,11 +50,21 @@ comparable (budget 120 vs 240)" (this run's value first); a method only one side
 verdicts per data set. ``--compare`` exits 0 whatever the verdicts (it reports) unless
 ``--fail-on-worse`` (then 1 if a line is worse); ``--reference none`` turns the comparison off.
 
+A budget in seconds buys fewer iterations on a slower or busier machine (then "not comparable:
+iterations …"). ``--match-iterations`` trains every model run for the reference's iteration count
+of its data set, task, preset and seed instead, with no time limit: unchanged code reproduces
+the reference's figures whatever the machine, and the seconds per iteration of both sides are
+shown under the table, for information. ``--write-reference`` refuses rows from uncommitted code
+(``+dirty``; ``--allow-dirty`` writes them as ``"reproducible": false``); ``--update`` replaces
+only the reference entries that the rows hold.
+
     python benchmarks/accuracy.py --shard 1/2 & python benchmarks/accuracy.py --shard 2/2; \\
         python benchmarks/accuracy.py --render
     python benchmarks/accuracy.py --quick      # a smoke run: EMT, 2 presets, 10 s
     python benchmarks/accuracy.py --write-reference         # at a release: commit reference/accuracy.json
     python benchmarks/accuracy.py --compare [--name NAME] [--fail-on-worse]
+    python benchmarks/accuracy.py --presets scimf --cite-presets scimf --match-iterations --name gate
+    python benchmarks/accuracy.py --write-reference --update --name gate   # replace those entries
     python benchmarks/accuracy.py --tasks emt:extrapolate:1 bargaje:extrapolate:1 --name accuracy_extrapolate
 """
 
