@@ -599,6 +599,7 @@ def write_reference(name: str, path: Path, *, update: bool = False, allow_dirty:
         )
         return 2
     es = entries(rows)
+    n_rows = len(es)  # the entries these rows make
     for e in es:
         e["reproducible"] = bool(e["git_commits"]) and not _dirty(e["git_commits"])
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -618,7 +619,7 @@ def write_reference(name: str, path: Path, *, update: bool = False, allow_dirty:
         es = kept + list(fresh.values())
         for e in es:  # entries of references written before this was recorded
             e.setdefault("reproducible", bool(e["git_commits"]) and not _dirty(e["git_commits"]))
-        replaced = len(entries(rows)) - len(fresh)
+        replaced = n_rows - len(fresh)
         doc = {k: v for k, v in old.items() if k != "entries"}
         doc["git_commits"] = sorted({c for e in es for c in e["git_commits"]})
         doc["updates"] = [
@@ -644,7 +645,7 @@ def write_reference(name: str, path: Path, *, update: bool = False, allow_dirty:
     path.write_text(head[:-2] + ',\n "entries": [\n' + body + "\n ]\n}\n")
     commits = ", ".join(sorted({r["git_commit"] for r in rows if r.get("git_commit")})) or "unknown"
     print(
-        f"{'updated' if update else 'wrote'} {path}: {len(entries(rows))} (dataset, task, start, method) entries "
+        f"{'updated' if update else 'wrote'} {path}: {n_rows} (dataset, task, start, method) entries "
         f"from {log.name} (commits {commits}; mfsde {mfsde.__version__})"
     )
     return 0
