@@ -62,6 +62,7 @@ METHODS = [
     "radial_growth_fm",
     "ito_growth_fm50",
     "scimf_growth_fm50",
+    "radial_growth_fm50",
 ]
 
 
