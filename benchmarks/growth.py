@@ -259,6 +259,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     ap.add_argument("--data", nargs="+", default=None, help="data sets (default: all of TASKS)")
+    ap.add_argument(
+        "--tasks",
+        nargs="+",
+        default=None,
+        choices=sorted({t for _, t in TASKS}),
+        help="tasks (default: every task of the data sets)",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", type=float, default=90.0, help="CPU seconds of training per run")
     ap.add_argument("--shard", type=_common.shard, default=(1, 1), help="K/N: every N-th run, starting at the K-th")
@@ -270,7 +277,9 @@ def main(argv=None) -> int:
         return render(args.name)
     torch.set_num_threads(1)
     commit = _common.env_info().get("git_commit")
-    tasks = [t for t in TASKS if args.data is None or t[0] in args.data]
+    tasks = [
+        t for t in TASKS if (args.data is None or t[0] in args.data) and (args.tasks is None or t[1] in args.tasks)
+    ]
     present = []
     for data, task in tasks:
         if load(data)[0] is None:
