@@ -580,6 +580,11 @@ def _dirty(commits) -> list[str]:
     return sorted({c or "unknown" for c in commits if not c or c.endswith("+dirty")})
 
 
+def _reproducible(entry: dict) -> bool:
+    """Whether a checkout reproduces a reference entry: its rows name commits, none of them dirty."""
+    return bool(entry["git_commits"]) and not _dirty(entry["git_commits"])
+
+
 def write_reference(name: str, path: Path, *, update: bool = False, allow_dirty: bool = False) -> int:
     """Write the reference figures (:func:`entries`) of ``results/<name>.rows.jsonl`` (or of the rows
     in ``<name>.json``: :func:`_common.load_rows`) to ``path``, with the commits the rows name, the
@@ -601,7 +606,7 @@ def write_reference(name: str, path: Path, *, update: bool = False, allow_dirty:
     es = entries(rows)
     n_rows = len(es)  # the entries these rows make
     for e in es:
-        e["reproducible"] = bool(e["git_commits"]) and not _dirty(e["git_commits"])
+        e["reproducible"] = _reproducible(e)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     commit = _common.env_info()["git_commit"]
     if update:
@@ -618,7 +623,7 @@ def write_reference(name: str, path: Path, *, update: bool = False, allow_dirty:
         kept = [fresh.pop(key(e), e) for e in old["entries"]]
         es = kept + list(fresh.values())
         for e in es:  # entries of references written before this was recorded
-            e.setdefault("reproducible", bool(e["git_commits"]) and not _dirty(e["git_commits"]))
+            e.setdefault("reproducible", _reproducible(e))
         replaced = n_rows - len(fresh)
         doc = {k: v for k, v in old.items() if k != "entries"}
         doc["git_commits"] = sorted({c for e in es for c in e["git_commits"]})
@@ -781,28 +786,26 @@ def gate(rows: list[dict], reference: dict) -> dict:
             if a and b and a["mean"] is not None and b["mean"] is not None:
                 line["difference"] = b["mean"] - a["mean"]
             lines.append(line)
-    speed = []  # one line per fit (the protocols of a task share it): seconds per iteration, both sides
+    speed = {}  # one line per fit (the protocols of a task share it): seconds per iteration, both sides
     for k in keys:
         r, n = ref.get(k), new.get(k)
-        if r is None or n is None or n["kind"] != "model" or any(x["key"] == (*k[:2], k[3]) for x in speed):
+        fit = (k[0], k[1], k[3])
+        if r is None or n is None or n["kind"] != "model" or fit in speed:
             continue
-        speed.append(
-            {
-                "key": (*k[:2], k[3]),
-                "method": k[3],
-                "dataset": k[0],
-                "task": k[1],
-                **{
-                    side: {
-                        "clock": e.get("clock"),
-                        "seconds_per_iteration": e.get("seconds_per_iteration"),
-                        "cpu_seconds_per_iteration": e.get("cpu_seconds_per_iteration"),
-                        "iterations": e.get("iterations"),
-                    }
-                    for side, e in (("reference", r), ("new", n))
-                },
-            }
-        )
+        speed[fit] = {
+            "method": k[3],
+            "dataset": k[0],
+            "task": k[1],
+            **{
+                side: {
+                    "clock": e.get("clock"),
+                    "seconds_per_iteration": e.get("seconds_per_iteration"),
+                    "cpu_seconds_per_iteration": e.get("cpu_seconds_per_iteration"),
+                    "iterations": e.get("iterations"),
+                }
+                for side, e in (("reference", r), ("new", n))
+            },
+        }
     counts: dict[str, dict[str, int]] = {}
     for line in lines:
         c = counts.setdefault(line["dataset"], {"better": 0, "within": 0, "worse": 0})
@@ -816,7 +819,7 @@ def gate(rows: list[dict], reference: dict) -> dict:
         "lines": lines,
         "summary": counts,
         "not_in_run": [f"{t[0]} {t[1]}, {t[2]}" for t in tasks if t not in ran],
-        "speed": [{k: v for k, v in x.items() if k != "key"} for x in speed],
+        "speed": list(speed.values()),
     }
 
 

@@ -425,3 +425,17 @@ def test_update_replaces_only_the_entries_the_rows_hold(bench, results, capsys):
     with pytest.raises(SystemExit):  # --update alone does nothing: refused
         bench.main(["--update", "--name", "redo", "--render"])
     assert "--update and --allow-dirty go with --write-reference" in capsys.readouterr().err
+
+
+def test_resume_does_not_mix_budget_runs_with_matched_runs(bench, results, tiny_emt, capsys):
+    fake_log(results / "results", "ref", [row("ito", 0, 0.5, iterations=3)])
+    assert bench.main(["--write-reference", "--name", "ref"]) == 0
+    fake_log(results / "results", "m", [row("ito", 0, 0.5, iterations=3)])  # a budget run under this name
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        bench.main(
+            ["--match-iterations", "--datasets", "emt", "--presets", "ito", "--seeds", "0", "--resume"]
+            + ["--tasks", "emt:loo:1", "--name", "m"]
+        )
+    assert exc.value.code == 2
+    assert "m.rows.jsonl holds runs trained by budget; this run trains by iterations" in capsys.readouterr().err
