@@ -47,7 +47,7 @@ class Component:
 
 
 #: the units of ``model.sigma``
-SIGMA_UNITS = ("model", "data")
+SIGMA_UNITS = ("model", "data", "spread")
 #: the clocks ``train.time_budget`` can count
 TIME_CLOCKS = ("cpu", "wall")
 #: what a snapshot's cell count means (``data.mass``; a list of relative sizes is the third form)
@@ -65,6 +65,9 @@ class ModelConfig:
     #: ``"model"``: σ is in model units (standardised space, model time). ``"data"``: σ is in the
     #: data's own units per data time unit (e.g. a known noise level of a simulated system),
     #: converted once the scale is fitted: σ_model = σ · √time_unit / scale (per dimension).
+    #: ``"spread"``: σ is the root-mean-square level in model units, shared out over the dimensions
+    #: in proportion to the training cells' standard deviation along each (σ_k = σ · sd_k / rms(sd)):
+    #: the same total noise as ``"model"``, but no direction gets more noise than its spread.
     sigma_units: str = "model"
     #: train σ with the drift (a positive ``nn.Parameter`` stored as log σ; it must start > 0)
     learn_sigma: bool = False
@@ -384,6 +387,11 @@ class Config:
             raise ValueError(f"model.sigma has {len(m.sigma)} entries but model.dim = {m.dim}")
         if m.sigma_units not in SIGMA_UNITS:
             raise ValueError(f"model.sigma_units must be one of {', '.join(SIGMA_UNITS)}; got {m.sigma_units!r}")
+        if m.sigma_units == "spread" and (isinstance(m.sigma, (list, tuple)) or m.noise.name != "diagonal"):
+            raise ValueError(
+                "model.sigma_units 'spread' shares one σ over the dimensions: it needs a single number "
+                f"model.sigma and model.noise 'diagonal', got sigma {m.sigma!r} and noise {m.noise.name!r}"
+            )
         sig = m.sigma if isinstance(m.sigma, (list, tuple)) else [m.sigma]
         if m.learn_sigma and m.noise.name == "diagonal" and not all(isinstance(v, (int, float)) and v > 0 for v in sig):
             raise ValueError(f"model.learn_sigma needs every model.sigma > 0 (it is trained as log σ), got {m.sigma!r}")

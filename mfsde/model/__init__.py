@@ -2,7 +2,7 @@
 :func:`build_model`) and the data scale that maps the data's units to the model's.
 """
 
-from mfsde.model._scaling import DataScale, DataUnitsDrift
+from mfsde.model._scaling import DataScale, DataUnitsDrift, training_spread
 from mfsde.model._sde import MeanFieldSDE, build_model, sigma_to_model_units
 
-__all__ = ["build_model", "DataScale", "DataUnitsDrift", "sigma_to_model_units"]
+__all__ = ["build_model", "DataScale", "DataUnitsDrift", "sigma_to_model_units", "training_spread"]

@@ -35,6 +35,17 @@ STANDARDIZE = ("global", "per_dim", "none")
 TIME_SCALES = ("mean_gap", "none")
 
 
+def training_spread(parts, scale: DataScale) -> torch.Tensor:
+    """The standard deviation per dimension ``(d,)`` of the pooled training cells in ``scale``'s
+    model units; ``parts`` as :meth:`DataScale.fit_many_` takes them (a list of ``(snapshots,
+    train)``). ``model.sigma_units = "spread"`` shares σ out in proportion to it."""
+    cells = [np.asarray(snapshots.data[int(i)], dtype=np.float64) for snapshots, train in parts for i in train]
+    if not cells:
+        raise ValueError("training_spread needs at least one training time point")
+    z = scale.encode(torch.as_tensor(np.concatenate(cells), dtype=torch.float64))
+    return z.std(0, unbiased=False)
+
+
 class DataScale(nn.Module):
     """An affine map between data and model units (buffers ``loc``, ``scale`` ``(d,)``, ``t0``,
     ``time_unit``); the identity until :meth:`fit_` is called.

@@ -110,17 +110,28 @@ def build_model(config: Config | ModelConfig) -> MeanFieldSDE:
     intra = build_intra(m.intra.name, dim=m.dim, **m.intra.options)
     inter = build_interaction(m.inter.name, dim=m.dim, **m.inter.options)
     sigma = torch.as_tensor(m.sigma, dtype=torch.get_default_dtype())
-    if m.sigma_units == "data":  # one σ per dimension: the conversion divides by each dimension's scale
+    if m.sigma_units in ("data", "spread"):  # one σ per dimension, set once the scale is fitted
         sigma = sigma.expand(m.dim).clone()
     diffusion = build_noise(m.noise.name, m.dim, sigma, m.learn_sigma, **m.noise.options)
     growth = build_growth(m.growth.name, dim=m.dim, **m.growth.options)
     return MeanFieldSDE(MeanFieldDrift(intra, inter), sigma=diffusion, dt=m.dt, solver=m.solver, growth=growth)
 
 
-def sigma_to_model_units(model: MeanFieldSDE, config: Config | ModelConfig) -> None:
-    """With ``model.sigma_units = "data"``, convert the noise to model units from the model's fitted
-    scale (σ · √time_unit / scale per dimension; affine noise: see
-    ``noise_to_model_units``); otherwise nothing."""
+def sigma_to_model_units(model: MeanFieldSDE, config: Config | ModelConfig, spread: torch.Tensor | None = None) -> None:
+    """Set the noise in model units once the model's scale is fitted.
+
+    ``model.sigma_units = "data"``: σ · √time_unit / scale per dimension (affine noise: see
+    ``noise_to_model_units``). ``"spread"``: σ_k = σ · spread_k / rms(spread), where ``spread``
+    ``(d,)`` is the training cells' standard deviation per dimension in model units
+    (:func:`mfsde.model.training_spread`; required then). ``"model"``: nothing."""
     m = config.model if isinstance(config, Config) else config
     if m.sigma_units == "data":
         noise_to_model_units(model.diffusion, m.sigma, model.scale)
+    elif m.sigma_units == "spread":
+        if spread is None:
+            raise ValueError("model.sigma_units 'spread' needs the training cells' spread per dimension")
+        spread = torch.as_tensor(spread, dtype=torch.float64)
+        rms = spread.square().mean().sqrt()
+        if not bool(torch.isfinite(spread).all()) or float(rms) <= 0:
+            raise ValueError("model.sigma_units 'spread': the training cells have no spread to share σ by")
+        model.diffusion.set_((float(m.sigma) * spread / rms).to(model.scale.scale.dtype))

@@ -18,6 +18,7 @@ import torch
 from mfsde.config._schema import Config
 from mfsde.data._inputs import build_series, draw_initial, group_series, training_members
 from mfsde.losses import LOSSES, path_energy, subsample
+from mfsde.model._scaling import training_spread
 from mfsde.model._sde import MeanFieldSDE, build_model, sigma_to_model_units
 from mfsde.training import _distributed as distributed
 from mfsde.training import _flow_matching as _fm
@@ -179,7 +180,11 @@ class Trainer:
         scale = self.model.scale.fit_many_(
             [(s, t.train) for _, s, t in members], config.model.standardize, config.model.time_scale
         )
-        sigma_to_model_units(self.model, config)  # model.sigma_units = "data": σ from the fitted scale
+        # model.sigma_units "data" or "spread": σ in model units from the fitted scale (and the cells' spread)
+        spread = None
+        if config.model.sigma_units == "spread":
+            spread = training_spread([(s, t.train) for _, s, t in members], scale)
+        sigma_to_model_units(self.model, config, spread)
         #: one ``Series`` (mfsde/data/_inputs.py) per training population, and their batches
         self.series = build_series(members, scale, self.device, dtype, config.data.mass)
         self.groups = group_series(self.series)
