@@ -387,6 +387,31 @@ def test_sigma_in_model_units_is_unchanged_by_the_scale():
     assert float(res.model.diffusion.constant()) == pytest.approx(0.2)
 
 
+def test_sigma_in_spread_units_shares_sigma_by_each_dimension_s_spread(tmp_path):
+    """``sigma_units="spread"``: σ_k = σ · sd_k / rms(sd), sd the training cells' standard deviation
+    per dimension in model units; the total noise is the same as ``"model"``'s, and it reloads."""
+    rng = np.random.default_rng(0)
+    times = [0.0, 1.0, 2.0, 3.0]
+    spread = np.array([10.0, 1.0])  # one wide, one thin direction
+    arrays = [(spread * rng.normal(size=(200, D)) + [t, 0.0]).astype(np.float32) for t in times]
+    snaps = from_arrays(arrays, times=times)
+    res = fit(
+        tiny(**{"model.sigma": 0.2, "model.sigma_units": "spread", "train.iterations": 1}),
+        snaps,
+        task(),
+        out_dir=tmp_path / "run",
+    )
+    sigma = res.model.diffusion.constant()
+    cells = np.concatenate([arrays[i] for i in (0, 1, 3)]).astype(np.float64)
+    sd = cells.std(0) / float(res.model.scale.scale[0])
+    expect = torch.as_tensor(0.2 * sd / np.sqrt(np.mean(sd**2)), dtype=sigma.dtype)
+    assert torch.allclose(sigma, expect, rtol=1e-5), (sigma, expect)
+    assert float(sigma.square().mean().sqrt()) == pytest.approx(0.2, rel=1e-5)
+    assert float(sigma[0] / sigma[1]) == pytest.approx(float(sd[0] / sd[1]), rel=1e-5) and sigma[0] > 5 * sigma[1]
+    reloaded = mfsde.training.load_run(tmp_path / "run")[0]
+    assert torch.equal(reloaded.diffusion.constant(), sigma)
+
+
 def test_learned_sigma_is_a_parameter_that_moves_and_resumes(tmp_path):
     snaps = line_snapshots()
     cfg = tiny(**{"model.learn_sigma": True, "model.sigma": 0.5, "train.iterations": 5})
@@ -437,6 +462,8 @@ def test_learned_sigma_finds_the_noise_of_pure_diffusion():
     "over, match",
     [
         ({"model.sigma_units": "pixels"}, "model.sigma_units"),
+        ({"model.sigma_units": "spread", "model.sigma": [0.1, 0.2]}, "model.sigma_units 'spread'"),
+        ({"model.sigma_units": "spread", "model.noise.name": "affine"}, "model.sigma_units 'spread'"),
         ({"model.learn_sigma": True, "model.sigma": 0.0}, "model.learn_sigma"),
         ({"model.learn_sigma": "yes"}, "model.learn_sigma"),
         ({"train.sigma_lr": 0.0, "model.learn_sigma": True}, "train.sigma_lr"),
