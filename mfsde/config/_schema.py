@@ -48,6 +48,8 @@ class Component:
 
 #: the units of ``model.sigma``
 SIGMA_UNITS = ("model", "data", "spread")
+#: where training simulations start (``train.starts``)
+STARTS = ("first", "every")
 #: the clocks ``train.time_budget`` can count
 TIME_CLOCKS = ("cpu", "wall")
 #: what a snapshot's cell count means (``data.mass``; a list of relative sizes is the third form)
@@ -173,6 +175,11 @@ class TrainConfig:
     #: ``"flow_matching+simulation"``: restart the step-size schedule from ``lr`` when simulation
     #: takes over (flow matching's many cheap iterations have decayed it by then)
     fm_restart_lr: bool = False
+    #: where the training simulations start: ``"first"`` (one path from the first snapshot through
+    #: every training time, scIMF's) or ``"every"`` (one path per gap between consecutive training
+    #: times, started from the gap's first observed cells and fitted to the next: each transition is
+    #: learned from real cells, as the previous-day protocol predicts it). Same steps and fits per iteration.
+    starts: str = "first"
 
 
 @dataclass
@@ -493,6 +500,22 @@ class Config:
             raise ValueError(
                 f"train.fm_restart_lr applies to train.method 'flow_matching+simulation' only; got {t.method!r}"
             )
+        if t.starts not in STARTS:
+            raise ValueError(f"train.starts must be one of {', '.join(STARTS)}; got {t.starts!r}")
+        if t.starts == "every":
+            if t.method == "flow_matching":
+                raise ValueError(
+                    "train.starts 'every' sets where simulations start; train.method 'flow_matching' never simulates"
+                )
+            if m.growth.name != "none":
+                raise ValueError(
+                    "train.starts 'every' does not carry a growth model's masses across gaps yet: "
+                    "use train.starts 'first' with model.growth"
+                )
+            if float(self.loss.tail_weight) > 0:
+                raise ValueError(
+                    "loss.tail_weight needs train.starts 'first' (the tail follows the path from the first time)"
+                )
         if t.method == "simulation":
             return
         if t.fm_batch < 2 and m.inter.name != "none":

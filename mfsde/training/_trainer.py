@@ -327,7 +327,7 @@ class Trainer:
         self._set_global_rng(pop.torch_rng)
         try:
             parts = []  # (series, fits (K_s,), energy, mass term, growth term) per data population
-            for group in self.groups:
+            for group in self.groups if tc.starts == "first" else []:
                 members = [self.series[i] for i in group]
                 x0 = [draw_initial(s.data[0], tc.n_particles, pop.generator) for s in members]
                 x0 = x0[0] if len(x0) == 1 else torch.stack(x0)
@@ -364,6 +364,8 @@ class Trainer:
                         mass_term = torch.stack([((m_hat[k] - s.mass[k]) / s.mass[k]) ** 2 for k in s.fit_idx]).mean()
                     g_e = growth_energy if one else growth_energy[j]
                     parts.append((s, fits, energy if one else energy[j], mass_term, g_e))
+            if tc.starts == "every":
+                parts = self._segment_parts(pop)
         finally:
             pop.torch_rng = self._global_rng()
         lc = self.config.loss
@@ -382,6 +384,42 @@ class Trainer:
         growth_term = torch.stack([p[4] for p in parts]).mean()
         loss = loss + float(lc.mass_weight) * mass_term + float(lc.growth_weight) * growth_term
         return loss, fit_term, energy, mass_term, growth_term, torch.stack(per_k)
+
+    def _segment_parts(self, pop: RandomStreams) -> list[tuple]:
+        """``train.starts = "every"``: one simulation per gap between consecutive training times,
+        started from ``train.n_particles`` observed cells of the gap's first time and fitted to the
+        next training time's cells. Populations that share their time axis and training times are
+        simulated together, one batch per gap. Per population ``(series, fits (K_s,), energy, None,
+        None)``: the energy is the drift's mean energy per unit time over all its gaps, as one path
+        from the first time would have it."""
+        tc = self.config.train
+        batches: dict[tuple, list] = {}
+        for s in self.series:
+            batches.setdefault((tuple(s.ts.tolist()), tuple(s.fit_idx)), []).append(s)
+        parts = []
+        for members in batches.values():
+            one = len(members) == 1
+            ts, fit_idx = members[0].ts, members[0].fit_idx
+            fits, energy = [], 0.0
+            for a, b in zip([0, *fit_idx[:-1]], fit_idx):
+                x0 = [draw_initial(s.data[a], tc.n_particles, pop.generator) for s in members]
+                x0 = x0[0] if one else torch.stack(x0)
+                sol = self.simulate(self.forward_model, x0, ts[a : b + 1], pop.generator)
+                xs = sol.xs[-1]
+                fits.append(
+                    torch.stack(
+                        [
+                            self.loss_fn(xs if one else xs[j], s.data[b], pop.target_generator)
+                            for j, s in enumerate(members)
+                        ]
+                    )
+                )
+                energy = energy + path_energy(sol, normalise=False)
+            energy = energy / float(ts[fit_idx[-1]] - ts[0])
+            fits = torch.stack(fits)  # (K, members)
+            for j, s in enumerate(members):
+                parts.append((s, fits[:, j], energy if one else energy[j], None, None))
+        return parts
 
     def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:
         """The flow-matching loss (:mod:`mfsde.training`) of population ``pop``'s draws: one

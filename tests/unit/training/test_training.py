@@ -115,8 +115,9 @@ def test_heldout_data_are_never_read(snaps):
         {"model.learn_sigma": True, "train.sigma_lr": 0.05},
         {"model.learn_sigma": True, "train.sigma_lr": 0.05, "train.inter_lr": 0.03},
         {"train.random_batch": 8},
+        {"train.starts": "every"},
     ],
-    ids=["default", "learned_sigma", "three_step_sizes", "random_batch"],
+    ids=["default", "learned_sigma", "three_step_sizes", "random_batch", "starts_every"],
 )
 def test_resume_is_bit_identical(snaps, tmp_path, extra):
     cfg = tiny_config(**{"train.iterations": 6, "train.lr_step": 2, "train.lr_gamma": 0.5, **extra})
@@ -475,3 +476,67 @@ def test_a_tail_holds_the_drift_back_past_the_last_time():
 def test_a_negative_tail_weight_is_one_line():
     with pytest.raises(ValueError, match="loss.tail_weight must be a finite number >= 0"):
         tiny_config("ito", **{"loss.tail_weight": -0.5})
+
+
+# -- train.starts: one simulation per gap, started from that gap's observed cells --------------------
+
+
+def test_starts_every_simulates_each_gap_from_its_observed_cells():
+    """Training times 0, 1, 3 (2 held out): two simulations, 0 → 1 from cells of time 0 and 1 → 3
+    (through the held-out time) from cells of time 1, each fitted to its end's cells; the energy is
+    the mean per unit time over both, as one path's would be."""
+    snaps = shifted_snapshots()
+    trainer = Trainer(tiny_config(**{"train.starts": "every"}), snaps, task())
+    seen = []
+
+    def spy(model, x0, ts, generator, **kw):
+        sol = default_simulate(model, x0, ts, generator)
+        seen.append((x0.clone(), ts.clone(), sol))
+        return sol
+
+    trainer.simulate = spy
+    loss, fit_term, energy, per_k = trainer.population_loss(trainer.replicas[0])
+    assert len(seen) == 2
+    series = trainer.series[0]
+    for (x0, ts, _), a, b in zip(seen, (0, 1), (1, 3)):
+        cells = series.data[a]
+        assert torch.equal(ts, series.ts[a : b + 1])
+        # every start is one of the observed cells of the gap's first time
+        assert bool((x0[:, None, :] == cells[None, :, :]).all(-1).any(-1).all())
+    spans = [float(ts[-1] - ts[0]) for _, ts, _ in seen]
+    total = sum(path_energy(sol, normalise=False).item() for _, _, sol in seen)
+    assert energy.item() == pytest.approx(total / sum(spans), rel=1e-5)
+    assert per_k.shape == (2,) and fit_term.item() == pytest.approx(per_k.mean().item(), rel=1e-6)
+    assert loss.item() == pytest.approx(fit_term.item() + 0.01 * energy.item(), rel=1e-5)
+
+
+def test_starts_first_is_one_path_from_the_first_time():
+    trainer = Trainer(tiny_config(), shifted_snapshots(), task())
+    seen = []
+    trainer.simulate = lambda model, x0, ts, generator, **kw: (
+        seen.append(ts) or default_simulate(model, x0, ts, generator)
+    )
+    trainer.population_loss(trainer.replicas[0])
+    assert len(seen) == 1 and torch.equal(seen[0], trainer.series[0].ts)
+
+
+def test_starts_every_learns_the_drift():
+    snaps = shifted_snapshots()
+    res = fit(tiny_config("ito", **{"train.starts": "every", "train.iterations": 40}), snaps, task(), progress=False)
+    v = res.model.data_velocity(torch.as_tensor(snaps.data[1])).mean(0)
+    assert v[0].item() == pytest.approx(1.5, abs=0.5) and abs(v[1].item()) < 0.5
+
+
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"train.starts": "last"}, "train.starts must be one of first, every"),
+        ({"train.starts": "every", "train.method": "flow_matching"}, "never simulates"),
+        ({"train.starts": "every", "model.growth": "mlp"}, "growth model"),
+        ({"train.starts": "every", "loss.tail_weight": 1.0}, "loss.tail_weight needs train.starts 'first'"),
+    ],
+)
+def test_bad_starts_are_one_line(over, match):
+    with pytest.raises(ValueError, match=match) as e:
+        tiny_config(**over)
+    assert "\n" not in str(e.value)
