@@ -56,7 +56,8 @@ of its data set, task, preset and seed instead, with no time limit: unchanged co
 the reference's figures whatever the machine, and the seconds per iteration of both sides are
 shown under the table, for information. ``--write-reference`` refuses rows from uncommitted code
 (``+dirty``; ``--allow-dirty`` writes them as ``"reproducible": false``); ``--update`` replaces
-only the reference entries that the rows hold.
+only the reference entries that the rows hold. ``--candidate`` gates a proposed default before it
+is made one: the rows' ``--set`` overrides are compared with the reference's plain presets.
 
     python benchmarks/accuracy.py --shard 1/2 & python benchmarks/accuracy.py --shard 2/2; \\
         python benchmarks/accuracy.py --render
@@ -698,13 +699,17 @@ def _fmt_setting(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def mismatch(ref: dict, new: dict) -> str | None:
+def mismatch(ref: dict, new: dict, candidate: bool = False) -> str | None:
     """Why a model entry of this run is not comparable with the reference's (``"budget 120 vs 240"``:
     this run's value first), or ``None``. A run trained for the reference's iterations
     (``--match-iterations``) is comparable whatever its clock and budget when every seed it shares
-    with the reference ran the reference's iteration count."""
+    with the reference ran the reference's iteration count. With ``candidate`` (``--candidate``)
+    this run's ``--set`` overrides are the change under test, compared with a reference entry that
+    has none."""
     matched = new.get("compute") == "iterations"
     keys = [k for k in SETTINGS if not (matched and k in ("compute", "budget", "clock"))]
+    if candidate and not ref.get("overrides"):
+        keys.remove("overrides")
 
     def ref_value(k):  # references written before "compute" was recorded trained for a budget
         return ref.get(k, "budget" if k == "compute" else None)
@@ -727,14 +732,16 @@ def mismatch(ref: dict, new: dict) -> str | None:
     return "; ".join(diffs) or None
 
 
-def gate(rows: list[dict], reference: dict) -> dict:
+def gate(rows: list[dict], reference: dict, candidate: bool = False) -> dict:
     """Compare this run's rows with the reference, line by line: per (method, dataset, task,
     protocol) and held-out time, and the mean over held-out times where there are several, held-out
     W1 as mean ± std over seeds with a verdict (:func:`verdict`); ``not comparable`` where a model's
     :data:`SETTINGS` differ from the reference's (with the reason) or a value is undefined, ``new``
     / ``missing`` for a method only this run / only the reference has (a task, i.e. dataset, task
     and protocol, that this run has no row of at all is named once in ``not_in_run`` instead).
-    ``summary``: verdict counts per data set."""
+    ``summary``: verdict counts per data set. ``candidate``: this run's ``--set`` overrides are a
+    proposed default, compared with the reference's plain presets (:func:`mismatch`); the
+    overrides are recorded under ``candidate``."""
     ref = {(e["dataset"], e["task"], e["start"], e["method"]): e for e in reference["entries"]}
     new = {(e["dataset"], e["task"], e["start"], e["method"]): e for e in entries(rows)}
     ran = {k[:3] for k in new}
@@ -761,7 +768,7 @@ def gate(rows: list[dict], reference: dict) -> dict:
                 }
             )
             continue
-        why = mismatch(r, n) if n["kind"] == "model" else None
+        why = mismatch(r, n, candidate) if n["kind"] == "model" else None
         rt, nt = ({pt["index"]: pt for pt in e["per_time"]} for e in (r, n))
         points = [(i, rt.get(i), nt.get(i)) for i in dict.fromkeys([*rt, *nt])]
         points = [
@@ -820,6 +827,9 @@ def gate(rows: list[dict], reference: dict) -> dict:
         "summary": counts,
         "not_in_run": [f"{t[0]} {t[1]}, {t[2]}" for t in tasks if t not in ran],
         "speed": list(speed.values()),
+        "candidate": sorted({json.dumps(e.get("overrides") or {}, sort_keys=True) for e in new.values()})
+        if candidate
+        else None,
     }
 
 
@@ -835,6 +845,12 @@ def gate_markdown(g: dict, digits_for) -> str:
         "not comparable (this run's value first).",
         "",
     ]
+    if g.get("candidate"):
+        out[-1:] = [
+            f"Candidate default under test (--candidate): {'; '.join(g['candidate'])}, compared with the "
+            "reference's presets as they were.",
+            "",
+        ]
     head = ["method", "data, task, start", "held-out time", "reference", "this run", "difference", "tol", "verdict"]
     out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for ln in g["lines"]:
@@ -898,6 +914,7 @@ def render(
     *,
     only_gate: bool = False,
     fail_on_worse: bool = False,
+    candidate: bool = False,
 ) -> int:
     """Write ``<name>.md/.json/.png`` from the rows and print the table; with a ``reference`` path,
     compare the rows with it (:func:`gate`: the section "Against the reference" of the table, key
@@ -921,7 +938,7 @@ def render(
         print(f"no reference at {reference}: not compared (python benchmarks/accuracy.py --write-reference writes one)")
         if only_gate:
             return 2
-    g = gate(rows, ref) if ref is not None else None
+    g = gate(rows, ref, candidate) if ref is not None else None
     md = "### Overview (held-out W1, mean over held-out times and seeds)\n\n" + overview(rows, digits_for) + "\n"
     md += markdown(rows, digits_for)
     cpm = cite_previous_mean(rows)
@@ -996,6 +1013,12 @@ def main(argv=None) -> int:
         "<name>.md/.json (rewritten as by --render)",
     )
     ap.add_argument(
+        "--candidate",
+        action="store_true",
+        help="the --set overrides of the rows are a proposed default: the gate compares them with the "
+        "reference's presets instead of calling them not comparable",
+    )
+    ap.add_argument(
         "--write-reference",
         action="store_true",
         help="write the reference figures from results/<name>.rows.jsonl to --reference",
@@ -1056,7 +1079,11 @@ def main(argv=None) -> int:
             return rc
     if args.render or args.compare:
         return render(
-            args.name, reference=reference, only_gate=args.compare and not args.render, fail_on_worse=args.fail_on_worse
+            args.name,
+            reference=reference,
+            only_gate=args.compare and not args.render,
+            fail_on_worse=args.fail_on_worse,
+            candidate=args.candidate,
         )
     if args.match_iterations and (args.budget is not None or args.quick or reference is None):
         ap.error(
@@ -1170,7 +1197,7 @@ def main(argv=None) -> int:
         )
     print(f"shard {k}/{n} done in {(time.perf_counter() - t_all) / 60:.1f} min", flush=True)
     if n == 1:
-        return render(args.name, vars(args), reference, fail_on_worse=args.fail_on_worse)
+        return render(args.name, vars(args), reference, fail_on_worse=args.fail_on_worse, candidate=args.candidate)
     return 0
 
 

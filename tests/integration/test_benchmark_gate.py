@@ -104,6 +104,26 @@ def test_other_overrides_clock_or_method_are_not_comparable(bench):
     assert got["c"]["reason"] == "training method flow_matching vs simulation"
 
 
+def test_a_candidate_default_is_compared_with_the_plain_preset_and_nothing_else_is_waived(bench):
+    """``--candidate``: the rows' overrides are the change under test, so they compare with the
+    reference's plain preset; a reference entry that has overrides of its own, another clock or
+    another method stay not comparable."""
+    ref = seeds("a", [1.0, 1.01, 0.99]) + seeds("b", [1.0, 1.0], overrides={"train.lr": 0.1}) + seeds("c", [1, 1])
+    new = (
+        seeds("a", [0.9, 0.91, 0.89], overrides={"model.sigma_units": "spread"})
+        + seeds("b", [1.0, 1.0], overrides={"train.lr": 0.01})
+        + seeds("c", [1.0, 1.0], overrides={"model.sigma": 0.05}, time_clock="cpu")
+    )
+    g = bench.gate(new, {"entries": bench.entries(ref), "git_commits": ["abc1234"]}, candidate=True)
+    got = {ln["method"]: ln for ln in g["lines"]}
+    assert got["a"]["verdict"] == "better" and got["a"]["reason"] is None
+    assert got["b"]["verdict"] == "not comparable" and got["b"]["reason"].startswith("overrides train.lr=0.01")
+    assert got["c"]["verdict"] == "not comparable" and got["c"]["reason"] == "clock cpu vs wall"
+    assert '{"model.sigma_units": "spread"}' in g["candidate"]
+    assert "Candidate default under test" in bench.gate_markdown(g, lambda d: 3)
+    assert lines(bench, ref, new)["a"]["verdict"] == "not comparable"  # without --candidate
+
+
 def test_a_budget_that_bought_other_work_is_not_comparable(bench):
     ref = seeds("a", [1.0, 1.0]) + seeds("b", [1.0, 1.0])
     new = seeds("a", [1.3, 1.3], iterations=5) + seeds("b", [1.0, 1.0], iterations=12)  # half / 1.2× the work
