@@ -510,6 +510,28 @@ def test_starts_every_simulates_each_gap_from_its_observed_cells():
     assert loss.item() == pytest.approx(fit_term.item() + 0.01 * energy.item(), rel=1e-5)
 
 
+def test_starts_every_simulates_populations_that_share_their_times_together():
+    """Two data populations on one time axis: one simulation per gap for both (a stacked batch),
+    each started from its own population's cells and fitted to its own next snapshot."""
+    from mfsde.data import Populations, PopulationTask
+
+    pops = Populations({"a": shifted_snapshots(seed=1), "b": shifted_snapshots(seed=2)})
+    trainer = Trainer(tiny_config(**{"train.starts": "every"}), pops, PopulationTask("all"))
+    seen = []
+
+    def spy(model, x0, ts, generator, **kw):
+        seen.append(x0.clone())
+        return default_simulate(model, x0, ts, generator)
+
+    trainer.simulate = spy
+    loss, fit_term, energy, per_k = trainer.population_loss(trainer.replicas[0])
+    assert len(seen) == 3 and all(x0.shape == (2, 32, D) for x0 in seen)  # 3 gaps, both populations at once
+    for k, x0 in enumerate(seen):
+        for j, s in enumerate(trainer.series):
+            assert bool((x0[j][:, None, :] == s.data[k][None, :, :]).all(-1).any(-1).all())
+    assert torch.isfinite(loss) and per_k.shape == (3,)
+
+
 def test_starts_first_is_one_path_from_the_first_time():
     trainer = Trainer(tiny_config(), shifted_snapshots(), task())
     seen = []
