@@ -246,7 +246,8 @@ def plan(args) -> list[tuple]:
         for dataset, task, starts in args.tasks:
             if dataset not in args.datasets:
                 continue
-            jobs.append((dataset, task, starts, "baselines", seed))
+            if not getattr(args, "no_baselines", False):
+                jobs.append((dataset, task, starts, "baselines", seed))
             for preset in args.cite_presets if dataset == "cite" else args.presets:
                 jobs.append((dataset, task, starts, preset, seed))
     return jobs
@@ -1011,6 +1012,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="only compare the rows with the reference: print the table, write it into "
         "<name>.md/.json (rewritten as by --render)",
+    )
+    ap.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="run the presets only (the baselines do not depend on them: render with another rows log's "
+        "baselines, e.g. by concatenating the logs)",
     )
     ap.add_argument(
         "--candidate",

@@ -342,6 +342,8 @@ def test_tasks_select_the_extrapolation_tasks_which_are_not_run_by_default(bench
         ("bargaje", "extrapolate:1", ("t0", "previous"), "baselines", 0),
         ("bargaje", "extrapolate:1", ("t0", "previous"), "scimf", 0),
     ]
+    args.no_baselines = True  # --no-baselines: the presets only
+    assert [j[3] for j in bench.plan(args)] == ["scimf", "scimf"]
 
 
 def test_tasks_reject_an_unknown_label_in_one_line(bench, results, capsys):
