@@ -326,46 +326,7 @@ class Trainer:
         tails = []  # per group: the energy per unit time over the tail past the last training time
         self._set_global_rng(pop.torch_rng)
         try:
-            parts = []  # (series, fits (K_s,), energy, mass term, growth term) per data population
-            for group in self.groups if tc.starts == "first" else []:
-                members = [self.series[i] for i in group]
-                x0 = [draw_initial(s.data[0], tc.n_particles, pop.generator) for s in members]
-                x0 = x0[0] if len(x0) == 1 else torch.stack(x0)
-                ts = members[0].ts
-                t_last = float(ts[-1])
-                if tail_weight > 0:  # one mean gap past the last training time, where no data constrain f
-                    gap = (t_last - float(ts[0])) / max(len(ts) - 1, 1)
-                    ts = torch.cat([ts, ts[-1:] + gap])
-                sol = self.simulate(self.forward_model, x0, ts, pop.generator)
-                energy = path_energy(sol, t_end=t_last)
-                if tail_weight > 0:
-                    tails.append((sol.energy[-1] - sol.energy[-2]).mean() / gap)
-                if weighted:
-                    growth_energy = path_energy(sol, t_end=t_last, energy="growth")
-                    mass = sol.mass()
-                for j, s in enumerate(members):
-                    one = len(members) == 1
-                    xs = sol.xs if one else sol.xs[:, j]
-                    if not weighted:
-                        fits = torch.stack([self.loss_fn(xs[k], s.data[k], pop.target_generator) for k in s.fit_idx])
-                        parts.append((s, fits, energy if one else energy[j], None, None))
-                        continue
-                    lw = sol.log_w if one else sol.log_w[:, j]
-                    m_hat = mass if one else mass[:, j]
-                    fits = torch.stack(
-                        [
-                            self.loss_fn(xs[k], s.data[k], pop.target_generator, log_w=lw[k], mass=_mass_at(s, k))
-                            for k in s.fit_idx
-                        ]
-                    )
-                    if s.mass is None:
-                        mass_term = m_hat.new_zeros(())
-                    else:
-                        mass_term = torch.stack([((m_hat[k] - s.mass[k]) / s.mass[k]) ** 2 for k in s.fit_idx]).mean()
-                    g_e = growth_energy if one else growth_energy[j]
-                    parts.append((s, fits, energy if one else energy[j], mass_term, g_e))
-            if tc.starts == "every":
-                parts = self._segment_parts(pop)
+            parts = self._path_parts(pop, tails) if tc.starts == "first" else self._segment_parts(pop)
         finally:
             pop.torch_rng = self._global_rng()
         lc = self.config.loss
@@ -384,6 +345,54 @@ class Trainer:
         growth_term = torch.stack([p[4] for p in parts]).mean()
         loss = loss + float(lc.mass_weight) * mass_term + float(lc.growth_weight) * growth_term
         return loss, fit_term, energy, mass_term, growth_term, torch.stack(per_k)
+
+    def _path_parts(self, pop: RandomStreams, tails: list) -> list[tuple]:
+        """``train.starts = "first"``: every population simulated from its first snapshot through
+        its training times (populations on one time axis as one batch). Per population ``(series,
+        fits (K_s,), energy, mass term, growth term)`` (the last two ``None`` without growth);
+        with ``loss.tail_weight`` the tail's energy per unit time is appended to ``tails``."""
+        tc = self.config.train
+        weighted = self.weighted
+        tail_weight = float(self.config.loss.tail_weight)
+        parts = []  # (series, fits (K_s,), energy, mass term, growth term) per data population
+        for group in self.groups:
+            members = [self.series[i] for i in group]
+            x0 = [draw_initial(s.data[0], tc.n_particles, pop.generator) for s in members]
+            x0 = x0[0] if len(x0) == 1 else torch.stack(x0)
+            ts = members[0].ts
+            t_last = float(ts[-1])
+            if tail_weight > 0:  # one mean gap past the last training time, where no data constrain f
+                gap = (t_last - float(ts[0])) / max(len(ts) - 1, 1)
+                ts = torch.cat([ts, ts[-1:] + gap])
+            sol = self.simulate(self.forward_model, x0, ts, pop.generator)
+            energy = path_energy(sol, t_end=t_last)
+            if tail_weight > 0:
+                tails.append((sol.energy[-1] - sol.energy[-2]).mean() / gap)
+            if weighted:
+                growth_energy = path_energy(sol, t_end=t_last, energy="growth")
+                mass = sol.mass()
+            for j, s in enumerate(members):
+                one = len(members) == 1
+                xs = sol.xs if one else sol.xs[:, j]
+                if not weighted:
+                    fits = torch.stack([self.loss_fn(xs[k], s.data[k], pop.target_generator) for k in s.fit_idx])
+                    parts.append((s, fits, energy if one else energy[j], None, None))
+                    continue
+                lw = sol.log_w if one else sol.log_w[:, j]
+                m_hat = mass if one else mass[:, j]
+                fits = torch.stack(
+                    [
+                        self.loss_fn(xs[k], s.data[k], pop.target_generator, log_w=lw[k], mass=_mass_at(s, k))
+                        for k in s.fit_idx
+                    ]
+                )
+                if s.mass is None:
+                    mass_term = m_hat.new_zeros(())
+                else:
+                    mass_term = torch.stack([((m_hat[k] - s.mass[k]) / s.mass[k]) ** 2 for k in s.fit_idx]).mean()
+                g_e = growth_energy if one else growth_energy[j]
+                parts.append((s, fits, energy if one else energy[j], mass_term, g_e))
+        return parts
 
     def _segment_parts(self, pop: RandomStreams) -> list[tuple]:
         """``train.starts = "every"``: one simulation per gap between consecutive training times,
