@@ -828,7 +828,9 @@ def gate(rows: list[dict], reference: dict, candidate: bool = False) -> dict:
         "summary": counts,
         "not_in_run": [f"{t[0]} {t[1]}, {t[2]}" for t in tasks if t not in ran],
         "speed": list(speed.values()),
-        "candidate": sorted({json.dumps(e.get("overrides") or {}, sort_keys=True) for e in new.values()})
+        "candidate": sorted(
+            {json.dumps(e.get("overrides") or {}, sort_keys=True) for e in new.values() if e["kind"] == "model"}
+        )
         if candidate
         else None,
     }
@@ -848,6 +850,7 @@ def gate_markdown(g: dict, digits_for) -> str:
     ]
     if g.get("candidate"):
         out[-1:] = [
+            "",
             f"Candidate default under test (--candidate): {'; '.join(g['candidate'])}, compared with the "
             "reference's presets as they were.",
             "",
