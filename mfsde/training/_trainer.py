@@ -311,8 +311,9 @@ class Trainer:
         """Draw cells, simulate population ``pop`` with its own streams and return
         ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor over
         :attr:`fit_idx`). With several data populations every one is simulated from its own
-        first snapshot (those sharing a time axis as one batch of independent systems) and the
-        terms are means over populations (``fit@k``: over the populations trained at k). With
+        first snapshot (those sharing a time axis as one batch of independent systems; with
+        ``train.starts = "every"`` from its cells at the start of every gap, :meth:`_segment_parts`)
+        and the terms are means over populations (``fit@k``: over the populations trained at k). With
         ``loss.tail_weight`` the simulation runs one mean gap past the last training time and the
         loss also holds ``tail_weight`` × the mean energy per unit time there (not a separate record).
 
