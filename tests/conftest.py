@@ -12,6 +12,7 @@ checked, hypothesis with few examples and no deadline.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -263,3 +264,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _INTEGRATION in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.integration)
+
+
+def load_benchmark(name: str, module_name: str | None = None):
+    """The script ``benchmarks/<name>.py`` imported as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        module_name or f"_benchmark_{name}", REPO / "benchmarks" / f"{name}.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -4,22 +4,18 @@ back from a result's JSON where its log is not kept). Nothing trains."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_benchmark
 
 PATH = REPO / "benchmarks" / "_common.py"
 
 
 @pytest.fixture(scope="module")
 def common():
-    spec = importlib.util.spec_from_file_location("_benchmarks_common", PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("_common")
 
 
 def test_mean_pm_is_mean_and_sample_std_and_one_value_has_no_spread(common):

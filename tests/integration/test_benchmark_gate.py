@@ -5,13 +5,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_benchmark
 
 import mfsde
 
@@ -20,10 +19,7 @@ PATH = REPO / "benchmarks" / "accuracy.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("_accuracy_benchmark", PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("accuracy")
 
 
 def row(

@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-from conftest import REPO
+from conftest import load_benchmark
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("docs_tables", REPO / "benchmarks" / "docs_tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("docs_tables", "docs_tables")
 
 
 def test_the_docs_tables_are_the_committed_results(capsys):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import load_benchmark
 
 import mfsde
 from mfsde.config import Config
@@ -288,14 +288,10 @@ def test_trainers_stepped_in_turn_match_separate_runs(snaps):
 def test_benchmark_paper_recipe_computes_the_same_objective():
     """benchmarks/train_speed.py's torchsde path (energy as an extra state column) gives the same
     particles and path energy as mfsde's solver on the same Brownian path."""
-    import importlib.util
 
     import torchsde
 
-    path = REPO / "benchmarks" / "train_speed.py"
-    spec = importlib.util.spec_from_file_location("_train_speed", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("train_speed")
     torch.manual_seed(0)
     model = mfsde.model.build_model(tiny_config("scimf", **{"model.dt": 0.25}))
     model.eval()
