@@ -49,7 +49,7 @@ class Component:
 #: the units of ``model.sigma``
 SIGMA_UNITS = ("model", "data", "spread")
 #: where training simulations start (``train.starts``)
-STARTS = ("first", "every")
+STARTS = ("first", "every", "mixed")
 #: the clocks ``train.time_budget`` can count
 TIME_CLOCKS = ("cpu", "wall")
 #: what a snapshot's cell count means (``data.mass``; a list of relative sizes is the third form)
@@ -178,7 +178,8 @@ class TrainConfig:
     #: where the training simulations start: ``"first"`` (one path from the first snapshot through
     #: every training time, scIMF's) or ``"every"`` (one path per gap between consecutive training
     #: times, started from the gap's first observed cells and fitted to the next: each transition is
-    #: learned from real cells, as the previous-day protocol predicts it). Same steps and fits per iteration.
+    #: learned from real cells, as the previous-day protocol predicts it) or ``"mixed"`` (the two in turn:
+    #: ``"first"`` on odd iterations, ``"every"`` on even ones). Same steps and fits per iteration.
     starts: str = "first"
 
 
@@ -502,14 +503,14 @@ class Config:
             )
         if t.starts not in STARTS:
             raise ValueError(f"train.starts must be one of {', '.join(STARTS)}; got {t.starts!r}")
-        if t.starts == "every":
+        if t.starts != "first":
             if t.method == "flow_matching":
                 raise ValueError(
-                    "train.starts 'every' sets where simulations start; train.method 'flow_matching' never simulates"
+                    f"train.starts {t.starts!r} sets where simulations start; train.method 'flow_matching' never simulates"
                 )
             if m.growth.name != "none":
                 raise ValueError(
-                    "train.starts 'every' does not carry a growth model's masses across gaps yet: "
+                    f"train.starts {t.starts!r} does not carry a growth model's masses across gaps yet: "
                     "use train.starts 'first' with model.growth"
                 )
             if float(self.loss.tail_weight) > 0:

@@ -312,7 +312,8 @@ class Trainer:
         ``(loss, fit term, energy term, fits per time)`` (scalars and a ``(K,)`` tensor over
         :attr:`fit_idx`). With several data populations every one is simulated from its own
         first snapshot (those sharing a time axis as one batch of independent systems; with
-        ``train.starts = "every"`` from its cells at the start of every gap, :meth:`_segment_parts`)
+        ``train.starts = "every"``, and on even iterations with ``"mixed"``, from its cells at the start
+        of every gap, :meth:`_segment_parts`)
         and the terms are means over populations (``fit@k``: over the populations trained at k). With
         ``loss.tail_weight`` the simulation runs one mean gap past the last training time and the
         loss also holds ``tail_weight`` × the mean energy per unit time there (not a separate record).
@@ -327,7 +328,7 @@ class Trainer:
         tails = []  # per group: the energy per unit time over the tail past the last training time
         self._set_global_rng(pop.torch_rng)
         try:
-            parts = self._path_parts(pop, tails) if tc.starts == "first" else self._segment_parts(pop)
+            parts = self._path_parts(pop, tails) if self.starts_now == "first" else self._segment_parts(pop)
         finally:
             pop.torch_rng = self._global_rng()
         lc = self.config.loss
@@ -346,6 +347,15 @@ class Trainer:
         growth_term = torch.stack([p[4] for p in parts]).mean()
         loss = loss + float(lc.mass_weight) * mass_term + float(lc.growth_weight) * growth_term
         return loss, fit_term, energy, mass_term, growth_term, torch.stack(per_k)
+
+    @property
+    def starts_now(self) -> str:
+        """Where this iteration's simulations start: ``train.starts``, or with ``"mixed"``
+        ``"first"`` on odd iterations (1, 3, …) and ``"every"`` on even ones."""
+        starts = self.config.train.starts
+        if starts != "mixed":
+            return starts
+        return "first" if self.iteration % 2 == 0 else "every"
 
     def _path_parts(self, pop: RandomStreams, tails: list) -> list[tuple]:
         """``train.starts = "first"``: every population simulated from its first snapshot through
@@ -493,6 +503,7 @@ class Trainer:
         if phase == "simulation" and self.history and self.history[-1].get("phase") == "flow_matching":
             self._start_simulation_phase()
         lr = self.optimiser.param_groups[0]["lr"]
+        starts = self.starts_now
         self.optimiser.zero_grad(set_to_none=True)
         stats = self.global_stats(self._backward_replicas(phase))
         if not torch.isfinite(stats[0]):  # the same decision on every rank, before any update
@@ -522,6 +533,7 @@ class Trainer:
             "iteration": self.iteration,
             **losses,
             **({"phase": phase} if self.config.train.method != "simulation" else {}),
+            **({"starts": starts} if self.config.train.starts == "mixed" and phase == "simulation" else {}),
             "lr": lr,
             "grad_norm": float(grad_norm),
             "grad_norm_clipped": min(float(grad_norm), clip) if clip is not None else float(grad_norm),

@@ -116,8 +116,9 @@ def test_heldout_data_are_never_read(snaps):
         {"model.learn_sigma": True, "train.sigma_lr": 0.05, "train.inter_lr": 0.03},
         {"train.random_batch": 8},
         {"train.starts": "every"},
+        {"train.starts": "mixed"},
     ],
-    ids=["default", "learned_sigma", "three_step_sizes", "random_batch", "starts_every"],
+    ids=["default", "learned_sigma", "three_step_sizes", "random_batch", "starts_every", "starts_mixed"],
 )
 def test_resume_is_bit_identical(snaps, tmp_path, extra):
     cfg = tiny_config(**{"train.iterations": 6, "train.lr_step": 2, "train.lr_gamma": 0.5, **extra})
@@ -538,6 +539,27 @@ def test_starts_first_is_one_path_from_the_first_time():
     assert len(seen) == 1 and torch.equal(seen[0], trainer.series[0].ts)
 
 
+def test_starts_mixed_takes_the_path_from_the_first_time_and_the_gaps_in_turn():
+    """Iterations 1, 3, … simulate one path from the first time through every training time (as
+    ``first``), iterations 2, 4, … one simulation per gap (as ``every``); the history says which."""
+    snaps = shifted_snapshots()
+    trainer = Trainer(tiny_config(**{"train.starts": "mixed", "train.iterations": 4}), snaps, task())
+    calls = []
+    trainer.simulate = lambda model, x0, ts, generator, **kw: (
+        calls[-1].append(ts.clone()) or default_simulate(model, x0, ts, generator)
+    )
+    series = trainer.series[0]
+    for _ in range(4):
+        calls.append([])
+        trainer.step()
+    for i, seen in enumerate(calls):
+        if i % 2 == 0:
+            assert len(seen) == 1 and torch.equal(seen[0], series.ts)
+        else:
+            assert [t.tolist() for t in seen] == [series.ts[0:2].tolist(), series.ts[1:4].tolist()]
+    assert [r["starts"] for r in trainer.history] == ["first", "every", "first", "every"]
+
+
 def test_starts_every_learns_the_drift():
     snaps = shifted_snapshots()
     res = fit(tiny_config("ito", **{"train.starts": "every", "train.iterations": 40}), snaps, task(), progress=False)
@@ -548,10 +570,12 @@ def test_starts_every_learns_the_drift():
 @pytest.mark.parametrize(
     "over, match",
     [
-        ({"train.starts": "last"}, "train.starts must be one of first, every"),
+        ({"train.starts": "last"}, "train.starts must be one of first, every, mixed"),
         ({"train.starts": "every", "train.method": "flow_matching"}, "never simulates"),
         ({"train.starts": "every", "model.growth": "mlp"}, "growth model"),
         ({"train.starts": "every", "loss.tail_weight": 1.0}, "loss.tail_weight needs train.starts 'first'"),
+        ({"train.starts": "mixed", "model.growth": "mlp"}, "train.starts 'mixed' does not carry a growth model"),
+        ({"train.starts": "mixed", "loss.tail_weight": 1.0}, "loss.tail_weight needs train.starts 'first'"),
     ],
 )
 def test_bad_starts_are_one_line(over, match):
