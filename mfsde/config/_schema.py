@@ -506,12 +506,8 @@ class Config:
         if t.starts != "first":
             if t.method == "flow_matching":
                 raise ValueError(
-                    f"train.starts {t.starts!r} sets where simulations start; train.method 'flow_matching' never simulates"
-                )
-            if m.growth.name != "none":
-                raise ValueError(
-                    f"train.starts {t.starts!r} does not carry a growth model's masses across gaps yet: "
-                    "use train.starts 'first' with model.growth"
+                    f"train.starts {t.starts!r} sets where simulations start; "
+                    "train.method 'flow_matching' never simulates"
                 )
             if float(self.loss.tail_weight) > 0:
                 raise ValueError(

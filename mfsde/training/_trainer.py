@@ -322,7 +322,6 @@ class Trainer:
         return is ``(loss, fit, energy, mass term, growth term, fits per time)``: the mass term
         is the mean over training times of ((M̂_k − m_k) / m_k)² (0 with ``data.mass =
         "normalised"``), the growth term ∫ Σ_i w̄_i g_i² dt over the time span."""
-        tc = self.config.train
         weighted = self.weighted
         tail_weight = float(self.config.loss.tail_weight)
         tails = []  # per group: the energy per unit time over the tail past the last training time
@@ -409,10 +408,16 @@ class Trainer:
         """``train.starts = "every"``: one simulation per gap between consecutive training times,
         started from ``train.n_particles`` observed cells of the gap's first time and fitted to the
         next training time's cells. Populations that share their time axis and training times are
-        simulated together, one batch per gap. Per population ``(series, fits (K_s,), energy, None,
-        None)``: the energy is the drift's mean energy per unit time over all its gaps, as one path
-        from the first time would have it."""
+        simulated together, one batch per gap. Per population ``(series, fits (K_s,), energy, mass
+        term, growth term)``: the energy is the drift's mean energy per unit time over all its gaps,
+        as one path from the first time would have it.
+
+        With a growth model every gap's particles start at weight 1 and carry the observed mass of
+        the gap's first time (``data.mass``; 1 when normalised): the model's mass at the gap's end is
+        that mass × the mean weight the gap grew, the fit sees the weights, and the mass and growth
+        terms are the same means as along one path (the last two are ``None`` without growth)."""
         tc = self.config.train
+        weighted = self.weighted
         batches: dict[tuple, list] = {}
         for s in self.series:
             batches.setdefault((tuple(s.ts.tolist()), tuple(s.fit_idx)), []).append(s)
@@ -420,25 +425,50 @@ class Trainer:
         for members in batches.values():
             one = len(members) == 1
             ts, fit_idx = members[0].ts, members[0].fit_idx
-            fits, energy = [], 0.0
+            fits, masses, energy, growth_energy = [], [], 0.0, 0.0
             for a, b in zip([0, *fit_idx[:-1]], fit_idx):
                 x0 = [draw_initial(s.data[a], tc.n_particles, pop.generator) for s in members]
                 x0 = x0[0] if one else torch.stack(x0)
                 sol = self.simulate(self.forward_model, x0, ts[a : b + 1], pop.generator)
-                xs = sol.xs[-1]
-                fits.append(
-                    torch.stack(
-                        [
-                            self.loss_fn(xs if one else xs[j], s.data[b], pop.target_generator)
-                            for j, s in enumerate(members)
-                        ]
-                    )
-                )
                 energy = energy + path_energy(sol, normalise=False)
-            energy = energy / float(ts[fit_idx[-1]] - ts[0])
+                xs = sol.xs[-1]
+                if not weighted:
+                    fits.append(
+                        torch.stack(
+                            [
+                                self.loss_fn(xs if one else xs[j], s.data[b], pop.target_generator)
+                                for j, s in enumerate(members)
+                            ]
+                        )
+                    )
+                    continue
+                growth_energy = growth_energy + path_energy(sol, normalise=False, energy="growth")
+                grown = sol.mass()[-1]
+                fit_b, mass_b = [], []
+                for j, s in enumerate(members):
+                    m_a = 1.0 if s.mass is None else float(s.mass[a])
+                    lw = (sol.log_w[-1] if one else sol.log_w[-1, j]) + math.log(m_a)
+                    fit_b.append(
+                        self.loss_fn(
+                            xs if one else xs[j], s.data[b], pop.target_generator, log_w=lw, mass=_mass_at(s, b)
+                        )
+                    )
+                    m_hat = m_a * (grown if one else grown[j])
+                    mass_b.append(m_hat.new_zeros(()) if s.mass is None else ((m_hat - s.mass[b]) / s.mass[b]) ** 2)
+                fits.append(torch.stack(fit_b))
+                masses.append(torch.stack(mass_b))
+            span = float(ts[fit_idx[-1]] - ts[0])
+            energy = energy / span
             fits = torch.stack(fits)  # (K, members)
+            if weighted:
+                masses = torch.stack(masses).mean(0)  # (members,)
+                growth_energy = growth_energy / span
             for j, s in enumerate(members):
-                parts.append((s, fits[:, j], energy if one else energy[j], None, None))
+                if not weighted:
+                    parts.append((s, fits[:, j], energy if one else energy[j], None, None))
+                else:
+                    g_e = growth_energy if one else growth_energy[j]
+                    parts.append((s, fits[:, j], energy if one else energy[j], masses[j], g_e))
         return parts
 
     def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:

@@ -203,3 +203,45 @@ def test_a_growth_run_interrupted_and_resumed_matches_one_run(branching, tmp_pat
     assert any(k.startswith("growth.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["mass"] for r in whole.history] == [r["mass"] for r in resumed.history]
+
+
+# -- train.starts "every" / "mixed" with a growth model: every gap starts from the observed mass ------
+
+
+def test_every_gap_starts_from_its_observed_mass_and_the_fit_sees_the_weights(branching):
+    """Training times 0, 0.5, 1.5 (1.0 held out): gaps 0 → 1 and 1 → 3. At initialisation g ≡ 0,
+    so a gap's particles keep their start's observed mass m_a: the mass term is the mean over the
+    gaps of ((m_a − m_b) / m_b)², and the fit at b is handed log-weights log m_a and mass m_b."""
+    from mfsde.training import Trainer
+
+    snaps, _ = branching
+    trainer = Trainer(_cfg(**{"train.starts": "every"}), snaps, "loo:2")
+    series = trainer.series[0]
+    seen = []
+    loss_fn = trainer.loss_fn
+
+    def spy(x, y, generator=None, **kw):
+        seen.append((len(y), kw["log_w"].detach().clone(), kw["mass"]))
+        return loss_fn(x, y, generator, **kw)
+
+    trainer.loss_fn = spy
+    loss, fit, energy, mass_term, growth_term, per_k = trainer.population_loss(trainer.replicas[0])
+    m = [float(v) for v in series.mass]
+    assert series.fit_idx == [1, 3] and m[1] != m[0] and m[3] != m[1]
+    want = (((m[0] - m[1]) / m[1]) ** 2 + ((m[1] - m[3]) / m[3]) ** 2) / 2
+    assert mass_term.item() == pytest.approx(want, rel=1e-5)
+    assert growth_term.item() == 0.0 and per_k.shape == (2,)
+    assert [(n, mass) for n, _, mass in seen] == [(len(series.data[1]), m[1]), (len(series.data[3]), m[3])]
+    for (_, lw, _), a in zip(seen, (0, 1)):
+        assert torch.allclose(lw, torch.full_like(lw, torch.log(torch.tensor(m[a])).item()))
+
+
+@pytest.mark.parametrize("starts", ["every", "mixed"])
+def test_a_growth_fit_from_every_gap_learns_the_mass(branching, starts):
+    snaps, _ = branching
+    torch.manual_seed(0)
+    res = mfsde.fit(_cfg(**{"train.lr": 1e-2, "train.starts": starts}), snaps, "all", progress=False)
+    first, last = res.history[0]["mass"], res.history[-1]["mass"]
+    assert last < first / 3
+    ev = mfsde.evaluate(res.model, snaps, "all", times=[1, 2, 3], mass="counts", n_particles=500)
+    assert ev["tmv"] < 0.15

@@ -572,9 +572,7 @@ def test_starts_every_learns_the_drift():
     [
         ({"train.starts": "last"}, "train.starts must be one of first, every, mixed"),
         ({"train.starts": "every", "train.method": "flow_matching"}, "never simulates"),
-        ({"train.starts": "every", "model.growth": "mlp"}, "growth model"),
         ({"train.starts": "every", "loss.tail_weight": 1.0}, "loss.tail_weight needs train.starts 'first'"),
-        ({"train.starts": "mixed", "model.growth": "mlp"}, "train.starts 'mixed' does not carry a growth model"),
         ({"train.starts": "mixed", "loss.tail_weight": 1.0}, "loss.tail_weight needs train.starts 'first'"),
     ],
 )
