@@ -148,14 +148,23 @@ def test_sample_with_mass_gives_the_mass_relative_to_the_start():
     torch.testing.assert_close(mass, torch.exp(0.5 * torch.tensor([0.0, 1.0, 2.0])), rtol=1e-5, atol=0)
 
 
-def test_populations_each_carry_their_own_counts():
+@pytest.mark.parametrize("starts", ["first", "every"])
+def test_populations_each_carry_their_own_counts(starts):
     from mfsde.data import Populations
 
     a, _ = branching_snapshots(branching_ou(), times=[0.0, 0.5, 1.0], n0=120, seed=1)
     b, _ = branching_snapshots(branching_ou(birth=0.2, death=1.0), times=[0.0, 0.5, 1.0], n0=120, seed=2)
     pops = Populations({"grows": a, "shrinks": b})
-    res = mfsde.fit(_cfg(**{"train.iterations": 3}), pops, "all", progress=False)
+    res = mfsde.fit(_cfg(**{"train.iterations": 3, "train.starts": starts}), pops, "all", progress=False)
     assert "mass" in res.history[-1]
+    # at initialisation g ≡ 0: each population keeps its own start's mass, so the mass term is
+    # the mean over both of their own relative mass errors (every: each gap from its observed mass)
+    m = {k: [len(p.data[i]) / len(p.data[0]) for i in range(3)] for k, p in (("a", a), ("b", b))}
+    if starts == "first":
+        want = [sum(((1 - v[i]) / v[i]) ** 2 for i in (1, 2)) / 2 for v in m.values()]
+    else:
+        want = [sum(((v[i - 1] - v[i]) / v[i]) ** 2 for i in (1, 2)) / 2 for v in m.values()]
+    assert res.history[0]["mass"] == pytest.approx(sum(want) / 2, rel=1e-4)
     ev = mfsde.evaluate(res.model, pops, "all", times=[2], mass="counts", n_particles=50)
     observed = {r["population"]: r["mass_observed"] for r in ev["per_time"]}
     assert observed == {"grows": len(a.data[2]) / len(a.data[0]), "shrinks": len(b.data[2]) / len(b.data[0])}
