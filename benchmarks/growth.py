@@ -39,6 +39,7 @@ interacting network and the control, beside the sampling floor).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -115,7 +116,8 @@ def load(name: str):
         return None, None
 
 
-def config(method: str, dim: int, seed: int, budget: float):
+def config(method: str, dim: int, seed: int, budget: float, overrides: dict | None = None):
+    """The run's config: the method's preset and training, ``--set`` overrides last."""
     base, grows, training, fm_iterations = method_spec(method)
     over = {
         "train.method": training,
@@ -129,6 +131,7 @@ def config(method: str, dim: int, seed: int, budget: float):
     }
     if grows:
         over.update({"model.growth.name": "mlp", "data.mass": "counts"})
+    over.update(overrides or {})
     return mfsde.preset(base, dim).override(**over)
 
 
@@ -136,9 +139,9 @@ def scored_times(snaps, task: str) -> list[int]:
     return list(range(1, snaps.n_times)) if task == "all" else [int(task.split(":")[1])]
 
 
-def run_model(data: str, task: str, method: str, seed: int, budget: float) -> dict:
+def run_model(data: str, task: str, method: str, seed: int, budget: float, overrides: dict | None = None) -> dict:
     snaps, truth = load(data)
-    cfg = config(method, snaps.dim, seed, budget)
+    cfg = config(method, snaps.dim, seed, budget, overrides)
     c0 = time.process_time()
     res = mfsde.fit(cfg, snaps, task, progress=False)
     cpu = time.process_time() - c0
@@ -159,6 +162,7 @@ def run_model(data: str, task: str, method: str, seed: int, budget: float) -> di
         "mass": [r["mass"] for r in ev["per_time"]],
         "mass_observed": [r["mass_observed"] for r in ev["per_time"]],
         "times": times,
+        **({"overrides": dict(overrides)} if overrides else {}),
     }
     if truth is not None:
         model = res.model.eval()
@@ -203,6 +207,9 @@ def render(name: str) -> int:
         f"CPU seconds of training per run: {', '.join(f'{b:g}' for b in budget)}; 1 thread; "
         f"commit(s) {', '.join(commits)}; W1 and TMV mean ± sample std over seeds.\n"
     )
+    sets = sorted({json.dumps(r["overrides"], sort_keys=True) for r in rows if r.get("overrides")})
+    if sets:
+        parts.append(f"Config overrides of the models (--set): {'; '.join(sets)}.\n")
     summary = {}
     for data, task in TASKS:
         sub = [r for r in rows if r["data"] == data and r["task"] == task]
@@ -329,7 +336,22 @@ def main(argv=None) -> int:
         "results/growth_signal.{md,json}",
     )
     ap.add_argument("--name", default="growth")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every model run, e.g. train.starts=every (parsed as by `mfsde fit --set`; "
+        "recorded in each row)",
+    )
     args = ap.parse_args(argv)
+    from mfsde.cli import CLIError, parse_overrides
+
+    try:
+        overrides = parse_overrides(args.overrides)
+    except CLIError as exc:
+        ap.error(str(exc))
     if args.render:
         return render(args.name)
     if args.signal:
@@ -362,7 +384,7 @@ def main(argv=None) -> int:
         rows = (
             run_baselines(data, task, seed)
             if kind == "baseline"
-            else [run_model(data, task, method, seed, args.budget)]
+            else [run_model(data, task, method, seed, args.budget, overrides)]
         )
         _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
         for r in rows:

@@ -61,3 +61,15 @@ def test_signal_compares_each_network_with_the_control_beside_the_floor(bench, t
     assert all(r["w1_LJ_vs_control"] == pytest.approx(1.0, abs=0.05) for r in rows)
     assert all(r[f"floor_{n}"][0] > 0 for r in rows for n in ("attract", "LJ", "no_interact"))
     assert "attract vs control" in (tmp_path / "growth_signal.md").read_text()
+
+
+def test_set_overrides_reach_every_model_config_and_bad_ones_are_one_line(bench, capsys, tmp_path, monkeypatch):
+    cfg = bench.config("scimf_growth", 2, seed=0, budget=30.0, overrides={"train.starts": "every"})
+    assert (cfg.train.starts, cfg.model.growth.name) == ("every", "mlp")
+    assert bench.config("scimf_growth", 2, seed=0, budget=30.0).train.starts == "first"
+    monkeypatch.setattr(bench._common, "RESULTS_DIR", tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--set", "train.starts"])
+    assert exc.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert len(err) == 1 and "train.starts" in err[0]
