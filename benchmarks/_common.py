@@ -154,6 +154,24 @@ def shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def add_set_option(
+    ap, help: str = "config overrides for every run (parsed as by `mfsde fit --set`; recorded in each row)"
+):
+    """``--set KEY=VALUE …``: config overrides, into ``args.overrides`` (parse with :func:`overrides`)."""
+    ap.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE", help=help)
+
+
+def overrides(ap, values: Sequence[str]) -> dict:
+    """``--set``'s values as a dict, parsed as ``mfsde fit --set`` parses them; a bad one exits
+    with argparse's one-line error (status 2)."""
+    from mfsde.cli import CLIError, parse_overrides
+
+    try:
+        return parse_overrides(values)
+    except CLIError as exc:
+        ap.error(str(exc))
+
+
 def share(items: Sequence, part: tuple[int, int]) -> list:
     """The ``--shard K/N`` share of ``items``: every N-th one, starting at the K-th."""
     k, n = part

@@ -90,7 +90,6 @@ from mfsde import (
     evaluate,
     fit,
 )
-from mfsde.cli import CLIError, parse_overrides
 from mfsde.evaluation import baseline_evaluations
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
@@ -1062,20 +1061,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="smoke run: EMT (loo:1, loo:2), scimf and ito, 10 s, 1 seed (written as accuracy_quick)",
     )
-    ap.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides for every preset run, e.g. model.inter.qk_bias=true (parsed as by "
+    _common.add_set_option(
+        ap,
+        "config overrides for every preset run, e.g. model.inter.qk_bias=true (parsed as by "
         "`mfsde fit --set`; recorded in each row)",
     )
     args = ap.parse_args(argv)
-    try:
-        overrides = parse_overrides(args.overrides)
-    except CLIError as exc:
-        ap.error(str(exc))
+    overrides = _common.overrides(ap, args.overrides)
     reference = Path(args.reference) if args.reference else REFERENCE  # read at call time (tests patch REFERENCE)
     if args.reference is not None and args.reference.strip().lower() == "none":
         reference = None

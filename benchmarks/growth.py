@@ -336,22 +336,13 @@ def main(argv=None) -> int:
         "results/growth_signal.{md,json}",
     )
     ap.add_argument("--name", default="growth")
-    ap.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides for every model run, e.g. train.starts=every (parsed as by `mfsde fit --set`; "
+    _common.add_set_option(
+        ap,
+        "config overrides for every model run, e.g. train.starts=every (parsed as by `mfsde fit --set`; "
         "recorded in each row)",
     )
     args = ap.parse_args(argv)
-    from mfsde.cli import CLIError, parse_overrides
-
-    try:
-        overrides = parse_overrides(args.overrides)
-    except CLIError as exc:
-        ap.error(str(exc))
+    overrides = _common.overrides(ap, args.overrides)
     if args.render:
         return render(args.name)
     if args.signal:

@@ -187,14 +187,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-cite", type=float, default=240.0)
     ap.add_argument("--budget-emt", type=float, default=60.0)
     ap.add_argument("--simulation-from", default="accuracy", help="rows log of the simulation line and baselines")
-    ap.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides for every run (recorded in each row)",
-    )
+    _common.add_set_option(ap)
     ap.add_argument(
         "--fm-share",
         type=float,
@@ -213,12 +206,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.render:
         return render(args)
-    from mfsde.cli import CLIError, parse_overrides
-
-    try:
-        overrides = parse_overrides(args.overrides)
-    except CLIError as exc:
-        ap.error(str(exc))
+    overrides = _common.overrides(ap, args.overrides)
     k, n = args.shard
     torch.set_num_threads(1)
     log = _common.rows_log(args.name)
