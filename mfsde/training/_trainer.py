@@ -432,31 +432,23 @@ class Trainer:
                 sol = self.simulate(self.forward_model, x0, ts[a : b + 1], pop.generator)
                 energy = energy + path_energy(sol, normalise=False)
                 xs = sol.xs[-1]
-                if not weighted:
-                    fits.append(
-                        torch.stack(
-                            [
-                                self.loss_fn(xs if one else xs[j], s.data[b], pop.target_generator)
-                                for j, s in enumerate(members)
-                            ]
-                        )
-                    )
-                    continue
-                growth_energy = growth_energy + path_energy(sol, normalise=False, energy="growth")
-                grown = sol.mass()[-1]
+                if weighted:
+                    growth_energy = growth_energy + path_energy(sol, normalise=False, energy="growth")
+                    grown = sol.mass()[-1]
                 fit_b, mass_b = [], []
                 for j, s in enumerate(members):
+                    x_j = xs if one else xs[j]
+                    if not weighted:
+                        fit_b.append(self.loss_fn(x_j, s.data[b], pop.target_generator))
+                        continue
                     m_a = 1.0 if s.mass is None else float(s.mass[a])
                     lw = (sol.log_w[-1] if one else sol.log_w[-1, j]) + math.log(m_a)
-                    fit_b.append(
-                        self.loss_fn(
-                            xs if one else xs[j], s.data[b], pop.target_generator, log_w=lw, mass=_mass_at(s, b)
-                        )
-                    )
+                    fit_b.append(self.loss_fn(x_j, s.data[b], pop.target_generator, log_w=lw, mass=_mass_at(s, b)))
                     m_hat = m_a * (grown if one else grown[j])
                     mass_b.append(m_hat.new_zeros(()) if s.mass is None else ((m_hat - s.mass[b]) / s.mass[b]) ** 2)
                 fits.append(torch.stack(fit_b))
-                masses.append(torch.stack(mass_b))
+                if weighted:
+                    masses.append(torch.stack(mass_b))
             span = float(ts[fit_idx[-1]] - ts[0])
             energy = energy / span
             fits = torch.stack(fits)  # (K, members)
@@ -464,11 +456,9 @@ class Trainer:
                 masses = torch.stack(masses).mean(0)  # (members,)
                 growth_energy = growth_energy / span
             for j, s in enumerate(members):
-                if not weighted:
-                    parts.append((s, fits[:, j], energy if one else energy[j], None, None))
-                else:
-                    g_e = growth_energy if one else growth_energy[j]
-                    parts.append((s, fits[:, j], energy if one else energy[j], masses[j], g_e))
+                mass_term = masses[j] if weighted else None
+                g_e = (growth_energy if one else growth_energy[j]) if weighted else None
+                parts.append((s, fits[:, j], energy if one else energy[j], mass_term, g_e))
         return parts
 
     def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:
