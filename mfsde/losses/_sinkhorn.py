@@ -2,11 +2,67 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from mfsde._checks import check_population
 from mfsde.losses._registry import LOSSES
+
+try:  # geomloss's own Sinkhorn loop, ε-schedule and cost (its tensorized backend), to pass it a faster soft-min
+    from geomloss._legacy.sinkhorn_divergence import log_weights, scaling_parameters, sinkhorn_cost, sinkhorn_loop
+    from geomloss._legacy.sinkhorn_samples import cost_routines
+except ImportError:  # another geomloss layout: SamplesLoss as is (same values, slower)
+    sinkhorn_loop = None
+
+
+class _LogSumExp(torch.autograd.Function):
+    """``z.logsumexp(-1)`` with the same values, without torch's slow path for exp underflow.
+
+    On CPU, ``exp`` of an argument below log(float32's smallest normal) ≈ −87.3 (a subnormal or zero
+    result) runs 30–80× slower than in range. Sinkhorn's soft-min at a small ε is mostly such
+    arguments (−C/ε for far pairs), so geomloss's tensorized loop spends most of its time there.
+    Clamping the shifted arguments at log(tiny) + 1 leaves the sum, which is ≥ 1 (its largest term
+    is exp(0)), unchanged in floating point: each clamped term adds < 2e-38 (float32). The
+    gradient (the soft-max weights) differs by less than that per entry.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        low = math.log(torch.finfo(z.dtype).tiny) + 1.0
+        top = z.amax(-1)
+        m = top.masked_fill(top.abs() == math.inf, 0.0)  # as torch.logsumexp
+        out = (z - m.unsqueeze(-1)).clamp_(min=low).exp_().sum(-1).log_().add_(m)
+        out = out.masked_fill(top == -math.inf, -math.inf)  # a row of −inf only: −inf, as torch
+        ctx.save_for_backward(z, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        z, out = ctx.saved_tensors
+        low = math.log(torch.finfo(z.dtype).tiny) + 1.0
+        return grad.unsqueeze(-1) * (z - out.unsqueeze(-1)).clamp_(min=low).exp_()
+
+
+def _softmin(eps: float, C_xy: torch.Tensor, h_y: torch.Tensor) -> torch.Tensor:
+    """geomloss's ``softmin_tensorized`` (f_i = −ε log Σ_j exp(h_j − C_ij/ε)) with :class:`_LogSumExp`."""
+    B = C_xy.shape[0]
+    return -eps * _LogSumExp.apply(h_y.view(B, 1, -1) - C_xy / eps).view(B, -1)
+
+
+def _sinkhorn_tensorized(a, x, b, y, *, p, blur, reach, scaling, debias) -> torch.Tensor:
+    """geomloss's ``sinkhorn_tensorized`` step for step, with :func:`_softmin`: ``(B,)`` values for
+    weights ``a`` ``(B, N)``, ``b`` ``(B, M)`` and points ``x`` ``(B, N, D)``, ``y`` ``(B, M, D)``."""
+    cost = cost_routines[p]
+    C_xy, C_yx = cost(x, y.detach()), cost(y, x.detach())
+    C_xx = cost(x, x.detach()) if debias else None
+    C_yy = cost(y, y.detach()) if debias else None
+    _, eps, eps_list, rho = scaling_parameters(x, y, p, blur, reach, None, scaling)
+    f_aa, g_bb, g_ab, f_ba = sinkhorn_loop(
+        _softmin, log_weights(a), log_weights(b), C_xx, C_yy, C_xy, C_yx, eps_list, rho, debias=debias
+    )
+    return sinkhorn_cost(eps, rho, a, b, f_aa, g_bb, g_ab, f_ba, batch=True, debias=debias)
 
 
 def subsample(y: torch.Tensor, n: int | None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -54,6 +110,10 @@ class SinkhornLoss(nn.Module):
         reach: unbalanced transport (geomloss ``reach``, a length in the data's units): mass may be
             created or destroyed at a cost of about reach^p instead of being transported farther.
             Only with weighted particles (``log_w``) and a target ``mass``; ``None``: balanced.
+        fast: with the tensorized backend, run geomloss's Sinkhorn loop with a soft-min that
+            avoids torch's slow path for exp underflow (:class:`_LogSumExp`): the same values and
+            gradients to floating point, 1.5–7× faster on CPU at a small blur
+            (``benchmarks/sinkhorn_speed.py``). ``False``: geomloss's ``SamplesLoss`` as is.
 
     Call: ``loss(x, y)`` with ``x`` ``(..., N, d)`` and ``y`` ``(..., M, d)`` (same leading dims
     or ``y`` without them) → ``(...)``.
@@ -78,6 +138,7 @@ class SinkhornLoss(nn.Module):
         debias: bool = True,
         n_sources: int | None = None,
         reach: float | None = None,
+        fast: bool = True,
     ):
         super().__init__()
         from geomloss import SamplesLoss
@@ -100,6 +161,9 @@ class SinkhornLoss(nn.Module):
         if reach is not None and not (isinstance(reach, (int, float)) and not isinstance(reach, bool) and reach > 0):
             raise ValueError(f"reach must be > 0 or None, got {reach!r}")
         self.n_sources, self.reach = n_sources, reach
+        if not isinstance(fast, bool):
+            raise ValueError(f"fast must be true or false, got {fast!r}")
+        self.debias, self.fast = debias, fast and backend == "tensorized" and sinkhorn_loop is not None
         self._loss = SamplesLoss("sinkhorn", p=p, blur=blur, scaling=scaling, backend=backend, debias=debias)
         self._unbalanced = (
             None
@@ -134,8 +198,8 @@ class SinkhornLoss(nn.Module):
             raise ValueError(f"x has leading dims {tuple(lead)} but y has {tuple(y.shape[:-2])}")
         if log_w is None:
             if not lead:
-                return self._loss(x, y)
-            out = self._loss(x.reshape(-1, *x.shape[-2:]), y.reshape(-1, *y.shape[-2:]).contiguous())
+                return self._call(self._loss, x, y)
+            out = self._call(self._loss, x.reshape(-1, *x.shape[-2:]), y.reshape(-1, *y.shape[-2:]).contiguous())
             return out.reshape(lead)
         n, m = x.shape[-2], y.shape[-2]
         if self.reach is None:  # the normalised laws
@@ -144,13 +208,34 @@ class SinkhornLoss(nn.Module):
             a = log_w.exp() / n_all * (n_all / n)
             b, loss = y.new_full((*lead, m), float(mass) / m), self._unbalanced
         flat = (-1, *x.shape[-2:])
-        out = loss(a.reshape(-1, n), x.reshape(flat), b.reshape(-1, m), y.reshape(-1, m, y.shape[-1]).contiguous())
+        out = self._call(
+            loss, a.reshape(-1, n), x.reshape(flat), b.reshape(-1, m), y.reshape(-1, m, y.shape[-1]).contiguous()
+        )
         return out.reshape(lead)
+
+    def _call(self, loss, *args) -> torch.Tensor:
+        """``loss(x, y)`` or ``loss(a, x, b, y)`` (a geomloss ``SamplesLoss``), on the fast path where set."""
+        if not self.fast:
+            return loss(*args)
+        if len(args) == 2:
+            x, y = args
+            a, b = loss.generate_weights(x), loss.generate_weights(y)
+        else:
+            a, x, b, y = args
+        batched = x.dim() == 3
+        if not batched:
+            a, x, b, y = a.unsqueeze(0), x.unsqueeze(0), b.unsqueeze(0), y.unsqueeze(0)
+        out = _sinkhorn_tensorized(
+            a, x, b, y, p=self.p, blur=self.blur, reach=loss.reach, scaling=self.scaling, debias=self.debias
+        )
+        return out if batched else out[0]
 
     def extra_repr(self) -> str:
         return (
             f"p={self.p}, blur={self.blur}, scaling={self.scaling}, n_targets={self.n_targets}, "
-            f"n_sources={self.n_sources}" + (f", reach={self.reach}" if self.reach is not None else "")
+            f"n_sources={self.n_sources}"
+            + (f", reach={self.reach}" if self.reach is not None else "")
+            + ("" if self.fast else ", fast=False")
         )
 
 

@@ -155,6 +155,79 @@ def test_sinkhorn_bad_inputs():
         loss(torch.zeros(4, 2, dtype=F64), torch.tensor([[0.0, float("nan")]], dtype=F64))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_fast_logsumexp_matches_torch_out_of_exp_range(dtype):
+    from mfsde.losses._sinkhorn import _LogSumExp
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 5, 200, generator=g, dtype=dtype) * torch.tensor([1.0, 50.0, 1e4], dtype=dtype).view(3, 1, 1)
+    z[0, 0] = -math.inf  # a row of −inf: −inf, as torch gives
+    z[1, 1, :5] = math.inf
+    z = z.requires_grad_()
+    ref = torch.logsumexp(z, -1)
+    out = _LogSumExp.apply(z)
+    assert torch.equal(out, ref) or torch.allclose(out, ref, rtol=0, atol=0, equal_nan=True)
+    finite = torch.isfinite(ref)
+    w = torch.randn(ref.shape, generator=g, dtype=dtype)
+    (gr,) = torch.autograd.grad((ref[finite] * w[finite]).sum(), z)
+    (go,) = torch.autograd.grad((out[finite] * w[finite]).sum(), z)
+    tiny = torch.finfo(dtype).tiny
+    assert (go - gr)[finite].abs().max() <= 2 * math.e * tiny * w.abs().max()  # only terms below exp's range differ
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    m=st.integers(1, 40),
+    d=st.integers(1, 6),
+    scale=st.sampled_from([0.01, 1.0, 30.0]),
+    blur=st.sampled_from([0.01, 0.1, 1.0]),
+    p=st.sampled_from([1, 2]),
+    debias=st.booleans(),
+    weighted=st.sampled_from([None, "balanced", "unbalanced"]),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_sinkhorn_equals_geomloss(n, m, d, scale, blur, p, debias, weighted, seed):
+    """fast=True runs geomloss's loop with the clamped soft-min: the same value and gradients."""
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(2, n, d, generator=g) * scale
+    y = torch.randn(2, m, d, generator=g) * scale + 0.5
+    lw0 = torch.randn(2, n, generator=g)
+    out = {}
+    for fast in (True, False):
+        options = {"reach": 1.0} if weighted == "unbalanced" else {}
+        loss = SinkhornLoss(p=p, blur=blur, debias=debias, fast=fast, **options)
+        assert loss.fast is fast
+        x, lw = x0.clone().requires_grad_(), lw0.clone().requires_grad_()
+        v = loss(x, y) if weighted is None else loss(x, y, log_w=lw, mass=1.3)
+        v.sum().backward()
+        out[fast] = (v.detach(), x.grad, lw.grad)
+    (v1, gx1, gw1), (v0, gx0, gw0) = out[True], out[False]
+    assert torch.allclose(v1, v0, rtol=1e-6, atol=1e-6 * scale**p)
+    assert torch.allclose(gx1, gx0, rtol=1e-5, atol=1e-6 * max(scale, 1.0) ** p)
+    if weighted is not None:
+        assert torch.allclose(gw1, gw0, rtol=1e-5, atol=1e-6 * max(scale, 1.0) ** p)
+
+
+def test_fast_sinkhorn_is_bitwise_geomloss_on_a_training_sized_problem():
+    g = torch.Generator().manual_seed(1)
+    x0, y = torch.randn(256, 10, generator=g), torch.randn(500, 10, generator=g) + 0.3
+    res = []
+    for fast in (True, False):
+        x = x0.clone().requires_grad_()
+        v = SinkhornLoss(fast=fast)(x, y)
+        v.backward()
+        res.append((v.detach(), x.grad))
+    assert torch.equal(res[0][0], res[1][0]) and torch.equal(res[0][1], res[1][1])
+
+
+def test_fast_sinkhorn_option():
+    assert SinkhornLoss().fast and not SinkhornLoss(fast=False).fast
+    assert "fast=False" in repr(SinkhornLoss(fast=False))
+    with pytest.raises(ValueError, match="fast must be true or false"):
+        SinkhornLoss(fast="yes")
+
+
 # -- exact OT (POT) ------------------------------------------------------------------------------------
 @settings(max_examples=20)
 @given(a=st.lists(st.floats(-5, 5), min_size=2, max_size=2), b=st.lists(st.floats(-5, 5), min_size=2, max_size=2))
