@@ -112,7 +112,7 @@ class SinkhornLoss(nn.Module):
             Only with weighted particles (``log_w``) and a target ``mass``; ``None``: balanced.
         fast: with the tensorized backend, run geomloss's Sinkhorn loop with a soft-min that
             avoids torch's slow path for exp underflow (:class:`_LogSumExp`): the same values and
-            gradients to floating point, 1.5–7× faster on CPU at a small blur
+            gradients (bit for bit in the tests), 1.7–2.7× faster on CPU at the default blur
             (``benchmarks/sinkhorn_speed.py``). ``False``: geomloss's ``SamplesLoss`` as is.
 
     Call: ``loss(x, y)`` with ``x`` ``(..., N, d)`` and ``y`` ``(..., M, d)`` (same leading dims
