@@ -110,7 +110,7 @@ class SinkhornLoss(nn.Module):
         reach: unbalanced transport (geomloss ``reach``, a length in the data's units): mass may be
             created or destroyed at a cost of about reach^p instead of being transported farther.
             Only with weighted particles (``log_w``) and a target ``mass``; ``None``: balanced.
-        fast: with the tensorized backend, run geomloss's Sinkhorn loop with a soft-min that
+        fast: with the tensorized backend on CPU, run geomloss's Sinkhorn loop with a soft-min that
             avoids torch's slow path for exp underflow (:class:`_LogSumExp`): the same values and
             gradients (bit for bit in the tests), 1.7–2.7× faster on CPU at the default blur
             (``benchmarks/sinkhorn_speed.py``). ``False``: geomloss's ``SamplesLoss`` as is.
@@ -215,7 +215,7 @@ class SinkhornLoss(nn.Module):
 
     def _call(self, loss, *args) -> torch.Tensor:
         """``loss(x, y)`` or ``loss(a, x, b, y)`` (a geomloss ``SamplesLoss``), on the fast path where set."""
-        if not self.fast:
+        if not self.fast or args[-1].device.type != "cpu":  # the slow exp path is the CPU's
             return loss(*args)
         if len(args) == 2:
             x, y = args
