@@ -28,6 +28,10 @@ def _scimf(dim: int) -> Config:
     # within ito's spread, with equal or better W1 on OU, Morse and two species and their controls
     # (benchmarks/results/populations_scimf_zero_init_vs.md).
     cfg.model.inter.options["zero_init"] = True
+    # No attention dropout: with it the fused attention falls back to its unfused path and the masks
+    # cost as much as the scores (a scimf iteration 1.3x slower on EMT), and at equal iterations it
+    # makes no difference beyond seed spread on EMT, Bargaje or CITE (benchmarks/results/gate_no_dropout.md).
+    cfg.model.inter.options["dropout"] = 0.0
     if dim <= LOW_DIM_NO_LAYER_NORM:
         # The LayerNorm's shift β is also what gives scIMF's bias-free W_Q, W_K a score term of the
         # source alone, (W_Q β)ᵀ W_K x̂_j: without it the score is bilinear and two mirrored groups
@@ -95,11 +99,11 @@ def _scimf_paper(dim: int) -> Config:
 
 def preset(name: str, dim: int = 50) -> Config:
     """The named preset for particles of dimension ``dim``: ``scimf`` (the paper's
-    hyper-parameters, with f_inter ≡ 0 at initialisation, and at d ≤ 3 a q/k bias in place of the
-    LayerNorm), ``scimf_paper`` (the paper's exact recipe), ``ito`` (no interaction), ``symmetric_qk``
-    (W_Q = W_K), ``rbf``, ``radial`` (central forces with a learned profile ψ(r)), ``pairwise_mlp``. The attention
-    presets use 2 heads where ``dim`` is even and 1 head where it is odd (d_k = d / heads must be
-    whole)."""
+    hyper-parameters, with f_inter ≡ 0 at initialisation, no attention dropout, and at d ≤ 3 a q/k
+    bias in place of the LayerNorm), ``scimf_paper`` (the paper's exact recipe), ``ito`` (no
+    interaction), ``symmetric_qk`` (W_Q = W_K), ``rbf``, ``radial`` (central forces with a learned
+    profile ψ(r)), ``pairwise_mlp``. The attention presets use 2 heads where ``dim`` is even and 1
+    head where it is odd (d_k = d / heads must be whole)."""
     cfg = PRESETS.get(name)(dim)  # KeyError listing the presets for an unknown name
     inter = cfg.model.inter
     if inter.name == "attention" and dim % int(inter.options.get("heads", 1)):

@@ -113,7 +113,7 @@ class SinkhornLoss(nn.Module):
         fast: with the tensorized backend on CPU, run geomloss's Sinkhorn loop with a soft-min that
             avoids torch's slow path for exp underflow (:class:`_LogSumExp`): the same values and
             gradients (bit for bit in the tests), 1.7–2.7× faster on CPU at the default blur
-            (``benchmarks/sinkhorn_speed.py``). ``False``: geomloss's ``SamplesLoss`` as is.
+            (``benchmarks/iteration_speed.py``). ``False``: geomloss's ``SamplesLoss`` as is.
 
     Call: ``loss(x, y)`` with ``x`` ``(..., N, d)`` and ``y`` ``(..., M, d)`` (same leading dims
     or ``y`` without them) → ``(...)``.

@@ -32,8 +32,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def small_config(**overrides):
-    """A tiny scimf model; attention dropout stays on (0.1): each population has its own RNG."""
+    """A tiny scimf model with attention dropout on (0.1): each population has its own RNG."""
     base = {
+        "model.inter.dropout": 0.1,
         "model.intra.width": 16,
         "model.inter.heads": 1,
         "model.dt": 0.25,

@@ -209,7 +209,7 @@ def test_standardised_coordinates_are_mapped_back():
 
 def test_learned_model_is_scored_in_eval_mode_and_keeps_its_mode():
     system = get_system("ou")
-    model = mfsde.model.build_model(mfsde.preset("scimf", dim=2))  # attention dropout 0.1
+    model = mfsde.model.build_model(mfsde.preset("scimf", dim=2).override(**{"model.inter.dropout": 0.1}))
     model.train()
     a = drift_error(model, system, TIMES, **SMALL)["drift"]
     b = drift_error(model, system, TIMES, **SMALL)["drift"]

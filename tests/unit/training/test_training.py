@@ -32,7 +32,8 @@ D = 2
 def tiny_config(preset: str = "scimf", **overrides) -> Config:
     base = {
         "model.intra.width": 16,
-        "model.inter.heads": 1,  # keeps dropout 0.1 in the attention: the global RNG matters
+        "model.inter.heads": 1,
+        "model.inter.dropout": 0.1,  # dropout in the attention: the global RNG matters
         "model.dt": 0.25,
         "loss.fit.blur": 0.3,
         "train.n_particles": 32,
@@ -42,7 +43,7 @@ def tiny_config(preset: str = "scimf", **overrides) -> Config:
         "train.clip_grad_norm": 1.0,
     }
     if mfsde.preset(preset, dim=D).model.inter.name != "attention":
-        del base["model.inter.heads"]
+        del base["model.inter.heads"], base["model.inter.dropout"]
     base.update(overrides)
     return mfsde.preset(preset, dim=D).override(**base)
 

@@ -1,11 +1,13 @@
-"""The Sinkhorn loss with and without the soft-min that avoids torch's slow exp-underflow path.
+"""Seconds per training iteration: the Sinkhorn soft-min and the attention dropout.
 
 On CPU, torch's ``exp`` of an argument below ≈ −87.3 (float32's subnormal or zero results) runs
 30–80× slower than in range. geomloss's tensorized Sinkhorn loop spends most of its time there at a
 small blur: its soft-min takes exp of h_j − C_ij/ε, far below that for distant pairs. mfsde's
 ``SinkhornLoss(fast=True)`` (the default) runs geomloss's own loop with a soft-min that clamps
-those arguments first; ``fast=False`` is geomloss's ``SamplesLoss`` as is. Both sides run here in
-one process, with one thread:
+those arguments first; ``fast=False`` is geomloss's ``SamplesLoss`` as is. Attention dropout
+(``model.inter.dropout``, 0.1 in the ``scimf`` preset up to version 0.2.0) makes torch's fused
+attention fall back to its unfused path and draw a mask as large as the scores. Everything runs
+here in one process, with one thread:
 
 1. ``exp``: torch's exp of a 1000 × 1000 float32 tensor filled with one value, in and out of range.
 2. ``loss``: forward + backward of the loss, N = 512 particles against M = 1000 targets
@@ -13,15 +15,17 @@ one process, with one thread:
    scale of standardised data), the default blur 0.1 and scaling 0.7, timed round-robin; values
    and gradients compared bit for bit.
 3. ``train``: the ``scimf`` preset on EMT (``loo:1``), Bargaje (``interpolate:2,4,6``) and CITE
-   (``loo:1``) from ``../shared/data`` (skipped with a message when absent): a fresh
-   :class:`mfsde.training.Trainer` per side and repeat, blocks alternating between the sides,
-   ``--iterations`` steps each after one untimed step; the median CPU seconds per iteration and
-   whether both sides' loss histories are identical.
+   (``loo:1``) from ``../shared/data`` (skipped with a message when absent), in three variants:
+   geomloss's soft-min with dropout 0.1 (the preset up to 0.2.0), the fast soft-min with dropout
+   0.1, and the fast soft-min without dropout (the preset now). A fresh
+   :class:`mfsde.training.Trainer` per variant and repeat, the variants' order rotating between
+   repeats, ``--iterations`` steps each after one untimed step; the median CPU seconds per
+   iteration, and whether the two soft-mins' loss histories (both with dropout) are identical.
 
-    python benchmarks/sinkhorn_speed.py                 # ~4 min
-    python benchmarks/sinkhorn_speed.py --quick         # a smoke run (synthetic data only)
+    python benchmarks/iteration_speed.py                 # ~6 min
+    python benchmarks/iteration_speed.py --quick         # a smoke run (synthetic data only)
 
-Writes ``results/sinkhorn_speed.{json,md}`` (``--name``), with the machine's load average.
+Writes ``results/iteration_speed.{json,md}`` (``--name``), with the machine's load average.
 """
 
 from __future__ import annotations
@@ -92,6 +96,10 @@ def loss_part(dims, repeats: int) -> list[dict]:
     return rows
 
 
+#: (name, loss.fit.fast, model.inter.dropout): the preset up to 0.2.0, its faster loss, the preset now
+VARIANTS = [("geomloss, dropout 0.1", False, 0.1), ("fast, dropout 0.1", True, 0.1), ("fast, no dropout", True, 0.0)]
+
+
 def train_part(names, iterations: int, repeats: int) -> list[dict]:
     from accuracy import load
 
@@ -105,40 +113,41 @@ def train_part(names, iterations: int, repeats: int) -> list[dict]:
             print(f"{name}: data not in ../shared/data, skipped")
             continue
         task = DATASETS[name]
-        per_it = {True: [], False: []}
-        hist = {True: [], False: []}
+        per_it = {v[0]: [] for v in VARIANTS}
+        hist = {v[0]: [] for v in VARIANTS}
         for r in range(repeats):
-            for fast in (True, False) if r % 2 == 0 else (False, True):
-                cfg = mfsde.preset("scimf", dim=snaps.dim).override(**{"loss.fit.fast": fast, "train.seed": 0})
-                tr = Trainer(cfg, snaps, task)
+            for label, fast, dropout in VARIANTS[r % 3 :] + VARIANTS[: r % 3]:
+                over = {"loss.fit.fast": fast, "model.inter.dropout": dropout, "train.seed": 0}
+                tr = Trainer(mfsde.preset("scimf", dim=snaps.dim).override(**over), snaps, task)
                 losses = [tr.step()["loss"]]
                 for _ in range(iterations):
                     rec = tr.step()
-                    per_it[fast].append(rec["cpu_seconds"])
+                    per_it[label].append(rec["cpu_seconds"])
                     losses.append(rec["loss"])
-                hist[fast].append(losses)
+                hist[label].append(losses)
+        seconds = {label: statistics.median(v) for label, v in per_it.items()}
+        base = seconds[VARIANTS[0][0]]
         rows.append(
             {
                 "dataset": name,
                 "task": task,
                 "dim": snaps.dim,
-                "geomloss_s": statistics.median(per_it[False]),
-                "fast_s": statistics.median(per_it[True]),
-                "speedup": statistics.median(per_it[False]) / statistics.median(per_it[True]),
+                "seconds": seconds,
+                "speedup": {label: base / s for label, s in seconds.items()},
                 "iterations": iterations * repeats,
-                "same_history": all(a == b for a, b in zip(hist[True], hist[False])),
+                "same_history": hist[VARIANTS[0][0]] == hist[VARIANTS[1][0]],
             }
         )
-        print(f"{name}: {rows[-1]['geomloss_s']:.3f} → {rows[-1]['fast_s']:.3f} CPU s per iteration")
+        print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items()) + " CPU s per iteration")
     return rows
 
 
 def render(doc: dict) -> str:
     env = doc["environment"]
     lines = [
-        "# Sinkhorn loss: geomloss's soft-min against the one without the exp-underflow slow path",
+        "# Seconds per iteration: the Sinkhorn soft-min and the attention dropout",
         "",
-        f"`python benchmarks/sinkhorn_speed.py{doc['argv']}`, commit {doc['git_commit']}, "
+        f"`python benchmarks/iteration_speed.py{doc['argv']}`, commit {doc['git_commit']}, "
         f"torch {env.get('packages', {}).get('torch')}, 1 thread, load average {doc['load_before']:.2f} before "
         f"and {doc['load_after']:.2f} after. CPU time medians.",
         "",
@@ -157,25 +166,27 @@ def render(doc: dict) -> str:
         ),
     ]
     if doc["train"]:
+        labels = [v[0] for v in VARIANTS]
         lines += [
             "",
-            "## One training iteration, `scimf` preset",
+            "## One training iteration, `scimf` preset (CPU s; speed-up against the first column)",
             "",
             _common.markdown_table(
-                ["data, task", "d", "geomloss (CPU s)", "fast (CPU s)", "speed-up", "iterations", "same history"],
+                ["data, task", "d", *labels, "speed-up", "iterations", "same history"],
                 [
                     [
                         f"{r['dataset']} {r['task']}",
                         r["dim"],
-                        r["geomloss_s"],
-                        r["fast_s"],
-                        r["speedup"],
+                        *(r["seconds"][label] for label in labels),
+                        " / ".join(f"{r['speedup'][label]:.2f}" for label in labels[1:]),
                         r["iterations"],
                         r["same_history"],
                     ]
                     for r in doc["train"]
                 ],
             ),
+            "",
+            "Same history: the loss histories of the two soft-mins (both with dropout 0.1), bit for bit.",
         ]
     return "\n".join(lines) + "\n"
 
@@ -185,9 +196,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dims", type=int, nargs="+", default=[4, 10, 50])
     ap.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     ap.add_argument("--iterations", type=int, default=4, help="timed training steps per side and repeat")
-    ap.add_argument("--repeats", type=int, default=10, help="loss calls per side; training blocks: 2")
+    ap.add_argument("--repeats", type=int, default=10, help="loss calls per side (training: 3 blocks per variant)")
     ap.add_argument("--quick", action="store_true", help="2 repeats, d = 4 only, no training part")
-    ap.add_argument("--name", default="sinkhorn_speed")
+    ap.add_argument("--name", default="iteration_speed")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.quick:
@@ -199,7 +210,7 @@ def main(argv=None) -> int:
         "load_before": load_before,
         "exp": exp_part(args.repeats),
         "loss": loss_part(args.dims, args.repeats),
-        "train": train_part(args.datasets, args.iterations, 2),
+        "train": train_part(args.datasets, args.iterations, 3),
     }
     doc["load_after"] = os.getloadavg()[0]
     doc["environment"] = _common.env_info()
