@@ -28,9 +28,10 @@ def _scimf(dim: int) -> Config:
     # within ito's spread, with equal or better W1 on OU, Morse and two species and their controls
     # (benchmarks/results/populations_scimf_zero_init_vs.md).
     cfg.model.inter.options["zero_init"] = True
-    # No attention dropout: with it the fused attention falls back to its unfused path and the masks
-    # cost as much as the scores (a scimf iteration 1.3x slower on EMT), and at equal iterations it
-    # makes no difference beyond seed spread on EMT, Bargaje or CITE (benchmarks/results/gate_no_dropout.md).
+    # No attention dropout: with it the fused attention falls back to its unfused path and draws a
+    # mask as large as the scores (a scimf iteration 1.2-1.9x slower, results/iteration_speed.md), and
+    # at equal iterations it makes no difference beyond seed spread on EMT, Bargaje or CITE
+    # (benchmarks/results/gate_no_dropout.md).
     cfg.model.inter.options["dropout"] = 0.0
     if dim <= LOW_DIM_NO_LAYER_NORM:
         # The LayerNorm's shift β is also what gives scIMF's bias-free W_Q, W_K a score term of the
