@@ -175,6 +175,17 @@ class TrainConfig:
     #: ``"flow_matching+simulation"``: restart the step-size schedule from ``lr`` when simulation
     #: takes over (flow matching's many cheap iterations have decayed it by then)
     fm_restart_lr: bool = False
+    #: flow matching: the bridges' mean path, ``"linear"`` (the straight line between coupled cells)
+    #: or ``"metric"`` (each pair's geodesic in a data-density metric built from the gap's two
+    #: snapshots, as Metric Flow Matching: paths bend towards where cells are)
+    fm_interpolant: str = "linear"
+    #: ``fm_interpolant "metric"``: RBF centres (k-means) of each gap's metric
+    fm_metric_centers: int = 150
+    #: ``fm_interpolant "metric"``: width of each centre in units of its cluster's spread (κ)
+    fm_metric_kappa: float = 3.0
+    #: ``fm_interpolant "metric"``: the floor ε under the density h; moving off the data costs up
+    #: to 1/ε times more than on it
+    fm_metric_eps: float = 0.1
     #: where the training simulations start: ``"first"`` (one path from the first snapshot through
     #: every training time, scIMF's) or ``"every"`` (one path per gap between consecutive training
     #: times, started from the gap's first observed cells and fitted to the next: each transition is
@@ -478,6 +489,7 @@ class Config:
     def _validate_method(self) -> None:
         """The training method's keys (``train.method``, ``train.fm_*``)."""
         from mfsde.training._flow_matching import COUPLINGS, TRAINING_METHODS, check_cost_size
+        from mfsde.training._geodesic import INTERPOLANTS
 
         t, m = self.train, self.model
         if t.method not in TRAINING_METHODS:
@@ -488,6 +500,19 @@ class Config:
                 raise ValueError(f"train.{name} must be a positive int, got {v!r}")
         if t.fm_coupling not in COUPLINGS:
             raise ValueError(f"train.fm_coupling must be one of {', '.join(COUPLINGS)}; got {t.fm_coupling!r}")
+        if t.fm_interpolant not in INTERPOLANTS:
+            raise ValueError(f"train.fm_interpolant must be one of {', '.join(INTERPOLANTS)}; got {t.fm_interpolant!r}")
+        if isinstance(t.fm_metric_centers, bool) or not isinstance(t.fm_metric_centers, int) or t.fm_metric_centers < 1:
+            raise ValueError(f"train.fm_metric_centers must be a positive int, got {t.fm_metric_centers!r}")
+        for name in ("fm_metric_kappa", "fm_metric_eps"):
+            v = getattr(t, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise ValueError(f"train.{name} must be a positive number, got {v!r}")
+        if t.fm_interpolant != "linear" and t.method == "simulation":
+            raise ValueError(
+                f"train.fm_interpolant {t.fm_interpolant!r} shapes flow matching's bridges; train.method "
+                "'simulation' has none (use 'flow_matching' or 'flow_matching+simulation')"
+            )
         if t.fm_share is not None:
             if isinstance(t.fm_share, bool) or not isinstance(t.fm_share, (int, float)) or not 0 < t.fm_share < 1:
                 raise ValueError(f"train.fm_share must be a number in (0, 1) or None, got {t.fm_share!r}")

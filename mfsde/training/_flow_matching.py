@@ -109,6 +109,7 @@ def bridge(
     gap: torch.Tensor,
     sigma: torch.Tensor,
     generator: torch.Generator,
+    mean: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Brownian-bridge points and their drift targets.
 
@@ -119,14 +120,22 @@ def bridge(
         gap: Δ = t₁ − t₀ ``(..., 1, 1)`` (model time).
         sigma: the noise, a scalar or ``(d,)``.
         generator: draws ε.
+        mean: ``(μ, dμ/ds)`` of a curved path from x₀ to x₁ at s (``train.fm_interpolant
+            "metric"``), each ``(..., B, d)``; ``None``: the straight line.
 
     Returns:
-        ``(x_t, u)``: x_t = (1 − s) x₀ + s x₁ + σ √(s(1 − s)Δ) ε and u = (x₁ − x_t)/((1 − s)Δ),
-        both ``(..., B, d)``.
+        ``(x_t, u)``, both ``(..., B, d)``. Straight: x_t = (1 − s) x₀ + s x₁ + σ √(s(1 − s)Δ) ε and
+        u = (x₁ − x_t)/((1 − s)Δ). Around a curved mean μ (μ(0) = x₀, μ(1) = x₁): x_t = μ + σ √(s(1 − s)Δ) ε
+        and u = μ̇ − (x_t − μ)/((1 − s)Δ), μ̇ = (dμ/ds)/Δ: the drift of the Brownian bridge of noise σ
+        whose mean is μ (it is the straight formula when μ is the straight line).
     """
     eps = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(x0.device)
-    xt = (1 - s) * x0 + s * x1 + sigma * torch.sqrt(s * (1 - s) * gap) * eps
-    return xt, (x1 - xt) / ((1 - s) * gap)
+    if mean is None:
+        xt = (1 - s) * x0 + s * x1 + sigma * torch.sqrt(s * (1 - s) * gap) * eps
+        return xt, (x1 - xt) / ((1 - s) * gap)
+    mu, dmu = mean
+    xt = mu + sigma * torch.sqrt(s * (1 - s) * gap) * eps
+    return xt, dmu / gap - (xt - mu) / ((1 - s) * gap)
 
 
 class FlowMatchingBatch:
@@ -138,10 +147,22 @@ class FlowMatchingBatch:
 
 
 def flow_matching_batch(
-    series, sigma: torch.Tensor, *, n_times: int, batch: int, coupling: str, generator: torch.Generator
+    series,
+    sigma: torch.Tensor,
+    *,
+    n_times: int,
+    batch: int,
+    coupling: str,
+    generator: torch.Generator,
+    metrics: dict | None = None,
 ) -> FlowMatchingBatch:
     """Draw the bridged populations of one series (see the module docstring; ``series.data`` and
-    ``series.ts`` in model units, ``series.fit_idx`` the training indices ≥ 1)."""
+    ``series.ts`` in model units, ``series.fit_idx`` the training indices ≥ 1). ``metrics``: for
+    ``train.fm_interpolant "metric"``, a callable ``g ↦`` the :class:`~mfsde.training._geodesic.RBFMetric`
+    of gap ``g`` (between the g-th and (g+1)-th training times); the bridges then follow each pair's
+    geodesic in it instead of the straight line."""
+    from mfsde.training import _geodesic
+
     idx = [0] + list(series.fit_idx)
     times = series.ts[idx]
     t0, t_end = float(times[0]), float(times[-1])
@@ -157,12 +178,18 @@ def flow_matching_batch(
         a = draw_initial(series.data[idx[g]], batch, generator)
         b = draw_initial(series.data[idx[g + 1]], batch, generator)
         eps = float((sigma.double().pow(2).mean() * (tt[g + 1] - tt[g])).item()) if coupling == "sinkhorn" else None
-        pairs[g] = (a, b[couple(a, b, coupling, generator, eps)])
-    xs0 = [pairs[int(g)][0] for g in k]
-    xs1 = [pairs[int(g)][1] for g in k]
-    x0, x1 = torch.stack(xs0), torch.stack(xs1)
+        b = b[couple(a, b, coupling, generator, eps)]
+        pairs[g] = (a, b, None if metrics is None else _geodesic.geodesic(a, b, metrics(g)))
+    x0 = torch.stack([pairs[int(g)][0] for g in k])
+    x1 = torch.stack([pairs[int(g)][1] for g in k])
     s_, gap_ = s.to(dev, dtype).view(-1, 1, 1), gap.to(dev, dtype).view(-1, 1, 1)
-    xt, target = bridge(x0, x1, s_, gap_, sigma.to(dev, dtype), generator)
+    mean = None
+    if metrics is not None:
+        means = [
+            _geodesic.path(pairs[int(g)][0], pairs[int(g)][1], pairs[int(g)][2], sv.view(1)) for g, sv in zip(k, s_)
+        ]
+        mean = (torch.stack([m[0][:, 0] for m in means]), torch.stack([m[1][:, 0] for m in means]))
+    xt, target = bridge(x0, x1, s_, gap_, sigma.to(dev, dtype), generator, mean)
     return FlowMatchingBatch(xt, target, t.to(dev, dtype).view(-1, 1), (1 - s).to(dev, dtype))
 
 

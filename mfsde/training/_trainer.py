@@ -11,8 +11,10 @@ import functools
 import inspect
 import math
 import time
+import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from mfsde.config._schema import Config
@@ -22,6 +24,7 @@ from mfsde.model._scaling import training_spread
 from mfsde.model._sde import MeanFieldSDE, build_model, sigma_to_model_units
 from mfsde.training import _distributed as distributed
 from mfsde.training import _flow_matching as _fm
+from mfsde.training import _geodesic
 from mfsde.training import _runs as runs
 from mfsde.training._averaging import ParameterAverage
 from mfsde.training._rng import RandomStreams, replica_seed, seed_everything
@@ -197,6 +200,7 @@ class Trainer:
                     "needs train.method 'simulation'"
                 )
             _fm.diffusion_sigma(self.model.diffusion)  # noise that a Brownian bridge cannot carry: refused now
+        self._fm_metrics: dict = {}  # (population, gap) -> the gap's metric (train.fm_interpolant "metric")
         self.replicas = [self._replica(p) for p in indices]
         self.generator = self.replicas[0].generator
         self.forward_model = self._wrap(self.model)
@@ -461,6 +465,34 @@ class Trainer:
                 parts.append((s, fits[:, j], energy if one else energy[j], mass_term, g_e))
         return parts
 
+    def fm_metric(self, series: int, gap: int):
+        """The data-density metric (:mod:`mfsde.training._geodesic`) of gap ``gap`` (between the
+        training times ``gap`` and ``gap + 1``) of training population ``series``, built on first use
+        from at most 2000 cells of each of the gap's two snapshots with a generator of its own
+        (seeded by ``train.seed``, the population and the gap), so that it is the same on every
+        resume and draws nothing from the training streams. Warns when h ≈ 1 does not hold on the
+        cells (mean (1 − h)² > 0.5: the centres are too narrow for the data)."""
+        key = (series, gap)
+        if key not in self._fm_metrics:
+            tc = self.config.train
+            s = self.series[series]
+            idx = [0] + list(s.fit_idx)
+            state = np.random.SeedSequence([int(tc.seed), 4, series, gap]).generate_state(1, dtype=np.uint64)[0]
+            gen = torch.Generator().manual_seed(int(state >> 1))
+            cells = torch.cat([draw_initial(s.data[idx[g]].cpu(), 2000, gen) for g in (gap, gap + 1)])
+            metric = _geodesic.RBFMetric(cells, tc.fm_metric_centers, tc.fm_metric_kappa, tc.fm_metric_eps, gen).to(
+                s.data[0].device
+            )
+            if metric.fit_error > 0.5:
+                warnings.warn(
+                    f"train.fm_metric_kappa: the metric of gap {gap} does not cover its cells (mean (1 - h)^2 = "
+                    f"{metric.fit_error:.2f} on them); raise train.fm_metric_kappa",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            self._fm_metrics[key] = metric
+        return self._fm_metrics[key]
+
     def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:
         """The flow-matching loss (:mod:`mfsde.training`) of population ``pop``'s draws: one
         batch of ``train.fm_times`` bridged populations of ``train.fm_batch`` cells per training
@@ -471,9 +503,16 @@ class Trainer:
         try:
             sigma = _fm.diffusion_sigma(self.model.diffusion)
             losses = []
-            for s in self.series:
+            for i, s in enumerate(self.series):
+                metrics = None if tc.fm_interpolant == "linear" else functools.partial(self.fm_metric, i)
                 fb = _fm.flow_matching_batch(
-                    s, sigma, n_times=tc.fm_times, batch=tc.fm_batch, coupling=tc.fm_coupling, generator=pop.generator
+                    s,
+                    sigma,
+                    n_times=tc.fm_times,
+                    batch=tc.fm_batch,
+                    coupling=tc.fm_coupling,
+                    generator=pop.generator,
+                    metrics=metrics,
                 )
                 losses.append(_fm.flow_matching_loss(self.model.drift, fb, tc.random_batch, pop.generator))
         finally:
