@@ -19,20 +19,10 @@ from mfsde.training._geodesic import RBFMetric, geodesic, kmeans, path
 
 
 def fm(**over):
-    base = {
-        "train.method": "flow_matching",
-        "train.fm_interpolant": "metric",
-        "train.fm_metric_centers": 12,
-        "model.intra.width": 32,
-        "train.fm_batch": 32,
-        "train.fm_times": 4,
-        "train.iterations": 3,
-        "train.lr": 1e-2,
-        "eval.n_particles": 40,
-        "train.checkpoint_seconds": None,
-    }
-    base.update(over)
-    return mfsde.preset("scimf", dim=2).override(**base)
+    """A small ``scimf`` trained by flow matching along metric geodesics."""
+    small = {"train.fm_batch": 32, "train.fm_times": 4, "train.iterations": 3, "train.checkpoint_seconds": None}
+    metric = {"train.method": "flow_matching", "train.fm_interpolant": "metric", "train.fm_metric_centers": 12}
+    return mfsde.preset("scimf", dim=2).override(**{**small, **metric, **over})
 
 
 def ring(n=300, seed=0, radius=3.0):
