@@ -41,6 +41,8 @@ independent-particle bridge matching, exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -154,7 +156,7 @@ def flow_matching_batch(
     batch: int,
     coupling: str,
     generator: torch.Generator,
-    metrics: dict | None = None,
+    metrics: Callable[[int], object] | None = None,
 ) -> FlowMatchingBatch:
     """Draw the bridged populations of one series (see the module docstring; ``series.data`` and
     ``series.ts`` in model units, ``series.fit_idx`` the training indices ≥ 1). ``metrics``: for
