@@ -488,8 +488,7 @@ class Config:
 
     def _validate_method(self) -> None:
         """The training method's keys (``train.method``, ``train.fm_*``)."""
-        from mfsde.training._flow_matching import COUPLINGS, TRAINING_METHODS, check_cost_size
-        from mfsde.training._geodesic import INTERPOLANTS
+        from mfsde.training._flow_matching import COUPLINGS, INTERPOLANTS, TRAINING_METHODS, check_cost_size
 
         t, m = self.train, self.model
         if t.method not in TRAINING_METHODS:

@@ -53,6 +53,9 @@ from mfsde.data._inputs import draw_initial
 TRAINING_METHODS = ("simulation", "flow_matching", "flow_matching+simulation")
 #: ``train.fm_coupling`` values
 COUPLINGS = ("exact", "sinkhorn", "independent")
+#: ``train.fm_interpolant`` values: straight bridges, or geodesics of a data-density metric
+#: (:mod:`mfsde.training._geodesic`)
+INTERPOLANTS = ("linear", "metric")
 #: the largest float64 cost matrix a coupling may build (bytes)
 MAX_COST_BYTES = 2 * 1024**3
 

@@ -34,9 +34,6 @@ import math
 
 import torch
 
-#: ``train.fm_interpolant`` values
-INTERPOLANTS = ("linear", "metric")
-
 
 def kmeans(x: torch.Tensor, k: int, generator: torch.Generator, iterations: int = 50) -> torch.Tensor:
     """``k`` centres ``(k, d)`` of the rows of ``x`` ``(n, d)`` by Lloyd's algorithm from a k-means++
