@@ -507,6 +507,13 @@ class Config:
             v = getattr(t, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
                 raise ValueError(f"train.{name} must be a positive number, got {v!r}")
+        if t.fm_interpolant == "linear":
+            default = TrainConfig()
+            for name in ("fm_metric_centers", "fm_metric_kappa", "fm_metric_eps"):
+                if getattr(t, name) != getattr(default, name):
+                    raise ValueError(
+                        f"train.{name} applies to train.fm_interpolant 'metric' only; got {t.fm_interpolant!r}"
+                    )
         if t.fm_interpolant != "linear" and t.method == "simulation":
             raise ValueError(
                 f"train.fm_interpolant {t.fm_interpolant!r} shapes flow matching's bridges; train.method "

@@ -184,7 +184,12 @@ def test_metric_flow_matching_is_reproducible_and_resumes_bit_identically(tmp_pa
     cfg = fm(**{"train.iterations": 4, "train.checkpoint_every": 1, "train.seed": 3})
     full = fit(cfg, snaps, "loo:2", out_dir=tmp_path / "full", progress=False)
     again = fit(cfg, snaps, "loo:2", progress=False)
-    linear = fit(cfg.override(**{"train.fm_interpolant": "linear"}), snaps, "loo:2", progress=False)
+    linear = fit(
+        cfg.override(**{"train.fm_interpolant": "linear", "train.fm_metric_centers": 150}),
+        snaps,
+        "loo:2",
+        progress=False,
+    )
     assert [r["fm"] for r in full.history] == [r["fm"] for r in again.history]
     assert [r["fm"] for r in full.history] != [r["fm"] for r in linear.history]
     fit(cfg.override(**{"train.iterations": 2}), snaps, "loo:2", out_dir=tmp_path / "part", progress=False)
@@ -202,6 +207,10 @@ def test_metric_flow_matching_is_reproducible_and_resumes_bit_identically(tmp_pa
         ({"train.fm_metric_kappa": -1.0}, "train.fm_metric_kappa must be a positive number"),
         ({"train.fm_metric_eps": 0.0}, "train.fm_metric_eps must be a positive number"),
         ({"train.method": "simulation"}, "train.fm_interpolant 'metric' shapes flow matching's bridges"),
+        (
+            {"train.fm_interpolant": "linear", "train.fm_metric_centers": 150, "train.fm_metric_kappa": 5.0},
+            "train.fm_metric_kappa applies to train.fm_interpolant 'metric' only; got 'linear'",
+        ),
     ],
 )
 def test_bad_metric_settings_are_one_line_errors(over, match):
@@ -221,3 +230,11 @@ def test_the_cli_refuses_an_unknown_interpolant_with_exit_2(tmp_path, capsys):
     code = main(args + sets + ["--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "train.fm_interpolant must be one of linear, metric" in err[0], err
+
+
+def test_more_centres_than_a_gap_has_cells_is_refused_before_training():
+    snaps = arcs(n=10)  # 20 cells per gap
+    with pytest.raises(ValueError, match="train.fm_metric_centers must be at most 20 .*; got 21") as e:
+        Trainer(fm(**{"train.fm_metric_centers": 21, "train.fm_batch": 8}), snaps, "all")
+    assert "\n" not in str(e.value)
+    Trainer(fm(**{"train.fm_metric_centers": 20, "train.fm_batch": 8}), snaps, "all").fm_metric(0, 0)
