@@ -1,9 +1,19 @@
 """Evaluation: held-out scores of a model (:func:`mfsde.evaluate`), the baselines every table shows
-beside it (copying the previous observed time point, McCann interpolation, the sampling floor),
+beside it (copying the previous observed time point, McCann interpolation, the sampling floor;
+on request McCann along data-density geodesics),
 comparisons of presets (:func:`mfsde.compare`), and recovery metrics against a known system.
 """
 
-from mfsde.evaluation._baselines import BASELINES, baseline_evaluations, floor_split, mccann, neighbours, previous
+from mfsde.evaluation._baselines import (
+    BASELINES,
+    OPTIONAL_BASELINES,
+    baseline_evaluations,
+    floor_split,
+    mccann,
+    mccann_metric,
+    neighbours,
+    previous,
+)
 from mfsde.evaluation._comparison import compare, summarise, to_csv, to_markdown
 from mfsde.evaluation._cross_population import cross_population_error
 from mfsde.evaluation._evaluate import START, evaluate, metric_key, simulate
@@ -24,9 +34,11 @@ __all__ = [
     "metric_key",
     "START",
     "BASELINES",
+    "OPTIONAL_BASELINES",
     "baseline_evaluations",
     "previous",
     "mccann",
+    "mccann_metric",
     "floor_split",
     "neighbours",
     "summarise",

@@ -12,6 +12,11 @@ time index k of a task, with the same number of predicted cells and the same exa
   plan and moved to (1 − s) x + s y, s = (t_k − t_a) / (t_b − t_a). Where no later training time
   exists (extrapolation) McCann cannot be formed: the row falls back to ``previous`` and says so
   in ``note``;
+* ``mccann_metric`` (on request: not in :data:`BASELINES`) — the same pairs moved along their
+  geodesics in the data-density metric of the two neighbouring training snapshots instead of the
+  straight line (:func:`mccann_metric`): the interpolant that flow matching with
+  ``train.fm_interpolant "metric"`` regresses on, scored with no model. It tells how much of a
+  metric-bridge model's held-out error is the interpolant's and how much the fit's;
 * ``floor`` — the sampling floor: ``n`` observed cells of time k against the *other* observed
   cells of time k (at most half of them, so both sides are real samples). No method can be
   expected to go much below it.
@@ -35,7 +40,10 @@ import numpy as np
 from mfsde.evaluation._evaluate import add_means
 from mfsde.losses._wasserstein import ot_plan, w1, w2
 
+#: the baselines every table shows
 BASELINES = ("previous", "mccann", "floor")
+#: baselines computed on request only (``names=``): slower, and with settings of their own
+OPTIONAL_BASELINES = ("mccann_metric",)
 _METRICS = {"w1": w1, "w2": w2}
 
 
@@ -66,23 +74,13 @@ def previous(snapshots, index: int, train: Sequence[int], n: int | None = None, 
     return x if n is None else x[_draw(len(x), n, np.random.default_rng(seed))]
 
 
-def mccann(
-    snapshots, index: int, train: Sequence[int], n: int | None = None, seed: int = 0, max_plan_cells: int = 4000
-) -> np.ndarray:
-    """McCann interpolation at ``index`` between its neighbouring training times, ``(n, d)``
-    (``n=None``: as many cells as the earlier time point has).
-
-    The exact plan is computed between at most ``max_plan_cells`` cells of each side (drawn at
-    random; exact OT is O(n³)); predicted cells start from source cells drawn like the model's
-    initial cells (without replacement when there are enough).
-
-    Raises:
-        ValueError: ``index`` has no later training time point (extrapolation).
-    """
+def _mccann_pairs(snapshots, index, train, n, seed, max_plan_cells, what="mccann"):
+    """``(x, y, s)``: McCann's source cells ``(n, d)``, their partners drawn from the exact plan,
+    and the fraction s of the gap at ``index`` (see :func:`mccann`)."""
     a, b = neighbours(train, index)
     if b is None:
         raise ValueError(
-            f"mccann: time index {index} has no later training time point to interpolate to "
+            f"{what}: time index {index} has no later training time point to interpolate to "
             f"(train = {sorted(int(i) for i in train)}); use 'previous'"
         )
     rng = np.random.default_rng(seed)
@@ -98,7 +96,72 @@ def mccann(
     partner = (rows.cumsum(1) > rng.random((len(src), 1))).argmax(1)
     times = np.asarray(snapshots.times, dtype=np.float64)
     s = (times[index] - times[a]) / (times[b] - times[a])
-    return (1.0 - s) * xa[src] + s * xb[partner]
+    return xa[src], xb[partner], float(s)
+
+
+def mccann(
+    snapshots, index: int, train: Sequence[int], n: int | None = None, seed: int = 0, max_plan_cells: int = 4000
+) -> np.ndarray:
+    """McCann interpolation at ``index`` between its neighbouring training times, ``(n, d)``
+    (``n=None``: as many cells as the earlier time point has).
+
+    The exact plan is computed between at most ``max_plan_cells`` cells of each side (drawn at
+    random; exact OT is O(n³)); predicted cells start from source cells drawn like the model's
+    initial cells (without replacement when there are enough).
+
+    Raises:
+        ValueError: ``index`` has no later training time point (extrapolation).
+    """
+    x, y, s = _mccann_pairs(snapshots, index, train, n, seed, max_plan_cells)
+    return (1.0 - s) * x + s * y
+
+
+def mccann_metric(
+    snapshots,
+    index: int,
+    train: Sequence[int],
+    n: int | None = None,
+    seed: int = 0,
+    max_plan_cells: int = 4000,
+    *,
+    centers: int = 150,
+    kappa: float = 3.0,
+    eps: float = 0.1,
+    metric_cells: int = 2000,
+    chunk: int = 256,
+) -> np.ndarray:
+    """McCann's pairs (:func:`mccann`, the same draws for the same ``seed``) moved along their
+    geodesics instead of the straight line, ``(n, d)``: each source cell x and its partner y go to
+    μ(s) on the path of least energy ∫ μ̇ᵀ G(μ) μ̇ in the data-density metric
+    G = I / (h + ε) of the two neighbouring training snapshots
+    (:class:`~mfsde.training._geodesic.RBFMetric` from at most ``metric_cells`` cells of each, with
+    ``centers``, ``kappa``, ``eps`` as ``train.fm_metric_*``; geodesics solved ``chunk`` pairs at a
+    time, as flow matching's batches). Built in the data's units: under a global standardisation
+    (the presets') the metric and its geodesics are those training builds in model units, up to
+    rounding.
+
+    Raises:
+        ValueError: ``index`` has no later training time point (extrapolation).
+    """
+    import torch
+
+    from mfsde.training import _geodesic
+
+    x, y, s = _mccann_pairs(snapshots, index, train, n, seed, max_plan_cells, what="mccann_metric")
+    a, b = neighbours(train, index)
+    # the metric's cells and k-means start: streams of their own, so McCann's pairs stay mccann's
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 5, a, b]).generate_state(1)[0]))
+    rng = np.random.default_rng([seed, 5, a, b])
+    cells = [_cells(snapshots, k) for k in (a, b)]
+    cells = np.concatenate([c[_draw(len(c), min(len(c), metric_cells), rng)] for c in cells])
+    metric = _geodesic.RBFMetric(torch.as_tensor(cells), centers, kappa, eps, gen)
+    xt, yt, out = torch.as_tensor(x), torch.as_tensor(y), []
+    for i in range(0, len(xt), chunk):
+        coef = _geodesic.geodesic(xt[i : i + chunk], yt[i : i + chunk], metric)
+        out.append(
+            _geodesic.path(xt[i : i + chunk], yt[i : i + chunk], coef, torch.tensor([s], dtype=xt.dtype))[0][:, 0]
+        )
+    return torch.cat(out).numpy() if out else np.empty((0, x.shape[1]))
 
 
 def floor_split(snapshots, index: int, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +185,8 @@ def baseline_evaluations(
     names: Sequence[str] = BASELINES,
     mass="normalised",
 ) -> list[dict]:
-    """Every baseline in ``names`` at the held-out times of ``task`` (or ``times``), in the format
+    """Every baseline in ``names`` (:data:`BASELINES` and :data:`OPTIONAL_BASELINES`) at the
+    held-out times of ``task`` (or ``times``), in the format
     of :func:`mfsde.evaluate` plus ``"preset"`` (the baseline's name): ``per_time``
     rows ``{"index", "time", "n_observed", "n_predicted", "w1", "w2"[, "note"]}`` and the means.
 
@@ -146,9 +210,9 @@ def baseline_evaluations(
     observed = relative_masses(snapshots, mass)
     task = resolve_task(task, snapshots)
     check_inputs(snapshots, task, need_train=False)
-    unknown = [b for b in names if b not in BASELINES]
+    unknown = [b for b in names if b not in BASELINES + OPTIONAL_BASELINES]
     if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; available: {', '.join(BASELINES)}")
+        raise ValueError(f"unknown baseline(s) {unknown}; available: {', '.join(BASELINES + OPTIONAL_BASELINES)}")
     bad = [m for m in metrics if m not in _METRICS]
     if bad:
         raise ValueError(f"unknown metric(s) {bad}; available: {', '.join(_METRICS)}")
@@ -165,11 +229,13 @@ def baseline_evaluations(
                 x, y = floor_split(snapshots, k, n_particles, seed)
             else:
                 y = _cells(snapshots, k)
-                if name == "mccann" and neighbours(task.train, k)[1] is None:
+                if name.startswith("mccann") and neighbours(task.train, k)[1] is None:
                     rec["note"] = "no later training time: McCann falls back to previous"
                     x = previous(snapshots, k, task.train, n_particles, seed)
                 elif name == "mccann":
                     x = mccann(snapshots, k, task.train, n_particles, seed)
+                elif name == "mccann_metric":
+                    x = mccann_metric(snapshots, k, task.train, n_particles, seed)
                 else:
                     x = previous(snapshots, k, task.train, n_particles, seed)
             rec["n_observed"], rec["n_predicted"] = int(len(y)), int(len(x))
@@ -177,7 +243,7 @@ def baseline_evaluations(
                 rec[m] = _METRICS[m](x, y)
             if observed is not None and name != "floor":
                 a, b = neighbours(task.train, k)
-                if name == "mccann" and b is not None:
+                if name.startswith("mccann") and b is not None:
                     s = (tvals[k] - tvals[a]) / (tvals[b] - tvals[a])
                     rec["mass"] = float((1 - s) * observed[a] + s * observed[b])
                 else:

@@ -64,7 +64,8 @@ def compare(
     training steps by default, ``train.time_budget`` and ``train.time_clock``) compares methods at
     equal compute: each run stops at the budget or its iteration count, whichever comes first.
     ``starts``: the evaluation protocols (``"t0"``, ``"previous"``, see :func:`evaluate`), a row per
-    protocol. ``baselines``: names from :data:`mfsde.evaluation.BASELINES` (``True``: all, ``False``: none), one row per
+    protocol. ``baselines``: names from :data:`mfsde.evaluation.BASELINES` (``True``: all, ``False``: none) and
+    :data:`~mfsde.evaluation.OPTIONAL_BASELINES`, one row per
     baseline, seed and protocol (the seed draws their cells). With ``out_dir`` each run is
     written to ``out_dir/<preset>-seed<seed>/`` (plus its ``eval.json``), and rows are appended
     to ``out_dir/results.jsonl``.
@@ -74,7 +75,7 @@ def compare(
     ``train_seconds``, ``out_dir``; then the baseline rows (``kind = "baseline"``).
     """
     from mfsde.config._presets import preset as get_preset
-    from mfsde.evaluation._baselines import BASELINES, baseline_evaluations
+    from mfsde.evaluation._baselines import BASELINES, OPTIONAL_BASELINES, baseline_evaluations
     from mfsde.training._fit import fit
 
     if isinstance(presets, str):
@@ -87,9 +88,11 @@ def compare(
     if bad or not starts:
         raise ValueError(f"starts: unknown protocol(s) {bad or starts}; available: {', '.join(START)}")
     baselines = list(BASELINES) if baselines is True else ([] if baselines is False else list(baselines))
-    unknown = [b for b in baselines if b not in BASELINES]
+    unknown = [b for b in baselines if b not in BASELINES + OPTIONAL_BASELINES]
     if unknown:
-        raise ValueError(f"baselines: unknown name(s) {unknown}; available: {', '.join(BASELINES)}")
+        raise ValueError(
+            f"baselines: unknown name(s) {unknown}; available: {', '.join(BASELINES + OPTIONAL_BASELINES)}"
+        )
     if isinstance(snapshots, Populations):
         task, items = population_items(snapshots, task)
         if not items:
