@@ -35,6 +35,10 @@ SUITE = {
     "accuracy": (["--quick"], []),
     "fit_diagnostics": (["--budget", "3", "--variants", "default (λ = 0.01)", "--name", "fit_diagnostics_quick"], []),
     "populations": (["--quick"], []),
+    "interpolants": (
+        ["--datasets", "emt", "--seeds", "0", "--name", "interpolants_quick"],
+        ["--models", "fm_linear_120s", "fm_metric_120s", "fm_metric_900s", "fm_linear_60s", "fm_metric_60s"],
+    ),
 }
 
 

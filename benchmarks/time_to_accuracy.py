@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 METHODS = ["flow_matching", "flow_matching+simulation"]
+#: further lines by name: a training method with settings of its own (the row's ``method`` is the name)
+VARIANTS = {"flow_matching:metric": {"train.method": "flow_matching", "train.fm_interpolant": "metric"}}
 TASKS = [
     ("cite", "loo:1", ("t0", "previous")),
     ("cite", "loo:2", ("t0", "previous")),
@@ -65,7 +67,7 @@ def render(args) -> int:
         print(f"no rows in {args.name}.rows.jsonl")
         return 2
     keys = [(d, t) for d, t, _ in TASKS if any(r["dataset"] == d and r["task"] == t for r in models)]
-    methods = [m for m in ["simulation", *METHODS] if any(r["method"] == m for r in models)]
+    methods = [m for m in ["simulation", *METHODS, *VARIANTS] if any(r["method"] == m for r in models)]
 
     def digits(d):
         return 2 if d == "cite" else 3
@@ -180,7 +182,7 @@ def figure(rows, keys, methods, path: Path):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", nargs="+", default=METHODS, choices=["simulation", *METHODS])
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=["simulation", *METHODS, *VARIANTS])
     ap.add_argument("--preset", default="scimf")
     ap.add_argument("--datasets", nargs="+", default=["cite", "emt"], choices=["cite", "emt"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -237,13 +239,15 @@ def main(argv=None) -> int:
                 budget=budget,
                 overrides={
                     **overrides,
-                    "train.method": m,
+                    **VARIANTS.get(m, {"train.method": m}),
                     "train.time_clock": "cpu",
                     **({"train.fm_share": args.fm_share} if args.fm_share and m == "flow_matching+simulation" else {}),
                     **({"train.fm_restart_lr": True} if args.fm_restart_lr and m == "flow_matching+simulation" else {}),
                 },
             ),
         )
+        for r in rows:
+            r["method"] = m  # a variant's rows carry its name, not only its train.method
         _common.append_rows(log, rows, **_common.run_fields(commit, threads=1))
         print(
             f"{d} {t} {m} seed {seed}: "
