@@ -141,11 +141,19 @@ def mccann_metric(
     rounding.
 
     Raises:
-        ValueError: ``index`` has no later training time point (extrapolation).
+        ValueError: ``index`` has no later training time point (extrapolation); a setting out
+            of range (one line naming it).
     """
     import torch
 
     from mfsde.training import _geodesic
+
+    for name, value in (("centers", centers), ("metric_cells", metric_cells), ("chunk", chunk)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"mccann_metric: {name} must be a positive int, got {value!r}")
+    for name, value in (("kappa", kappa), ("eps", eps)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"mccann_metric: {name} must be a positive number, got {value!r}")
 
     x, y, s = _mccann_pairs(snapshots, index, train, n, seed, max_plan_cells, what="mccann_metric")
     a, b = neighbours(train, index)
@@ -154,6 +162,10 @@ def mccann_metric(
     rng = np.random.default_rng([seed, 5, a, b])
     cells = [_cells(snapshots, k) for k in (a, b)]
     cells = np.concatenate([c[_draw(len(c), min(len(c), metric_cells), rng)] for c in cells])
+    if centers > len(cells):
+        raise ValueError(
+            f"mccann_metric: centers must be at most the {len(cells)} cells the metric is built from, got {centers}"
+        )
     metric = _geodesic.RBFMetric(torch.as_tensor(cells), centers, kappa, eps, gen)
     xt, yt, out = torch.as_tensor(x), torch.as_tensor(y), []
     for i in range(0, len(xt), chunk):

@@ -72,3 +72,18 @@ def test_on_request_only_and_like_mccann_past_the_last_training_time():
         baseline_evaluations(snaps, "loo:1", names=("geodesic",))
     with pytest.raises(ValueError, match=r"baselines: unknown name\(s\) \['geodesic'\]; available: .*mccann_metric"):
         compare("ito", snaps, "loo:1", [0], baselines=["geodesic"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"centers": 0}, "centers must be a positive int, got 0"),
+        ({"centers": 500}, "centers must be at most the 320 cells the metric is built from, got 500"),
+        ({"kappa": -1.0}, "kappa must be a positive number, got -1.0"),
+        ({"eps": 0}, "eps must be a positive number, got 0"),
+        ({"chunk": 2.5}, "chunk must be a positive int, got 2.5"),
+    ],
+)
+def test_bad_settings_are_one_line_errors_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=f"^mccann_metric: {message}$"):
+        mccann_metric(ring_snapshots(), 1, [0, 2], n=10, **kwargs)
