@@ -1,6 +1,7 @@
 """Held-out W1 against CPU seconds of training, per training method (``train.method``).
 
-``scimf`` is trained with ``flow_matching`` and ``flow_matching+simulation`` on CITE 50-D (day 3
+``scimf`` is trained with ``flow_matching`` and ``flow_matching+simulation`` (and, named in
+``--methods``, ``flow_matching:metric``: flow matching with ``train.fm_interpolant "metric"``) on CITE 50-D (day 3
 and day 4 held out) and EMT (``loo:1``, ``loo:2``) for ``--budget-cite`` / ``--budget-emt`` CPU
 seconds (1 thread), and scored (held-out W1, 2000 cells simulated from t0) after every eighth of
 the budget (:func:`accuracy.run_model`'s curve). The ``simulation`` line is read from the accuracy
