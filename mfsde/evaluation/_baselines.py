@@ -37,8 +37,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mfsde.config._schema import TrainConfig
 from mfsde.evaluation._evaluate import add_means
 from mfsde.losses._wasserstein import ot_plan, w1, w2
+from mfsde.training._geodesic import METRIC_CELLS
 
 #: the baselines every table shows
 BASELINES = ("previous", "mccann", "floor")
@@ -124,21 +126,21 @@ def mccann_metric(
     seed: int = 0,
     max_plan_cells: int = 4000,
     *,
-    centers: int = 150,
-    kappa: float = 3.0,
-    eps: float = 0.1,
-    metric_cells: int = 2000,
-    chunk: int = 256,
+    centers: int = TrainConfig.fm_metric_centers,
+    kappa: float = TrainConfig.fm_metric_kappa,
+    eps: float = TrainConfig.fm_metric_eps,
+    metric_cells: int = METRIC_CELLS,
+    chunk: int = TrainConfig.fm_batch,
 ) -> np.ndarray:
-    """McCann's pairs (:func:`mccann`, the same draws for the same ``seed``) moved along their
-    geodesics instead of the straight line, ``(n, d)``: each source cell x and its partner y go to
-    μ(s) on the path of least energy ∫ μ̇ᵀ G(μ) μ̇ in the data-density metric
-    G = I / (h + ε) of the two neighbouring training snapshots
-    (:class:`~mfsde.training._geodesic.RBFMetric` from at most ``metric_cells`` cells of each, with
-    ``centers``, ``kappa``, ``eps`` as ``train.fm_metric_*``; geodesics solved ``chunk`` pairs at a
-    time, as flow matching's batches). Built in the data's units: under a global standardisation
-    (the presets') the metric and its geodesics are those training builds in model units, up to
-    rounding.
+    """McCann's pairs (:func:`mccann`, the same draws for the same ``seed``) moved along their geodesics
+    instead of the straight line, ``(n, d)``: each source cell x and its partner y go to μ(s) on the
+    path of least energy ∫ μ̇ᵀ G(μ) μ̇ in the data-density metric G = I / (h + ε) of the two
+    neighbouring training snapshots (:class:`~mfsde.training._geodesic.RBFMetric` from at most
+    ``metric_cells`` cells of each, as training builds it; ``centers``, ``kappa``, ``eps`` default
+    to ``train.fm_metric_*``'s defaults; geodesics solved ``chunk`` pairs at a time, as flow
+    matching's batches of ``train.fm_batch``). Built in the data's units: under a global
+    standardisation (the presets') the metric and its geodesics are those training builds in model
+    units, up to rounding.
 
     Raises:
         ValueError: ``index`` has no later training time point (extrapolation); a setting out

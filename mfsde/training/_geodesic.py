@@ -34,6 +34,9 @@ import math
 
 import torch
 
+#: the most cells of each snapshot a gap's metric (``train.fm_interpolant "metric"``) is built from
+METRIC_CELLS = 2000
+
 
 def kmeans(x: torch.Tensor, k: int, generator: torch.Generator, iterations: int = 50) -> torch.Tensor:
     """``k`` centres ``(k, d)`` of the rows of ``x`` ``(n, d)`` by Lloyd's algorithm from a k-means++

@@ -104,10 +104,6 @@ def _task_dict(task) -> dict:
     }
 
 
-#: the most cells of each snapshot a gap's metric (``train.fm_interpolant "metric"``) is built from
-_METRIC_CELLS = 2000
-
-
 def _mass_at(series, k: int) -> float | None:
     """The observed mass of ``series`` at index ``k`` relative to its first snapshot (``None``:
     normalised data)."""
@@ -206,7 +202,7 @@ class Trainer:
             _fm.diffusion_sigma(self.model.diffusion)  # noise that a Brownian bridge cannot carry: refused now
             if tc.fm_interpolant == "metric":  # k-means needs as many cells as centres in every gap: refused now
                 cells = min(
-                    sum(min(_METRIC_CELLS, len(s.data[k])) for k in pair)
+                    sum(min(_geodesic.METRIC_CELLS, len(s.data[k])) for k in pair)
                     for s in self.series
                     for pair in zip([0, *s.fit_idx], s.fit_idx)
                 )
@@ -483,7 +479,7 @@ class Trainer:
     def fm_metric(self, series: int, gap: int):
         """The data-density metric (:mod:`mfsde.training._geodesic`) of gap ``gap`` (between the
         training times ``gap`` and ``gap + 1``) of training population ``series``, built on first use
-        from at most ``_METRIC_CELLS`` (2000) cells of each of the gap's two snapshots with a generator of its own
+        from at most ``METRIC_CELLS`` (2000) cells of each of the gap's two snapshots with a generator of its own
         (seeded by ``train.seed``, the population and the gap), so that it is the same on every
         resume and draws nothing from the training streams. Warns when h ≈ 1 does not hold on the
         cells (mean (1 − h)² > 0.5: the centres are too narrow for the data)."""
@@ -494,7 +490,7 @@ class Trainer:
             idx = [0] + list(s.fit_idx)
             state = np.random.SeedSequence([int(tc.seed), 4, series, gap]).generate_state(1, dtype=np.uint64)[0]
             gen = torch.Generator().manual_seed(int(state >> 1))
-            cells = torch.cat([draw_initial(s.data[idx[g]].cpu(), _METRIC_CELLS, gen) for g in (gap, gap + 1)])
+            cells = torch.cat([draw_initial(s.data[idx[g]].cpu(), _geodesic.METRIC_CELLS, gen) for g in (gap, gap + 1)])
             metric = _geodesic.RBFMetric(cells, tc.fm_metric_centers, tc.fm_metric_kappa, tc.fm_metric_eps, gen).to(
                 s.data[0].device
             )
