@@ -164,8 +164,13 @@ class TrainConfig:
     #: flow matching: bridged populations (times) per iteration and training population
     fm_times: int = 8
     #: flow matching: the coupling of consecutive snapshots, ``"exact"`` (OT), ``"sinkhorn"``
-    #: (entropic OT with ε = σ²Δ: the Schrödinger bridge) or ``"independent"``
+    #: (entropic OT with ε = σ²Δ: the Schrödinger bridge), ``"independent"`` or ``"global"`` (pairs
+    #: drawn from the exact OT plan between up to ``fm_plan_cells`` cells of each whole snapshot, solved
+    #: once per gap, as McCann's baseline pairs them: no minibatch's error in the pairs)
     fm_coupling: str = "exact"
+    #: flow matching, ``fm_coupling "global"``: cells of each snapshot (at most; drawn once per gap with
+    #: a generator of their own) between which the exact OT plan is solved, once per gap
+    fm_plan_cells: int = 4000
     #: ``"flow_matching+simulation"``: flow-matching iterations before the simulation loss takes over
     fm_iterations: int = 500
     #: ``"flow_matching+simulation"`` with a ``time_budget``: the share of the budget (0 < share < 1)
@@ -493,12 +498,14 @@ class Config:
         t, m = self.train, self.model
         if t.method not in TRAINING_METHODS:
             raise ValueError(f"train.method must be one of {', '.join(TRAINING_METHODS)}; got {t.method!r}")
-        for name in ("fm_batch", "fm_times", "fm_iterations"):
+        for name in ("fm_batch", "fm_times", "fm_iterations", "fm_plan_cells"):
             v = getattr(t, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"train.{name} must be a positive int, got {v!r}")
         if t.fm_coupling not in COUPLINGS:
             raise ValueError(f"train.fm_coupling must be one of {', '.join(COUPLINGS)}; got {t.fm_coupling!r}")
+        if t.fm_plan_cells != TrainConfig.fm_plan_cells and t.fm_coupling != "global":
+            raise ValueError(f"train.fm_plan_cells applies to train.fm_coupling 'global' only; got {t.fm_coupling!r}")
         if t.fm_interpolant not in INTERPOLANTS:
             raise ValueError(f"train.fm_interpolant must be one of {', '.join(INTERPOLANTS)}; got {t.fm_interpolant!r}")
         if isinstance(t.fm_metric_centers, bool) or not isinstance(t.fm_metric_centers, int) or t.fm_metric_centers < 1:
@@ -551,7 +558,9 @@ class Config:
                 f"train.fm_batch must be >= 2 with an interaction kernel (model.inter {m.inter.name!r}): "
                 f"a population of {t.fm_batch} cell has nobody to interact with"
             )
-        if t.fm_coupling != "independent":
+        if t.fm_coupling == "global":
+            check_cost_size(t.fm_plan_cells, t.fm_plan_cells, "train.fm_plan_cells")
+        elif t.fm_coupling != "independent":
             check_cost_size(t.fm_batch, t.fm_batch)
         if m.noise.name != "diagonal":
             raise ValueError(

@@ -10,7 +10,9 @@ One iteration, per training population (a ``Series`` (mfsde/data/_inputs.py), mo
    them by minibatch optimal transport (the times in one gap share its pairs) (``train.fm_coupling``:
    ``"exact"``, POT's network simplex on the squared Euclidean cost; ``"sinkhorn"``, the entropic
    plan with ε = σ²Δ on the cost ‖x − y‖²/2, which is the Schrödinger bridge's coupling for
-   Brownian motion of noise σ; ``"independent"``);
+   Brownian motion of noise σ; ``"independent"``; or ``"global"``: pairs drawn from one exact OT
+   plan between up to ``train.fm_plan_cells`` cells of each whole snapshot, solved once per gap, so
+   that the bridges are those of the snapshots' OT plan rather than of a minibatch's);
 3. put every pair on a **Brownian bridge** of the model's noise σ: with s = (t − t_k)/Δ,
    x_t = (1 − s) x₀ + s x₁ + σ √(s(1 − s)Δ) ε, ε ~ N(0, I);
 4. the B bridged cells at t are one sample of ρ_t, so the drift is evaluated on them as a
@@ -52,7 +54,7 @@ from mfsde.data._inputs import draw_initial
 #: ``train.fm_iterations`` iterations then the simulation loss
 TRAINING_METHODS = ("simulation", "flow_matching", "flow_matching+simulation")
 #: ``train.fm_coupling`` values
-COUPLINGS = ("exact", "sinkhorn", "independent")
+COUPLINGS = ("exact", "sinkhorn", "independent", "global")
 #: ``train.fm_interpolant`` values: straight bridges, or geodesics of a data-density metric
 #: (:mod:`mfsde.training._geodesic`)
 INTERPOLANTS = ("linear", "metric")
@@ -60,14 +62,48 @@ INTERPOLANTS = ("linear", "metric")
 MAX_COST_BYTES = 2 * 1024**3
 
 
-def check_cost_size(n: int, m: int) -> None:
-    """Refuse a coupling whose ``n × m`` float64 cost matrix would exceed :data:`MAX_COST_BYTES`."""
+def check_cost_size(n: int, m: int, key: str = "train.fm_batch") -> None:
+    """Refuse a coupling whose ``n × m`` float64 cost matrix would exceed :data:`MAX_COST_BYTES`
+    (the one-line error names ``key``, the setting that sizes it)."""
     need = 8 * n * m
     if need > MAX_COST_BYTES:
         raise ValueError(
-            f"train.fm_batch: the coupling's {n} × {m} cost matrix would need {need / 1024**3:.1f} GiB "
-            f"(at most {MAX_COST_BYTES / 1024**3:.0f} GiB); lower train.fm_batch"
+            f"{key}: the coupling's {n} × {m} cost matrix would need {need / 1024**3:.1f} GiB "
+            f"(at most {MAX_COST_BYTES / 1024**3:.0f} GiB); lower {key}"
         )
+
+
+class GlobalPlan:
+    """The exact OT plan between two whole snapshots (``train.fm_coupling "global"``), solved once.
+
+    Args:
+        x0: the first snapshot's cells ``(n, d)`` (at most ``train.fm_plan_cells``, drawn beforehand).
+        x1: the second's ``(m, d)``.
+
+    The plan of the two uniform empirical measures on ‖x − y‖² (POT ``emd``) has at most n + m − 1
+    entries; :meth:`sample` draws pairs from it, so a batch of pairs is a sample of the coupling
+    and its first ends a uniform sample of ``x0``."""
+
+    def __init__(self, x0: torch.Tensor, x1: torch.Tensor):
+        import ot
+
+        n, m = x0.shape[0], x1.shape[0]
+        check_cost_size(n, m, "train.fm_plan_cells")
+        cost = torch.cdist(x0.detach().double(), x1.detach().double()).pow(2).cpu().numpy()
+        a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
+        plan, log = ot.emd(a, b, cost, numItermax=max(100_000, 50 * n * m), log=True)
+        if log.get("warning"):
+            raise RuntimeError(f"flow matching: the global coupling did not converge ({log['warning']})")
+        i, j = np.nonzero(plan > 0)
+        self.x0, self.x1 = x0, x1
+        self.rows, self.cols = torch.as_tensor(i), torch.as_tensor(j)
+        self.mass = torch.as_tensor(plan[i, j], dtype=torch.float64)
+
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch`` pairs drawn from the plan with ``generator``: ``(x0, x1)``, each ``(batch, d)``,
+        row i of one paired with row i of the other."""
+        pick = torch.multinomial(self.mass.to(generator.device), batch, replacement=True, generator=generator).cpu()
+        return self.x0[self.rows[pick]], self.x1[self.cols[pick]]
 
 
 def couple(
@@ -160,12 +196,14 @@ def flow_matching_batch(
     coupling: str,
     generator: torch.Generator,
     metrics: Callable[[int], object] | None = None,
+    plans: Callable[[int], GlobalPlan] | None = None,
 ) -> FlowMatchingBatch:
     """Draw the bridged populations of one series (see the module docstring; ``series.data`` and
     ``series.ts`` in model units, ``series.fit_idx`` the training indices ≥ 1). ``metrics``: for
     ``train.fm_interpolant "metric"``, a callable ``g ↦`` the :class:`~mfsde.training._geodesic.RBFMetric`
     of gap ``g`` (between the g-th and (g+1)-th training times); the bridges then follow each pair's
-    geodesic in it instead of the straight line."""
+    geodesic in it instead of the straight line. ``plans``: for ``coupling "global"``, a callable
+    ``g ↦`` the :class:`GlobalPlan` of gap ``g``, from which the gap's pairs are drawn."""
     from mfsde.training import _geodesic
 
     idx = [0] + list(series.fit_idx)
@@ -179,11 +217,16 @@ def flow_matching_batch(
     gap = tt[k + 1] - tt[k]
     s = ((t - tt[k]) / gap).clamp(0.0, 1.0 - 1e-6)
     pairs = {}  # one minibatch and coupling per gap visited, shared by the times that fall in it
+    if coupling == "global" and plans is None:
+        raise ValueError("train.fm_coupling 'global' needs the gaps' plans (plans=)")
     for g in sorted(set(k.tolist())):
-        a = draw_initial(series.data[idx[g]], batch, generator)
-        b = draw_initial(series.data[idx[g + 1]], batch, generator)
-        eps = float((sigma.double().pow(2).mean() * (tt[g + 1] - tt[g])).item()) if coupling == "sinkhorn" else None
-        b = b[couple(a, b, coupling, generator, eps)]
+        if coupling == "global":
+            a, b = plans(g).sample(batch, generator)
+        else:
+            a = draw_initial(series.data[idx[g]], batch, generator)
+            b = draw_initial(series.data[idx[g + 1]], batch, generator)
+            eps = float((sigma.double().pow(2).mean() * (tt[g + 1] - tt[g])).item()) if coupling == "sinkhorn" else None
+            b = b[couple(a, b, coupling, generator, eps)]
         pairs[g] = (a, b, None if metrics is None else _geodesic.geodesic(a, b, metrics(g)))
     x0 = torch.stack([pairs[int(g)][0] for g in k])
     x1 = torch.stack([pairs[int(g)][1] for g in k])

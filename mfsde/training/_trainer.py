@@ -212,6 +212,7 @@ class Trainer:
                         f"snapshots); got {tc.fm_metric_centers}"
                     )
         self._fm_metrics: dict = {}  # (population, gap) -> the gap's metric (train.fm_interpolant "metric")
+        self._fm_plans: dict = {}  # (population, gap) -> the gap's OT plan (train.fm_coupling "global")
         self.replicas = [self._replica(p) for p in indices]
         self.generator = self.replicas[0].generator
         self.forward_model = self._wrap(self.model)
@@ -504,6 +505,25 @@ class Trainer:
             self._fm_metrics[key] = metric
         return self._fm_metrics[key]
 
+    def fm_plan(self, series: int, gap: int) -> _fm.GlobalPlan:
+        """The exact OT plan (``train.fm_coupling "global"``) of gap ``gap`` of training population
+        ``series``, solved on first use between at most ``train.fm_plan_cells`` cells of each of the
+        gap's two snapshots, drawn with a generator of its own (seeded by ``train.seed``, the population
+        and the gap), so that it is the same on every resume and draws nothing from the training
+        streams. Its solve counts in the training time of the step that first needs it."""
+        key = (series, gap)
+        if key not in self._fm_plans:
+            tc = self.config.train
+            s = self.series[series]
+            idx = [0] + list(s.fit_idx)
+            state = np.random.SeedSequence([int(tc.seed), 5, series, gap]).generate_state(1, dtype=np.uint64)[0]
+            gen = torch.Generator().manual_seed(int(state >> 1))
+            cells = [s.data[idx[g]].cpu() for g in (gap, gap + 1)]
+            ends = [draw_initial(c, min(len(c), tc.fm_plan_cells), gen) for c in cells]
+            dev = s.data[0].device
+            self._fm_plans[key] = _fm.GlobalPlan(ends[0].to(dev), ends[1].to(dev))
+        return self._fm_plans[key]
+
     def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:
         """The flow-matching loss (:mod:`mfsde.training`) of population ``pop``'s draws: one
         batch of ``train.fm_times`` bridged populations of ``train.fm_batch`` cells per training
@@ -524,6 +544,7 @@ class Trainer:
                     coupling=tc.fm_coupling,
                     generator=pop.generator,
                     metrics=metrics,
+                    plans=functools.partial(self.fm_plan, i) if tc.fm_coupling == "global" else None,
                 )
                 losses.append(_fm.flow_matching_loss(self.model.drift, fb, tc.random_batch, pop.generator))
         finally:

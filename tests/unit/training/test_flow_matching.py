@@ -11,7 +11,16 @@ from scipy.optimize import linear_sum_assignment
 import mfsde
 from mfsde.cli import main
 from mfsde.data import Populations, PopulationTask, from_arrays
-from mfsde.training import Trainer, bridge, couple, fit, flow_matching_batch, flow_matching_loss, load_checkpoint
+from mfsde.training import (
+    GlobalPlan,
+    Trainer,
+    bridge,
+    couple,
+    fit,
+    flow_matching_batch,
+    flow_matching_loss,
+    load_checkpoint,
+)
 
 D = 2
 
@@ -66,6 +75,49 @@ def test_the_exact_coupling_is_the_optimal_assignment():
     ji = couple(x0, x1, "independent", torch.Generator().manual_seed(1))
     opt = cost[np.arange(40), best].sum()
     assert cost[np.arange(40), js.numpy()].sum() < 1.05 * opt < cost[np.arange(40), ji.numpy()].sum()
+
+
+def test_the_global_coupling_draws_its_pairs_from_the_snapshots_exact_plan():
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(60, 3, generator=g), torch.randn(60, 3, generator=g) + 1.0
+    plan = GlobalPlan(x0, x1)
+    cost = torch.cdist(x0.double(), x1.double()).pow(2).numpy()
+    _, best = linear_sum_assignment(cost)
+    a, b = plan.sample(500, torch.Generator().manual_seed(1))
+    i = torch.cdist(a, x0).argmin(1).numpy()
+    j = torch.cdist(b, x1).argmin(1).numpy()
+    # equal sizes: the plan is the optimal assignment, and every drawn pair is one of its pairs
+    assert (j == best[i]).all()
+    assert len(set(i.tolist())) > 50  # the first ends cover the snapshot (uniform draws)
+    # a minibatch plan of 10 + 10 cells pairs the same cells differently: a different coupling
+    rows = torch.randperm(60, generator=g)[:10]
+    k = couple(x0[rows], x1[best[rows.numpy()]], "exact", torch.Generator().manual_seed(2))
+    assert k.tolist() == list(range(10))  # restricted to the global pairs, the minibatch agrees
+    # unequal sizes: the drawn partners' marginal is the second snapshot's (each of its 30 cells
+    # carries 1/30 of the plan's mass)
+    plan = GlobalPlan(x0, x1[:30])
+    _, b = plan.sample(30_000, torch.Generator().manual_seed(3))
+    counts = np.bincount(torch.cdist(b, x1[:30]).argmin(1).numpy(), minlength=30)
+    assert np.abs(counts / 30_000 - 1 / 30).max() < 0.01
+
+
+def test_the_global_plan_is_solved_once_per_gap_from_its_own_draws_and_trains_reproducibly():
+    snaps = moving(n=80)
+    cfg = fm("scimf", **{"train.fm_coupling": "global", "train.fm_plan_cells": 50})
+    trainer = Trainer(cfg, snaps, "loo:2")
+    before = trainer.replicas[0].generator.get_state()
+    plan = trainer.fm_plan(0, 1)
+    assert torch.equal(trainer.replicas[0].generator.get_state(), before)  # no training draws used
+    assert trainer.fm_plan(0, 1) is plan and plan.x0.shape == (50, D) and plan.x1.shape == (50, D)
+    # its ends are cells of the gap's two training snapshots (times 1 and 3 with time 2 held out)
+    scaled = [trainer.series[0].data[k] for k in (1, 3)]
+    assert all(torch.cdist(e, c).min(1).values.max() < 1e-6 for e, c in zip((plan.x0, plan.x1), scaled))
+    # the same on a new trainer (a resume), and training with it is reproducible
+    assert torch.equal(Trainer(cfg, snaps, "loo:2").fm_plan(0, 1).x0, plan.x0)
+    r1, r2 = (fit(cfg, snaps, "loo:2", progress=False) for _ in range(2))
+    assert [r["loss"] for r in r1.history] == [r["loss"] for r in r2.history]
+    other = fit(cfg.override(**{"train.seed": 1}), snaps, "loo:2", progress=False)
+    assert [r["loss"] for r in other.history] != [r["loss"] for r in r1.history]
 
 
 def test_the_bridge_has_the_brownian_bridge_law_and_its_drift():
@@ -296,7 +348,14 @@ def test_fm_restart_lr_starts_the_schedule_again_when_simulation_takes_over(rest
     "over, match",
     [
         ({"train.method": "matching"}, "train.method must be one of simulation, flow_matching, flow_matching"),
-        ({"train.fm_coupling": "greedy"}, "train.fm_coupling must be one of exact, sinkhorn, independent"),
+        ({"train.fm_coupling": "greedy"}, "train.fm_coupling must be one of exact, sinkhorn, independent, global"),
+        ({"train.fm_plan_cells": 0, "train.fm_coupling": "global"}, "train.fm_plan_cells must be a positive int"),
+        ({"train.fm_plan_cells": 100}, "train.fm_plan_cells applies to train.fm_coupling 'global' only; got 'exact'"),
+        (
+            {"train.fm_plan_cells": 20000, "train.fm_coupling": "global"},
+            r"train.fm_plan_cells: the coupling's 20000 × 20000 cost matrix would need 3.0 GiB .*lower "
+            "train.fm_plan_cells",
+        ),
         ({"train.fm_batch": 0}, "train.fm_batch must be a positive int"),
         ({"train.fm_times": 0}, "train.fm_times must be a positive int"),
         ({"train.fm_batch": 1}, "train.fm_batch must be >= 2 with an interaction kernel"),
