@@ -90,7 +90,7 @@ from mfsde import (
     evaluate,
     fit,
 )
-from mfsde.evaluation import baseline_evaluations
+from mfsde.evaluation import BASELINES, baseline_evaluations
 
 DATA = _common.REPO_ROOT.parent / "shared" / "data"
 PRESETS = ["scimf", "ito", "symmetric_qk", "rbf", "pairwise_mlp", "scimf_paper"]
@@ -203,9 +203,13 @@ def run_model(snaps, dataset: str, task: str, starts, preset: str, seed: int, ar
 
 
 def run_baselines(snaps, dataset: str, task: str, starts, seed: int) -> list[dict]:
+    """The baselines of one task and seed under every protocol in ``starts``; extrapolation tasks
+    add ``continuation`` (the last training gap's displacement carried on), the baseline with
+    dynamics where McCann has no later time."""
+    names = BASELINES + (("continuation",) if task.startswith("extrapolate") else ())
     rows = []
     for start in starts:
-        for ev in baseline_evaluations(snaps, task, n_particles=n_eval(start), seed=seed):
+        for ev in baseline_evaluations(snaps, task, n_particles=n_eval(start), seed=seed, names=names):
             rows.append(
                 {
                     "dataset": dataset,

@@ -1,6 +1,6 @@
 """Evaluation: held-out scores of a model (:func:`mfsde.evaluate`), the baselines every table shows
 beside it (copying the previous observed time point, McCann interpolation, the sampling floor;
-on request McCann along data-density geodesics),
+on request McCann along data-density geodesics and the last gap's displacement carried on),
 comparisons of presets (:func:`mfsde.compare`), and recovery metrics against a known system.
 """
 
@@ -8,6 +8,7 @@ from mfsde.evaluation._baselines import (
     BASELINES,
     OPTIONAL_BASELINES,
     baseline_evaluations,
+    continuation,
     floor_split,
     mccann,
     mccann_metric,
@@ -39,6 +40,7 @@ __all__ = [
     "previous",
     "mccann",
     "mccann_metric",
+    "continuation",
     "floor_split",
     "neighbours",
     "summarise",

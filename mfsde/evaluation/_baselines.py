@@ -17,6 +17,12 @@ time index k of a task, with the same number of predicted cells and the same exa
   straight line (:func:`mccann_metric`): the interpolant that flow matching with
   ``train.fm_interpolant "metric"`` regresses on, scored with no model. It tells how much of a
   metric-bridge model's held-out error is the interpolant's and how much the fit's;
+* ``continuation`` (on request) — the last training gap's displacement carried on: the cells of
+  a(k) are paired by the exact plan with cells of the training time a′ before it and moved on
+  along the same straight line, y + s (y − x), s = (t_k − t_a) / (t_a − t_a′)
+  (:func:`continuation`). Past the last training time, where McCann has no later time, it is the
+  simplest prediction that has dynamics (cells keep their last velocity); copying is the one
+  that has none. It needs two training times before k;
 * ``floor`` — the sampling floor: ``n`` observed cells of time k against the *other* observed
   cells of time k (at most half of them, so both sides are real samples). No method can be
   expected to go much below it.
@@ -45,7 +51,7 @@ from mfsde.training._geodesic import METRIC_CELLS
 #: the baselines every table shows
 BASELINES = ("previous", "mccann", "floor")
 #: baselines computed on request only (``names=``): slower, and with settings of their own
-OPTIONAL_BASELINES = ("mccann_metric",)
+OPTIONAL_BASELINES = ("mccann_metric", "continuation")
 _METRICS = {"w1": w1, "w2": w2}
 
 
@@ -178,6 +184,40 @@ def mccann_metric(
     return torch.cat(out).numpy() if out else np.empty((0, x.shape[1]))
 
 
+def continuation(
+    snapshots, index: int, train: Sequence[int], n: int | None = None, seed: int = 0, max_plan_cells: int = 4000
+) -> np.ndarray:
+    """The last training gap's displacement carried on to ``index``, ``(n, d)`` (``n=None``: as many
+    cells as the nearest earlier training time a has): cells y of a, each paired with a cell x of the
+    training time a′ before a drawn from y's column of the exact plan between them (at most
+    ``max_plan_cells`` cells of each side, as :func:`mccann`), go to y + s (y − x),
+    s = (t_index − t_a) / (t_a − t_a′): McCann's straight line beyond its end point.
+
+    Raises:
+        ValueError: fewer than two training times before ``index``.
+    """
+    before = sorted(int(i) for i in train if int(i) < index)
+    if len(before) < 2:
+        raise ValueError(
+            f"continuation: time index {index} needs two earlier training time points (train = "
+            f"{sorted(int(i) for i in train)}); use 'previous'"
+        )
+    a0, a = before[-2:]
+    rng = np.random.default_rng([seed, 6, a0, a])
+    x0, xa = _cells(snapshots, a0), _cells(snapshots, a)
+    x0 = x0[_draw(len(x0), min(len(x0), max_plan_cells), rng)]
+    xa = xa[_draw(len(xa), min(len(xa), max_plan_cells), rng)]
+    plan = ot_plan(x0, xa)
+    n = len(snapshots.data[a]) if n is None else n
+    dst = _draw(len(xa), n, rng)
+    cols = plan[:, dst].T
+    cols = cols / cols.sum(1, keepdims=True)
+    partner = (cols.cumsum(1) > rng.random((len(dst), 1))).argmax(1)
+    times = np.asarray(snapshots.times, dtype=np.float64)
+    s = (times[index] - times[a]) / (times[a] - times[a0])
+    return xa[dst] + s * (xa[dst] - x0[partner])
+
+
 def floor_split(snapshots, index: int, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(sample, rest)``: ``min(n, n_k // 2)`` observed cells of time ``index`` and the others."""
     y = _cells(snapshots, index)
@@ -207,7 +247,7 @@ def baseline_evaluations(
     With masses (``mass`` ``"counts"`` or sizes per time point, as ``data.mass``) the baselines
     predict a mass too and their rows carry ``mass``, ``mass_observed`` and ``tmv``: previous
     keeps the earlier training time's mass, McCann interpolates the neighbours' masses linearly
-    in time (the floor has none).
+    in time, continuation carries on the last gap's growth factor (the floor has none).
 
     ``n_particles`` predicted cells (``None``: as many as the earlier training time point has,
     the count of the ``start="previous"`` protocol); the floor uses at most half the observed
@@ -250,6 +290,8 @@ def baseline_evaluations(
                     x = mccann(snapshots, k, task.train, n_particles, seed)
                 elif name == "mccann_metric":
                     x = mccann_metric(snapshots, k, task.train, n_particles, seed)
+                elif name == "continuation":
+                    x = continuation(snapshots, k, task.train, n_particles, seed)
                 else:
                     x = previous(snapshots, k, task.train, n_particles, seed)
             rec["n_observed"], rec["n_predicted"] = int(len(y)), int(len(x))
@@ -260,6 +302,10 @@ def baseline_evaluations(
                 if name.startswith("mccann") and b is not None:
                     s = (tvals[k] - tvals[a]) / (tvals[b] - tvals[a])
                     rec["mass"] = float((1 - s) * observed[a] + s * observed[b])
+                elif name == "continuation":  # the last gap's growth factor carried on (never negative)
+                    a0 = max(int(i) for i in task.train if int(i) < a)
+                    s = (tvals[k] - tvals[a]) / (tvals[a] - tvals[a0])
+                    rec["mass"] = float(observed[a] * (observed[a] / observed[a0]) ** s)
                 else:
                     rec["mass"] = float(observed[a])
                 rec["mass_observed"] = observed[k]

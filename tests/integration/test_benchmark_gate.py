@@ -314,6 +314,16 @@ def test_mccann_past_the_last_training_time_shows_a_dash(bench):
 
     mccann_line = next(ln for ln in bench.markdown(rows, digits).splitlines() if ln.startswith("| *mccann*"))
     assert mccann_line.split(" | ")[1:3] == ["–", "–"]
+    # beside copying, the baseline with dynamics: the last gap's displacement carried on (cells
+    # drift by (1, 1) per unit of time, so it lands near time 3 where copying time 2 is √2 off)
+    ours = {r["preset"]: r["w1"] for r in rows if r["kind"] == "baseline"}
+    assert ours["continuation"] < 0.6 * ours["previous"]
+    assert any(ln.startswith("| *continuation*") for ln in bench.markdown(rows, digits).splitlines())
+    assert {r["preset"] for r in bench.run_baselines(snaps, "emt", "loo:1", ("t0",), 0)} == {
+        "previous",
+        "mccann",
+        "floor",
+    }
     over = bench.overview(rows, digits).splitlines()[-1].split(" | ")
     assert over[2] == "–" and over[7:9] == ["–", "–"]  # McCann, scimf < McCann, best < McCann
     g = bench.gate(rows, {"entries": bench.entries(rows)})
