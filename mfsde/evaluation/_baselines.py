@@ -91,20 +91,27 @@ def _mccann_pairs(snapshots, index, train, n, seed, max_plan_cells, what="mccann
             f"{what}: time index {index} has no later training time point to interpolate to "
             f"(train = {sorted(int(i) for i in train)}); use 'previous'"
         )
-    rng = np.random.default_rng(seed)
-    xa, xb = _cells(snapshots, a), _cells(snapshots, b)
-    xa = xa[_draw(len(xa), min(len(xa), max_plan_cells), rng)]
-    xb = xb[_draw(len(xb), min(len(xb), max_plan_cells), rng)]
-    plan = ot_plan(xa, xb)
     n = len(snapshots.data[a]) if n is None else n
-    src = _draw(len(xa), n, rng)
+    x, y = _ot_pairs(_cells(snapshots, a), _cells(snapshots, b), n, np.random.default_rng(seed), max_plan_cells)
+    times = np.asarray(snapshots.times, dtype=np.float64)
+    s = (times[index] - times[a]) / (times[b] - times[a])
+    return x, y, float(s)
+
+
+def _ot_pairs(x0, x1, n, rng, max_plan_cells, from_second=False):
+    """``(u, v)``, each ``(n, d)``: ``n`` cells of one side (of ``x0``; of ``x1`` with ``from_second``)
+    and a partner of each on the other side, drawn from its row of the exact plan between at most
+    ``max_plan_cells`` cells of each side (drawn at random with ``rng``). ``u`` is the first side's."""
+    x0 = x0[_draw(len(x0), min(len(x0), max_plan_cells), rng)]
+    x1 = x1[_draw(len(x1), min(len(x1), max_plan_cells), rng)]
+    plan = ot_plan(x0, x1)
+    start, other, plan = (x1, x0, plan.T) if from_second else (x0, x1, plan)
+    src = _draw(len(start), n, rng)
     rows = plan[src]
     rows = rows / rows.sum(1, keepdims=True)
     # one partner per source, drawn from its row of the (sparse) plan
     partner = (rows.cumsum(1) > rng.random((len(src), 1))).argmax(1)
-    times = np.asarray(snapshots.times, dtype=np.float64)
-    s = (times[index] - times[a]) / (times[b] - times[a])
-    return xa[src], xb[partner], float(s)
+    return (other[partner], start[src]) if from_second else (start[src], other[partner])
 
 
 def mccann(
@@ -203,19 +210,12 @@ def continuation(
             f"{sorted(int(i) for i in train)}); use 'previous'"
         )
     a0, a = before[-2:]
-    rng = np.random.default_rng([seed, 6, a0, a])
-    x0, xa = _cells(snapshots, a0), _cells(snapshots, a)
-    x0 = x0[_draw(len(x0), min(len(x0), max_plan_cells), rng)]
-    xa = xa[_draw(len(xa), min(len(xa), max_plan_cells), rng)]
-    plan = ot_plan(x0, xa)
     n = len(snapshots.data[a]) if n is None else n
-    dst = _draw(len(xa), n, rng)
-    cols = plan[:, dst].T
-    cols = cols / cols.sum(1, keepdims=True)
-    partner = (cols.cumsum(1) > rng.random((len(dst), 1))).argmax(1)
+    rng = np.random.default_rng([seed, 6, a0, a])
+    x, y = _ot_pairs(_cells(snapshots, a0), _cells(snapshots, a), n, rng, max_plan_cells, from_second=True)
     times = np.asarray(snapshots.times, dtype=np.float64)
     s = (times[index] - times[a]) / (times[a] - times[a0])
-    return xa[dst] + s * (xa[dst] - x0[partner])
+    return y + s * (y - x)
 
 
 def floor_split(snapshots, index: int, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -488,10 +488,8 @@ class Trainer:
         if key not in self._fm_metrics:
             tc = self.config.train
             s = self.series[series]
-            idx = [0] + list(s.fit_idx)
-            state = np.random.SeedSequence([int(tc.seed), 4, series, gap]).generate_state(1, dtype=np.uint64)[0]
-            gen = torch.Generator().manual_seed(int(state >> 1))
-            cells = torch.cat([draw_initial(s.data[idx[g]].cpu(), _geodesic.METRIC_CELLS, gen) for g in (gap, gap + 1)])
+            ends, gen = self._gap_ends(series, gap, 4)
+            cells = torch.cat([draw_initial(c, _geodesic.METRIC_CELLS, gen) for c in ends])
             metric = _geodesic.RBFMetric(cells, tc.fm_metric_centers, tc.fm_metric_kappa, tc.fm_metric_eps, gen).to(
                 s.data[0].device
             )
@@ -513,16 +511,21 @@ class Trainer:
         streams. Its solve counts in the training time of the step that first needs it."""
         key = (series, gap)
         if key not in self._fm_plans:
-            tc = self.config.train
-            s = self.series[series]
-            idx = [0] + list(s.fit_idx)
-            state = np.random.SeedSequence([int(tc.seed), 5, series, gap]).generate_state(1, dtype=np.uint64)[0]
-            gen = torch.Generator().manual_seed(int(state >> 1))
-            cells = [s.data[idx[g]].cpu() for g in (gap, gap + 1)]
-            ends = [draw_initial(c, min(len(c), tc.fm_plan_cells), gen) for c in cells]
-            dev = s.data[0].device
-            self._fm_plans[key] = _fm.GlobalPlan(ends[0].to(dev), ends[1].to(dev))
+            cells, gen = self._gap_ends(series, gap, 5)
+            n = self.config.train.fm_plan_cells
+            ends = [draw_initial(c, min(len(c), n), gen).to(self.series[series].data[0].device) for c in cells]
+            self._fm_plans[key] = _fm.GlobalPlan(*ends)
         return self._fm_plans[key]
+
+    def _gap_ends(self, series: int, gap: int, stream: int) -> tuple[list[torch.Tensor], torch.Generator]:
+        """The two snapshots (on the CPU) of gap ``gap`` of training population ``series``, and a
+        generator of their own for ``stream`` (seeded by ``train.seed``, the stream, the population
+        and the gap: the same on every resume, and no draw from the training streams)."""
+        s = self.series[series]
+        idx = [0] + list(s.fit_idx)
+        seq = np.random.SeedSequence([int(self.config.train.seed), stream, series, gap])
+        gen = torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0] >> 1))
+        return [s.data[idx[g]].cpu() for g in (gap, gap + 1)], gen
 
     def flow_matching_loss(self, pop: RandomStreams) -> torch.Tensor:
         """The flow-matching loss (:mod:`mfsde.training`) of population ``pop``'s draws: one
