@@ -521,11 +521,14 @@ class Config:
                     raise ValueError(
                         f"train.{name} applies to train.fm_interpolant 'metric' only; got {t.fm_interpolant!r}"
                     )
-        if t.fm_interpolant != "linear" and t.method == "simulation":
-            raise ValueError(
-                f"train.fm_interpolant {t.fm_interpolant!r} shapes flow matching's bridges; train.method "
-                "'simulation' has none (use 'flow_matching' or 'flow_matching+simulation')"
-            )
+        if t.method == "simulation":  # flow matching's settings would be ignored: refused
+            default = TrainConfig()
+            for name in ("fm_interpolant", "fm_coupling", "fm_plan_cells", "fm_batch", "fm_times", "fm_iterations"):
+                if getattr(t, name) != getattr(default, name):
+                    raise ValueError(
+                        f"train.{name} {getattr(t, name)!r} shapes flow matching's bridges; train.method "
+                        "'simulation' has none (use 'flow_matching' or 'flow_matching+simulation')"
+                    )
         if t.fm_share is not None:
             if isinstance(t.fm_share, bool) or not isinstance(t.fm_share, (int, float)) or not 0 < t.fm_share < 1:
                 raise ValueError(f"train.fm_share must be a number in (0, 1) or None, got {t.fm_share!r}")

@@ -350,6 +350,10 @@ def test_fm_restart_lr_starts_the_schedule_again_when_simulation_takes_over(rest
         ({"train.method": "matching"}, "train.method must be one of simulation, flow_matching, flow_matching"),
         ({"train.fm_coupling": "greedy"}, "train.fm_coupling must be one of exact, sinkhorn, independent, global"),
         ({"train.fm_plan_cells": 0, "train.fm_coupling": "global"}, "train.fm_plan_cells must be a positive int"),
+        (
+            {"train.method": "simulation", "train.fm_coupling": "global"},
+            "train.fm_coupling 'global' shapes flow matching's bridges; train.method 'simulation' has none",
+        ),
         ({"train.fm_plan_cells": 100}, "train.fm_plan_cells applies to train.fm_coupling 'global' only; got 'exact'"),
         (
             {"train.fm_plan_cells": 20000, "train.fm_coupling": "global"},
