@@ -120,6 +120,17 @@ def test_the_global_plan_is_solved_once_per_gap_from_its_own_draws_and_trains_re
     assert [r["loss"] for r in other.history] != [r["loss"] for r in r1.history]
 
 
+def test_a_run_with_the_global_coupling_resumes_bit_identically(tmp_path):
+    snaps = moving(n=80)
+    cfg = fm("scimf", **{"train.fm_coupling": "global", "train.fm_plan_cells": 50, "train.iterations": 4})
+    full = fit(cfg, snaps, "loo:2", out_dir=tmp_path / "full", progress=False)
+    fit(cfg.override(**{"train.iterations": 2}), snaps, "loo:2", out_dir=tmp_path / "part", progress=False)
+    part = fit(cfg, snaps, "loo:2", resume=tmp_path / "part", progress=False)
+    assert [r["loss"] for r in part.history] == [r["loss"] for r in full.history]
+    a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "part")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_the_bridge_has_the_brownian_bridge_law_and_its_drift():
     g = torch.Generator().manual_seed(0)
     n, s, gap, sigma = 200_000, 0.3, 2.0, 0.5
