@@ -1,7 +1,9 @@
 """Held-out W1 against CPU seconds of training, per training method (``train.method``).
 
 ``scimf`` is trained with ``flow_matching`` and ``flow_matching+simulation`` (and, named in
-``--methods``, ``flow_matching:metric``: flow matching with ``train.fm_interpolant "metric"``) on CITE 50-D (day 3
+``--methods``, ``flow_matching:metric``: flow matching with ``train.fm_interpolant "metric"``, and
+``flow_matching+simulation:global``: the CITE recipe, metric bridges between cells paired by the whole
+snapshots' OT plan, then simulation from every snapshot) on CITE 50-D (day 3
 and day 4 held out) and EMT (``loo:1``, ``loo:2``) for ``--budget-cite`` / ``--budget-emt`` CPU
 seconds (1 thread), and scored (held-out W1, 2000 cells simulated from t0) after every eighth of
 the budget (:func:`accuracy.run_model`'s curve). The ``simulation`` line is read from the accuracy
@@ -33,7 +35,19 @@ import torch
 
 METHODS = ["flow_matching", "flow_matching+simulation"]
 #: further lines by name: a training method with settings of its own (the row's ``method`` is the name)
-VARIANTS = {"flow_matching:metric": {"train.method": "flow_matching", "train.fm_interpolant": "metric"}}
+VARIANTS = {
+    "flow_matching:metric": {"train.method": "flow_matching", "train.fm_interpolant": "metric"},
+    # the CITE recipe of docs/training_methods.md: metric bridges between globally OT-paired cells, then simulation
+    "flow_matching+simulation:global": {
+        "train.method": "flow_matching+simulation",
+        "train.fm_iterations": 300,
+        "train.starts": "every",
+        "train.clip_grad_norm": None,
+        "train.ema": 0.99,
+        "train.fm_interpolant": "metric",
+        "train.fm_coupling": "global",
+    },
+}
 TASKS = [
     ("cite", "loo:1", ("t0", "previous")),
     ("cite", "loo:2", ("t0", "previous")),
