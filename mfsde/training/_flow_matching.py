@@ -79,13 +79,18 @@ class GlobalPlan:
     Args:
         x0: the first snapshot's cells ``(n, d)`` (at most ``train.fm_plan_cells``, drawn beforehand).
         x1: the second's ``(m, d)``.
+        metric: the gap's :class:`~mfsde.training._geodesic.RBFMetric` (``train.fm_interpolant
+            "metric"``) or ``None``. With it, the geodesic of every entry of the plan is solved here,
+            once, in chunks of :data:`~mfsde.training._geodesic.GEODESIC_CHUNK` entries in the plan's
+            order (:attr:`geodesics`), instead of again at every draw of the entry.
 
     The plan of the two uniform empirical measures on ‖x − y‖² (POT ``emd``) has at most n + m − 1
     entries; :meth:`sample` draws pairs from it, so a batch of pairs is a sample of the coupling
     and its first ends a uniform sample of ``x0``."""
 
-    def __init__(self, x0: torch.Tensor, x1: torch.Tensor):
+    def __init__(self, x0: torch.Tensor, x1: torch.Tensor, metric=None):
         from mfsde.losses._wasserstein import ot_plan
+        from mfsde.training import _geodesic
 
         n, m = x0.shape[0], x1.shape[0]
         check_cost_size(n, m, "train.fm_plan_cells")
@@ -95,12 +100,19 @@ class GlobalPlan:
         self.x0, self.x1 = x0, x1
         self.rows, self.cols = torch.as_tensor(i), torch.as_tensor(j)
         self.mass = torch.as_tensor(plan[i, j], dtype=torch.float64)
+        #: sine coefficients ``(E, J, d)`` of each entry's geodesic (with ``metric``), else ``None``
+        self.geodesics = None
+        if metric is not None:
+            chunks = torch.arange(len(self.rows)).split(_geodesic.GEODESIC_CHUNK)
+            self.geodesics = torch.cat([_geodesic.geodesic(x0[self.rows[c]], x1[self.cols[c]], metric) for c in chunks])
 
-    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``batch`` pairs drawn from the plan with ``generator``: ``(x0, x1)``, each ``(batch, d)``,
-        row i of one paired with row i of the other."""
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``batch`` pairs drawn from the plan with ``generator``: ``(x0, x1, a)``, the ends each
+        ``(batch, d)``, row i of one paired with row i of the other, and their geodesics'
+        coefficients ``(batch, J, d)`` (``None`` without a metric)."""
         pick = torch.multinomial(self.mass.to(generator.device), batch, replacement=True, generator=generator).cpu()
-        return self.x0[self.rows[pick]], self.x1[self.cols[pick]]
+        a = None if self.geodesics is None else self.geodesics[pick]
+        return self.x0[self.rows[pick]], self.x1[self.cols[pick]], a
 
 
 def couple(
@@ -200,7 +212,8 @@ def flow_matching_batch(
     ``train.fm_interpolant "metric"``, a callable ``g ↦`` the :class:`~mfsde.training._geodesic.RBFMetric`
     of gap ``g`` (between the g-th and (g+1)-th training times); the bridges then follow each pair's
     geodesic in it instead of the straight line. ``plans``: for ``coupling "global"``, a callable
-    ``g ↦`` the :class:`GlobalPlan` of gap ``g``, from which the gap's pairs are drawn."""
+    ``g ↦`` the :class:`GlobalPlan` of gap ``g``, from which the gap's pairs are drawn (with the
+    geodesics the plan solved for its entries, where it was built with the gap's metric)."""
     from mfsde.training import _geodesic
 
     idx = [0] + list(series.fit_idx)
@@ -217,14 +230,17 @@ def flow_matching_batch(
     if coupling == "global" and plans is None:
         raise ValueError("train.fm_coupling 'global' needs the gaps' plans (plans=)")
     for g in sorted(set(k.tolist())):
+        geo = None
         if coupling == "global":
-            a, b = plans(g).sample(batch, generator)
+            a, b, geo = plans(g).sample(batch, generator)
         else:
             a = draw_initial(series.data[idx[g]], batch, generator)
             b = draw_initial(series.data[idx[g + 1]], batch, generator)
             eps = float((sigma.double().pow(2).mean() * (tt[g + 1] - tt[g])).item()) if coupling == "sinkhorn" else None
             b = b[couple(a, b, coupling, generator, eps)]
-        pairs[g] = (a, b, None if metrics is None else _geodesic.geodesic(a, b, metrics(g)))
+        if metrics is not None and geo is None:
+            geo = _geodesic.geodesic(a, b, metrics(g))
+        pairs[g] = (a, b, None if metrics is None else geo)
     x0 = torch.stack([pairs[int(g)][0] for g in k])
     x1 = torch.stack([pairs[int(g)][1] for g in k])
     s_, gap_ = s.to(dev, dtype).view(-1, 1, 1), gap.to(dev, dtype).view(-1, 1, 1)

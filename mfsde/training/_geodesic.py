@@ -22,7 +22,10 @@ metric, isotropic, with its κ (MFM writes the width as λ_k = 0.5/(κ s_k)² in
 with its J coefficients per pair fitted by L-BFGS from the straight line (a_j = 0) on an
 M-point midpoint rule. Each pair is its own problem; nothing is learned across iterations, so a
 run resumes bit-identically without extra state (MFM amortises the same minimisation in a
-network instead). With a constant metric the straight line is the geodesic and a_j stays 0.
+network instead). With minibatch couplings the pairs of each draw are solved as they come; with
+``train.fm_coupling "global"`` the plan solves each of its entries once, when it is built
+(:class:`~mfsde.training._flow_matching.GlobalPlan`), and every later draw of an entry reuses it.
+With a constant metric the straight line is the geodesic and a_j stays 0.
 
 The bridge around μ and its drift target are in
 :func:`mfsde.training._flow_matching.bridge`.
@@ -36,6 +39,9 @@ import torch
 
 #: the most cells of each snapshot a gap's metric (``train.fm_interpolant "metric"``) is built from
 METRIC_CELLS = 2000
+#: pairs per L-BFGS problem where a global plan solves the geodesics of all its entries at once
+#: (the size of a default ``train.fm_batch``: the same problem size as a minibatch's solve)
+GEODESIC_CHUNK = 256
 
 
 def kmeans(x: torch.Tensor, k: int, generator: torch.Generator, iterations: int = 50) -> torch.Tensor:

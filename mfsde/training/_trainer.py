@@ -508,13 +508,16 @@ class Trainer:
         ``series``, solved on first use between at most ``train.fm_plan_cells`` cells of each of the
         gap's two snapshots, drawn with a generator of its own (seeded by ``train.seed``, the population
         and the gap), so that it is the same on every resume and draws nothing from the training
-        streams. Its solve counts in the training time of the step that first needs it."""
+        streams. With ``train.fm_interpolant "metric"`` it also solves the geodesic of each of its
+        entries in the gap's metric, once. Its solve counts in the training time of the step that
+        first needs it."""
         key = (series, gap)
         if key not in self._fm_plans:
             cells, gen = self._gap_ends(series, gap, 5)
             n = self.config.train.fm_plan_cells
             ends = [draw_initial(c, min(len(c), n), gen).to(self.series[series].data[0].device) for c in cells]
-            self._fm_plans[key] = _fm.GlobalPlan(*ends)
+            metric = self.fm_metric(series, gap) if self.config.train.fm_interpolant == "metric" else None
+            self._fm_plans[key] = _fm.GlobalPlan(*ends, metric=metric)
         return self._fm_plans[key]
 
     def _gap_ends(self, series: int, gap: int, stream: int) -> tuple[list[torch.Tensor], torch.Generator]:

@@ -83,7 +83,8 @@ def test_the_global_coupling_draws_its_pairs_from_the_snapshots_exact_plan():
     plan = GlobalPlan(x0, x1)
     cost = torch.cdist(x0.double(), x1.double()).pow(2).numpy()
     _, best = linear_sum_assignment(cost)
-    a, b = plan.sample(500, torch.Generator().manual_seed(1))
+    a, b, geo = plan.sample(500, torch.Generator().manual_seed(1))
+    assert geo is None  # no metric: straight bridges, nothing solved
     i = torch.cdist(a, x0).argmin(1).numpy()
     j = torch.cdist(b, x1).argmin(1).numpy()
     # equal sizes: the plan is the optimal assignment, and every drawn pair is one of its pairs
@@ -96,7 +97,7 @@ def test_the_global_coupling_draws_its_pairs_from_the_snapshots_exact_plan():
     # unequal sizes: the drawn partners' marginal is the second snapshot's (each of its 30 cells
     # carries 1/30 of the plan's mass)
     plan = GlobalPlan(x0, x1[:30])
-    _, b = plan.sample(30_000, torch.Generator().manual_seed(3))
+    _, b, _ = plan.sample(30_000, torch.Generator().manual_seed(3))
     counts = np.bincount(torch.cdist(b, x1[:30]).argmin(1).numpy(), minlength=30)
     assert np.abs(counts / 30_000 - 1 / 30).max() < 0.01
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import mfsde
 from mfsde.data import from_arrays
-from mfsde.training import Trainer, fit, load_checkpoint
-from mfsde.training._flow_matching import bridge, flow_matching_batch
+from mfsde.training import Trainer, _geodesic, fit, load_checkpoint
+from mfsde.training._flow_matching import GlobalPlan, bridge, flow_matching_batch
 from mfsde.training._geodesic import RBFMetric, geodesic, kmeans, path
 
 
@@ -197,6 +197,49 @@ def test_metric_flow_matching_is_reproducible_and_resumes_bit_identically(tmp_pa
     assert [r["fm"] for r in part.history] == [r["fm"] for r in full.history]
     a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "part")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_global_plan_solves_each_entrys_geodesic_once_and_draws_reuse_it(monkeypatch):
+    cells = ring(400, seed=1)
+    m = RBFMetric(cells, 24, 3.0, 0.01, torch.Generator().manual_seed(0))
+    # two arcs of the ring on opposite sides: their straight pairings cut through the hole
+    x0, x1 = cells[cells[:, 0] > 2.0][:60], cells[cells[:, 0] < -2.0][:50]
+    monkeypatch.setattr(_geodesic, "GEODESIC_CHUNK", 16)  # several chunks
+    plan = GlobalPlan(x0, x1, metric=m)
+    n_entries = len(plan.rows)
+    assert plan.geodesics.shape == (n_entries, 3, 2)
+    s = (torch.arange(32, dtype=torch.float64) + 0.5) / 32
+
+    def energy(e, c):
+        mu, d = path(x0[plan.rows[e]], x1[plan.cols[e]], c, s)
+        return (m.inverse_scale(mu) * d.pow(2).sum(-1)).mean(-1)
+
+    every = torch.arange(n_entries)
+    assert energy(every, plan.geodesics).sum() < 0.5 * energy(every, torch.zeros_like(plan.geodesics)).sum()
+    # a draw carries the coefficients of the entries it drew, and solves nothing again
+    calls = []
+    monkeypatch.setattr(_geodesic, "geodesic", lambda *a, **k: calls.append(1))
+    a, b, geo = plan.sample(200, torch.Generator().manual_seed(2))
+    entry = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(plan.rows, plan.cols))}
+    i, j = torch.cdist(a, x0).argmin(1), torch.cdist(b, x1).argmin(1)
+    drawn = torch.tensor([entry[(int(p), int(q))] for p, q in zip(i, j)])
+    assert torch.equal(geo, plan.geodesics[drawn])
+    assert calls == []
+
+
+def test_training_on_the_global_plan_solves_no_geodesic_after_the_plans(monkeypatch):
+    calls = []
+    solve = _geodesic.geodesic
+    monkeypatch.setattr(_geodesic, "geodesic", lambda a, b, m, **k: calls.append(len(a)) or solve(a, b, m, **k))
+    cfg = fm(**{"train.fm_coupling": "global", "train.fm_plan_cells": 60, "train.iterations": 1})
+    trainer = Trainer(cfg, arcs(), "loo:2")
+    trainer.step()
+    # the plans of the gaps visited solved each of their entries once, chunk by chunk
+    assert sum(calls) == sum(len(p.rows) for p in trainer._fm_plans.values()) > 0
+    for _ in range(3):
+        trainer.step()
+    # later steps reuse them: what was solved is still one solve per entry of the plans built
+    assert sum(calls) == sum(len(p.rows) for p in trainer._fm_plans.values())
 
 
 @pytest.mark.parametrize(
