@@ -121,9 +121,16 @@ def test_the_global_plan_is_solved_once_per_gap_from_its_own_draws_and_trains_re
     assert [r["loss"] for r in other.history] != [r["loss"] for r in r1.history]
 
 
-def test_a_run_with_the_global_coupling_resumes_bit_identically(tmp_path):
+@pytest.mark.parametrize(
+    "interpolant", [{}, {"train.fm_interpolant": "metric", "train.fm_metric_centers": 12}], ids=["linear", "metric"]
+)
+def test_a_run_with_the_global_coupling_resumes_bit_identically(tmp_path, interpolant, monkeypatch):
+    from mfsde.training import _geodesic
+
+    monkeypatch.setattr(_geodesic, "GEODESIC_CHUNK", 16)  # the plan's geodesics in several chunks
     snaps = moving(n=80)
-    cfg = fm("scimf", **{"train.fm_coupling": "global", "train.fm_plan_cells": 50, "train.iterations": 4})
+    over = {"train.fm_coupling": "global", "train.fm_plan_cells": 50, "train.iterations": 4, **interpolant}
+    cfg = fm("scimf", **over)
     full = fit(cfg, snaps, "loo:2", out_dir=tmp_path / "full", progress=False)
     fit(cfg.override(**{"train.iterations": 2}), snaps, "loo:2", out_dir=tmp_path / "part", progress=False)
     part = fit(cfg, snaps, "loo:2", resume=tmp_path / "part", progress=False)
