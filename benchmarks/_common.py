@@ -179,15 +179,32 @@ def share(items: Sequence, part: tuple[int, int]) -> list:
 
 
 def rows_log(name: str) -> Path:
-    """``results/<name>.rows.jsonl``: the run's rows, one JSON object a line, appended as runs finish."""
+    """``results/<name>.rows.jsonl``: the run's rows, one JSON object a line, appended as runs finish
+    (shard K of N > 1 writes ``<name>.shard-K-of-N.rows.jsonl`` instead, :func:`shard_log`; reading
+    the log reads them all, :func:`read_rows`)."""
     return RESULTS_DIR / f"{name}.rows.jsonl"
 
 
+def shard_log(log: Path, shard: tuple[int, int] = (1, 1)) -> Path:
+    """The file shard ``(K, N)`` of a run appends its rows to: ``log`` itself for a single process,
+    ``<name>.shard-K-of-N.rows.jsonl`` beside it otherwise, so that every file has one writer and a
+    shard that starts late cannot delete the rows of one that started early."""
+    k, n = shard
+    return log if n == 1 else log.with_name(log.name.replace(".rows.jsonl", f".shard-{k}-of-{n}.rows.jsonl"))
+
+
+def _shard_logs(log: Path) -> list[Path]:
+    return sorted(log.parent.glob(log.name.replace(".rows.jsonl", ".shard-*-of-*.rows.jsonl")))
+
+
 def read_rows(path: Path) -> list[dict]:
-    """The rows of a ``*.rows.jsonl`` log (one JSON object per line); ``[]`` if there is none."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The rows of a ``*.rows.jsonl`` log (one JSON object per line) and of its shards' logs
+    (:func:`shard_log`); ``[]`` if there are none."""
+    rows = []
+    for p in [path, *_shard_logs(path)]:
+        if p.is_file():
+            rows += [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    return rows
 
 
 def load_rows(name: str) -> tuple[list[dict], Path]:
@@ -206,14 +223,20 @@ def load_rows(name: str) -> tuple[list[dict], Path]:
     return [], log
 
 
-def start_log(log: Path, *, resume: bool, first_shard: bool = True) -> list[dict]:
-    """Open a run's row log: with ``resume`` its rows so far (the runs to skip); otherwise ``[]``,
-    and the first shard deletes the rows of an earlier run (the other shards append to its log)."""
+def start_log(log: Path, *, resume: bool, shard: tuple[int, int] = (1, 1)) -> list[dict]:
+    """Open a run's row log for shard ``(K, N)``: with ``resume`` the rows so far of every shard (the
+    runs to skip); otherwise ``[]``, after deleting the rows of an earlier run that this one
+    replaces: its own shard's file (:func:`shard_log`), and the files no shard of an N-way run
+    writes (the single log, shards of another N). Each shard deletes only what no other shard of
+    this run appends to, so shards may start in any order."""
     log.parent.mkdir(parents=True, exist_ok=True)
     if resume:
         return read_rows(log)
-    if first_shard:
-        log.unlink(missing_ok=True)
+    n = shard[1]
+    own = shard_log(log, shard)
+    stale = [log, *(p for p in _shard_logs(log) if not p.name.endswith(f"-of-{n}.rows.jsonl"))]
+    for p in {own, *stale}:
+        p.unlink(missing_ok=True)
     return []
 
 

@@ -1134,7 +1134,7 @@ def main(argv=None) -> int:
                 f"{'; '.join(lacking[:3])}{' …' if len(lacking) > 3 else ''} (references written before "
                 "iterations were recorded per seed: rewrite it with --write-reference)"
             )
-    old = _common.start_log(log, resume=args.resume, first_shard=k == 1)
+    old = _common.start_log(log, resume=args.resume, shard=(k, n))
     other = sorted(
         {json.dumps(r.get("overrides") or {}, sort_keys=True) for r in old if r["kind"] == "model"}
         - {json.dumps(overrides, sort_keys=True)}
@@ -1174,7 +1174,7 @@ def main(argv=None) -> int:
     models, bases = [j for j in planned if j[3] != "baselines"], [j for j in planned if j[3] == "baselines"]
     mine = _common.share(models, args.shard) + _common.share(bases, args.shard)
     jobs = [j for j in planned if j in mine and (j[0], j[1], j[3], j[4]) not in done]
-    print(f"{len(jobs)} runs in shard {k}/{n}; rows → {log}", flush=True)
+    print(f"{len(jobs)} runs in shard {k}/{n}; rows → {_common.shard_log(log, (k, n))}", flush=True)
     t_all = time.perf_counter()
     commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     for dataset, task, starts, what, seed in jobs:
@@ -1194,7 +1194,7 @@ def main(argv=None) -> int:
                     budget=budget, overrides=overrides, iterations=counts.get((dataset, task, what, seed))
                 ),
             )
-        _common.append_rows(log, rows, **_common.run_fields(commit, args.threads))
+        _common.append_rows(_common.shard_log(log, (k, n)), rows, **_common.run_fields(commit, args.threads))
         print(
             f"{dataset} {task} {what} seed {seed}: "
             + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)

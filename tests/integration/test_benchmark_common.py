@@ -49,9 +49,27 @@ def test_the_row_log_starts_fresh_resumes_and_appends(common, tmp_path, monkeypa
     assert [r["a"] for r in rows] == [1, 2]
     assert {k for k in rows[0]} == {"a", "loadavg_1", "threads", "git_commit"} and rows[0]["git_commit"] == "abc1234"
     assert "threads" not in common.run_fields("abc1234")
-    assert common.start_log(log, resume=True, first_shard=True) == rows  # resuming keeps them
-    assert common.start_log(log, resume=False, first_shard=False) == [] and log.is_file()  # a later shard appends
-    assert common.start_log(log, resume=False, first_shard=True) == [] and not log.exists()  # the first starts over
+    assert common.start_log(log, resume=True, shard=(1, 2)) == rows  # resuming keeps them
+    assert common.start_log(log, resume=False) == [] and not log.exists()  # a fresh run starts over
+
+
+def test_shards_write_their_own_logs_so_none_deletes_another_shards_rows(common, tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path / "results")
+    log = common.rows_log("run")
+    common.start_log(log, resume=False)
+    common.append_rows(log, [{"run": "earlier"}])  # an earlier single run's rows
+    # shard 2 starts first and writes a row before shard 1 starts: shard 1 must not delete it
+    assert common.start_log(log, resume=False, shard=(2, 2)) == []
+    common.append_rows(common.shard_log(log, (2, 2)), [{"job": "b"}])
+    assert common.start_log(log, resume=False, shard=(1, 2)) == []
+    common.append_rows(common.shard_log(log, (1, 2)), [{"job": "a"}])
+    assert sorted(r["job"] for r in common.read_rows(log)) == ["a", "b"]  # the earlier run's row is gone
+    assert common.shard_log(log, (1, 2)).name == "run.shard-1-of-2.rows.jsonl" and common.shard_log(log) == log
+    assert common.load_rows("run")[0] == common.read_rows(log)
+    # a resumed shard sees every shard's rows; a later 3-way run replaces the 2-way run's files
+    assert len(common.start_log(log, resume=True, shard=(2, 2))) == 2
+    common.start_log(log, resume=False, shard=(3, 3))
+    assert common.read_rows(log) == []
 
 
 def test_load_rows_reads_the_log_else_the_rows_of_the_result_json(common, tmp_path, monkeypatch):
