@@ -1135,6 +1135,7 @@ def main(argv=None) -> int:
                 "iterations were recorded per seed: rewrite it with --write-reference)"
             )
     old = _common.start_log(log, resume=args.resume, shard=(k, n))
+    out = _common.shard_log(log, (k, n))  # this shard's own file: every other shard writes its own
     other = sorted(
         {json.dumps(r.get("overrides") or {}, sort_keys=True) for r in old if r["kind"] == "model"}
         - {json.dumps(overrides, sort_keys=True)}
@@ -1174,7 +1175,7 @@ def main(argv=None) -> int:
     models, bases = [j for j in planned if j[3] != "baselines"], [j for j in planned if j[3] == "baselines"]
     mine = _common.share(models, args.shard) + _common.share(bases, args.shard)
     jobs = [j for j in planned if j in mine and (j[0], j[1], j[3], j[4]) not in done]
-    print(f"{len(jobs)} runs in shard {k}/{n}; rows → {_common.shard_log(log, (k, n))}", flush=True)
+    print(f"{len(jobs)} runs in shard {k}/{n}; rows → {out}", flush=True)
     t_all = time.perf_counter()
     commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)
     for dataset, task, starts, what, seed in jobs:
@@ -1194,7 +1195,7 @@ def main(argv=None) -> int:
                     budget=budget, overrides=overrides, iterations=counts.get((dataset, task, what, seed))
                 ),
             )
-        _common.append_rows(_common.shard_log(log, (k, n)), rows, **_common.run_fields(commit, args.threads))
+        _common.append_rows(out, rows, **_common.run_fields(commit, args.threads))
         print(
             f"{dataset} {task} {what} seed {seed}: "
             + ", ".join(f"{r['start']} W1 {r['w1']:.4g}" for r in rows)
