@@ -223,21 +223,22 @@ def load_rows(name: str) -> tuple[list[dict], Path]:
     return [], log
 
 
-def start_log(log: Path, *, resume: bool, shard: tuple[int, int] = (1, 1)) -> list[dict]:
-    """Open a run's row log for shard ``(K, N)``: with ``resume`` the rows so far of every shard (the
-    runs to skip); otherwise ``[]``, after deleting the rows of an earlier run that this one
-    replaces: its own shard's file (:func:`shard_log`), and the files no shard of an N-way run
-    writes (the single log, shards of another N). Each shard deletes only what no other shard of
-    this run appends to, so shards may start in any order."""
+def start_log(log: Path, *, resume: bool, shard: tuple[int, int] = (1, 1)) -> tuple[list[dict], Path]:
+    """Open a run's row log for shard ``(K, N)``: ``(rows, out)``, ``out`` the file this shard appends
+    to (:func:`shard_log`) and ``rows``, with ``resume``, the rows so far of every shard (the runs to
+    skip); otherwise ``[]``, after deleting the rows of an earlier run that this one replaces: its
+    own shard's file and the files no shard of an N-way run writes (the single log, shards of
+    another N). Each shard deletes only what no other shard of this run appends to, so shards may
+    start in any order."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    if resume:
-        return read_rows(log)
-    n = shard[1]
     own = shard_log(log, shard)
+    if resume:
+        return read_rows(log), own
+    n = shard[1]
     stale = [log, *(p for p in _shard_logs(log) if not p.name.endswith(f"-of-{n}.rows.jsonl"))]
     for p in {own, *stale}:
         p.unlink(missing_ok=True)
-    return []
+    return [], own
 
 
 def run_fields(commit: str | None, threads: int | None = None) -> dict:

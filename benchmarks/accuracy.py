@@ -1134,8 +1134,7 @@ def main(argv=None) -> int:
                 f"{'; '.join(lacking[:3])}{' …' if len(lacking) > 3 else ''} (references written before "
                 "iterations were recorded per seed: rewrite it with --write-reference)"
             )
-    old = _common.start_log(log, resume=args.resume, shard=(k, n))
-    out = _common.shard_log(log, (k, n))  # this shard's own file: every other shard writes its own
+    old, out = _common.start_log(log, resume=args.resume, shard=(k, n))  # out: this shard's own file
     other = sorted(
         {json.dumps(r.get("overrides") or {}, sort_keys=True) for r in old if r["kind"] == "model"}
         - {json.dumps(overrides, sort_keys=True)}

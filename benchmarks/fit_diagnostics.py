@@ -228,8 +228,7 @@ def main(argv=None) -> int:
         print(f"skip: {args.dataset} not found under ../shared/data")
         return 0
     log = _common.rows_log(args.name)
-    _common.start_log(log, resume=args.append, shard=(k, n))  # --append keeps the rows there
-    log = _common.shard_log(log, (k, n))
+    _, log = _common.start_log(log, resume=args.append, shard=(k, n))  # --append keeps the rows there
     if k == 1:
         for seed in args.seeds:
             _common.append_rows(

@@ -426,8 +426,7 @@ def main(argv=None) -> int:
     jobs += [("model", d, t, m, s) for s in args.seeds for d, t in present for m in args.methods]
     jobs = _common.share(jobs, args.shard)
     log = _common.rows_log(args.name)
-    done = _common.start_log(log, resume=args.resume, shard=args.shard)
-    log = _common.shard_log(log, args.shard)
+    done, log = _common.start_log(log, resume=args.resume, shard=args.shard)
     seen = {(r["kind"], r["data"], r["task"], r["method"] if r["kind"] == "model" else None, r["seed"]) for r in done}
     print(f"{len(jobs)} runs in shard {args.shard[0]}/{args.shard[1]}; rows → {log}")
     for kind, data, task, method, seed in jobs:

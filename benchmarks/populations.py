@@ -155,11 +155,11 @@ def main(argv=None) -> int:
             write_readme(md, name)
         return 0
     k, n = args.shard
-    old = _common.start_log(log, resume=args.resume, shard=(k, n))  # without --resume: nothing counts
+    old, out = _common.start_log(log, resume=args.resume, shard=(k, n))  # without --resume: nothing counts
     problem = resume_conflict(old, args, inter_set, log.name)
     if problem:
         ap.error(problem)
-    run_jobs(args, inter_set, old, _common.shard_log(log, (k, n)))
+    run_jobs(args, inter_set, old, out)
     if n == 1:
         print(render(_common.read_rows(log), vars(args), name))
     return 0

@@ -205,8 +205,7 @@ def main(argv=None) -> int:
         for ds, task, starts in TASKS
         if snaps.get(ds) is not None
     ]
-    old = _common.start_log(log, resume=args.resume, shard=(k, n))
-    log = _common.shard_log(log, (k, n))
+    old, log = _common.start_log(log, resume=args.resume, shard=(k, n))
     done = {(r["dataset"], r["task"], r["factor"] if r["kind"] == "model" else "baselines", r["seed"]) for r in old}
     jobs = [j for j in _common.share(jobs, args.shard) if (j[0], j[1], j[3], j[4]) not in done]
     commit = _common.env_info()["git_commit"]  # the code this process runs (imported at start)

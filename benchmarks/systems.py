@@ -340,7 +340,7 @@ def main(argv=None) -> int:
         return [*REFERENCES, *(["truth"] if t[0] == "system" else [])]
 
     todo = {t: (list(args.presets), refs(t)) for t in plan(args)}  # task -> (presets to fit, references to score)
-    rows = _common.start_log(log_path, resume=args.resume)
+    rows, log_path = _common.start_log(log_path, resume=args.resume)
     if args.resume and rows:
         stale = resume_stale(rows, args)
         if stale:

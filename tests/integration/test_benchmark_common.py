@@ -43,14 +43,14 @@ def test_a_shard_takes_every_nth_job_starting_at_its_own(common):
 def test_the_row_log_starts_fresh_resumes_and_appends(common, tmp_path, monkeypatch):
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path / "results")
     log = common.rows_log("run")
-    assert common.start_log(log, resume=True) == [] and log.parent.is_dir()
+    assert common.start_log(log, resume=True) == ([], log) and log.parent.is_dir()
     common.append_rows(log, [{"a": 1}, {"a": 2}], **common.run_fields("abc1234", threads=1))
     rows = common.read_rows(log)
     assert [r["a"] for r in rows] == [1, 2]
     assert {k for k in rows[0]} == {"a", "loadavg_1", "threads", "git_commit"} and rows[0]["git_commit"] == "abc1234"
     assert "threads" not in common.run_fields("abc1234")
-    assert common.start_log(log, resume=True, shard=(1, 2)) == rows  # resuming keeps them
-    assert common.start_log(log, resume=False) == [] and not log.exists()  # a fresh run starts over
+    assert common.start_log(log, resume=True, shard=(1, 2))[0] == rows  # resuming keeps them
+    assert common.start_log(log, resume=False) == ([], log) and not log.exists()  # a fresh run starts over
 
 
 def test_shards_write_their_own_logs_so_none_deletes_another_shards_rows(common, tmp_path, monkeypatch):
@@ -59,15 +59,18 @@ def test_shards_write_their_own_logs_so_none_deletes_another_shards_rows(common,
     common.start_log(log, resume=False)
     common.append_rows(log, [{"run": "earlier"}])  # an earlier single run's rows
     # shard 2 starts first and writes a row before shard 1 starts: shard 1 must not delete it
-    assert common.start_log(log, resume=False, shard=(2, 2)) == []
-    common.append_rows(common.shard_log(log, (2, 2)), [{"job": "b"}])
-    assert common.start_log(log, resume=False, shard=(1, 2)) == []
-    common.append_rows(common.shard_log(log, (1, 2)), [{"job": "a"}])
+    rows, out2 = common.start_log(log, resume=False, shard=(2, 2))
+    assert rows == [] and out2 == common.shard_log(log, (2, 2))  # the file this shard appends to
+    common.append_rows(out2, [{"job": "b"}])
+    rows, out1 = common.start_log(log, resume=False, shard=(1, 2))
+    assert rows == [] and out1 == common.shard_log(log, (1, 2))
+    common.append_rows(out1, [{"job": "a"}])
     assert sorted(r["job"] for r in common.read_rows(log)) == ["a", "b"]  # the earlier run's row is gone
     assert common.shard_log(log, (1, 2)).name == "run.shard-1-of-2.rows.jsonl" and common.shard_log(log) == log
     assert common.load_rows("run")[0] == common.read_rows(log)
     # a resumed shard sees every shard's rows; a later 3-way run replaces the 2-way run's files
-    assert len(common.start_log(log, resume=True, shard=(2, 2))) == 2
+    rows, out = common.start_log(log, resume=True, shard=(2, 2))
+    assert len(rows) == 2 and out == out2  # and it appends to its own file again
     common.start_log(log, resume=False, shard=(3, 3))
     assert common.read_rows(log) == []
 
