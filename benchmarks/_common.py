@@ -89,6 +89,9 @@ def _cpu_model() -> str:
 
 
 def _git_commit() -> str | None:
+    """The short commit of the code that runs, ``+dirty`` where a tracked file differs from it. The
+    results folder is left out: a fresh run removes or rewrites its own committed row log and
+    tables, which changes no code (and ``--write-reference`` refuses rows from dirty code)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
@@ -96,7 +99,7 @@ def _git_commit() -> str | None:
         if out.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,

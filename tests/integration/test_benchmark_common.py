@@ -84,3 +84,26 @@ def test_load_rows_reads_the_log_else_the_rows_of_the_result_json(common, tmp_pa
     assert common.load_rows("named") == ([{"a": 2}], tmp_path / "named.rows.jsonl")  # the log wins
     (tmp_path / "other.json").write_text(json.dumps({"benchmark": "other", "runs": []}))
     assert common.load_rows("other")[0] == []  # a result without stored rows
+
+
+def test_the_commit_mark_is_dirty_for_changed_code_not_for_the_runs_own_results(common, tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args]
+        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (results / "run.rows.jsonl").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    monkeypatch.setattr(common, "REPO_ROOT", tmp_path)
+    clean = common._git_commit()
+    assert clean and not clean.endswith("+dirty")
+    (results / "run.rows.jsonl").unlink()  # a fresh run removes its committed row log
+    assert common._git_commit() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")  # changed code is marked
+    assert common._git_commit() == clean + "+dirty"
